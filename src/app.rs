@@ -1,0 +1,166 @@
+//! Wires the daemon together and runs it until `shutdown` resolves: the data dir, the
+//! backend, the registry, and the gRPC server (SessionService, EmulatorService,
+//! health, reflection). `run` is the seam tests drive on `127.0.0.1:0`.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use ractor::Actor;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{info, warn};
+
+use crate::{
+    backend::{
+        emulator::{Emulator, EmulatorConfig},
+        Backend,
+    },
+    config::{BackendKind, Config},
+    grpc::{emulator_service::EmulatorApi, session_service::SessionApi},
+    proto::{emulator_service_server::EmulatorServiceServer, session_service_server::SessionServiceServer},
+    registry::Registry,
+    session::actor::{SessionContext, Timeouts},
+    store::DataDir,
+};
+
+/// A failure to start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data dir could not be used.
+    #[error("data dir {path} is not usable: {source}")]
+    DataDir {
+        /// The configured path.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The registry did not start.
+    #[error("the session registry did not start: {0}")]
+    Registry(String),
+    /// Server setup failed.
+    #[error("grpc server failed: {0}")]
+    Server(String),
+}
+
+/// The emulator for a config (the one `run` builds when given none).
+pub fn emulator_for(config: &Config, data: DataDir) -> Emulator {
+    let timings = EmulatorConfig {
+        first_ttl: config.emulator_first_qr_ttl,
+        next_ttl: config.emulator_next_qr_ttl,
+        qr_count: config.emulator_qr_count,
+        step_delay: config.emulator_qr_delay,
+    };
+    Emulator::new(timings, data)
+}
+
+/// Opens the data dir named in `config`.
+pub fn open_data_dir(config: &Config) -> Result<DataDir, StartError> {
+    DataDir::open(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })
+}
+
+/// Runs the daemon on `listener` until `shutdown` resolves, then drains within the
+/// grace period. With the emulator backend, `emulator` (if given) is the one used,
+/// so a test can steer it.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    emulator: Option<Emulator>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    let data = open_data_dir(&config)?;
+    let emulator = match config.backend {
+        BackendKind::Emulator => Some(emulator.unwrap_or_else(|| emulator_for(&config, data.clone()))),
+    };
+    let backend: Arc<dyn Backend> = match &emulator {
+        Some(emulator) => Arc::new(emulator.clone()),
+        None => unreachable!("every backend kind is handled above"),
+    };
+    let timeouts = Timeouts {
+        qr: config.qr_timeout,
+        refresh: config.refresh_timeout,
+        reconnect_max: config.reconnect_max_delay,
+        stable_after: Duration::from_secs(30).min(config.reconnect_max_delay),
+    };
+    let ctx = Arc::new(SessionContext {
+        backend,
+        data,
+        timeouts,
+    });
+    let (registry, registry_task) = Actor::spawn(None, Registry, ctx)
+        .await
+        .map_err(|e| StartError::Registry(e.to_string()))?;
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<SessionServiceServer<SessionApi>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| StartError::Server(e.to_string()))?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .map_err(|e| StartError::Server(e.to_string()))?;
+
+    let longest_wait = config.qr_timeout.max(config.refresh_timeout);
+    let sessions = SessionServiceServer::new(SessionApi::new(registry.clone(), longest_wait));
+    let emulator_service = emulator.map(|e| EmulatorServiceServer::new(EmulatorApi::new(e)));
+
+    let addr = listener.local_addr().map_err(|e| StartError::Server(e.to_string()))?;
+    info!(%addr, backend = ?config.backend, data_dir = %config.data_dir.display(), "wa-sessiond serving");
+
+    let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(sessions)
+        .add_optional_service(emulator_service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = server_stopped.await;
+        });
+    let server = tokio::spawn(server);
+
+    shutdown.await;
+    info!(grace = ?config.shutdown_grace, "shutting down: closing sessions without logging out");
+    health.set_not_serving::<SessionServiceServer<SessionApi>>().await;
+    let drained = tokio::time::timeout(config.shutdown_grace, async {
+        registry.stop(Some("shutdown".into()));
+        let _ = registry_task.await;
+        let _ = stop_server.send(());
+        server.await
+    })
+    .await;
+    match drained {
+        Ok(Ok(Ok(()))) => info!("shut down cleanly"),
+        Ok(Ok(Err(e))) => return Err(StartError::Server(e.to_string())),
+        Ok(Err(e)) => return Err(StartError::Server(e.to_string())),
+        Err(_) => warn!("shutdown grace period passed; exiting anyway"),
+    }
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => info!("SIGINT received"),
+        () = term => info!("SIGTERM received"),
+    }
+}

@@ -1,0 +1,79 @@
+//! The seam between a session and WhatsApp: a `Backend` opens connections and turns
+//! what happens on them into `BackendEvent`s for the session actor.
+
+pub mod emulator;
+
+use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use crate::session::{
+    policy::Disconnect,
+    state::{Identity, QrCode},
+    SessionId,
+};
+
+/// A boxed future, so backends stay object safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where a connection delivers its events (bound to one session and connection).
+pub type EventSink = Arc<dyn Fn(BackendEvent) + Send + Sync>;
+
+/// What happened on a connection.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BackendEvent {
+    /// A QR code of the batch.
+    Qr(QrCode),
+    /// The batch ran out; the server closed the connection.
+    QrExhausted,
+    /// The phone scanned a code (pair-success); a 515 follows.
+    PairSuccess {
+        /// Digits only.
+        phone_number: String,
+        /// The new device's JID.
+        jid: String,
+    },
+    /// Online with stored credentials.
+    Connected(Identity),
+    /// The connection ended.
+    Disconnected(Disconnect),
+    /// The connection could not be opened at all: the cause in words.
+    ConnectFailed(String),
+}
+
+/// A failure of a backend call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// Not possible in the connection's current state.
+    #[error("{0}")]
+    Refused(String),
+    /// WhatsApp could not be reached or did not answer.
+    #[error("{0}")]
+    Unreachable(String),
+    /// Local storage failed.
+    #[error("{0}")]
+    Storage(String),
+}
+
+/// One open connection. Dropping it without `close` leaks nothing but may leave the
+/// socket open until the backend notices.
+pub trait Connection: Send + Sync {
+    /// Closes it without logging out, and waits until it is gone (bounded).
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()>;
+}
+
+/// A WhatsApp implementation: real or emulated.
+pub trait Backend: Send + Sync + 'static {
+    /// Its name, for logs.
+    fn name(&self) -> &'static str;
+
+    /// Whether the session has stored credentials (a linked device).
+    fn has_credentials(&self, session: &SessionId) -> bool;
+
+    /// Starts a connection; events arrive on `sink`. Returns at once.
+    fn connect(&self, session: &SessionId, sink: EventSink) -> Box<dyn Connection>;
+
+    /// Deletes the session's credentials.
+    fn wipe(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>>;
+}
+
+/// The bound on closing a connection.
+pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);

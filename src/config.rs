@@ -1,0 +1,134 @@
+//! The daemon's configuration: flags with `WA_SESSIOND_*` environment twins, read
+//! once into a typed struct. Bad configuration exits with one clear line and
+//! status 64 (EX_USAGE).
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Parser, ValueEnum};
+
+/// Exit status for bad configuration (EX_USAGE).
+pub const EXIT_USAGE: i32 = 64;
+
+/// Which WhatsApp the sessions talk to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    /// An in-process emulated WhatsApp (tests, demos, CI).
+    Emulator,
+}
+
+/// How log lines look.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// wa-sessiond: WhatsApp Web (multi-device) sessions over gRPC.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "wa-sessiond", version, about)]
+pub struct Config {
+    /// gRPC listen address.
+    #[arg(long, env = "WA_SESSIOND_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+
+    /// Where sessions and credentials are stored.
+    #[arg(long, env = "WA_SESSIOND_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// The WhatsApp implementation.
+    #[arg(long, env = "WA_SESSIOND_BACKEND", value_enum, default_value = "emulator")]
+    pub backend: BackendKind,
+
+    /// How long CreateSession / RefreshQr wait for the first QR code.
+    #[arg(long, env = "WA_SESSIOND_QR_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
+    pub qr_timeout: Duration,
+
+    /// How long GetSession waits for a regenerated QR code.
+    #[arg(long, env = "WA_SESSIOND_REFRESH_TIMEOUT", default_value = "15s", value_parser = positive_duration)]
+    pub refresh_timeout: Duration,
+
+    /// The longest wait between reconnect attempts.
+    #[arg(long, env = "WA_SESSIOND_RECONNECT_MAX_DELAY", default_value = "60s", value_parser = positive_duration)]
+    pub reconnect_max_delay: Duration,
+
+    /// Emulator: validity of the first QR code of a batch.
+    #[arg(long, env = "WA_SESSIOND_EMULATOR_FIRST_QR_TTL", default_value = "60s", value_parser = positive_duration)]
+    pub emulator_first_qr_ttl: Duration,
+
+    /// Emulator: validity of each later QR code.
+    #[arg(long, env = "WA_SESSIOND_EMULATOR_NEXT_QR_TTL", default_value = "20s", value_parser = positive_duration)]
+    pub emulator_next_qr_ttl: Duration,
+
+    /// Emulator: QR codes per batch.
+    #[arg(long, env = "WA_SESSIOND_EMULATOR_QR_COUNT", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=32))]
+    pub emulator_qr_count: u32,
+
+    /// Emulator: delay of each protocol step (connect to first code, scan to restart).
+    #[arg(long, env = "WA_SESSIOND_EMULATOR_QR_DELAY", default_value = "200ms", value_parser = humantime::parse_duration)]
+    pub emulator_qr_delay: Duration,
+
+    /// Log format.
+    #[arg(long, env = "WA_SESSIOND_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// How long a shutdown may take before the daemon exits anyway.
+    #[arg(long, env = "WA_SESSIOND_SHUTDOWN_GRACE", default_value = "10s", value_parser = positive_duration)]
+    pub shutdown_grace: Duration,
+}
+
+fn positive_duration(raw: &str) -> Result<Duration, String> {
+    let duration = humantime::parse_duration(raw).map_err(|e| format!("{e} (use e.g. 30s, 500ms, 2m)"))?;
+    if duration.is_zero() {
+        return Err("must be more than zero".into());
+    }
+    Ok(duration)
+}
+
+impl Config {
+    /// Parses the command line and environment, or exits: 0 for --help/--version,
+    /// 64 with one line for anything wrong.
+    pub fn from_env_or_exit() -> Self {
+        Self::try_parse_from(std::env::args_os()).unwrap_or_else(|error| {
+            use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+            if matches!(error.kind(), DisplayHelp | DisplayVersion) {
+                error.exit();
+            }
+            let rendered = error.to_string();
+            let line = rendered.lines().next().unwrap_or("invalid configuration");
+            eprintln!("wa-sessiond: {}", line.trim_start_matches("error: "));
+            std::process::exit(EXIT_USAGE);
+        })
+    }
+
+    /// The defaults (for tests and embedding).
+    pub fn defaults() -> Self {
+        Self::try_parse_from(["wa-sessiond"]).expect("the defaults parse")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_whatsapp_and_the_readme() {
+        let config = Config::defaults();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:50051");
+        assert_eq!(config.qr_timeout, Duration::from_secs(30));
+        assert_eq!(config.refresh_timeout, Duration::from_secs(15));
+        assert_eq!(config.emulator_first_qr_ttl, Duration::from_secs(60));
+        assert_eq!(config.emulator_next_qr_ttl, Duration::from_secs(20));
+        assert_eq!(config.emulator_qr_count, 6);
+    }
+
+    #[test]
+    fn durations_take_units_and_refuse_garbage() {
+        let config = Config::try_parse_from(["wa-sessiond", "--qr-timeout", "500ms"]).unwrap();
+        assert_eq!(config.qr_timeout, Duration::from_millis(500));
+        assert!(Config::try_parse_from(["wa-sessiond", "--qr-timeout", "soon"]).is_err());
+        assert!(Config::try_parse_from(["wa-sessiond", "--qr-timeout", "0s"]).is_err());
+        assert!(Config::try_parse_from(["wa-sessiond", "--backend", "telegram"]).is_err());
+    }
+}

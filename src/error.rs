@@ -1,0 +1,48 @@
+//! The domain's failures, each with the one gRPC code it maps to (in `grpc::status`).
+//! Messages are lowercase, say what happened and what to do, and never hold secrets.
+
+use crate::session::Status;
+
+/// A failure a caller sees.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SessionError {
+    /// No session with that id.
+    #[error("session {0:?} not found: create it first or check the id")]
+    NotFound(String),
+    /// Bad id, phone, JID or text.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The session is in the wrong state for the call.
+    #[error("{message}")]
+    FailedPrecondition {
+        /// What happened and what to do.
+        message: String,
+        /// The session's status when it refused, when known.
+        status: Option<Status>,
+        /// A stable machine-readable reason, e.g. `SESSION_NOT_CONNECTED`.
+        reason: &'static str,
+    },
+    /// No QR (or connection) in time.
+    #[error("{0}")]
+    DeadlineExceeded(String),
+    /// Shutting down, restarting, or WhatsApp unreachable: safe to retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A limit was reached.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// A bug.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl SessionError {
+    /// FAILED_PRECONDITION with the session's status attached.
+    pub fn precondition(reason: &'static str, status: Status, message: impl Into<String>) -> Self {
+        Self::FailedPrecondition {
+            message: message.into(),
+            status: Some(status),
+            reason,
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The gRPC edge: converts types and maps errors; no session logic lives here.
+
+pub mod convert;
+pub mod deadline;
+pub mod emulator_service;
+pub mod session_service;
+pub mod status;

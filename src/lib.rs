@@ -1,0 +1,25 @@
+//! wa-sessiond: supervises WhatsApp Web (multi-device) sessions and serves them over
+//! gRPC. See DESIGN.md for the shape: a registry actor, one actor per session, and a
+//! backend (real WhatsApp or an emulator) behind a trait.
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod backend;
+pub mod config;
+pub mod error;
+pub mod grpc;
+pub mod qr_render;
+pub mod registry;
+pub mod session;
+pub mod store;
+pub mod telemetry;
+
+/// The generated wire types and services of `wasessiond.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("wasessiond.v1");
+
+    /// The descriptor set served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("wasessiond_descriptor");
+}

@@ -1,0 +1,431 @@
+//! The registry actor: maps session ids to their actors, spawns them linked to
+//! itself, forwards each request with the caller's reply port (never awaiting a
+//! child), and supervises: a session that crashes is restarted from its stored record
+//! with capped exponential backoff and a restart budget; past the budget it stays
+//! FAILED. Other sessions never notice.
+
+use std::{
+    collections::{BTreeMap, HashMap, VecDeque},
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tokio::{sync::watch, time::Instant};
+use tracing::{error, info, warn};
+
+use crate::{
+    error::SessionError,
+    session::{
+        actor::{Boot, SessionActor, SessionArgs, SessionContext, SessionMsg},
+        state::{Identity, SessionState},
+        waiters::{QrRequest, Reply},
+        DisconnectReason, SessionId, SessionView, Status,
+    },
+    store::SessionRecord,
+};
+
+/// Crashes allowed within `RESTART_WINDOW` before a session is left FAILED.
+const RESTART_BUDGET: usize = 5;
+/// The window of the restart budget.
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// One page of sessions and the token of the next.
+pub type Page = (Vec<SessionView>, Option<String>);
+
+/// The registry's mailbox.
+pub enum RegistryMsg {
+    /// Create a session (or return the existing one as it is).
+    Create {
+        /// The id.
+        id: SessionId,
+        /// The caller's labels (used only when new).
+        labels: BTreeMap<String, String>,
+        /// What the caller wants of the QR.
+        request: QrRequest,
+        /// The answer.
+        reply: Reply,
+    },
+    /// Forward to one session.
+    Get {
+        /// The id.
+        id: SessionId,
+        /// What the caller wants of the QR.
+        request: QrRequest,
+        /// The answer.
+        reply: Reply,
+    },
+    /// Forward a RefreshQr to one session.
+    RefreshQr {
+        /// The id.
+        id: SessionId,
+        /// What the caller wants of the QR.
+        request: QrRequest,
+        /// The answer.
+        reply: Reply,
+    },
+    /// One page of sessions, ordered by id, after `after`.
+    List {
+        /// Only this status, if set.
+        status: Option<Status>,
+        /// At most this many.
+        page_size: usize,
+        /// Start after this id.
+        after: Option<SessionId>,
+        /// The answer.
+        reply: RpcReplyPort<Result<Page, SessionError>>,
+    },
+    /// The backoff after a crash passed: start the session again.
+    Restart(SessionId),
+}
+
+/// A session the registry knows.
+struct Entry {
+    /// Its actor; None while a restart is pending.
+    actor: Option<ActorRef<SessionMsg>>,
+    /// Its latest snapshot.
+    view: watch::Receiver<SessionView>,
+    /// The publishing side, handed to each incarnation of the actor.
+    publisher: watch::Sender<SessionView>,
+    /// Its recent crashes.
+    crashes: CrashBudget,
+}
+
+/// The registry actor.
+pub struct Registry;
+
+/// The registry's state.
+pub struct RegistryState {
+    ctx: Arc<SessionContext>,
+    sessions: BTreeMap<SessionId, Entry>,
+    by_actor: HashMap<ActorId, SessionId>,
+}
+
+impl Actor for Registry {
+    type Msg = RegistryMsg;
+    type State = RegistryState;
+    type Arguments = Arc<SessionContext>;
+
+    async fn pre_start(
+        &self,
+        _: ActorRef<RegistryMsg>,
+        ctx: Arc<SessionContext>,
+    ) -> Result<RegistryState, ActorProcessingErr> {
+        Ok(RegistryState {
+            ctx,
+            sessions: BTreeMap::new(),
+            by_actor: HashMap::new(),
+        })
+    }
+
+    async fn post_start(
+        &self,
+        myself: ActorRef<RegistryMsg>,
+        state: &mut RegistryState,
+    ) -> Result<(), ActorProcessingErr> {
+        let records = state.ctx.data.load_all().await?;
+        info!(sessions = records.len(), "restoring sessions from the data dir");
+        for record in records {
+            let id = SessionId::parse(&record.id)?;
+            let view = restored_state(&record, &state.ctx).view().clone();
+            let (publisher, receiver) = watch::channel(view);
+            state.sessions.insert(
+                id.clone(),
+                Entry {
+                    actor: None,
+                    view: receiver,
+                    publisher,
+                    crashes: CrashBudget::default(),
+                },
+            );
+            state.spawn(&myself, &id, record, Boot::Restored).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RegistryMsg>,
+        msg: RegistryMsg,
+        state: &mut RegistryState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RegistryMsg::Create {
+                id,
+                labels,
+                request,
+                reply,
+            } => {
+                if !state.sessions.contains_key(&id) {
+                    state.create(&myself, &id, labels).await?;
+                }
+                state.forward(&id, reply, |reply| SessionMsg::Get { request, reply });
+            }
+            RegistryMsg::Get { id, request, reply } => {
+                state.forward(&id, reply, |reply| SessionMsg::Get { request, reply });
+            }
+            RegistryMsg::RefreshQr { id, request, reply } => {
+                state.forward(&id, reply, |reply| SessionMsg::RefreshQr { request, reply });
+            }
+            RegistryMsg::List {
+                status,
+                page_size,
+                after,
+                reply,
+            } => {
+                let _ = reply.send(Ok(state.page(status, page_size, after.as_ref())));
+            }
+            RegistryMsg::Restart(id) => state.restart(&myself, &id).await?,
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<RegistryMsg>,
+        event: SupervisionEvent,
+        state: &mut RegistryState,
+    ) -> Result<(), ActorProcessingErr> {
+        match event {
+            SupervisionEvent::ActorFailed(cell, failure) => {
+                let Some(id) = state.by_actor.remove(&cell.get_id()) else {
+                    return Ok(());
+                };
+                error!(session_id = %id, error = %failure, "session crashed");
+                state.schedule_restart(&myself, &id);
+            }
+            SupervisionEvent::ActorTerminated(cell, _, _) => {
+                state.by_actor.remove(&cell.get_id());
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, myself: ActorRef<RegistryMsg>, _: &mut RegistryState) -> Result<(), ActorProcessingErr> {
+        myself
+            .stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10)))
+            .await;
+        Ok(())
+    }
+}
+
+impl RegistryState {
+    async fn create(
+        &mut self,
+        myself: &ActorRef<RegistryMsg>,
+        id: &SessionId,
+        labels: BTreeMap<String, String>,
+    ) -> Result<(), ActorProcessingErr> {
+        let created_at = SystemTime::now();
+        let record = SessionRecord {
+            id: id.to_string(),
+            labels: labels.clone(),
+            created_at_ms: crate::session::actor::unix_ms(created_at),
+            ..Default::default()
+        };
+        let view = SessionState::new(id.clone(), labels, created_at).view().clone();
+        let (publisher, receiver) = watch::channel(view);
+        let entry = Entry {
+            actor: None,
+            view: receiver,
+            publisher,
+            crashes: CrashBudget::default(),
+        };
+        self.sessions.insert(id.clone(), entry);
+        info!(session_id = %id, "session created");
+        self.spawn(myself, id, record, Boot::New).await
+    }
+
+    /// Spawns an incarnation of a session's actor, continuing its revisions.
+    async fn spawn(
+        &mut self,
+        myself: &ActorRef<RegistryMsg>,
+        id: &SessionId,
+        record: SessionRecord,
+        boot: Boot,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(entry) = self.sessions.get_mut(id) else {
+            return Ok(());
+        };
+        let mut state = match &boot {
+            Boot::New => SessionState::new(id.clone(), record.labels.clone(), SystemTime::now()),
+            Boot::Restored => restored_state(&record, &self.ctx),
+            Boot::GaveUp(reason) => gave_up_state(&record, reason),
+        };
+        state.continue_revisions(entry.view.borrow().revision);
+        let args = SessionArgs {
+            state,
+            record,
+            boot,
+            ctx: self.ctx.clone(),
+            published: entry.publisher.clone(),
+        };
+        let (actor, _) = Actor::spawn_linked(None, SessionActor, args, myself.get_cell()).await?;
+        self.by_actor.insert(actor.get_id(), id.clone());
+        entry.actor = Some(actor);
+        Ok(())
+    }
+
+    /// Sends a request to a session with the caller's reply port.
+    fn forward(&self, id: &SessionId, reply: Reply, build: impl FnOnce(Reply) -> SessionMsg) {
+        let Some(entry) = self.sessions.get(id) else {
+            let _ = reply.send(Err(SessionError::NotFound(id.to_string())));
+            return;
+        };
+        let Some(actor) = &entry.actor else {
+            let message = format!("session {id} is restarting after a crash: retry in a moment");
+            let _ = reply.send(Err(SessionError::Unavailable(message)));
+            return;
+        };
+        if let Err(e) = actor.cast(build(reply)) {
+            warn!(session_id = %id, error = %e, "session mailbox closed");
+        }
+    }
+
+    fn page(&self, status: Option<Status>, page_size: usize, after: Option<&SessionId>) -> Page {
+        use std::ops::Bound::{Excluded, Unbounded};
+        let start = after.map_or(Unbounded, Excluded);
+        let mut matching = self
+            .sessions
+            .range((start, Unbounded))
+            .map(|(_, entry)| entry.view.borrow().clone())
+            .filter(|view| status.is_none_or(|s| view.status == s));
+        let page: Vec<SessionView> = matching.by_ref().take(page_size).collect();
+        let more = matching.next().is_some();
+        let next = more.then(|| page.last().map(|v| v.id.to_string())).flatten();
+        (page, next)
+    }
+
+    fn schedule_restart(&mut self, myself: &ActorRef<RegistryMsg>, id: &SessionId) {
+        let Some(entry) = self.sessions.get_mut(id) else {
+            return;
+        };
+        entry.actor = None;
+        let delay = entry.crashes.record(Instant::now());
+        let id = id.clone();
+        myself.send_after(delay, move || RegistryMsg::Restart(id));
+    }
+
+    async fn restart(&mut self, myself: &ActorRef<RegistryMsg>, id: &SessionId) -> Result<(), ActorProcessingErr> {
+        let Some(entry) = self.sessions.get(id) else {
+            return Ok(());
+        };
+        let record = match self
+            .ctx
+            .data
+            .load_all()
+            .await?
+            .into_iter()
+            .find(|r| r.id == id.as_str())
+        {
+            Some(record) => record,
+            None => SessionRecord {
+                id: id.to_string(),
+                ..Default::default()
+            },
+        };
+        let boot = if entry.crashes.exhausted(Instant::now()) {
+            Boot::GaveUp(format!(
+                "the session crashed {RESTART_BUDGET} times within {}s; see the logs, then delete or recreate it",
+                RESTART_WINDOW.as_secs()
+            ))
+        } else {
+            Boot::Restored
+        };
+        info!(session_id = %id, "restarting session");
+        self.spawn(myself, id, record, boot).await
+    }
+}
+
+/// A session's state rebuilt from its record (status at rest).
+fn restored_state(record: &SessionRecord, ctx: &SessionContext) -> SessionState {
+    let id = SessionId::parse(&record.id).expect("records are validated on load");
+    let created_at = SystemTime::UNIX_EPOCH + Duration::from_millis(record.created_at_ms);
+    let mut state = SessionState::new(id.clone(), record.labels.clone(), created_at);
+    let linked = ctx.backend.has_credentials(&id);
+    let (status, reason) = match (linked, record.stopped, record.logged_out) {
+        (true, true, _) => (Status::Disconnected, DisconnectReason::Requested),
+        (true, false, _) => (Status::Connecting, DisconnectReason::Unspecified),
+        (false, _, true) => (Status::LoggedOut, DisconnectReason::LoggedOut),
+        (false, _, false) => (Status::QrWaiting, DisconnectReason::Unspecified),
+    };
+    let identity = Identity {
+        phone_number: record.phone_number.clone(),
+        jid: if linked { record.jid.clone() } else { String::new() },
+        push_name: record.push_name.clone(),
+        connected_at: record
+            .connected_at_ms
+            .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms)),
+    };
+    state.restore(identity, status, reason);
+    // Revisions only grow, across daemon restarts too: a restored session continues
+    // from the boot time in microseconds, past anything an earlier run counted to.
+    let boot_micros = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    state.continue_revisions(boot_micros);
+    state
+}
+
+fn gave_up_state(record: &SessionRecord, reason: &str) -> SessionState {
+    let id = SessionId::parse(&record.id).expect("records are validated on load");
+    let created_at = SystemTime::UNIX_EPOCH + Duration::from_millis(record.created_at_ms);
+    let mut state = SessionState::new(id, record.labels.clone(), created_at);
+    state.give_up(reason);
+    state
+}
+
+/// Recent crashes of one session: the restart budget and backoff.
+#[derive(Debug, Default)]
+pub struct CrashBudget {
+    crashes: VecDeque<Instant>,
+}
+
+impl CrashBudget {
+    /// Records a crash at `now`; returns the delay before the restart (250 ms,
+    /// doubling per recent crash, at most 10 s).
+    pub fn record(&mut self, now: Instant) -> Duration {
+        self.forget_before(now);
+        self.crashes.push_back(now);
+        let recent = self.crashes.len() as u32;
+        Duration::from_millis(250)
+            .saturating_mul(1 << (recent - 1).min(6))
+            .min(Duration::from_secs(10))
+    }
+
+    /// Whether the budget is spent at `now`.
+    pub fn exhausted(&self, now: Instant) -> bool {
+        self.crashes
+            .iter()
+            .filter(|t| now.duration_since(**t) < RESTART_WINDOW)
+            .count()
+            >= RESTART_BUDGET
+    }
+
+    fn forget_before(&mut self, now: Instant) {
+        while self
+            .crashes
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= RESTART_WINDOW)
+        {
+            self.crashes.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn crash_budget_backs_off_then_gives_up_and_forgets_after_the_window() {
+        let mut budget = CrashBudget::default();
+        let delays: Vec<_> = (0..RESTART_BUDGET).map(|_| budget.record(Instant::now())).collect();
+        assert!(delays.windows(2).all(|w| w[0] < w[1]), "{delays:?}");
+        assert!(budget.exhausted(Instant::now()));
+        tokio::time::advance(RESTART_WINDOW).await;
+        assert!(!budget.exhausted(Instant::now()));
+        assert_eq!(budget.record(Instant::now()), Duration::from_millis(250));
+    }
+}

@@ -1,0 +1,561 @@
+//! The session actor: the only owner of one session's state. It owns the backend
+//! connection, the QR expiry and first-code timers, the reconnect timer, the callers
+//! waiting for a code, and publishes every change. All of its requests go through its
+//! one mailbox, so they are serialized by construction.
+
+use std::{sync::Arc, time::Duration, time::SystemTime};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::task::{AbortHandle, JoinHandle};
+use tokio::{sync::watch, time::Instant};
+use tracing::{info, warn};
+
+use super::{
+    model::{SessionView, Status},
+    policy::{backoff_delay, Recovery},
+    state::{ConnId, Purpose, QrNeed, SessionState},
+    waiters::{QrRequest, Reply, Waiter, Waiters},
+};
+use crate::{
+    backend::{Backend, BackendEvent, Connection, EventSink},
+    error::SessionError,
+    store::{DataDir, SessionRecord},
+};
+
+/// Server-side bounds and delays.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// How long a new pairing connection (create, refresh) may take to show a code.
+    pub qr: Duration,
+    /// How long a lazy regeneration (get) may take to show a code.
+    pub refresh: Duration,
+    /// The cap of the reconnect backoff.
+    pub reconnect_max: Duration,
+    /// How long a connection must stay up for the backoff to start over.
+    pub stable_after: Duration,
+}
+
+/// What every session shares.
+pub struct SessionContext {
+    /// The WhatsApp implementation.
+    pub backend: Arc<dyn Backend>,
+    /// Where records live.
+    pub data: DataDir,
+    /// Bounds and delays.
+    pub timeouts: Timeouts,
+}
+
+/// How a session actor starts.
+#[derive(Debug, Clone)]
+pub enum Boot {
+    /// Just created: start pairing (or resume if credentials exist).
+    New,
+    /// Loaded from disk after a restart.
+    Restored,
+    /// Crashed too often: stay FAILED with this reason.
+    GaveUp(String),
+}
+
+/// Arguments of a session actor.
+pub struct SessionArgs {
+    /// The starting state.
+    pub state: SessionState,
+    /// Its stored record.
+    pub record: SessionRecord,
+    /// How it starts.
+    pub boot: Boot,
+    /// Shared services.
+    pub ctx: Arc<SessionContext>,
+    /// Where snapshots are published (the registry reads them).
+    pub published: watch::Sender<SessionView>,
+}
+
+/// A session's mailbox.
+pub enum SessionMsg {
+    /// Return the session, waiting for (or starting) a QR code as asked.
+    Get {
+        /// What the caller wants of the QR.
+        request: QrRequest,
+        /// The answer.
+        reply: Reply,
+    },
+    /// Close the pairing connection and return the first code of a new one.
+    RefreshQr {
+        /// What the caller wants of the QR.
+        request: QrRequest,
+        /// The answer.
+        reply: Reply,
+    },
+    /// Something happened on connection `conn`.
+    Backend {
+        /// Which connection.
+        conn: ConnId,
+        /// What happened.
+        event: BackendEvent,
+    },
+    /// The first code of `conn` is due.
+    FirstQrDue(ConnId),
+    /// Code `index` of `generation` expired.
+    QrExpired {
+        /// Its generation.
+        generation: u64,
+        /// Its index.
+        index: u32,
+    },
+    /// A waiter's bound passed.
+    WaiterDue(u64),
+    /// The backoff passed: reconnect.
+    Reconnect,
+    /// Connection `conn` has been up long enough to reset the backoff.
+    Stable(ConnId),
+}
+
+/// The session actor (stateless; its state is `SessionRun`).
+pub struct SessionActor;
+
+/// A running session.
+pub struct SessionRun {
+    /// The rules and data.
+    state: SessionState,
+    /// What is stored on disk.
+    record: SessionRecord,
+    /// Shared services.
+    ctx: Arc<SessionContext>,
+    /// Its own address, for timers and backend events.
+    myself: ActorRef<SessionMsg>,
+    /// The live backend connection (matches `state.conn()`).
+    conn: Option<Box<dyn Connection>>,
+    /// Callers waiting for a code.
+    waiters: Waiters,
+    /// The QR expiry timer.
+    qr_timer: Option<AbortHandle>,
+    /// The first-code timer.
+    first_qr_timer: Option<AbortHandle>,
+    /// The reconnect (or stable-connection) timer.
+    reconnect_timer: Option<AbortHandle>,
+    /// Where snapshots go.
+    published: watch::Sender<SessionView>,
+    /// The status last logged.
+    logged_status: Status,
+    /// How it started.
+    boot: Boot,
+}
+
+/// Answers a little before the caller's deadline, so it gets our message rather than
+/// its own timeout.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
+
+impl Actor for SessionActor {
+    type Msg = SessionMsg;
+    type State = SessionRun;
+    type Arguments = SessionArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<SessionMsg>,
+        args: SessionArgs,
+    ) -> Result<SessionRun, ActorProcessingErr> {
+        let logged_status = args.state.view().status;
+        Ok(SessionRun {
+            state: args.state,
+            record: args.record,
+            ctx: args.ctx,
+            myself,
+            conn: None,
+            waiters: Waiters::default(),
+            qr_timer: None,
+            first_qr_timer: None,
+            reconnect_timer: None,
+            published: args.published,
+            logged_status,
+            boot: args.boot,
+        })
+    }
+
+    async fn post_start(&self, _: ActorRef<SessionMsg>, run: &mut SessionRun) -> Result<(), ActorProcessingErr> {
+        run.boot().await?;
+        run.publish();
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<SessionMsg>,
+        msg: SessionMsg,
+        run: &mut SessionRun,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            SessionMsg::Get { request, reply } => run.get(request, reply).await,
+            SessionMsg::RefreshQr { request, reply } => run.refresh(request, reply).await,
+            SessionMsg::Backend { conn, event } => run.on_backend(conn, event).await?,
+            SessionMsg::FirstQrDue(conn) => run.first_qr_due(conn).await,
+            SessionMsg::QrExpired { generation, index } => run.qr_expired(generation, index).await,
+            SessionMsg::WaiterDue(id) => run.waiter_due(id).await,
+            SessionMsg::Reconnect => run.reconnect(),
+            SessionMsg::Stable(conn) => run.stable(conn),
+        }
+        run.settle().await;
+        run.publish();
+        Ok(())
+    }
+
+    async fn post_stop(&self, _: ActorRef<SessionMsg>, run: &mut SessionRun) -> Result<(), ActorProcessingErr> {
+        for timer in [&run.qr_timer, &run.first_qr_timer, &run.reconnect_timer]
+            .into_iter()
+            .flatten()
+        {
+            timer.abort();
+        }
+        let stopping = SessionError::Unavailable("the session is stopping: retry in a moment".into());
+        for waiter in run.waiters.drain() {
+            waiter.finish(Err(stopping.clone()));
+        }
+        run.close_conn().await;
+        Ok(())
+    }
+}
+
+impl SessionRun {
+    fn now() -> (Instant, SystemTime) {
+        (Instant::now(), SystemTime::now())
+    }
+
+    /// The first step after (re)start.
+    async fn boot(&mut self) -> Result<(), ActorProcessingErr> {
+        let id = self.state.view().id.clone();
+        match self.boot.clone() {
+            Boot::New => {
+                self.ctx.data.save(self.record.clone()).await?;
+                if self.ctx.backend.has_credentials(&id) {
+                    self.open_resume(Status::Connecting);
+                } else {
+                    self.open_pairing(self.ctx.timeouts.qr).await;
+                }
+            }
+            Boot::Restored => {
+                let linked = self.ctx.backend.has_credentials(&id);
+                if linked && !self.record.stopped {
+                    self.open_resume(Status::Connecting);
+                }
+            }
+            Boot::GaveUp(reason) => warn!(session_id = %id, %reason, "session gave up after repeated crashes"),
+        }
+        Ok(())
+    }
+
+    /// Answers now, or registers a waiter (starting a new generation if needed).
+    async fn get(&mut self, request: QrRequest, reply: Reply) {
+        let (now, _) = Self::now();
+        match self.state.qr_need(now, request.min_validity, request.may_refresh) {
+            QrNeed::Ready => {
+                let _ = reply.send(Ok(self.state.view().clone()));
+            }
+            QrNeed::Wait => self.wait(request, reply, self.ctx.timeouts.refresh),
+            QrNeed::Regenerate => {
+                self.open_pairing(self.ctx.timeouts.refresh).await;
+                self.wait(request, reply, self.ctx.timeouts.refresh);
+            }
+        }
+    }
+
+    async fn refresh(&mut self, request: QrRequest, reply: Reply) {
+        let view = self.state.view();
+        if self.state.is_linked() || view.status == Status::Connected {
+            let message = format!(
+                "session {} is linked ({:?}): a qr code is only for pairing; disconnect or log it out first",
+                view.id, view.status
+            );
+            let _ = reply.send(Err(SessionError::precondition("SESSION_LINKED", view.status, message)));
+            return;
+        }
+        self.open_pairing(self.ctx.timeouts.qr).await;
+        self.wait(request, reply, self.ctx.timeouts.qr);
+    }
+
+    /// Parks a caller until the state settles, bounded by `bound` and its deadline.
+    fn wait(&mut self, request: QrRequest, reply: Reply, bound: Duration) {
+        let now = Instant::now();
+        let server_deadline = now + bound;
+        let callers = request.deadline.map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d));
+        let (deadline, callers_deadline) = match callers {
+            Some(d) if d < server_deadline => (d, true),
+            _ => (server_deadline, false),
+        };
+        let id = self.waiters.next_id();
+        let myself = self.myself.clone();
+        let timer = tokio::spawn(async move {
+            tokio::time::sleep_until(deadline).await;
+            let _ = myself.cast(SessionMsg::WaiterDue(id));
+        })
+        .abort_handle();
+        self.waiters.push(Waiter {
+            id,
+            request,
+            reply,
+            deadline,
+            callers_deadline,
+            timer,
+        });
+    }
+
+    /// Answers the waiters the state now satisfies; starts one regeneration if some
+    /// need it.
+    async fn settle(&mut self) {
+        if self.waiters.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let state = &self.state;
+        let regenerate = self
+            .waiters
+            .any(|r| state.qr_need(now, r.min_validity, r.may_refresh) == QrNeed::Regenerate);
+        if regenerate {
+            self.open_pairing(self.ctx.timeouts.refresh).await;
+        }
+        let state = &self.state;
+        self.waiters
+            .answer_where(|r| match state.qr_need(now, r.min_validity, r.may_refresh) {
+                QrNeed::Ready => Some(Ok(state.view().clone())),
+                QrNeed::Wait | QrNeed::Regenerate => None,
+            });
+    }
+
+    async fn waiter_due(&mut self, id: u64) {
+        let conn_due = self
+            .state
+            .conn()
+            .and_then(|c| c.first_qr_deadline.map(|d| (c.id, d)))
+            .filter(|(_, d)| *d <= Instant::now());
+        if let Some((conn, _)) = conn_due {
+            self.first_qr_due(conn).await;
+        }
+        let Some(waiter) = self.waiters.take(id) else {
+            return;
+        };
+        let session = &self.state.view().id;
+        let message = if waiter.callers_deadline {
+            format!(
+                "the call's deadline passed before session {session} had a qr code; it keeps pairing: call GetSession again"
+            )
+        } else {
+            format!("session {session} had no qr code in time: call GetSession or RefreshQr again")
+        };
+        waiter.finish(Err(SessionError::DeadlineExceeded(message)));
+    }
+
+    /// Starts a pairing connection (closing any other first): a new generation.
+    async fn open_pairing(&mut self, timeout: Duration) {
+        self.close_conn().await;
+        let (now, sys) = Self::now();
+        let conn = self.state.open_pairing(now, sys, timeout);
+        let myself = self.myself.clone();
+        replace_timer(
+            &mut self.first_qr_timer,
+            myself.send_after(timeout, move || SessionMsg::FirstQrDue(conn)),
+        );
+        let generation = self.state.generation();
+        info!(session_id = %self.state.view().id, conn, generation, "pairing connection started");
+        self.connect(conn);
+    }
+
+    /// Starts a connection with stored credentials.
+    fn open_resume(&mut self, status: Status) {
+        let conn = self.state.open_resume(status, SystemTime::now());
+        info!(session_id = %self.state.view().id, conn, "connecting with stored credentials");
+        self.connect(conn);
+    }
+
+    fn connect(&mut self, conn: ConnId) {
+        let myself = self.myself.clone();
+        let sink: EventSink = Arc::new(move |event| {
+            let _ = myself.cast(SessionMsg::Backend { conn, event });
+        });
+        self.conn = Some(self.ctx.backend.connect(&self.state.view().id, sink));
+    }
+
+    /// Closes the live connection (without logging out) and waits for it.
+    async fn close_conn(&mut self) {
+        self.state.detach_conn();
+        if let Some(conn) = self.conn.take() {
+            conn.close().await;
+        }
+    }
+
+    async fn on_backend(&mut self, conn: ConnId, event: BackendEvent) -> Result<(), ActorProcessingErr> {
+        let (now, sys) = Self::now();
+        match event {
+            BackendEvent::Qr(code) => {
+                let ttl = code.ttl;
+                if self.state.on_qr(conn, code, now, sys) {
+                    self.arm_qr_expiry(ttl);
+                }
+            }
+            BackendEvent::QrExhausted => {
+                if self.state.on_qr_exhausted(conn, sys) {
+                    self.close_conn().await;
+                }
+            }
+            BackendEvent::PairSuccess { phone_number, jid } => {
+                self.state.on_pair_success(conn, phone_number, jid, sys);
+            }
+            BackendEvent::Connected(identity) => {
+                if self.state.on_connected(conn, identity, sys) {
+                    self.after_connected(conn).await?;
+                }
+            }
+            BackendEvent::Disconnected(why) => {
+                let recovery = self.state.on_disconnected(conn, &why, sys);
+                self.recover(recovery).await?;
+            }
+            BackendEvent::ConnectFailed(cause) => {
+                let pairing = self
+                    .state
+                    .conn()
+                    .is_some_and(|c| c.id == conn && c.purpose == Purpose::Pair);
+                let recovery = self.state.on_connect_failed(conn, &cause, sys);
+                if pairing && recovery.is_some() {
+                    let message = format!(
+                        "could not reach whatsapp for session {}: {cause}; retry with RefreshQr",
+                        self.state.view().id
+                    );
+                    self.fail_waiters(SessionError::Unavailable(message));
+                }
+                self.recover(recovery).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn after_connected(&mut self, conn: ConnId) -> Result<(), ActorProcessingErr> {
+        let view = self.state.view();
+        self.record.phone_number = view.phone_number.clone();
+        self.record.jid = view.jid.clone();
+        self.record.push_name = view.push_name.clone();
+        self.record.connected_at_ms = view.connected_at.map(unix_ms);
+        self.record.logged_out = false;
+        self.record.stopped = false;
+        self.ctx.data.save(self.record.clone()).await?;
+        let stable_after = self.ctx.timeouts.stable_after;
+        let timer = self.myself.send_after(stable_after, move || SessionMsg::Stable(conn));
+        replace_timer(&mut self.reconnect_timer, timer);
+        Ok(())
+    }
+
+    /// Carries out the reconnect policy's decision.
+    async fn recover(&mut self, recovery: Option<Recovery>) -> Result<(), ActorProcessingErr> {
+        let Some(recovery) = recovery else {
+            return Ok(());
+        };
+        self.close_conn().await;
+        match recovery {
+            Recovery::RestartNow => self.open_resume(Status::Restarting),
+            Recovery::Backoff => {
+                let attempt = self.state.reconnect_attempt().saturating_sub(1);
+                let delay = backoff_delay(attempt, self.ctx.timeouts.reconnect_max, rand::random());
+                info!(session_id = %self.state.view().id, attempt, delay_ms = delay.as_millis() as u64, "reconnect scheduled");
+                let timer = self.myself.send_after(delay, || SessionMsg::Reconnect);
+                replace_timer(&mut self.reconnect_timer, timer);
+            }
+            Recovery::StopAndWipe => {
+                self.ctx.backend.wipe(&self.state.view().id).await?;
+                self.record.logged_out = true;
+                self.record.jid.clear();
+                self.ctx.data.save(self.record.clone()).await?;
+            }
+            Recovery::Stop => {}
+        }
+        Ok(())
+    }
+
+    fn reconnect(&mut self) {
+        if self.state.view().status != Status::Reconnecting || self.state.conn().is_some() {
+            return;
+        }
+        self.state.count_reconnect();
+        self.open_resume(Status::Reconnecting);
+    }
+
+    fn stable(&mut self, conn: ConnId) {
+        let still_up = self.state.conn().is_some_and(|c| c.id == conn) && self.state.view().status == Status::Connected;
+        if still_up {
+            self.state.reset_backoff();
+        }
+    }
+
+    async fn first_qr_due(&mut self, conn: ConnId) {
+        let timeout = self.ctx.timeouts.qr.max(self.ctx.timeouts.refresh);
+        let Some(closed) = self.state.on_first_qr_timeout(conn, timeout, SystemTime::now()) else {
+            return;
+        };
+        debug_assert_eq!(closed, conn);
+        warn!(session_id = %self.state.view().id, conn, "no qr code in time; connection closed");
+        if let Some(handle) = self.conn.take() {
+            handle.close().await;
+        }
+        let message = format!(
+            "no qr code came for session {} in time: the connection was closed and the session is FAILED; call RefreshQr to try again",
+            self.state.view().id
+        );
+        self.fail_waiters(SessionError::DeadlineExceeded(message));
+    }
+
+    async fn qr_expired(&mut self, generation: u64, index: u32) {
+        let (now, sys) = Self::now();
+        if self.state.on_last_qr_expired(generation, index, now, sys).is_some() {
+            if let Some(handle) = self.conn.take() {
+                handle.close().await;
+            }
+        }
+    }
+
+    fn arm_qr_expiry(&mut self, ttl: Duration) {
+        let Some(qr) = self.state.view().qr.as_ref() else {
+            return;
+        };
+        let (generation, index) = (qr.generation, qr.index);
+        let timer = self
+            .myself
+            .send_after(ttl, move || SessionMsg::QrExpired { generation, index });
+        replace_timer(&mut self.qr_timer, timer);
+        info!(session_id = %self.state.view().id, generation, index, ttl_ms = ttl.as_millis() as u64, "qr issued");
+    }
+
+    fn fail_waiters(&mut self, error: SessionError) {
+        for waiter in self.waiters.drain() {
+            waiter.finish(Err(error.clone()));
+        }
+    }
+
+    /// Publishes the snapshot if it changed, and logs a status change once.
+    fn publish(&mut self) {
+        let view = self.state.view();
+        if view.status != self.logged_status {
+            info!(
+                session_id = %view.id,
+                from = ?self.logged_status,
+                to = ?view.status,
+                reason = ?view.disconnect_reason,
+                revision = view.revision,
+                "session status changed"
+            );
+            self.logged_status = view.status;
+        }
+        let changed = self.published.borrow().revision != view.revision;
+        if changed {
+            self.published.send_replace(view.clone());
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Keeps `timer` in `slot`, cancelling the one it replaces.
+fn replace_timer<T>(slot: &mut Option<AbortHandle>, timer: JoinHandle<T>) {
+    if let Some(old) = slot.replace(timer.abort_handle()) {
+        old.abort();
+    }
+}

@@ -1,0 +1,12 @@
+//! One WhatsApp account's session: its id, its rules (`state`), the reconnect policy
+//! and the actor that owns it all.
+
+pub mod actor;
+pub mod id;
+pub mod model;
+pub mod policy;
+pub mod state;
+pub mod waiters;
+
+pub use id::SessionId;
+pub use model::{DisconnectReason, Qr, SessionView, Status};

@@ -1,0 +1,480 @@
+//! The session's rules as plain synchronous code: every transition, the QR freshness
+//! decision and the revision counter. The actor wraps this with I/O; nothing here
+//! touches a socket, a timer or a file.
+
+use std::{
+    collections::BTreeMap,
+    time::{Duration, SystemTime},
+};
+
+use tokio::time::Instant;
+
+use super::{
+    model::{DisconnectReason, Qr, SessionView, Status},
+    policy::{recovery_for, Disconnect, Recovery},
+    SessionId,
+};
+
+/// Identifies one backend connection of a session; events from older ones are ignored.
+pub type ConnId = u64;
+
+/// What a connection was opened for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// No credentials: show QR codes.
+    Pair,
+    /// Stored credentials: go online.
+    Resume,
+}
+
+/// The live backend connection, as the state machine knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conn {
+    /// Its id.
+    pub id: ConnId,
+    /// Why it was opened.
+    pub purpose: Purpose,
+    /// For a pairing connection: the generation its codes carry.
+    pub generation: u64,
+    /// For a pairing connection: the first code must come before this.
+    pub first_qr_deadline: Option<Instant>,
+}
+
+/// A QR code as a backend reports it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct QrCode {
+    /// The text to encode.
+    pub code: String,
+    /// How long it is valid.
+    pub ttl: Duration,
+    /// 1-based position in the batch.
+    pub index: u32,
+    /// Codes in the batch.
+    pub count: u32,
+}
+
+impl std::fmt::Debug for QrCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "QrCode({}/{}, {:?})", self.index, self.count, self.ttl)
+    }
+}
+
+/// What a caller waiting on the session's QR should get now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QrNeed {
+    /// Answer with the current state.
+    Ready,
+    /// Something is on its way (a first or next code, a connection): keep waiting.
+    Wait,
+    /// Start a new pairing connection, then wait.
+    Regenerate,
+}
+
+/// One session's state.
+#[derive(Debug, Clone)]
+pub struct SessionState {
+    /// The public part.
+    view: SessionView,
+    /// The generation of the newest pairing connection.
+    generation: u64,
+    /// The live connection, if any.
+    conn: Option<Conn>,
+    /// The id the next connection gets.
+    next_conn: ConnId,
+    /// Failed reconnects in a row (for the backoff).
+    reconnect_attempt: u32,
+}
+
+impl SessionState {
+    /// A new session, not started.
+    pub fn new(id: SessionId, labels: BTreeMap<String, String>, created_at: SystemTime) -> Self {
+        let view = SessionView {
+            id,
+            status: Status::Starting,
+            qr: None,
+            phone_number: String::new(),
+            jid: String::new(),
+            push_name: String::new(),
+            created_at,
+            updated_at: created_at,
+            connected_at: None,
+            last_active_at: None,
+            last_error: String::new(),
+            disconnect_reason: DisconnectReason::Unspecified,
+            restart_count: 0,
+            revision: 1,
+            labels,
+        };
+        Self {
+            view,
+            generation: 0,
+            conn: None,
+            next_conn: 1,
+            reconnect_attempt: 0,
+        }
+    }
+
+    /// The public snapshot.
+    pub fn view(&self) -> &SessionView {
+        &self.view
+    }
+
+    /// The generation of the newest pairing connection.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The live connection.
+    pub fn conn(&self) -> Option<&Conn> {
+        self.conn.as_ref()
+    }
+
+    /// Failed reconnects in a row.
+    pub fn reconnect_attempt(&self) -> u32 {
+        self.reconnect_attempt
+    }
+
+    /// Whether the session has a linked device (credentials may exist).
+    pub fn is_linked(&self) -> bool {
+        !self.view.jid.is_empty()
+    }
+
+    /// Records a change: the revision grows and `updated_at` moves.
+    fn touch(&mut self, now: SystemTime) {
+        self.view.revision += 1;
+        self.view.updated_at = now;
+    }
+
+    /// Whether `conn` is the live connection.
+    fn is_live(&self, conn: ConnId) -> bool {
+        self.conn.as_ref().is_some_and(|c| c.id == conn)
+    }
+
+    /// Restores what a stored record knows (identity, status at rest).
+    pub fn restore(&mut self, identity: Identity, status: Status, reason: DisconnectReason) {
+        self.view.phone_number = identity.phone_number;
+        self.view.jid = identity.jid;
+        self.view.push_name = identity.push_name;
+        self.view.connected_at = identity.connected_at;
+        self.view.status = status;
+        self.view.disconnect_reason = reason;
+    }
+
+    /// Continues the revisions of an earlier incarnation (after a crash or restart).
+    pub fn continue_revisions(&mut self, last: u64) {
+        self.view.revision = self.view.revision.max(last + 1);
+    }
+
+    /// Crashed too often: FAILED with `reason`, nothing more will start by itself.
+    pub fn give_up(&mut self, reason: &str) {
+        self.view.status = Status::Failed;
+        self.view.last_error = reason.to_owned();
+    }
+
+    /// Opens a pairing connection: a new generation, no code yet, the first code due
+    /// within `timeout`.
+    pub fn open_pairing(&mut self, now: Instant, sys: SystemTime, timeout: Duration) -> ConnId {
+        self.generation += 1;
+        let id = self.take_conn_id();
+        self.conn = Some(Conn {
+            id,
+            purpose: Purpose::Pair,
+            generation: self.generation,
+            first_qr_deadline: Some(now + timeout),
+        });
+        self.view.qr = None;
+        self.view.status = Status::Connecting;
+        self.view.last_error.clear();
+        self.touch(sys);
+        id
+    }
+
+    /// Opens a connection with stored credentials; `status` is CONNECTING, RESTARTING
+    /// or RECONNECTING, whichever explains it.
+    pub fn open_resume(&mut self, status: Status, sys: SystemTime) -> ConnId {
+        let id = self.take_conn_id();
+        self.conn = Some(Conn {
+            id,
+            purpose: Purpose::Resume,
+            generation: self.generation,
+            first_qr_deadline: None,
+        });
+        self.view.qr = None;
+        self.view.status = status;
+        self.touch(sys);
+        id
+    }
+
+    fn take_conn_id(&mut self) -> ConnId {
+        let id = self.next_conn;
+        self.next_conn += 1;
+        id
+    }
+
+    /// Forgets the live connection (the caller closes it); returns its id.
+    pub fn detach_conn(&mut self) -> Option<ConnId> {
+        self.conn.take().map(|c| c.id)
+    }
+
+    /// A code arrived. False when it is stale (another connection's).
+    pub fn on_qr(&mut self, conn: ConnId, qr: QrCode, now: Instant, sys: SystemTime) -> bool {
+        let Some(live) = self.conn.as_mut().filter(|c| c.id == conn) else {
+            return false;
+        };
+        live.first_qr_deadline = None;
+        let generation = live.generation;
+        self.view.qr = Some(Qr {
+            code: qr.code,
+            issued_at: sys,
+            expires_at: sys + qr.ttl,
+            expires: now + qr.ttl,
+            ttl: qr.ttl,
+            index: qr.index,
+            count: qr.count,
+            generation,
+        });
+        self.view.status = Status::QrWaiting;
+        self.touch(sys);
+        true
+    }
+
+    /// The server closed the pairing connection after the last code: stay QR_WAITING
+    /// with the last, expired code and no connection (lazy regeneration).
+    pub fn on_qr_exhausted(&mut self, conn: ConnId, sys: SystemTime) -> bool {
+        if !self.is_live(conn) {
+            return false;
+        }
+        self.conn = None;
+        self.view.status = Status::QrWaiting;
+        self.view.disconnect_reason = DisconnectReason::QrExhausted;
+        self.touch(sys);
+        true
+    }
+
+    /// The last code of the batch expired while its connection is still open: treat
+    /// the batch as exhausted. Returns the connection to close.
+    pub fn on_last_qr_expired(&mut self, generation: u64, index: u32, now: Instant, sys: SystemTime) -> Option<ConnId> {
+        let qr = self.view.qr.as_ref()?;
+        let same = qr.generation == generation && qr.index == index;
+        if !same || !qr.is_last() || qr.is_valid_at(now) {
+            return None;
+        }
+        let conn = self.conn.as_ref().filter(|c| c.purpose == Purpose::Pair)?.id;
+        self.on_qr_exhausted(conn, sys);
+        Some(conn)
+    }
+
+    /// No code came in time: the connection is closed, the session FAILED with
+    /// QR_TIMEOUT. Returns the connection to close.
+    pub fn on_first_qr_timeout(&mut self, conn: ConnId, timeout: Duration, sys: SystemTime) -> Option<ConnId> {
+        if !self.is_live(conn) || self.view.qr.is_some() {
+            return None;
+        }
+        self.conn = None;
+        self.view.status = Status::Failed;
+        self.view.disconnect_reason = DisconnectReason::QrTimeout;
+        self.view.last_error = format!(
+            "no qr code from whatsapp within {}: call RefreshQr to try again",
+            humantime::format_duration(timeout)
+        );
+        self.touch(sys);
+        Some(conn)
+    }
+
+    /// The phone scanned a code: PAIRING until the 515 restart.
+    pub fn on_pair_success(&mut self, conn: ConnId, phone: String, jid: String, sys: SystemTime) -> bool {
+        if !self.is_live(conn) {
+            return false;
+        }
+        self.view.qr = None;
+        self.view.phone_number = phone;
+        self.view.jid = jid;
+        self.view.status = Status::Pairing;
+        self.touch(sys);
+        true
+    }
+
+    /// The connection is online.
+    pub fn on_connected(&mut self, conn: ConnId, identity: Identity, sys: SystemTime) -> bool {
+        let Some(live) = self.conn.as_mut().filter(|c| c.id == conn) else {
+            return false;
+        };
+        live.purpose = Purpose::Resume;
+        live.first_qr_deadline = None;
+        self.view.qr = None;
+        self.view.phone_number = identity.phone_number;
+        self.view.jid = identity.jid;
+        if !identity.push_name.is_empty() {
+            self.view.push_name = identity.push_name;
+        }
+        self.view.status = Status::Connected;
+        self.view.connected_at = Some(sys);
+        self.view.last_active_at = Some(sys);
+        self.view.disconnect_reason = DisconnectReason::Unspecified;
+        self.view.last_error.clear();
+        self.touch(sys);
+        true
+    }
+
+    /// The connection has been stable long enough: the backoff starts over.
+    pub fn reset_backoff(&mut self) {
+        self.reconnect_attempt = 0;
+    }
+
+    /// The connection ended. Returns what to do next, or None when it was stale.
+    pub fn on_disconnected(&mut self, conn: ConnId, why: &Disconnect, sys: SystemTime) -> Option<Recovery> {
+        let purpose = self.conn.as_ref().filter(|c| c.id == conn)?.purpose;
+        self.conn = None;
+        self.view.qr = None;
+        let unlinked_pairing =
+            purpose == Purpose::Pair && !self.is_linked() && matches!(why, Disconnect::ConnectionLost(_));
+        if unlinked_pairing {
+            // A pairing socket that drops is like a batch that ran out: lazy.
+            self.view.status = Status::QrWaiting;
+            self.view.disconnect_reason = DisconnectReason::ConnectionLost;
+            self.touch(sys);
+            return Some(Recovery::Stop);
+        }
+        let (status, reason, error, recovery) = recovery_for(why);
+        self.view.status = status;
+        self.view.disconnect_reason = reason;
+        if !error.is_empty() {
+            self.view.last_error = error;
+        }
+        match recovery {
+            Recovery::RestartNow => self.view.restart_count += 1,
+            Recovery::Backoff => self.reconnect_attempt += 1,
+            Recovery::StopAndWipe => self.forget_identity(),
+            Recovery::Stop => {}
+        }
+        self.touch(sys);
+        Some(recovery)
+    }
+
+    /// A connection could not even be opened. Pairing: FAILED with the cause (a caller
+    /// retries). Resume: back off and retry.
+    pub fn on_connect_failed(&mut self, conn: ConnId, cause: &str, sys: SystemTime) -> Option<Recovery> {
+        let purpose = self.conn.as_ref().filter(|c| c.id == conn)?.purpose;
+        if purpose == Purpose::Resume {
+            return self.on_disconnected(conn, &Disconnect::ConnectionLost(cause.to_owned()), sys);
+        }
+        self.conn = None;
+        self.view.qr = None;
+        self.view.status = Status::Failed;
+        self.view.disconnect_reason = DisconnectReason::ConnectionLost;
+        self.view.last_error = format!("could not reach whatsapp: {cause}");
+        self.touch(sys);
+        Some(Recovery::Stop)
+    }
+
+    /// A reconnect attempt after backoff starts.
+    pub fn count_reconnect(&mut self) {
+        self.view.restart_count += 1;
+    }
+
+    fn forget_identity(&mut self) {
+        self.view.jid.clear();
+        self.view.push_name.clear();
+        self.view.connected_at = None;
+    }
+
+    /// Stopped on request: DISCONNECTED, reason REQUESTED, no QR. Returns the
+    /// connection to close.
+    pub fn stop_requested(&mut self, sys: SystemTime) -> Option<ConnId> {
+        let conn = self.detach_conn();
+        let changed = self.view.status != Status::Disconnected
+            || self.view.disconnect_reason != DisconnectReason::Requested
+            || self.view.qr.is_some();
+        if changed {
+            self.view.status = Status::Disconnected;
+            self.view.disconnect_reason = DisconnectReason::Requested;
+            self.view.qr = None;
+            self.touch(sys);
+        }
+        conn
+    }
+
+    /// Logged out on request: LOGGED_OUT, identity forgotten.
+    pub fn logged_out(&mut self, sys: SystemTime) {
+        self.conn = None;
+        self.view.qr = None;
+        self.view.status = Status::LoggedOut;
+        self.view.disconnect_reason = DisconnectReason::LoggedOut;
+        self.view.last_error.clear();
+        self.forget_identity();
+        self.touch(sys);
+    }
+
+    /// Marks the message activity time.
+    pub fn mark_active(&mut self, sys: SystemTime) {
+        self.view.last_active_at = Some(sys);
+        self.touch(sys);
+    }
+
+    /// Whether a caller asking for a QR may start pairing from the state at rest.
+    fn may_start_pairing(&self) -> bool {
+        let retryable_failure = self.view.status == Status::Failed
+            && matches!(
+                self.view.disconnect_reason,
+                DisconnectReason::QrTimeout | DisconnectReason::ConnectionLost
+            );
+        let at_rest = matches!(self.view.status, Status::QrWaiting | Status::LoggedOut) || retryable_failure;
+        at_rest && self.conn.is_none() && !self.is_linked()
+    }
+
+    /// What a caller who wants a code valid for at least `min_validity` gets now.
+    /// `may_refresh` false means "the state as it is".
+    pub fn qr_need(&self, now: Instant, min_validity: Duration, may_refresh: bool) -> QrNeed {
+        if !may_refresh {
+            return QrNeed::Ready;
+        }
+        let pairing_conn = self.conn.as_ref().filter(|c| c.purpose == Purpose::Pair);
+        match (self.view.status, pairing_conn, self.view.qr.as_ref()) {
+            (Status::Starting, _, _) | (Status::Connecting, _, _) => QrNeed::Wait,
+            (Status::QrWaiting, Some(_), Some(qr)) => live_batch_need(qr, now, min_validity),
+            (Status::QrWaiting, Some(_), None) => QrNeed::Wait,
+            (Status::QrWaiting, None, Some(qr)) if qr.remaining(now) >= min_validity.max(Duration::from_millis(1)) => {
+                QrNeed::Ready
+            }
+            _ if self.may_start_pairing() => QrNeed::Regenerate,
+            _ => QrNeed::Ready,
+        }
+    }
+}
+
+/// While a batch is live: the current code if it is good enough, else the next code
+/// of the batch if one may be, else a new generation.
+fn live_batch_need(qr: &Qr, now: Instant, min_validity: Duration) -> QrNeed {
+    let wanted = min_validity.max(Duration::from_millis(1));
+    if qr.remaining(now) >= wanted {
+        return QrNeed::Ready;
+    }
+    // A first code is the freshest a batch has: never regenerate for one still valid
+    // (a wish longer than its whole TTL cannot be met by any code).
+    if qr.index == 1 && qr.is_valid_at(now) && wanted > qr.ttl {
+        return QrNeed::Ready;
+    }
+    // Codes after the first share one TTL: if this one's is too short, so are theirs.
+    let later_codes_too_short = qr.index >= 2 && qr.ttl < wanted;
+    if qr.is_last() || later_codes_too_short {
+        return QrNeed::Regenerate;
+    }
+    QrNeed::Wait
+}
+
+/// Who the linked device is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// Digits only.
+    pub phone_number: String,
+    /// The device JID.
+    pub jid: String,
+    /// The account's display name.
+    pub push_name: String,
+    /// When it last connected.
+    pub connected_at: Option<SystemTime>,
+}
+
+#[cfg(test)]
+#[path = "state_tests.rs"]
+mod tests;

@@ -1,0 +1,179 @@
+//! A real daemon on 127.0.0.1:0 with an emulator the test can steer, and bounded
+//! waits on conditions.
+#![allow(dead_code)]
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle, time::Instant};
+use tonic::transport::Channel;
+use wa_sessiond::{
+    app,
+    backend::emulator::Emulator,
+    config::Config,
+    proto::{
+        emulator_service_client::EmulatorServiceClient, session_service_client::SessionServiceClient, Session,
+        SessionStatus,
+    },
+    session::SessionId,
+};
+
+/// Short WhatsApp timings for tests.
+pub const FIRST_TTL: Duration = Duration::from_millis(1500);
+pub const NEXT_TTL: Duration = Duration::from_millis(500);
+pub const QR_COUNT: u32 = 3;
+pub const STEP: Duration = Duration::from_millis(60);
+
+/// A running daemon.
+pub struct Daemon {
+    pub addr: SocketAddr,
+    pub emulator: Emulator,
+    pub config: Config,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), app::StartError>>>,
+}
+
+/// The test config: short TTLs, in `data_dir`.
+pub fn test_config(data_dir: &std::path::Path) -> Config {
+    let mut config = Config::defaults();
+    config.data_dir = data_dir.to_path_buf();
+    config.emulator_first_qr_ttl = FIRST_TTL;
+    config.emulator_next_qr_ttl = NEXT_TTL;
+    config.emulator_qr_count = QR_COUNT;
+    config.emulator_qr_delay = STEP;
+    config.qr_timeout = Duration::from_secs(5);
+    config.refresh_timeout = Duration::from_secs(5);
+    config.reconnect_max_delay = Duration::from_secs(2);
+    config.shutdown_grace = Duration::from_secs(5);
+    config
+}
+
+impl Daemon {
+    /// Starts a daemon with the test config, changed by `tweak`.
+    pub async fn start(data_dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = test_config(data_dir);
+        tweak(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let emulator = app::emulator_for(&config, app::open_data_dir(&config).unwrap());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(app::run(listener, config.clone(), Some(emulator.clone()), shutdown));
+        Self {
+            addr,
+            emulator,
+            config,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        let endpoint = format!("http://{}", self.addr);
+        let start = Instant::now();
+        loop {
+            match Channel::from_shared(endpoint.clone()).unwrap().connect().await {
+                Ok(channel) => return channel,
+                Err(e) if start.elapsed() < Duration::from_secs(5) => {
+                    let _ = e;
+                    tokio::task::yield_now().await;
+                }
+                Err(e) => panic!("daemon not reachable: {e}"),
+            }
+        }
+    }
+
+    pub async fn sessions(&self) -> SessionServiceClient<Channel> {
+        SessionServiceClient::new(self.channel().await)
+    }
+
+    pub async fn phone(&self) -> EmulatorServiceClient<Channel> {
+        EmulatorServiceClient::new(self.channel().await)
+    }
+
+    pub async fn connections(&self, id: &str) -> u64 {
+        self.emulator.connections_started(&SessionId::parse(id).unwrap()).await
+    }
+
+    /// Sends the shutdown signal and waits for a clean exit.
+    pub async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        let result = tokio::time::timeout(Duration::from_secs(10), self.task.take().unwrap())
+            .await
+            .expect("the daemon shuts down within its grace period");
+        result.unwrap().unwrap();
+    }
+}
+
+/// Polls `check` every few milliseconds until it returns Some, at most `bound`.
+pub async fn wait_for<T, F, Fut>(bound: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < bound, "timed out after {bound:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+pub fn create(id: &str) -> wa_sessiond::proto::CreateSessionRequest {
+    wa_sessiond::proto::CreateSessionRequest {
+        session_id: id.into(),
+        ..Default::default()
+    }
+}
+
+pub fn get(id: &str) -> wa_sessiond::proto::GetSessionRequest {
+    wa_sessiond::proto::GetSessionRequest {
+        session_id: id.into(),
+        ..Default::default()
+    }
+}
+
+pub fn peek(id: &str) -> wa_sessiond::proto::GetSessionRequest {
+    wa_sessiond::proto::GetSessionRequest {
+        session_id: id.into(),
+        no_refresh: true,
+        ..Default::default()
+    }
+}
+
+/// Reads the session without starting anything until `pred` holds.
+pub async fn wait_session(
+    client: &mut SessionServiceClient<Channel>,
+    id: &str,
+    what: &str,
+    pred: impl Fn(&Session) -> bool,
+) -> Session {
+    wait_for(Duration::from_secs(10), what, || {
+        let mut client = client.clone();
+        let pred = &pred;
+        async move {
+            let session = client.get_session(peek(id)).await.unwrap().into_inner();
+            pred(&session).then_some(session)
+        }
+    })
+    .await
+}
+
+pub fn status(session: &Session) -> SessionStatus {
+    SessionStatus::try_from(session.status).unwrap()
+}
+
+pub fn qr_ttl(session: &Session) -> Duration {
+    let qr = session.qr.as_ref().expect("a qr");
+    let issued = std::time::SystemTime::try_from(qr.issued_at.unwrap()).unwrap();
+    let expires = std::time::SystemTime::try_from(qr.expires_at.unwrap()).unwrap();
+    expires.duration_since(issued).unwrap()
+}
+
+pub fn qr_is_valid_now(session: &Session) -> bool {
+    let expires = std::time::SystemTime::try_from(session.qr.as_ref().unwrap().expires_at.unwrap()).unwrap();
+    expires > std::time::SystemTime::now()
+}
