@@ -53,11 +53,38 @@ pub enum BackendError {
     Storage(String),
 }
 
+/// A message WhatsApp accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentMessage {
+    /// WhatsApp's id of the message.
+    pub message_id: String,
+}
+
+/// A pairing code WhatsApp issued for linking by phone number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairingCodeIssued {
+    /// 8 characters, without the dash.
+    pub code: String,
+    /// How long the phone may take to enter it.
+    pub valid_for: Duration,
+}
+
 /// One open connection. Dropping it without `close` leaks nothing but may leave the
-/// socket open until the backend notices.
+/// socket open until the backend notices. The futures it returns own what they need
+/// (`'static`), so the session actor can await them off its mailbox.
 pub trait Connection: Send + Sync {
     /// Closes it without logging out, and waits until it is gone (bounded).
     fn close(self: Box<Self>) -> BoxFuture<'static, ()>;
+
+    /// Unlinks the device on WhatsApp's side, then closes.
+    fn logout(self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>>;
+
+    /// Sends a text to `to` (a user JID such as `15551234567@s.whatsapp.net`).
+    fn send_text(&self, to: &str, text: &str) -> BoxFuture<'static, Result<SentMessage, BackendError>>;
+
+    /// Asks WhatsApp for a code to link by phone number (digits only) on this pairing
+    /// connection; the QR codes keep working meanwhile.
+    fn request_pairing_code(&self, phone_number: &str) -> BoxFuture<'static, Result<PairingCodeIssued, BackendError>>;
 }
 
 /// A WhatsApp implementation: real or emulated.
@@ -73,6 +100,9 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Deletes the session's credentials.
     fn wipe(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>>;
+
+    /// Unlinks a device that has no open connection, from its stored credentials.
+    fn logout_stored(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>>;
 }
 
 /// The bound on closing a connection.

@@ -1,0 +1,422 @@
+//! An in-process fake WhatsApp with WhatsApp's timings and events: per connection a
+//! batch of QR codes (the first valid `first_ttl`, the others `next_ttl`), then the
+//! server closes the socket; a scan (or an entered pairing code) gives pair-success
+//! then a 515 restart; stored credentials give CONNECTED. The phone's and the
+//! server's side are driven through `EmulatorService`. Credentials live in the
+//! session's folder, like the real store.
+
+mod keys;
+mod server;
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use serde::{Deserialize, Serialize};
+use tokio::{
+    sync::{mpsc, oneshot, watch, Mutex},
+    task::JoinHandle,
+    time::Instant,
+};
+
+use self::server::{Control, PAIRING_CODE_TTL};
+use super::{Backend, BackendError, BoxFuture, Connection, EventSink, PairingCodeIssued, SentMessage, CLOSE_TIMEOUT};
+use crate::{
+    error::SessionError,
+    session::{state::Identity, SessionId},
+    store::{write_atomic, DataDir},
+};
+
+/// The credentials file of an emulated device.
+const DEVICE_FILE: &str = "emulator-device.json";
+
+/// Timings of the emulated server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmulatorConfig {
+    /// Validity of the first code of a batch (WhatsApp: 60 s).
+    pub first_ttl: Duration,
+    /// Validity of each later code (WhatsApp: 20 s).
+    pub next_ttl: Duration,
+    /// Codes per batch (WhatsApp: 6).
+    pub qr_count: u32,
+    /// Delay of each protocol step: connect to first code, scan to 515, connect to
+    /// online.
+    pub step_delay: Duration,
+}
+
+/// A message the emulated server accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmulatedMessage {
+    /// The recipient JID.
+    pub to: String,
+    /// The text.
+    pub text: String,
+    /// The id it got.
+    pub message_id: String,
+}
+
+/// The emulated WhatsApp; cheap to clone.
+#[derive(Clone)]
+pub struct Emulator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Timings, changeable while running (tests).
+    config: watch::Sender<EmulatorConfig>,
+    /// Where the devices' credentials live.
+    data: DataDir,
+    /// The server's view of each account.
+    accounts: Mutex<HashMap<SessionId, Account>>,
+}
+
+/// The server's view of one session's account.
+#[derive(Default)]
+struct Account {
+    /// When each connection attempt started.
+    attempts: Vec<Instant>,
+    /// Connection attempts still to refuse.
+    fail_next: u32,
+    /// The open connection.
+    live: Option<Live>,
+    /// Messages sent through it.
+    sent: Vec<EmulatedMessage>,
+}
+
+/// An open connection, as the phone can see it.
+struct Live {
+    /// Its number among the account's connections.
+    number: u64,
+    /// Steers it.
+    control: mpsc::Sender<Control>,
+    /// The code on screen and when it expires.
+    shown: Option<(String, Instant)>,
+    /// The pairing code issued, for which phone, until when.
+    pairing: Option<(String, String, Instant)>,
+}
+
+/// The stored credentials of an emulated device.
+#[derive(Serialize, Deserialize)]
+struct Device {
+    phone_number: String,
+    jid: String,
+    push_name: String,
+}
+
+impl Emulator {
+    /// An emulator keeping credentials under `data`.
+    pub fn new(config: EmulatorConfig, data: DataDir) -> Self {
+        let (config, _) = watch::channel(config);
+        let inner = Inner {
+            config,
+            data,
+            accounts: Mutex::default(),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Changes the timings for connections started from now on.
+    pub fn set_config(&self, change: impl FnOnce(&mut EmulatorConfig)) {
+        self.inner.config.send_modify(change);
+    }
+
+    /// Connections ever started for a session.
+    pub async fn connections_started(&self, session: &SessionId) -> u64 {
+        self.connection_times(session).await.len() as u64
+    }
+
+    /// When each connection attempt of a session started.
+    pub async fn connection_times(&self, session: &SessionId) -> Vec<Instant> {
+        let accounts = self.inner.accounts.lock().await;
+        accounts.get(session).map(|a| a.attempts.clone()).unwrap_or_default()
+    }
+
+    /// The phone scans `code` (empty: the one on screen). Refused unless it is the
+    /// session's current, unexpired code.
+    pub async fn scan_qr(&self, session: &SessionId, code: &str, phone: &str) -> Result<Identity, SessionError> {
+        let identity = keys::identity_for(keys::phone_or_generated(phone)?);
+        let mut accounts = self.inner.accounts.lock().await;
+        let live = accounts.get_mut(session).and_then(|a| a.live.as_mut());
+        let Some((live, (shown, expires))) = live.and_then(|l| l.shown.clone().map(|s| (l, s))) else {
+            return Err(refused(format!(
+                "session {session} shows no qr code: get the session to have one shown first"
+            )));
+        };
+        if !code.is_empty() && code != shown {
+            return Err(refused(format!(
+                "that code is not the one session {session} shows now: scan its current code"
+            )));
+        }
+        if Instant::now() >= expires {
+            return Err(refused(format!(
+                "the code of session {session} has expired: get the session for a fresh one"
+            )));
+        }
+        live.shown = None;
+        send_control(live, session, Control::Scanned(identity.clone()))?;
+        Ok(identity)
+    }
+
+    /// The phone types a pairing code. Refused unless it is the one issued to the
+    /// session's open connection and still valid.
+    pub async fn enter_pairing_code(&self, session: &SessionId, typed: &str) -> Result<Identity, SessionError> {
+        let typed = keys::normalize_pairing_code(typed);
+        let mut accounts = self.inner.accounts.lock().await;
+        let live = accounts.get_mut(session).and_then(|a| a.live.as_mut());
+        let Some((live, (code, phone, expires))) = live.and_then(|l| l.pairing.clone().map(|p| (l, p))) else {
+            return Err(refused(format!(
+                "session {session} has no pairing code: request one with RequestPairingCode first"
+            )));
+        };
+        if typed != code || Instant::now() >= expires {
+            return Err(refused(format!(
+                "that pairing code is wrong or expired for session {session}: request a new one"
+            )));
+        }
+        let identity = keys::identity_for(phone);
+        live.pairing = None;
+        live.shown = None;
+        send_control(live, session, Control::Scanned(identity.clone()))?;
+        Ok(identity)
+    }
+
+    /// Socket loss on the session's open connection.
+    pub async fn drop_connection(&self, session: &SessionId) -> Result<(), SessionError> {
+        self.control_live(session, Control::Drop).await
+    }
+
+    /// The phone unlinks the device (401 device_removed).
+    pub async fn logout_from_phone(&self, session: &SessionId) -> Result<(), SessionError> {
+        self.control_live(session, Control::RemoteLogout).await
+    }
+
+    /// Another client takes over the credentials (440 conflict replaced).
+    pub async fn replace_stream(&self, session: &SessionId) -> Result<(), SessionError> {
+        self.control_live(session, Control::Replace).await
+    }
+
+    /// Refuses the session's next `count` connection attempts.
+    pub async fn fail_connects(&self, session: &SessionId, count: u32) {
+        let mut accounts = self.inner.accounts.lock().await;
+        accounts.entry(session.clone()).or_default().fail_next = count;
+    }
+
+    /// Messages the session sent.
+    pub async fn sent_messages(&self, session: &SessionId) -> Vec<EmulatedMessage> {
+        let accounts = self.inner.accounts.lock().await;
+        accounts.get(session).map(|a| a.sent.clone()).unwrap_or_default()
+    }
+
+    async fn control_live(&self, session: &SessionId, control: Control) -> Result<(), SessionError> {
+        let accounts = self.inner.accounts.lock().await;
+        let Some(live) = accounts.get(session).and_then(|a| a.live.as_ref()) else {
+            return Err(refused(format!("session {session} has no open connection")));
+        };
+        send_control(live, session, control)
+    }
+
+    fn config(&self) -> EmulatorConfig {
+        self.inner.config.borrow().clone()
+    }
+
+    fn device_path(&self, session: &SessionId) -> std::path::PathBuf {
+        self.inner.data.session_dir(session).join(DEVICE_FILE)
+    }
+
+    fn read_device(&self, session: &SessionId) -> Option<Device> {
+        let bytes = std::fs::read(self.device_path(session)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    async fn remove_device(&self, session: &SessionId) {
+        let _ = tokio::fs::remove_file(self.device_path(session)).await;
+    }
+
+    /// Registers a new connection; returns its number and whether to refuse it.
+    async fn register(&self, session: &SessionId, control: mpsc::Sender<Control>) -> (u64, bool) {
+        let mut accounts = self.inner.accounts.lock().await;
+        let account = accounts.entry(session.clone()).or_default();
+        account.attempts.push(Instant::now());
+        let number = account.attempts.len() as u64;
+        let refuse = account.fail_next > 0;
+        account.fail_next = account.fail_next.saturating_sub(1);
+        account.live = Some(Live {
+            number,
+            control,
+            shown: None,
+            pairing: None,
+        });
+        (number, refuse)
+    }
+
+    async fn deregister(&self, session: &SessionId, number: u64) {
+        let mut accounts = self.inner.accounts.lock().await;
+        if let Some(account) = accounts.get_mut(session) {
+            if account.live.as_ref().is_some_and(|l| l.number == number) {
+                account.live = None;
+            }
+        }
+    }
+
+    async fn show(&self, session: &SessionId, number: u64, code: &str, expires: Instant) {
+        let mut accounts = self.inner.accounts.lock().await;
+        let live = accounts.get_mut(session).and_then(|a| a.live.as_mut());
+        if let Some(live) = live.filter(|l| l.number == number) {
+            live.shown = Some((code.to_owned(), expires));
+        }
+    }
+
+    async fn issue_pairing_code(
+        &self,
+        session: &SessionId,
+        number: u64,
+        phone: String,
+        batch_ends: Instant,
+    ) -> PairingCodeIssued {
+        let code = keys::pairing_code();
+        let expires = batch_ends.min(Instant::now() + PAIRING_CODE_TTL);
+        let mut accounts = self.inner.accounts.lock().await;
+        let live = accounts.get_mut(session).and_then(|a| a.live.as_mut());
+        if let Some(live) = live.filter(|l| l.number == number) {
+            live.pairing = Some((code.clone(), phone, expires));
+        }
+        PairingCodeIssued {
+            code,
+            valid_for: expires.saturating_duration_since(Instant::now()),
+        }
+    }
+
+    async fn record_sent(&self, session: &SessionId, to: String, text: String) -> SentMessage {
+        let message_id = keys::message_id();
+        let mut accounts = self.inner.accounts.lock().await;
+        let account = accounts.entry(session.clone()).or_default();
+        account.sent.push(EmulatedMessage {
+            to,
+            text,
+            message_id: message_id.clone(),
+        });
+        SentMessage { message_id }
+    }
+
+    async fn store_device(&self, session: &SessionId, identity: &Identity) -> std::io::Result<()> {
+        let device = Device {
+            phone_number: identity.phone_number.clone(),
+            jid: identity.jid.clone(),
+            push_name: identity.push_name.clone(),
+        };
+        let dir = self.inner.data.session_dir(session);
+        let bytes = serde_json::to_vec(&device).map_err(std::io::Error::other)?;
+        tokio::task::spawn_blocking(move || {
+            crate::store::create_private_dir(&dir)?;
+            write_atomic(&dir, DEVICE_FILE, &bytes)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+}
+
+fn send_control(live: &Live, session: &SessionId, control: Control) -> Result<(), SessionError> {
+    live.control
+        .try_send(control)
+        .map_err(|_| refused(format!("session {session} is closing its connection: try again")))
+}
+
+fn refused(message: String) -> SessionError {
+    SessionError::FailedPrecondition {
+        message,
+        status: None,
+        reason: "EMULATOR_REFUSED",
+    }
+}
+
+/// A connection to the emulator.
+struct EmulatedConnection {
+    control: mpsc::Sender<Control>,
+    task: JoinHandle<()>,
+}
+
+impl EmulatedConnection {
+    /// Asks the connection's task and waits for its answer.
+    fn ask<T: Send + 'static>(
+        &self,
+        build: impl FnOnce(oneshot::Sender<Result<T, BackendError>>) -> Control,
+    ) -> BoxFuture<'static, Result<T, BackendError>> {
+        let (reply, answer) = oneshot::channel();
+        let sent = self.control.try_send(build(reply));
+        Box::pin(async move {
+            sent.map_err(|_| BackendError::Refused("the connection is closed".into()))?;
+            answer
+                .await
+                .map_err(|_| BackendError::Refused("the connection closed while asked".into()))?
+        })
+    }
+}
+
+impl Connection for EmulatedConnection {
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let _ = self.control.try_send(Control::Close);
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.task).await;
+        })
+    }
+
+    fn logout(self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>> {
+        Box::pin(async move {
+            let (done, unlinked) = oneshot::channel();
+            let sent = self.control.try_send(Control::Logout(done)).is_ok();
+            let acknowledged = sent
+                && tokio::time::timeout(CLOSE_TIMEOUT, unlinked)
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.task).await;
+            if acknowledged {
+                Ok(())
+            } else {
+                Err(BackendError::Unreachable(
+                    "the connection closed before the logout went through".into(),
+                ))
+            }
+        })
+    }
+
+    fn send_text(&self, to: &str, text: &str) -> BoxFuture<'static, Result<SentMessage, BackendError>> {
+        let (to, text) = (to.to_owned(), text.to_owned());
+        self.ask(move |reply| Control::Send { to, text, reply })
+    }
+
+    fn request_pairing_code(&self, phone_number: &str) -> BoxFuture<'static, Result<PairingCodeIssued, BackendError>> {
+        let phone = phone_number.to_owned();
+        self.ask(move |reply| Control::PairingCode { phone, reply })
+    }
+}
+
+impl Backend for Emulator {
+    fn name(&self) -> &'static str {
+        "emulator"
+    }
+
+    fn has_credentials(&self, session: &SessionId) -> bool {
+        self.device_path(session).exists()
+    }
+
+    fn connect(&self, session: &SessionId, sink: EventSink) -> Box<dyn Connection> {
+        let (control, rx) = mpsc::channel(16);
+        let task = tokio::spawn(self.clone().serve(session.clone(), control.clone(), rx, sink));
+        Box::new(EmulatedConnection { control, task })
+    }
+
+    fn wipe(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>> {
+        let path = self.device_path(session);
+        Box::pin(async move {
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(BackendError::Storage(format!("could not wipe credentials: {e}"))),
+            }
+        })
+    }
+
+    fn logout_stored(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>> {
+        // The emulated server forgets a device when its credentials go: nothing to
+        // send over the wire.
+        self.wipe(session)
+    }
+}

@@ -1,0 +1,241 @@
+//! The emulated server's side of one connection, start to end: a batch of QR codes
+//! on WhatsApp's schedule, pair-success then the 515 restart, or (with stored
+//! credentials) online until closed, dropped, unlinked or replaced.
+
+use std::time::Duration;
+
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+
+use super::{keys, Device, Emulator, EmulatorConfig};
+use crate::{
+    backend::{BackendError, BackendEvent, EventSink, PairingCodeIssued, SentMessage},
+    session::{policy::Disconnect, state::Identity, state::QrCode, SessionId},
+};
+
+/// What the phone, the server or the session does to a connection.
+pub enum Control {
+    /// The session closes it (no logout).
+    Close,
+    /// The phone scanned a code or entered a pairing code.
+    Scanned(Identity),
+    /// Socket loss.
+    Drop,
+    /// The phone unlinked the device (401).
+    RemoteLogout,
+    /// Another client took the credentials (440).
+    Replace,
+    /// The session logs out.
+    Logout(oneshot::Sender<()>),
+    /// The session sends a text.
+    Send {
+        /// The recipient JID.
+        to: String,
+        /// The text.
+        text: String,
+        /// The answer.
+        reply: oneshot::Sender<Result<SentMessage, BackendError>>,
+    },
+    /// The session asks for a pairing code.
+    PairingCode {
+        /// Digits only.
+        phone: String,
+        /// The answer.
+        reply: oneshot::Sender<Result<PairingCodeIssued, BackendError>>,
+    },
+}
+
+/// Whether a connection goes on after a control.
+enum Flow {
+    Continue,
+    End,
+}
+
+/// Waits until `deadline` for a control; None when the deadline passed first.
+async fn next_control(deadline: Instant, rx: &mut mpsc::Receiver<Control>) -> Option<Control> {
+    tokio::select! {
+        () = tokio::time::sleep_until(deadline) => None,
+        control = rx.recv() => Some(control.unwrap_or(Control::Close)),
+    }
+}
+
+fn not_online() -> BackendError {
+    BackendError::Refused("the connection is not online".into())
+}
+
+impl Emulator {
+    /// Runs one connection to its end.
+    pub(super) async fn serve(
+        self,
+        session: SessionId,
+        control: mpsc::Sender<Control>,
+        mut rx: mpsc::Receiver<Control>,
+        sink: EventSink,
+    ) {
+        let (number, refuse) = self.register(&session, control).await;
+        let config = self.config();
+        let opened = Instant::now() + config.step_delay;
+        if refuse {
+            if next_control(opened, &mut rx).await.is_none() {
+                sink(BackendEvent::ConnectFailed(
+                    "connection refused (emulated FailConnects)".into(),
+                ));
+            }
+            return self.deregister(&session, number).await;
+        }
+        // The socket opens; controls that come meanwhile are answered as they would be.
+        let connected = loop {
+            match next_control(opened, &mut rx).await {
+                None => break true,
+                Some(control) => {
+                    if let Flow::End = self.early(control, &sink) {
+                        break false;
+                    }
+                }
+            }
+        };
+        if connected {
+            match self.read_device(&session) {
+                Some(device) => self.online(&session, device, &mut rx, &sink).await,
+                None => self.pair(&session, number, &config, &mut rx, &sink).await,
+            }
+        }
+        self.deregister(&session, number).await;
+    }
+
+    /// A control before the socket is open.
+    fn early(&self, control: Control, sink: &EventSink) -> Flow {
+        match control {
+            Control::Close => Flow::End,
+            Control::Drop => {
+                sink(BackendEvent::ConnectFailed("connection reset (emulated)".into()));
+                Flow::End
+            }
+            Control::Logout(done) => {
+                let _ = done.send(());
+                Flow::End
+            }
+            Control::Send { reply, .. } => {
+                let _ = reply.send(Err(not_online()));
+                Flow::Continue
+            }
+            Control::PairingCode { reply, .. } => {
+                let _ = reply.send(Err(BackendError::Refused(
+                    "the connection is still opening: retry".into(),
+                )));
+                Flow::Continue
+            }
+            Control::Scanned(_) | Control::RemoteLogout | Control::Replace => Flow::Continue,
+        }
+    }
+
+    async fn pair(
+        &self,
+        session: &SessionId,
+        number: u64,
+        config: &EmulatorConfig,
+        rx: &mut mpsc::Receiver<Control>,
+        sink: &EventSink,
+    ) {
+        let keys = keys::DeviceKeys::random();
+        let batch_ends = Instant::now() + config.first_ttl + config.next_ttl * config.qr_count.saturating_sub(1);
+        for index in 1..=config.qr_count {
+            let ttl = if index == 1 { config.first_ttl } else { config.next_ttl };
+            let code = keys.qr_code();
+            let expires = Instant::now() + ttl;
+            self.show(session, number, &code, expires).await;
+            let count = config.qr_count;
+            sink(BackendEvent::Qr(QrCode {
+                code,
+                ttl,
+                index,
+                count,
+            }));
+            while let Some(control) = next_control(expires, rx).await {
+                let flow = match control {
+                    Control::Scanned(identity) => {
+                        self.complete_pairing(session, identity, config, rx, sink).await;
+                        Flow::End
+                    }
+                    Control::PairingCode { phone, reply } => {
+                        let issued = self.issue_pairing_code(session, number, phone, batch_ends).await;
+                        let _ = reply.send(Ok(issued));
+                        Flow::Continue
+                    }
+                    Control::Drop => {
+                        let lost = Disconnect::ConnectionLost("socket closed (emulated drop)".into());
+                        sink(BackendEvent::Disconnected(lost));
+                        Flow::End
+                    }
+                    other => self.early(other, sink),
+                };
+                if let Flow::End = flow {
+                    return;
+                }
+            }
+        }
+        sink(BackendEvent::QrExhausted);
+    }
+
+    async fn complete_pairing(
+        &self,
+        session: &SessionId,
+        identity: Identity,
+        config: &EmulatorConfig,
+        rx: &mut mpsc::Receiver<Control>,
+        sink: &EventSink,
+    ) {
+        if let Err(e) = self.store_device(session, &identity).await {
+            let cause = format!("the emulated device could not store its credentials: {e}");
+            return sink(BackendEvent::Disconnected(Disconnect::ConnectionLost(cause)));
+        }
+        sink(BackendEvent::PairSuccess {
+            phone_number: identity.phone_number,
+            jid: identity.jid,
+        });
+        if let Some(Control::Close) = next_control(Instant::now() + config.step_delay, rx).await {
+            return;
+        }
+        sink(BackendEvent::Disconnected(Disconnect::RestartRequired));
+    }
+
+    async fn online(&self, session: &SessionId, device: Device, rx: &mut mpsc::Receiver<Control>, sink: &EventSink) {
+        sink(BackendEvent::Connected(Identity {
+            phone_number: device.phone_number,
+            jid: device.jid,
+            push_name: device.push_name,
+            connected_at: None,
+        }));
+        while let Some(control) = rx.recv().await {
+            match control {
+                Control::Close => return,
+                Control::Drop => {
+                    let lost = Disconnect::ConnectionLost("socket closed (emulated drop)".into());
+                    return sink(BackendEvent::Disconnected(lost));
+                }
+                Control::RemoteLogout => {
+                    self.remove_device(session).await;
+                    return sink(BackendEvent::Disconnected(Disconnect::LoggedOut));
+                }
+                Control::Replace => return sink(BackendEvent::Disconnected(Disconnect::Replaced)),
+                Control::Logout(done) => {
+                    self.remove_device(session).await;
+                    let _ = done.send(());
+                    return;
+                }
+                Control::Send { to, text, reply } => {
+                    let _ = reply.send(Ok(self.record_sent(session, to, text).await));
+                }
+                Control::PairingCode { reply, .. } => {
+                    let _ = reply.send(Err(BackendError::Refused("the device is already linked".into())));
+                }
+                Control::Scanned(_) => {}
+            }
+        }
+    }
+}
+
+/// How long an emulated pairing code stays valid at most (WhatsApp: about 160 s).
+pub const PAIRING_CODE_TTL: Duration = Duration::from_secs(180);
