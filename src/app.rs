@@ -16,11 +16,15 @@ use crate::{
     },
     config::{BackendKind, Config},
     grpc::{emulator_service::EmulatorApi, session_service::SessionApi},
+    metrics::Metrics,
     proto::{emulator_service_server::EmulatorServiceServer, session_service_server::SessionServiceServer},
     registry::Registry,
     session::actor::{SessionContext, Timeouts},
     store::DataDir,
 };
+
+/// Changes a WatchSessions client may lag behind before it is cut off.
+const EVENT_BUFFER: usize = 4096;
 
 /// A failure to start.
 #[derive(Debug, thiserror::Error)]
@@ -60,18 +64,27 @@ pub fn open_data_dir(config: &Config) -> Result<DataDir, StartError> {
     })
 }
 
+/// Parts a caller (a test, an embedding) may supply and keep a handle on.
+#[derive(Clone, Default)]
+pub struct Wiring {
+    /// With the emulator backend: the emulator to use (built from the config if
+    /// None), so a test can steer it.
+    pub emulator: Option<Emulator>,
+    /// The daemon's gauges.
+    pub metrics: Arc<Metrics>,
+}
+
 /// Runs the daemon on `listener` until `shutdown` resolves, then drains within the
-/// grace period. With the emulator backend, `emulator` (if given) is the one used,
-/// so a test can steer it.
+/// grace period.
 pub async fn run(
     listener: TcpListener,
     config: Config,
-    emulator: Option<Emulator>,
+    wiring: Wiring,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     let data = open_data_dir(&config)?;
     let emulator = match config.backend {
-        BackendKind::Emulator => Some(emulator.unwrap_or_else(|| emulator_for(&config, data.clone()))),
+        BackendKind::Emulator => Some(wiring.emulator.unwrap_or_else(|| emulator_for(&config, data.clone()))),
     };
     let backend: Arc<dyn Backend> = match &emulator {
         Some(emulator) => Arc::new(emulator.clone()),
@@ -83,10 +96,13 @@ pub async fn run(
         reconnect_max: config.reconnect_max_delay,
         stable_after: Duration::from_secs(30).min(config.reconnect_max_delay),
     };
+    let (events, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
     let ctx = Arc::new(SessionContext {
         backend,
         data,
         timeouts,
+        events,
+        metrics: wiring.metrics,
     });
     let (registry, registry_task) = Actor::spawn(None, Registry, ctx)
         .await

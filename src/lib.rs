@@ -9,6 +9,7 @@ pub mod backend;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod qr_render;
 pub mod registry;
 pub mod session;

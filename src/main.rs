@@ -24,7 +24,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(config::EXIT_UNAVAILABLE);
             }
         };
-        match app::run(listener, config, None, app::shutdown_signal()).await {
+        match app::run(listener, config, app::Wiring::default(), app::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("wa-sessiond: {e}");

@@ -11,7 +11,10 @@ use std::{
 };
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use tokio::{sync::watch, time::Instant};
+use tokio::{
+    sync::{broadcast, watch},
+    time::Instant,
+};
 use tracing::{error, info, warn};
 
 use crate::{
@@ -20,7 +23,7 @@ use crate::{
         actor::{Boot, SessionActor, SessionArgs, SessionContext, SessionMsg},
         state::{Identity, SessionState},
         waiters::{QrRequest, Reply},
-        DisconnectReason, SessionId, SessionView, Status,
+        DisconnectReason, SessionEvent, SessionId, SessionView, Status,
     },
     store::SessionRecord,
 };
@@ -29,6 +32,9 @@ use crate::{
 const RESTART_BUDGET: usize = 5;
 /// The window of the restart budget.
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
+
+/// Every session's current state and the subscription to their changes.
+pub type WatchAll = (Vec<SessionView>, broadcast::Receiver<SessionEvent>);
 
 /// One page of sessions and the token of the next.
 pub type Page = (Vec<SessionView>, Option<String>);
@@ -46,23 +52,33 @@ pub enum RegistryMsg {
         /// The answer.
         reply: Reply,
     },
-    /// Forward to one session.
-    Get {
+    /// Forward a request to one session (NOT_FOUND when unknown or being deleted).
+    Forward {
         /// The id.
         id: SessionId,
-        /// What the caller wants of the QR.
-        request: QrRequest,
-        /// The answer.
-        reply: Reply,
+        /// The request, with the caller's reply port.
+        msg: SessionMsg,
     },
-    /// Forward a RefreshQr to one session.
-    RefreshQr {
+    /// Delete a session: it logs out, removes its files, then sends `Deleted`.
+    Delete {
         /// The id.
         id: SessionId,
-        /// What the caller wants of the QR.
-        request: QrRequest,
+        /// The answer (sent once the session is forgotten).
+        reply: RpcReplyPort<Result<(), SessionError>>,
+    },
+    /// A session finished deleting itself: forget it, then answer the caller.
+    Deleted {
+        /// The id.
+        id: SessionId,
+        /// Its last state.
+        last: Box<SessionView>,
+        /// The caller of Delete.
+        reply: RpcReplyPort<Result<(), SessionError>>,
+    },
+    /// Every session's current state and a subscription to their changes.
+    WatchAll {
         /// The answer.
-        reply: Reply,
+        reply: RpcReplyPort<Result<WatchAll, SessionError>>,
     },
     /// One page of sessions, ordered by id, after `after`.
     List {
@@ -89,6 +105,8 @@ struct Entry {
     publisher: watch::Sender<SessionView>,
     /// Its recent crashes.
     crashes: CrashBudget,
+    /// Being deleted: requests get NOT_FOUND.
+    deleting: bool,
 }
 
 /// The registry actor.
@@ -136,6 +154,7 @@ impl Actor for Registry {
                     view: receiver,
                     publisher,
                     crashes: CrashBudget::default(),
+                    deleting: false,
                 },
             );
             state.spawn(&myself, &id, record, Boot::Restored).await?;
@@ -156,16 +175,30 @@ impl Actor for Registry {
                 request,
                 reply,
             } => {
+                if is_deleting(state, &id) {
+                    let message = format!("session {id} is being deleted: retry in a moment");
+                    let _ = reply.send(Err(SessionError::Unavailable(message)));
+                    return Ok(());
+                }
                 if !state.sessions.contains_key(&id) {
                     state.create(&myself, &id, labels).await?;
                 }
-                state.forward(&id, reply, |reply| SessionMsg::Get { request, reply });
+                state.forward(&id, SessionMsg::Get { request, reply });
             }
-            RegistryMsg::Get { id, request, reply } => {
-                state.forward(&id, reply, |reply| SessionMsg::Get { request, reply });
+            RegistryMsg::Forward { id, msg } => state.forward(&id, msg),
+            RegistryMsg::Delete { id, reply } => state.delete(&id, reply).await,
+            RegistryMsg::Deleted { id, last, reply } => {
+                state.sessions.remove(&id);
+                let _ = state.ctx.events.send(SessionEvent {
+                    view: *last,
+                    deleted: true,
+                });
+                let _ = reply.send(Ok(()));
             }
-            RegistryMsg::RefreshQr { id, request, reply } => {
-                state.forward(&id, reply, |reply| SessionMsg::RefreshQr { request, reply });
+            RegistryMsg::WatchAll { reply } => {
+                let events = state.ctx.events.subscribe();
+                let current = state.sessions.values().map(|e| e.view.borrow().clone()).collect();
+                let _ = reply.send(Ok((current, events)));
             }
             RegistryMsg::List {
                 status,
@@ -231,6 +264,7 @@ impl RegistryState {
             view: receiver,
             publisher,
             crashes: CrashBudget::default(),
+            deleting: false,
         };
         self.sessions.insert(id.clone(), entry);
         info!(session_id = %id, "session created");
@@ -260,6 +294,7 @@ impl RegistryState {
             boot,
             ctx: self.ctx.clone(),
             published: entry.publisher.clone(),
+            registry: myself.clone(),
         };
         let (actor, _) = Actor::spawn_linked(None, SessionActor, args, myself.get_cell()).await?;
         self.by_actor.insert(actor.get_id(), id.clone());
@@ -268,18 +303,54 @@ impl RegistryState {
     }
 
     /// Sends a request to a session with the caller's reply port.
-    fn forward(&self, id: &SessionId, reply: Reply, build: impl FnOnce(Reply) -> SessionMsg) {
-        let Some(entry) = self.sessions.get(id) else {
-            let _ = reply.send(Err(SessionError::NotFound(id.to_string())));
-            return;
+    fn forward(&self, id: &SessionId, msg: SessionMsg) {
+        let Some(entry) = self.sessions.get(id).filter(|e| !e.deleting) else {
+            return msg.refuse(SessionError::NotFound(id.to_string()));
         };
         let Some(actor) = &entry.actor else {
             let message = format!("session {id} is restarting after a crash: retry in a moment");
-            let _ = reply.send(Err(SessionError::Unavailable(message)));
+            return msg.refuse(SessionError::Unavailable(message));
+        };
+        if let Err(ractor::MessagingErr::SendErr(msg)) = actor.cast(msg) {
+            warn!(session_id = %id, "session mailbox closed");
+            msg.refuse(SessionError::Unavailable(format!(
+                "session {id} is stopping: retry in a moment"
+            )));
+        }
+    }
+
+    /// Starts deleting a session; it answers through `Deleted`.
+    async fn delete(&mut self, id: &SessionId, reply: RpcReplyPort<Result<(), SessionError>>) {
+        let Some(entry) = self.sessions.get_mut(id).filter(|e| !e.deleting) else {
+            let _ = reply.send(Err(SessionError::NotFound(id.to_string())));
             return;
         };
-        if let Err(e) = actor.cast(build(reply)) {
-            warn!(session_id = %id, error = %e, "session mailbox closed");
+        entry.deleting = true;
+        if let Some(actor) = &entry.actor {
+            if let Err(ractor::MessagingErr::SendErr(SessionMsg::Delete(reply))) = actor.cast(SessionMsg::Delete(reply))
+            {
+                entry.deleting = false;
+                let _ = reply.send(Err(SessionError::Unavailable(format!(
+                    "session {id} is stopping: retry"
+                ))));
+            }
+            return;
+        }
+        // Restarting after a crash: no actor to do it, so wipe here.
+        let last = entry.view.borrow().clone();
+        let wiped = self.ctx.backend.wipe(id).await;
+        let removed = self.ctx.data.remove(id).await;
+        if let (Ok(()), Ok(())) = (wiped, removed) {
+            self.sessions.remove(id);
+            let _ = self.ctx.events.send(SessionEvent {
+                view: last,
+                deleted: true,
+            });
+            let _ = reply.send(Ok(()));
+        } else {
+            let _ = reply.send(Err(SessionError::Internal(
+                "could not remove the session's files".into(),
+            )));
         }
     }
 
@@ -298,7 +369,7 @@ impl RegistryState {
     }
 
     fn schedule_restart(&mut self, myself: &ActorRef<RegistryMsg>, id: &SessionId) {
-        let Some(entry) = self.sessions.get_mut(id) else {
+        let Some(entry) = self.sessions.get_mut(id).filter(|e| !e.deleting) else {
             return;
         };
         entry.actor = None;
@@ -336,6 +407,10 @@ impl RegistryState {
         info!(session_id = %id, "restarting session");
         self.spawn(myself, id, record, boot).await
     }
+}
+
+fn is_deleting(state: &RegistryState, id: &SessionId) -> bool {
+    state.sessions.get(id).is_some_and(|e| e.deleting)
 }
 
 /// A session's state rebuilt from its record (status at rest).

@@ -34,4 +34,74 @@ impl EmulatorService for EmulatorApi {
             jid: identity.jid,
         }))
     }
+
+    async fn enter_pairing_code(
+        &self,
+        request: Request<proto::EnterPairingCodeRequest>,
+    ) -> Result<Response<proto::EnterPairingCodeResponse>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        let identity = self.emulator.enter_pairing_code(&id, &body.code).await?;
+        tracing::info!(session_id = %id, "emulated phone entered the pairing code");
+        Ok(Response::new(proto::EnterPairingCodeResponse {
+            phone_number: identity.phone_number,
+            jid: identity.jid,
+        }))
+    }
+
+    async fn drop_connection(
+        &self,
+        request: Request<proto::DropConnectionRequest>,
+    ) -> Result<Response<proto::DropConnectionResponse>, Status> {
+        let id = SessionId::parse(&request.get_ref().session_id)?;
+        self.emulator.drop_connection(&id).await?;
+        Ok(Response::new(proto::DropConnectionResponse {}))
+    }
+
+    async fn logout_from_phone(
+        &self,
+        request: Request<proto::LogoutFromPhoneRequest>,
+    ) -> Result<Response<proto::LogoutFromPhoneResponse>, Status> {
+        let id = SessionId::parse(&request.get_ref().session_id)?;
+        self.emulator.logout_from_phone(&id).await?;
+        Ok(Response::new(proto::LogoutFromPhoneResponse {}))
+    }
+
+    async fn replace_stream(
+        &self,
+        request: Request<proto::ReplaceStreamRequest>,
+    ) -> Result<Response<proto::ReplaceStreamResponse>, Status> {
+        let id = SessionId::parse(&request.get_ref().session_id)?;
+        self.emulator.replace_stream(&id).await?;
+        Ok(Response::new(proto::ReplaceStreamResponse {}))
+    }
+
+    async fn fail_connects(
+        &self,
+        request: Request<proto::FailConnectsRequest>,
+    ) -> Result<Response<proto::FailConnectsResponse>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        self.emulator.fail_connects(&id, body.count).await;
+        Ok(Response::new(proto::FailConnectsResponse {}))
+    }
+
+    async fn list_sent_messages(
+        &self,
+        request: Request<proto::ListSentMessagesRequest>,
+    ) -> Result<Response<proto::ListSentMessagesResponse>, Status> {
+        let id = SessionId::parse(&request.get_ref().session_id)?;
+        let messages = self
+            .emulator
+            .sent_messages(&id)
+            .await
+            .into_iter()
+            .map(|m| proto::EmulatedMessage {
+                to: m.to,
+                text: m.text,
+                message_id: m.message_id,
+            })
+            .collect();
+        Ok(Response::new(proto::ListSentMessagesResponse { messages }))
+    }
 }

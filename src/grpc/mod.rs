@@ -5,3 +5,4 @@ pub mod deadline;
 pub mod emulator_service;
 pub mod session_service;
 pub mod status;
+pub mod streams;

@@ -9,13 +9,18 @@ use tonic::{Request, Response, Status};
 use super::{
     convert::{self, image_kind},
     deadline::caller_deadline,
+    streams::{self, WireStream},
 };
 use crate::{
     error::SessionError,
     proto::{self, session_service_server::SessionService},
     registry::RegistryMsg,
-    session::{waiters::QrRequest, SessionId},
+    session::{actor::SessionMsg, input, waiters::QrRequest, SessionId},
 };
+
+fn forward(id: SessionId, msg: SessionMsg) -> RegistryMsg {
+    RegistryMsg::Forward { id, msg }
+}
 
 /// The default and the largest page of ListSessions.
 const DEFAULT_PAGE: usize = 100;
@@ -89,6 +94,106 @@ fn labels(
 
 #[tonic::async_trait]
 impl SessionService for SessionApi {
+    type WatchSessionStream = WireStream<proto::Session>;
+    type WatchSessionsStream = WireStream<proto::SessionEvent>;
+
+    async fn watch_session(
+        &self,
+        request: Request<proto::WatchSessionRequest>,
+    ) -> Result<Response<Self::WatchSessionStream>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        let image = image_kind(body.qr_image)?;
+        let keep_fresh = body.keep_qr_fresh;
+        let changes = self
+            .ask(|reply| forward(id, SessionMsg::Watch { keep_fresh, reply }))
+            .await?;
+        Ok(Response::new(streams::session_changes(changes, image)))
+    }
+
+    async fn watch_sessions(
+        &self,
+        _: Request<proto::WatchSessionsRequest>,
+    ) -> Result<Response<Self::WatchSessionsStream>, Status> {
+        let (current, changes) = self.ask(|reply| RegistryMsg::WatchAll { reply }).await?;
+        Ok(Response::new(streams::all_changes(current, changes)))
+    }
+
+    async fn disconnect_session(
+        &self,
+        request: Request<proto::DisconnectSessionRequest>,
+    ) -> Result<Response<proto::Session>, Status> {
+        let id = SessionId::parse(&request.get_ref().session_id)?;
+        let view = self.ask(|reply| forward(id, SessionMsg::Disconnect(reply))).await?;
+        Ok(Response::new(convert::session(&view, None)?))
+    }
+
+    async fn connect_session(
+        &self,
+        request: Request<proto::ConnectSessionRequest>,
+    ) -> Result<Response<proto::Session>, Status> {
+        let qr = qr_request(&request, Duration::ZERO, true);
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        let image = image_kind(body.qr_image)?;
+        let view = self
+            .ask(|reply| forward(id, SessionMsg::Connect { request: qr, reply }))
+            .await?;
+        Ok(Response::new(convert::session(&view, image)?))
+    }
+
+    async fn logout_session(
+        &self,
+        request: Request<proto::LogoutSessionRequest>,
+    ) -> Result<Response<proto::Session>, Status> {
+        let id = SessionId::parse(&request.get_ref().session_id)?;
+        let view = self.ask(|reply| forward(id, SessionMsg::Logout(reply))).await?;
+        Ok(Response::new(convert::session(&view, None)?))
+    }
+
+    async fn delete_session(
+        &self,
+        request: Request<proto::DeleteSessionRequest>,
+    ) -> Result<Response<proto::DeleteSessionResponse>, Status> {
+        let id = SessionId::parse(&request.get_ref().session_id)?;
+        self.ask(|reply| RegistryMsg::Delete { id, reply }).await?;
+        Ok(Response::new(proto::DeleteSessionResponse {}))
+    }
+
+    async fn send_text_message(
+        &self,
+        request: Request<proto::SendTextMessageRequest>,
+    ) -> Result<Response<proto::SendTextMessageResponse>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        let to = input::recipient(&body.to)?;
+        input::text(&body.text)?;
+        let text = body.text;
+        let receipt = self
+            .ask(|reply| forward(id, SessionMsg::SendText { to, text, reply }))
+            .await?;
+        Ok(Response::new(proto::SendTextMessageResponse {
+            message_id: receipt.message_id,
+            sent_at: Some(convert::timestamp(receipt.sent_at)),
+        }))
+    }
+
+    async fn request_pairing_code(
+        &self,
+        request: Request<proto::RequestPairingCodeRequest>,
+    ) -> Result<Response<proto::PairingCode>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        let phone = input::phone_number(&body.phone_number)?;
+        let code = self
+            .ask(|reply| forward(id, SessionMsg::RequestPairingCode { phone, reply }))
+            .await?;
+        Ok(Response::new(proto::PairingCode {
+            code: code.code,
+            expires_at: Some(convert::timestamp(code.expires_at)),
+        }))
+    }
+
     async fn create_session(
         &self,
         request: Request<proto::CreateSessionRequest>,
@@ -118,7 +223,9 @@ impl SessionService for SessionApi {
         let body = request.into_inner();
         let id = SessionId::parse(&body.session_id)?;
         let image = image_kind(body.qr_image)?;
-        let view = self.ask(|reply| RegistryMsg::Get { id, request: qr, reply }).await?;
+        let view = self
+            .ask(|reply| forward(id, SessionMsg::Get { request: qr, reply }))
+            .await?;
         Ok(Response::new(convert::session(&view, image)?))
     }
 
@@ -161,7 +268,7 @@ impl SessionService for SessionApi {
         let id = SessionId::parse(&body.session_id)?;
         let image = image_kind(body.qr_image)?;
         let view = self
-            .ask(|reply| RegistryMsg::RefreshQr { id, request: qr, reply })
+            .ask(|reply| forward(id, SessionMsg::RefreshQr { request: qr, reply }))
             .await?;
         Ok(Response::new(convert::session(&view, image)?))
     }

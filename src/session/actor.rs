@@ -5,20 +5,27 @@
 
 use std::{sync::Arc, time::Duration, time::SystemTime};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::{AbortHandle, JoinHandle};
-use tokio::{sync::watch, time::Instant};
+use tokio::{
+    sync::{broadcast, mpsc, watch},
+    time::Instant,
+};
 use tracing::{info, warn};
 
 use super::{
-    model::{SessionView, Status},
+    commands::{PairingCodeView, SendReceipt},
+    model::{SessionEvent, SessionView, Status},
     policy::{backoff_delay, Recovery},
     state::{ConnId, Purpose, QrNeed, SessionState},
     waiters::{QrRequest, Reply, Waiter, Waiters},
+    watchers::Watchers,
 };
 use crate::{
     backend::{Backend, BackendEvent, Connection, EventSink},
     error::SessionError,
+    metrics::Metrics,
+    registry::RegistryMsg,
     store::{DataDir, SessionRecord},
 };
 
@@ -43,6 +50,10 @@ pub struct SessionContext {
     pub data: DataDir,
     /// Bounds and delays.
     pub timeouts: Timeouts,
+    /// Every session's changes, for WatchSessions.
+    pub events: broadcast::Sender<SessionEvent>,
+    /// The daemon's gauges.
+    pub metrics: Arc<Metrics>,
 }
 
 /// How a session actor starts.
@@ -68,6 +79,8 @@ pub struct SessionArgs {
     pub ctx: Arc<SessionContext>,
     /// Where snapshots are published (the registry reads them).
     pub published: watch::Sender<SessionView>,
+    /// The registry, told when the session is deleted.
+    pub registry: ActorRef<RegistryMsg>,
 }
 
 /// A session's mailbox.
@@ -108,6 +121,82 @@ pub enum SessionMsg {
     Reconnect,
     /// Connection `conn` has been up long enough to reset the backoff.
     Stable(ConnId),
+    /// Attach a watch stream.
+    Watch {
+        /// Regenerate the QR while attached.
+        keep_fresh: bool,
+        /// The stream of changes.
+        reply: RpcReplyPort<Result<mpsc::Receiver<SessionView>, SessionError>>,
+    },
+    /// A watcher's client went away.
+    WatcherGone(u64),
+    /// Close the connection, keep the credentials.
+    Disconnect(Reply),
+    /// Resume.
+    Connect {
+        /// What the caller wants of the QR (when not linked).
+        request: QrRequest,
+        /// The answer.
+        reply: Reply,
+    },
+    /// Unlink and wipe.
+    Logout(Reply),
+    /// Log out if linked, remove every file, stop.
+    Delete(RpcReplyPort<Result<(), SessionError>>),
+    /// Send a text.
+    SendText {
+        /// The recipient JID.
+        to: String,
+        /// The text.
+        text: String,
+        /// The answer.
+        reply: RpcReplyPort<Result<SendReceipt, SessionError>>,
+    },
+    /// A send went through.
+    Sent,
+    /// Ask for a pairing code.
+    RequestPairingCode {
+        /// Digits only.
+        phone: String,
+        /// The answer.
+        reply: RpcReplyPort<Result<PairingCodeView, SessionError>>,
+    },
+}
+
+impl SessionMsg {
+    /// Answers the request with `error` instead of handling it (unknown session,
+    /// restarting, stopping). Messages without a caller are dropped.
+    pub fn refuse(self, error: SessionError) {
+        match self {
+            SessionMsg::Get { reply, .. }
+            | SessionMsg::RefreshQr { reply, .. }
+            | SessionMsg::Connect { reply, .. }
+            | SessionMsg::Disconnect(reply)
+            | SessionMsg::Logout(reply) => {
+                let _ = reply.send(Err(error));
+            }
+            SessionMsg::Watch { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            SessionMsg::Delete(reply) => {
+                let _ = reply.send(Err(error));
+            }
+            SessionMsg::SendText { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            SessionMsg::RequestPairingCode { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            SessionMsg::Backend { .. }
+            | SessionMsg::FirstQrDue(_)
+            | SessionMsg::QrExpired { .. }
+            | SessionMsg::WaiterDue(_)
+            | SessionMsg::Reconnect
+            | SessionMsg::Stable(_)
+            | SessionMsg::WatcherGone(_)
+            | SessionMsg::Sent => {}
+        }
+    }
 }
 
 /// The session actor (stateless; its state is `SessionRun`).
@@ -116,15 +205,21 @@ pub struct SessionActor;
 /// A running session.
 pub struct SessionRun {
     /// The rules and data.
-    state: SessionState,
+    pub(super) state: SessionState,
     /// What is stored on disk.
-    record: SessionRecord,
+    pub(super) record: SessionRecord,
     /// Shared services.
-    ctx: Arc<SessionContext>,
+    pub(super) ctx: Arc<SessionContext>,
     /// Its own address, for timers and backend events.
-    myself: ActorRef<SessionMsg>,
+    pub(super) myself: ActorRef<SessionMsg>,
     /// The live backend connection (matches `state.conn()`).
-    conn: Option<Box<dyn Connection>>,
+    pub(super) conn: Option<Box<dyn Connection>>,
+    /// Attached watch streams.
+    pub(super) watchers: Watchers,
+    /// The registry.
+    pub(super) registry: ActorRef<RegistryMsg>,
+    /// Deleted: publish nothing more.
+    pub(super) deleted: bool,
     /// Callers waiting for a code.
     waiters: Waiters,
     /// The QR expiry timer.
@@ -162,6 +257,9 @@ impl Actor for SessionActor {
             ctx: args.ctx,
             myself,
             conn: None,
+            watchers: Watchers::default(),
+            registry: args.registry,
+            deleted: false,
             waiters: Waiters::default(),
             qr_timer: None,
             first_qr_timer: None,
@@ -193,6 +291,24 @@ impl Actor for SessionActor {
             SessionMsg::WaiterDue(id) => run.waiter_due(id).await,
             SessionMsg::Reconnect => run.reconnect(),
             SessionMsg::Stable(conn) => run.stable(conn),
+            SessionMsg::Watch { keep_fresh, reply } => {
+                let _ = reply.send(Ok(run.watch(keep_fresh)));
+            }
+            SessionMsg::WatcherGone(id) => run.watchers.release(id),
+            SessionMsg::Disconnect(reply) => {
+                let _ = reply.send(run.disconnect().await);
+            }
+            SessionMsg::Connect { request, reply } => run.connect_session(request, reply).await,
+            SessionMsg::Logout(reply) => {
+                let _ = reply.send(run.logout().await);
+            }
+            SessionMsg::Delete(reply) => run.delete(reply).await,
+            SessionMsg::SendText { to, text, reply } => run.send_text(to, text, reply),
+            SessionMsg::Sent => run.state.mark_active(SystemTime::now()),
+            SessionMsg::RequestPairingCode { phone, reply } => run.request_pairing_code(phone, reply).await,
+        }
+        if run.deleted {
+            return Ok(());
         }
         run.settle().await;
         run.publish();
@@ -273,7 +389,7 @@ impl SessionRun {
     }
 
     /// Parks a caller until the state settles, bounded by `bound` and its deadline.
-    fn wait(&mut self, request: QrRequest, reply: Reply, bound: Duration) {
+    pub(super) fn wait(&mut self, request: QrRequest, reply: Reply, bound: Duration) {
         let now = Instant::now();
         let server_deadline = now + bound;
         let callers = request.deadline.map(|d| d.checked_sub(DEADLINE_MARGIN).unwrap_or(d));
@@ -301,6 +417,11 @@ impl SessionRun {
     /// Answers the waiters the state now satisfies; starts one regeneration if some
     /// need it.
     async fn settle(&mut self) {
+        let lazily_expired = self.state.view().status == Status::QrWaiting && self.state.conn().is_none();
+        if lazily_expired && self.watchers.want_fresh_qr() {
+            info!(session_id = %self.state.view().id, "a watcher keeps the qr fresh: regenerating");
+            self.open_pairing(self.ctx.timeouts.refresh).await;
+        }
         if self.waiters.is_empty() {
             return;
         }
@@ -344,7 +465,7 @@ impl SessionRun {
     }
 
     /// Starts a pairing connection (closing any other first): a new generation.
-    async fn open_pairing(&mut self, timeout: Duration) {
+    pub(super) async fn open_pairing(&mut self, timeout: Duration) {
         self.close_conn().await;
         let (now, sys) = Self::now();
         let conn = self.state.open_pairing(now, sys, timeout);
@@ -359,7 +480,7 @@ impl SessionRun {
     }
 
     /// Starts a connection with stored credentials.
-    fn open_resume(&mut self, status: Status) {
+    pub(super) fn open_resume(&mut self, status: Status) {
         let conn = self.state.open_resume(status, SystemTime::now());
         info!(session_id = %self.state.view().id, conn, "connecting with stored credentials");
         self.connect(conn);
@@ -520,7 +641,23 @@ impl SessionRun {
         info!(session_id = %self.state.view().id, generation, index, ttl_ms = ttl.as_millis() as u64, "qr issued");
     }
 
-    fn fail_waiters(&mut self, error: SessionError) {
+    /// Stops a pending reconnect.
+    pub(super) fn cancel_reconnect(&mut self) {
+        if let Some(timer) = self.reconnect_timer.take() {
+            timer.abort();
+        }
+    }
+
+    /// Writes the record.
+    pub(super) async fn save(&self) -> Result<(), SessionError> {
+        self.ctx
+            .data
+            .save(self.record.clone())
+            .await
+            .map_err(|e| SessionError::Internal(format!("could not store the session: {e}")))
+    }
+
+    pub(super) fn fail_waiters(&mut self, error: SessionError) {
         for waiter in self.waiters.drain() {
             waiter.finish(Err(error.clone()));
         }
@@ -543,6 +680,12 @@ impl SessionRun {
         let changed = self.published.borrow().revision != view.revision;
         if changed {
             self.published.send_replace(view.clone());
+            self.watchers.broadcast(view);
+            let event = SessionEvent {
+                view: view.clone(),
+                deleted: false,
+            };
+            let _ = self.ctx.events.send(event);
         }
     }
 }

@@ -2,11 +2,14 @@
 //! and the actor that owns it all.
 
 pub mod actor;
+pub mod commands;
 pub mod id;
+pub mod input;
 pub mod model;
 pub mod policy;
 pub mod state;
 pub mod waiters;
+pub mod watchers;
 
 pub use id::SessionId;
-pub use model::{DisconnectReason, Qr, SessionView, Status};
+pub use model::{DisconnectReason, Qr, SessionEvent, SessionView, Status};

@@ -141,3 +141,12 @@ pub struct SessionView {
     /// The caller's labels.
     pub labels: BTreeMap<String, String>,
 }
+
+/// A change of some session, for watchers of every session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionEvent {
+    /// The session's state after the change (its last state when deleted).
+    pub view: SessionView,
+    /// The session was deleted.
+    pub deleted: bool,
+}

@@ -405,6 +405,11 @@ impl SessionState {
         self.touch(sys);
     }
 
+    /// Records what went wrong, for `last_error`.
+    pub fn note_error(&mut self, message: String) {
+        self.view.last_error = message;
+    }
+
     /// Marks the message activity time.
     pub fn mark_active(&mut self, sys: SystemTime) {
         self.view.last_active_at = Some(sys);

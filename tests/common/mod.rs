@@ -27,6 +27,7 @@ pub const STEP: Duration = Duration::from_millis(60);
 pub struct Daemon {
     pub addr: SocketAddr,
     pub emulator: Emulator,
+    pub metrics: std::sync::Arc<wa_sessiond::metrics::Metrics>,
     pub config: Config,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), app::StartError>>>,
@@ -59,10 +60,16 @@ impl Daemon {
         let shutdown = async {
             let _ = stopped.await;
         };
-        let task = tokio::spawn(app::run(listener, config.clone(), Some(emulator.clone()), shutdown));
+        let wiring = app::Wiring {
+            emulator: Some(emulator.clone()),
+            metrics: Default::default(),
+        };
+        let metrics = wiring.metrics.clone();
+        let task = tokio::spawn(app::run(listener, config.clone(), wiring, shutdown));
         Self {
             addr,
             emulator,
+            metrics,
             config,
             stop: Some(stop),
             task: Some(task),

@@ -85,10 +85,13 @@ impl Emulator {
             }
             return self.deregister(&session, number).await;
         }
-        // The socket opens; controls that come meanwhile are answered as they would be.
+        // The socket opens; controls that come meanwhile are answered as they would
+        // be, pairing-code requests once it is open.
+        let mut pending = Vec::new();
         let connected = loop {
             match next_control(opened, &mut rx).await {
                 None => break true,
+                Some(Control::PairingCode { phone, reply }) => pending.push((phone, reply)),
                 Some(control) => {
                     if let Flow::End = self.early(control, &sink) {
                         break false;
@@ -99,7 +102,7 @@ impl Emulator {
         if connected {
             match self.read_device(&session) {
                 Some(device) => self.online(&session, device, &mut rx, &sink).await,
-                None => self.pair(&session, number, &config, &mut rx, &sink).await,
+                None => self.pair(&session, number, &config, pending, &mut rx, &sink).await,
             }
         }
         self.deregister(&session, number).await;
@@ -136,11 +139,16 @@ impl Emulator {
         session: &SessionId,
         number: u64,
         config: &EmulatorConfig,
+        pending: Vec<(String, oneshot::Sender<Result<PairingCodeIssued, BackendError>>)>,
         rx: &mut mpsc::Receiver<Control>,
         sink: &EventSink,
     ) {
         let keys = keys::DeviceKeys::random();
         let batch_ends = Instant::now() + config.first_ttl + config.next_ttl * config.qr_count.saturating_sub(1);
+        for (phone, reply) in pending {
+            let issued = self.issue_pairing_code(session, number, phone, batch_ends).await;
+            let _ = reply.send(Ok(issued));
+        }
         for index in 1..=config.qr_count {
             let ttl = if index == 1 { config.first_ttl } else { config.next_ttl };
             let code = keys.qr_code();
