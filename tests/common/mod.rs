@@ -184,3 +184,38 @@ pub fn qr_is_valid_now(session: &Session) -> bool {
     let expires = std::time::SystemTime::try_from(session.qr.as_ref().unwrap().expires_at.unwrap()).unwrap();
     expires > std::time::SystemTime::now()
 }
+
+/// Creates `id` and links it through the emulator; returns it CONNECTED.
+pub async fn paired(daemon: &Daemon, id: &str) -> Session {
+    let mut client = daemon.sessions().await;
+    client.create_session(create(id)).await.unwrap();
+    let scan = wa_sessiond::proto::ScanQrRequest {
+        session_id: id.into(),
+        code: String::new(),
+        phone_number: String::new(),
+    };
+    daemon.phone().await.scan_qr(scan).await.unwrap();
+    wait_session(&mut client, id, "CONNECTED", |s| status(s) == SessionStatus::Connected).await
+}
+
+/// The next message of a stream, within 10 s.
+pub async fn next<T>(stream: &mut tonic::Streaming<T>) -> Option<T> {
+    tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("a stream message within 10s")
+        .expect("a healthy stream")
+}
+
+/// Asserts `happens` stays false for `span` (checked every few ms): for "no
+/// reconnect attempt" style promises.
+pub async fn stays_false<F, Fut>(span: Duration, what: &str, mut happens: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < span {
+        assert!(!happens().await, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,281 @@
+//! Pause, resume, log out, delete; and the reconnect policy per disconnect reason.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use tonic::Code;
+use wa_sessiond::{
+    proto::{
+        ConnectSessionRequest, DeleteSessionRequest, DisconnectReason, DisconnectSessionRequest, DropConnectionRequest,
+        FailConnectsRequest, LogoutFromPhoneRequest, LogoutSessionRequest, ReplaceStreamRequest, ScanQrRequest,
+        SessionStatus,
+    },
+    session::SessionId,
+};
+
+fn disconnect(id: &str) -> DisconnectSessionRequest {
+    DisconnectSessionRequest { session_id: id.into() }
+}
+
+#[tokio::test]
+async fn disconnect_keeps_the_credentials_and_connect_resumes_without_a_qr() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    let mut client = daemon.sessions().await;
+    let linked = paired(&daemon, "alice").await;
+
+    let stopped = client
+        .disconnect_session(disconnect("alice"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status(&stopped), SessionStatus::Disconnected);
+    assert_eq!(stopped.disconnect_reason, DisconnectReason::Requested as i32);
+    let again = client
+        .disconnect_session(disconnect("alice"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.revision, stopped.revision, "idempotent");
+
+    let connect = ConnectSessionRequest {
+        session_id: "alice".into(),
+        ..Default::default()
+    };
+    let resumed = client.connect_session(connect).await.unwrap().into_inner();
+    assert_eq!(status(&resumed), SessionStatus::Connected);
+    assert!(resumed.qr.is_none());
+    assert_eq!(resumed.jid, linked.jid);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn disconnecting_a_pairing_session_closes_it_and_clears_the_qr() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    let mut client = daemon.sessions().await;
+    client.create_session(create("bob")).await.unwrap();
+
+    let stopped = client.disconnect_session(disconnect("bob")).await.unwrap().into_inner();
+
+    assert_eq!(status(&stopped), SessionStatus::Disconnected);
+    assert!(stopped.qr.is_none());
+    let scan = ScanQrRequest {
+        session_id: "bob".into(),
+        ..Default::default()
+    };
+    let refused = daemon.phone().await.scan_qr(scan).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "no connection shows a code");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn logout_from_the_phone_stays_logged_out_until_asked_then_pairs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    let mut client = daemon.sessions().await;
+    paired(&daemon, "carol").await;
+    let before = daemon.connections("carol").await;
+
+    let request = LogoutFromPhoneRequest {
+        session_id: "carol".into(),
+    };
+    daemon.phone().await.logout_from_phone(request).await.unwrap();
+    let out = wait_session(&mut client, "carol", "LOGGED_OUT", |s| {
+        status(s) == SessionStatus::LoggedOut
+    })
+    .await;
+    assert!(out.jid.is_empty());
+    stays_false(Duration::from_millis(2500), "no reconnect after a 401", || async {
+        daemon.connections("carol").await > before
+    })
+    .await;
+
+    let fresh = client.get_session(get("carol")).await.unwrap().into_inner();
+    assert_eq!(status(&fresh), SessionStatus::QrWaiting);
+    assert!(fresh.qr.is_some());
+    assert_eq!(
+        fresh.disconnect_reason,
+        DisconnectReason::LoggedOut as i32,
+        "the reason stays visible"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_replaced_stream_stays_disconnected_without_retrying() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    let mut client = daemon.sessions().await;
+    paired(&daemon, "dave").await;
+    let before = daemon.connections("dave").await;
+
+    let request = ReplaceStreamRequest {
+        session_id: "dave".into(),
+    };
+    daemon.phone().await.replace_stream(request).await.unwrap();
+
+    let replaced = wait_session(&mut client, "dave", "DISCONNECTED", |s| {
+        status(s) == SessionStatus::Disconnected
+    })
+    .await;
+    assert_eq!(replaced.disconnect_reason, DisconnectReason::Replaced as i32);
+    stays_false(Duration::from_millis(2500), "no blind retry after a 440", || async {
+        daemon.connections("dave").await > before
+    })
+    .await;
+    let still = client.get_session(get("dave")).await.unwrap().into_inner();
+    assert_eq!(status(&still), SessionStatus::Disconnected);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_dropped_connection_comes_back_by_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    let mut client = daemon.sessions().await;
+    let linked = paired(&daemon, "erin").await;
+
+    let request = DropConnectionRequest {
+        session_id: "erin".into(),
+    };
+    daemon.phone().await.drop_connection(request).await.unwrap();
+
+    let lost = wait_session(&mut client, "erin", "RECONNECTING", |s| {
+        status(s) == SessionStatus::Reconnecting
+    })
+    .await;
+    assert_eq!(lost.disconnect_reason, DisconnectReason::ConnectionLost as i32);
+    let back = wait_session(&mut client, "erin", "CONNECTED again", |s| {
+        status(s) == SessionStatus::Connected
+    })
+    .await;
+    assert_eq!(back.jid, linked.jid);
+    assert!(back.restart_count > linked.restart_count);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn failed_reconnects_back_off_with_growing_gaps_under_the_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let cap = Duration::from_secs(4);
+    let daemon = Daemon::start(dir.path(), |c| c.reconnect_max_delay = cap).await;
+    let mut client = daemon.sessions().await;
+    paired(&daemon, "frank").await;
+    let before = daemon.connections("frank").await as usize;
+    let mut phone = daemon.phone().await;
+    let fail = FailConnectsRequest {
+        session_id: "frank".into(),
+        count: 3,
+    };
+    phone.fail_connects(fail).await.unwrap();
+
+    phone
+        .drop_connection(DropConnectionRequest {
+            session_id: "frank".into(),
+        })
+        .await
+        .unwrap();
+    wait_session(&mut client, "frank", "CONNECTED after 3 failures", |s| {
+        status(s) == SessionStatus::Connected
+    })
+    .await;
+
+    let times = daemon
+        .emulator
+        .connection_times(&SessionId::parse("frank").unwrap())
+        .await;
+    let attempts = &times[before..];
+    assert_eq!(attempts.len(), 4, "3 refused, then one that worked");
+    let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.windows(2).all(|g| g[0] < g[1]), "gaps grow: {gaps:?}");
+    assert!(
+        gaps.iter().all(|g| *g <= cap + STEP * 2),
+        "gaps stay under the cap: {gaps:?}"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn logout_unlinks_and_wipes_the_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    let mut client = daemon.sessions().await;
+    paired(&daemon, "gina").await;
+    let creds = dir.path().join("sessions/gina/emulator-device.json");
+    assert!(creds.exists());
+
+    let request = LogoutSessionRequest {
+        session_id: "gina".into(),
+    };
+    let out = client.logout_session(request).await.unwrap().into_inner();
+
+    assert_eq!(status(&out), SessionStatus::LoggedOut);
+    assert!(!creds.exists(), "credentials wiped");
+    let no_refresh = client.get_session(peek("gina")).await.unwrap().into_inner();
+    assert_eq!(
+        status(&no_refresh),
+        SessionStatus::LoggedOut,
+        "no_refresh starts nothing"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn delete_removes_every_file_and_the_id_starts_afresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    let mut client = daemon.sessions().await;
+    paired(&daemon, "hank").await;
+    let folder = dir.path().join("sessions/hank");
+    assert!(folder.exists());
+
+    let delete = DeleteSessionRequest {
+        session_id: "hank".into(),
+    };
+    client.delete_session(delete.clone()).await.unwrap();
+
+    assert_eq!(
+        client.get_session(get("hank")).await.unwrap_err().code(),
+        Code::NotFound
+    );
+    assert!(!folder.exists(), "the session's files are gone");
+    assert_eq!(client.delete_session(delete).await.unwrap_err().code(), Code::NotFound);
+    let again = client.create_session(create("hank")).await.unwrap().into_inner();
+    assert_eq!(status(&again), SessionStatus::QrWaiting, "a brand-new pairing");
+    assert!(again.jid.is_empty());
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn gets_racing_a_delete_never_bring_the_session_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    let mut client = daemon.sessions().await;
+    client.create_session(create("ivy")).await.unwrap();
+    let racers: Vec<_> = (0..20)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move { client.get_session(get("ivy")).await.map(|_| ()) })
+        })
+        .collect();
+    client
+        .delete_session(DeleteSessionRequest {
+            session_id: "ivy".into(),
+        })
+        .await
+        .unwrap();
+    for racer in racers {
+        if let Err(status) = racer.await.unwrap() {
+            assert!(
+                matches!(status.code(), Code::NotFound | Code::Unavailable),
+                "{status:?}"
+            );
+        }
+    }
+    assert_eq!(client.get_session(get("ivy")).await.unwrap_err().code(), Code::NotFound);
+    assert!(!dir.path().join("sessions/ivy").exists());
+    daemon.stop().await;
+}
