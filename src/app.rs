@@ -12,6 +12,7 @@ use tracing::{info, warn};
 use crate::{
     backend::{
         emulator::{Emulator, EmulatorConfig},
+        whatsapp::WhatsappBackend,
         Backend,
     },
     config::{BackendKind, Config},
@@ -85,10 +86,11 @@ pub async fn run(
     let data = open_data_dir(&config)?;
     let emulator = match config.backend {
         BackendKind::Emulator => Some(wiring.emulator.unwrap_or_else(|| emulator_for(&config, data.clone()))),
+        BackendKind::Whatsapp => None,
     };
     let backend: Arc<dyn Backend> = match &emulator {
         Some(emulator) => Arc::new(emulator.clone()),
-        None => unreachable!("every backend kind is handled above"),
+        None => Arc::new(WhatsappBackend::new(data.clone(), config.wa_version)),
     };
     let timeouts = Timeouts {
         qr: config.qr_timeout,

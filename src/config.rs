@@ -12,6 +12,8 @@ pub const EXIT_USAGE: i32 = 64;
 /// Which WhatsApp the sessions talk to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {
+    /// The real WhatsApp, through whatsapp-rust (the default).
+    Whatsapp,
     /// An in-process emulated WhatsApp (tests, demos, CI).
     Emulator,
 }
@@ -38,8 +40,14 @@ pub struct Config {
     pub data_dir: PathBuf,
 
     /// The WhatsApp implementation.
-    #[arg(long, env = "WA_SESSIOND_BACKEND", value_enum, default_value = "emulator")]
+    #[arg(long, env = "WA_SESSIOND_BACKEND", value_enum, default_value = "whatsapp")]
     pub backend: BackendKind,
+
+    /// The WhatsApp Web version the real backend announces (`2.3000.1042742319`).
+    /// Pinned so a connection never waits on fetching it from web.whatsapp.com;
+    /// raise it when WhatsApp refuses the client as outdated (405).
+    #[arg(long, env = "WA_SESSIOND_WA_VERSION", default_value = "2.3000.1042742319", value_parser = wa_version)]
+    pub wa_version: (u32, u32, u32),
 
     /// How long CreateSession / RefreshQr wait for the first QR code.
     #[arg(long, env = "WA_SESSIOND_QR_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
@@ -86,6 +94,14 @@ fn positive_duration(raw: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+fn wa_version(raw: &str) -> Result<(u32, u32, u32), String> {
+    let parts: Vec<_> = raw.split('.').map(str::parse::<u32>).collect();
+    match parts[..] {
+        [Ok(major), Ok(minor), Ok(build)] => Ok((major, minor, build)),
+        _ => Err("expected three numbers separated by dots, e.g. 2.3000.1042742319".into()),
+    }
+}
+
 impl Config {
     /// Parses the command line and environment, or exits: 0 for --help/--version,
     /// 64 with one line for anything wrong.
@@ -121,6 +137,20 @@ mod tests {
         assert_eq!(config.emulator_first_qr_ttl, Duration::from_secs(60));
         assert_eq!(config.emulator_next_qr_ttl, Duration::from_secs(20));
         assert_eq!(config.emulator_qr_count, 6);
+        assert_eq!(config.backend, BackendKind::Whatsapp);
+        assert_eq!(config.wa_version, crate::backend::whatsapp::DEFAULT_WA_VERSION);
+    }
+
+    #[test]
+    fn the_whatsapp_version_is_three_dotted_numbers() {
+        let config = Config::try_parse_from(["wa-sessiond", "--wa-version", "2.3000.1"]).unwrap();
+        assert_eq!(config.wa_version, (2, 3000, 1));
+        for bad in ["2.3000", "2.3000.x", "2.3000.1.4", "", "v2.3000.1"] {
+            assert!(
+                Config::try_parse_from(["wa-sessiond", "--wa-version", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! what happens on them into `BackendEvent`s for the session actor.
 
 pub mod emulator;
+pub mod whatsapp;
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 

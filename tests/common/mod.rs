@@ -9,7 +9,7 @@ use tonic::transport::Channel;
 use wa_sessiond::{
     app,
     backend::emulator::Emulator,
-    config::Config,
+    config::{BackendKind, Config},
     proto::{
         emulator_service_client::EmulatorServiceClient, session_service_client::SessionServiceClient, Session,
         SessionStatus,
@@ -37,6 +37,7 @@ pub struct Daemon {
 pub fn test_config(data_dir: &std::path::Path) -> Config {
     let mut config = Config::defaults();
     config.data_dir = data_dir.to_path_buf();
+    config.backend = BackendKind::Emulator;
     config.emulator_first_qr_ttl = FIRST_TTL;
     config.emulator_next_qr_ttl = NEXT_TTL;
     config.emulator_qr_count = QR_COUNT;

@@ -1,0 +1,301 @@
+//! One connection of a session to WhatsApp: a task that builds a whatsapp-rust client
+//! on the session's store, runs it once (auto-reconnect off: the session actor owns
+//! every restart) and reports what happens on the sink; and the handle the session
+//! actor holds to close it, log out, send and ask for pairing codes. Every wait is
+//! bounded, and nothing is reported once `close` or `logout` has begun.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, SystemTime},
+};
+
+use tokio::{
+    sync::{watch, Notify},
+    task::JoinHandle,
+    time::{timeout, timeout_at, Instant},
+};
+use tracing::{debug, info, warn, Instrument, Span};
+use whatsapp_rust::Client;
+
+use super::{
+    client::{self, own_device},
+    events::{EventMapper, RunEnd},
+    reach,
+    store::CredentialFiles,
+};
+use crate::backend::{BackendError, BackendEvent, BoxFuture, Connection, EventSink, CLOSE_TIMEOUT};
+
+/// How long a flush of the device state may take before a step goes on without it.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long `request_pairing_code` and `send_text` wait for the client to exist and
+/// its socket to be up.
+pub const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long WhatsApp may take to answer a pairing-code request or a send.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the handle and the task share.
+pub struct Shared {
+    /// Set once `close` or `logout` begins: nothing is reported after it.
+    closed: AtomicBool,
+    /// Wakes the task while it is still building the client.
+    stop: Notify,
+    /// The client, once built.
+    client: watch::Sender<Option<Arc<Client>>>,
+    /// Where events go.
+    sink: EventSink,
+}
+
+impl Shared {
+    /// Reports `event` unless the connection is closing.
+    fn report(&self, event: BackendEvent) {
+        if !self.closed.load(Ordering::SeqCst) {
+            (self.sink)(event);
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    /// The client, waiting for it to be built (bounded).
+    async fn client(&self, bound: Duration) -> Result<Arc<Client>, BackendError> {
+        let mut built = self.client.subscribe();
+        let client = timeout(bound, built.wait_for(Option::is_some))
+            .await
+            .map_err(|_| BackendError::Unreachable("the whatsapp client did not start in time".into()))?
+            .map_err(|_| BackendError::Refused("the connection is closed".into()))?
+            .clone();
+        client.ok_or_else(|| BackendError::Refused("the connection is closed".into()))
+    }
+}
+
+/// The handle of one connection.
+pub struct WhatsappConnection {
+    /// State shared with the task.
+    shared: Arc<Shared>,
+    /// The connection task.
+    task: JoinHandle<()>,
+    /// The session's span, for what the handle does.
+    span: Span,
+}
+
+impl WhatsappConnection {
+    /// Starts the connection task on `files` and returns at once.
+    pub fn start(files: CredentialFiles, version: (u32, u32, u32), span: Span, sink: EventSink) -> Self {
+        let (client, _) = watch::channel(None);
+        let shared = Arc::new(Shared {
+            closed: AtomicBool::new(false),
+            stop: Notify::new(),
+            client,
+            sink,
+        });
+        let task = tokio::spawn(run(shared.clone(), files, version, span.clone()).instrument(span.clone()));
+        Self { shared, task, span }
+    }
+
+    /// Mutes the connection, stops the client and waits for the task, all by
+    /// `deadline`.
+    async fn shut(self, deadline: Instant) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        self.shared.stop.notify_one();
+        let client = self.shared.client.borrow().clone();
+        if let Some(client) = client {
+            if timeout_at(deadline, client.disconnect()).await.is_err() {
+                warn!("the whatsapp client did not disconnect in time");
+            }
+        }
+        let mut task = self.task;
+        if timeout_at(deadline, &mut task).await.is_err() {
+            warn!("the connection task did not stop in time; aborting it");
+            task.abort();
+        }
+    }
+}
+
+impl Connection for WhatsappConnection {
+    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+        let span = self.span.clone();
+        Box::pin(async move { self.shut(Instant::now() + CLOSE_TIMEOUT).await }.instrument(span))
+    }
+
+    fn logout(self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>> {
+        let span = self.span.clone();
+        let logout = async move {
+            // Muted first: the library reports our own logout as LoggedOut.
+            self.shared.closed.store(true, Ordering::SeqCst);
+            let client = self.shared.client.borrow().clone();
+            let online = client.as_ref().is_some_and(|c| c.is_connected() && c.is_logged_in());
+            let unlinked = match client.filter(|_| online) {
+                Some(client) => timeout(CLOSE_TIMEOUT, client.logout()).await.is_ok(),
+                None => false,
+            };
+            self.shut(Instant::now() + CLOSE_TIMEOUT).await;
+            if unlinked {
+                Ok(())
+            } else {
+                Err(BackendError::Unreachable(
+                    "the connection was not online, so whatsapp was not told to unlink the device".into(),
+                ))
+            }
+        };
+        Box::pin(logout.instrument(span))
+    }
+
+    fn send_text(&self, to: &str, text: &str) -> BoxFuture<'static, Result<crate::backend::SentMessage, BackendError>> {
+        let shared = self.shared.clone();
+        let (to, text) = (to.to_owned(), text.to_owned());
+        Box::pin(async move {
+            let jid: whatsapp_rust::Jid = to
+                .parse()
+                .map_err(|_| BackendError::Refused(format!("{to:?} is not a whatsapp jid")))?;
+            let client = shared.client(SOCKET_TIMEOUT).await?;
+            let sent = timeout(REQUEST_TIMEOUT, client.send_text(jid, text))
+                .await
+                .map_err(|_| BackendError::Unreachable("whatsapp did not accept the message in time".into()))?
+                .map_err(send_error)?;
+            Ok(crate::backend::SentMessage {
+                message_id: sent.message_id,
+            })
+        })
+    }
+
+    fn request_pairing_code(
+        &self,
+        phone_number: &str,
+    ) -> BoxFuture<'static, Result<crate::backend::PairingCodeIssued, BackendError>> {
+        let shared = self.shared.clone();
+        let phone_number = phone_number.to_owned();
+        Box::pin(async move { super::pairing::request(shared.client(SOCKET_TIMEOUT).await?, phone_number).await })
+    }
+}
+
+fn send_error(error: whatsapp_rust::send::SendError) -> BackendError {
+    use whatsapp_rust::send::SendError;
+    match error {
+        SendError::NotLoggedIn => BackendError::Refused("the device is not logged in".into()),
+        SendError::InvalidRequest(why) => BackendError::Refused(format!("whatsapp refused the message: {why}")),
+        other => BackendError::Unreachable(format!("the message was not sent: {other}")),
+    }
+}
+
+/// The connection task: build, run once, report, stop.
+async fn run(shared: Arc<Shared>, files: CredentialFiles, version: (u32, u32, u32), span: Span) {
+    // Probed alongside the library's own attempt, to name a failure quickly.
+    let mut probe = tokio::spawn(reach::probe());
+    let built = tokio::select! {
+        built = client::build(&files, version, span) => built,
+        () = shared.stop.notified() => {
+            probe.abort();
+            return;
+        }
+    };
+    let mut built = match built {
+        Ok(built) => built,
+        Err(cause) => {
+            warn!(%cause, "could not start the whatsapp client");
+            probe.abort();
+            shared.report(BackendEvent::ConnectFailed(cause));
+            return;
+        }
+    };
+    let client = built.client.clone();
+    shared.client.send_replace(Some(client.clone()));
+    if shared.is_closed() {
+        // close() may have looked before the client existed: stop it here.
+        probe.abort();
+        let _ = timeout(CLOSE_TIMEOUT, client.disconnect()).await;
+        return;
+    }
+    let linked_at_start = client.pn().is_some();
+    let mut mapper = EventMapper::new(linked_at_start);
+    let mut running = built.bot.spawn();
+    let mut probed: Option<Result<(), String>> = None;
+    debug!(linked_at_start, "whatsapp client running");
+    loop {
+        tokio::select! {
+            biased;
+            Some(event) = built.events.recv() => {
+                let mapped = mapper.on_event(&event, || own_device(&client), SystemTime::now());
+                if let Some(mapped) = mapped {
+                    deliver(&shared, &files, &client, mapped).await;
+                }
+            }
+            () = &mut running => break,
+            result = &mut probe, if probed.is_none() => {
+                let result = result.unwrap_or_else(|e| Err(format!("the reachability probe failed: {e}")));
+                if let Err(cause) = &result {
+                    if !mapper.is_up() && !client.is_connected() {
+                        info!(%cause, "whatsapp is unreachable");
+                        shared.report(BackendEvent::ConnectFailed(cause.clone()));
+                        let _ = timeout(CLOSE_TIMEOUT, client.disconnect()).await;
+                        return;
+                    }
+                }
+                probed = Some(result);
+            }
+        }
+    }
+    // Everything the loop dispatched before it ended is queued by now.
+    while let Ok(event) = built.events.try_recv() {
+        if let Some(mapped) = mapper.on_event(&event, || own_device(&client), SystemTime::now()) {
+            deliver(&shared, &files, &client, mapped).await;
+        }
+    }
+    if shared.is_closed() {
+        return;
+    }
+    let ended = mapper.on_run_ended(&own_device(&client));
+    let _ = timeout(FLUSH_TIMEOUT, client.persistence_manager().flush()).await;
+    match ended {
+        RunEnd::Reported => {}
+        RunEnd::Report(events) => {
+            for event in events {
+                deliver(&shared, &files, &client, event).await;
+            }
+        }
+        RunEnd::NeverUp => {
+            let probed = match probed {
+                Some(result) => result,
+                None => (&mut probe)
+                    .await
+                    .unwrap_or_else(|e| Err(format!("the reachability probe failed: {e}"))),
+            };
+            let cause = probed
+                .err()
+                .unwrap_or_else(|| reach::handshake_failed(mapper.last_trouble()));
+            info!(%cause, "could not connect to whatsapp");
+            shared.report(BackendEvent::ConnectFailed(cause));
+        }
+    }
+    probe.abort();
+    let _ = timeout(CLOSE_TIMEOUT, client.disconnect()).await;
+}
+
+/// Reports `event`, first persisting what it means for the store: a paired device
+/// is flushed to disk and marked before anyone hears of it.
+async fn deliver(shared: &Shared, files: &CredentialFiles, client: &Client, event: BackendEvent) {
+    let linked_jid = match &event {
+        BackendEvent::PairSuccess { jid, .. } => Some(jid.clone()),
+        BackendEvent::Connected(identity) if !files.is_linked() => Some(identity.jid.clone()),
+        _ => None,
+    };
+    if let Some(jid) = linked_jid {
+        if timeout(FLUSH_TIMEOUT, client.persistence_manager().flush())
+            .await
+            .is_err()
+        {
+            warn!("flushing the paired device took too long");
+        }
+        let files = files.clone();
+        let marked = tokio::task::spawn_blocking(move || files.mark_linked(&jid)).await;
+        if !matches!(marked, Ok(Ok(()))) {
+            warn!(?marked, "could not mark the store as linked");
+        }
+    }
+    shared.report(event);
+}

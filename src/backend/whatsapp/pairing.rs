@@ -1,0 +1,84 @@
+//! Server-side requests outside the event flow: a pairing code for linking by phone
+//! number on an open pairing connection, and unlinking a stored device that has no
+//! open connection.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::time::timeout;
+use tracing::info;
+use whatsapp_rust::{
+    pair_code::{PairCodeOptions, PairError},
+    wacore::pair_code::PairCodeUtils,
+    Client,
+};
+
+use super::{client, connection::SOCKET_TIMEOUT, reach, store::CredentialFiles};
+use crate::backend::{BackendError, PairingCodeIssued, CLOSE_TIMEOUT};
+
+/// How long WhatsApp may take to issue a pairing code.
+const PAIRING_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a stored device may take to log in before it is unlinked.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Asks WhatsApp for a code to link `phone_number` (digits). The code is valid for
+/// the library's pairing-code window: 180 s from issue (WhatsApp Web's value).
+pub async fn request(client: Arc<Client>, phone_number: String) -> Result<PairingCodeIssued, BackendError> {
+    timeout(SOCKET_TIMEOUT, client.wait_for_socket(SOCKET_TIMEOUT))
+        .await
+        .map_err(|_| BackendError::Unreachable("no socket to whatsapp in time".into()))?
+        .map_err(|e| BackendError::Unreachable(format!("no socket to whatsapp: {e}")))?;
+    let options = PairCodeOptions {
+        phone_number,
+        ..PairCodeOptions::default()
+    };
+    let code = timeout(PAIRING_REQUEST_TIMEOUT, client.pair_with_code(options))
+        .await
+        .map_err(|_| BackendError::Unreachable("whatsapp did not issue a pairing code in time".into()))?
+        .map_err(|e| match e {
+            PairError::PairCode(e) => BackendError::Refused(format!("no pairing code: {e}")),
+            other => BackendError::Unreachable(format!("whatsapp refused the pairing code request: {other}")),
+        })?;
+    Ok(PairingCodeIssued {
+        code: code.chars().filter(char::is_ascii_alphanumeric).collect(),
+        valid_for: PairCodeUtils::code_validity(),
+    })
+}
+
+/// Logs the stored device in, unlinks it on WhatsApp's side and deletes the store.
+/// Unreachable WhatsApp answers `Unreachable` quickly and keeps the store.
+pub async fn logout_stored(files: CredentialFiles, version: (u32, u32, u32)) -> Result<(), BackendError> {
+    if !files.is_linked() {
+        return wipe(files).await;
+    }
+    reach::probe().await.map_err(BackendError::Unreachable)?;
+    let built = client::build(&files, version, tracing::Span::current())
+        .await
+        .map_err(BackendError::Storage)?;
+    let client = built.client.clone();
+    let running = built.bot.spawn();
+    let logged_in = client.wait_for_connected(LOGIN_TIMEOUT).await;
+    if let Err(e) = logged_in {
+        let _ = timeout(CLOSE_TIMEOUT, running.shutdown()).await;
+        return Err(BackendError::Unreachable(format!(
+            "the stored device did not log in to whatsapp: {e}"
+        )));
+    }
+    let unlinked = timeout(CLOSE_TIMEOUT, client.logout()).await.is_ok();
+    let _ = timeout(CLOSE_TIMEOUT, running.shutdown()).await;
+    if !unlinked {
+        return Err(BackendError::Unreachable(
+            "whatsapp did not confirm the logout in time".into(),
+        ));
+    }
+    info!("stored device unlinked");
+    wipe(files).await
+}
+
+/// Deletes the store's files.
+pub async fn wipe(files: CredentialFiles) -> Result<(), BackendError> {
+    tokio::task::spawn_blocking(move || files.wipe())
+        .await
+        .map_err(|e| BackendError::Storage(format!("could not wipe credentials: {e}")))?
+        .map_err(|e| BackendError::Storage(format!("could not wipe credentials: {e}")))
+}

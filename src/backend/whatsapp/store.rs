@@ -1,0 +1,121 @@
+//! A session's WhatsApp credential files: the library's SQLite store
+//! (`whatsapp.db`, with its `-wal` and `-shm`) and the `whatsapp.linked` marker that
+//! says the store holds a paired device, all in the session's 0700 folder.
+
+use std::path::{Path, PathBuf};
+
+use crate::{
+    session::SessionId,
+    store::{create_private_dir, write_atomic, DataDir},
+};
+
+/// The SQLite store's file name.
+const DB_FILE: &str = "whatsapp.db";
+
+/// The marker's file name: written once the store holds a paired device, so
+/// `has_credentials` is one `stat` instead of a database read.
+const LINKED_FILE: &str = "whatsapp.linked";
+
+/// The files of one session's credential store.
+#[derive(Debug, Clone)]
+pub struct CredentialFiles {
+    /// The session's folder.
+    dir: PathBuf,
+}
+
+impl CredentialFiles {
+    /// The files of `session` under `data`.
+    pub fn new(data: &DataDir, session: &SessionId) -> Self {
+        Self {
+            dir: data.session_dir(session),
+        }
+    }
+
+    /// The SQLite database path.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.join(DB_FILE)
+    }
+
+    /// Whether a paired device is stored (the marker exists).
+    pub fn is_linked(&self) -> bool {
+        self.dir.join(LINKED_FILE).exists()
+    }
+
+    /// Creates the folder (0700) and an empty database file (0600) if missing, so
+    /// SQLite (and its -wal/-shm, which copy the database's mode) never makes a
+    /// world-readable file. Blocking: call from `spawn_blocking`.
+    pub fn prepare(&self) -> std::io::Result<()> {
+        create_private_dir(&self.dir)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(self.db_path())?;
+        restrict(&self.db_path())
+    }
+
+    /// Records that the store holds the paired device `jid`. Blocking.
+    pub fn mark_linked(&self, jid: &str) -> std::io::Result<()> {
+        create_private_dir(&self.dir)?;
+        write_atomic(&self.dir, LINKED_FILE, jid.as_bytes())
+    }
+
+    /// Deletes the marker first (so a crash half-way reads as "not linked"), then
+    /// the database and its journals. Missing files are fine. Blocking.
+    pub fn wipe(&self) -> std::io::Result<()> {
+        let names = [
+            LINKED_FILE.to_owned(),
+            DB_FILE.to_owned(),
+            format!("{DB_FILE}-wal"),
+            format!("{DB_FILE}-shm"),
+            format!("{DB_FILE}-journal"),
+        ];
+        for name in names {
+            match std::fs::remove_file(self.dir.join(name)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Makes `path` readable and writable by its owner only.
+fn restrict(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let _ = path;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_is_private_linked_by_marker_and_wiped_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir::open(tmp.path()).unwrap();
+        let files = CredentialFiles::new(&data, &SessionId::parse("alice").unwrap());
+        files.prepare().unwrap();
+        assert!(!files.is_linked());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(files.db_path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        files.mark_linked("15551234567:3@s.whatsapp.net").unwrap();
+        assert!(files.is_linked());
+        std::fs::write(files.db_path().with_extension("db-wal"), b"x").unwrap();
+        files.wipe().unwrap();
+        assert!(!files.is_linked());
+        assert!(!files.db_path().exists());
+        assert!(!files.db_path().with_extension("db-wal").exists());
+        files.wipe().unwrap();
+    }
+}
