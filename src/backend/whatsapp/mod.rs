@@ -65,3 +65,68 @@ impl Backend for WhatsappBackend {
         Box::pin(pairing::logout_stored(self.files(session), self.version).instrument(span))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, time::Duration};
+
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::backend::{BackendEvent, CLOSE_TIMEOUT};
+
+    fn backend(dir: &std::path::Path) -> WhatsappBackend {
+        WhatsappBackend::new(DataDir::open(dir).unwrap(), DEFAULT_WA_VERSION)
+    }
+
+    fn sink() -> (EventSink, mpsc::UnboundedReceiver<BackendEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Arc::new(move |event| drop(tx.send(event))), rx)
+    }
+
+    #[tokio::test]
+    async fn a_connection_closed_at_once_stops_within_the_bound_and_reports_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let backend = backend(tmp.path());
+        let session = SessionId::parse("alice").unwrap();
+        let (sink, mut events) = sink();
+        let connection = backend.connect(&session, sink);
+        tokio::time::timeout(CLOSE_TIMEOUT + Duration::from_secs(1), connection.close())
+            .await
+            .expect("close is bounded");
+        assert!(events.try_recv().is_err(), "nothing is reported once close began");
+        assert!(!backend.has_credentials(&session));
+    }
+
+    #[tokio::test]
+    async fn a_connection_either_shows_a_code_or_names_why_whatsapp_is_unreachable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let backend = backend(tmp.path());
+        let session = SessionId::parse("bob").unwrap();
+        let (sink, mut events) = sink();
+        let connection = backend.connect(&session, sink);
+        let first = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .expect("the connection reports within the bound")
+            .expect("an event");
+        match first {
+            BackendEvent::Qr(code) => assert_eq!((code.index, code.count), (1, events::QR_BATCH)),
+            BackendEvent::ConnectFailed(cause) => assert!(cause.contains("whatsapp"), "{cause}"),
+            other => panic!("unexpected first event {other:?}"),
+        }
+        tokio::time::timeout(CLOSE_TIMEOUT + Duration::from_secs(1), connection.close())
+            .await
+            .expect("close is bounded");
+        backend.wipe(&session).await.unwrap();
+        assert!(!tmp.path().join("sessions/bob/whatsapp.db").exists());
+    }
+
+    #[tokio::test]
+    async fn unlinking_a_session_without_a_linked_device_only_wipes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let backend = backend(tmp.path());
+        let session = SessionId::parse("carol").unwrap();
+        backend.logout_stored(&session).await.unwrap();
+        assert!(!backend.has_credentials(&session));
+    }
+}
