@@ -114,6 +114,11 @@ impl WhatsappConnection {
             warn!("the connection task did not stop in time; aborting it");
             task.abort();
         }
+        // Let the client (and its store) go now, not when the handle is dropped.
+        if let Some(client) = self.shared.client.send_replace(None) {
+            let client = Arc::downgrade(&client);
+            debug!(references_left = client.strong_count(), "connection closed");
+        }
     }
 }
 
