@@ -9,6 +9,9 @@ use clap::{Parser, ValueEnum};
 /// Exit status for bad configuration (EX_USAGE).
 pub const EXIT_USAGE: i32 = 64;
 
+/// Exit status when the listen address cannot be bound (EX_UNAVAILABLE).
+pub const EXIT_UNAVAILABLE: u8 = 69;
+
 /// Which WhatsApp the sessions talk to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendKind {

@@ -4,7 +4,11 @@
 
 use std::process::ExitCode;
 
-use wa_sessiond::{app, config::Config, telemetry};
+use wa_sessiond::{
+    app,
+    config::{self, Config},
+    telemetry,
+};
 
 fn main() -> ExitCode {
     let config = Config::from_env_or_exit();
@@ -32,9 +36,4 @@ fn main() -> ExitCode {
             }
         }
     })
-}
-
-mod config {
-    /// Exit status when the listen address cannot be bound (EX_UNAVAILABLE).
-    pub const EXIT_UNAVAILABLE: u8 = 69;
 }

@@ -25,7 +25,7 @@ use crate::{
         waiters::{QrRequest, Reply},
         DisconnectReason, SessionEvent, SessionId, SessionView, Status,
     },
-    store::SessionRecord,
+    store::{unix_ms, SessionRecord},
 };
 
 /// Crashes allowed within `RESTART_WINDOW` before a session is left FAILED.
@@ -254,7 +254,7 @@ impl RegistryState {
         let record = SessionRecord {
             id: id.to_string(),
             labels: labels.clone(),
-            created_at_ms: crate::session::actor::unix_ms(created_at),
+            created_at_ms: unix_ms(created_at),
             ..Default::default()
         };
         let view = SessionState::new(id.clone(), labels, created_at).view().clone();
@@ -382,20 +382,11 @@ impl RegistryState {
         let Some(entry) = self.sessions.get(id) else {
             return Ok(());
         };
-        let record = match self
-            .ctx
-            .data
-            .load_all()
-            .await?
-            .into_iter()
-            .find(|r| r.id == id.as_str())
-        {
-            Some(record) => record,
-            None => SessionRecord {
-                id: id.to_string(),
-                ..Default::default()
-            },
-        };
+        let stored = self.ctx.data.load(id).await?;
+        let record = stored.unwrap_or_else(|| SessionRecord {
+            id: id.to_string(),
+            ..Default::default()
+        });
         let boot = if entry.crashes.exhausted(Instant::now()) {
             Boot::GaveUp(format!(
                 "the session crashed {RESTART_BUDGET} times within {}s; see the logs, then delete or recreate it",
@@ -413,11 +404,16 @@ fn is_deleting(state: &RegistryState, id: &SessionId) -> bool {
     state.sessions.get(id).is_some_and(|e| e.deleting)
 }
 
+/// A session's state as its record starts it: id, labels, creation time.
+fn recorded_state(record: &SessionRecord) -> (SessionId, SessionState) {
+    let id = SessionId::parse(&record.id).expect("records are validated on load");
+    let state = SessionState::new(id.clone(), record.labels.clone(), record.created_at());
+    (id, state)
+}
+
 /// A session's state rebuilt from its record (status at rest).
 fn restored_state(record: &SessionRecord, ctx: &SessionContext) -> SessionState {
-    let id = SessionId::parse(&record.id).expect("records are validated on load");
-    let created_at = SystemTime::UNIX_EPOCH + Duration::from_millis(record.created_at_ms);
-    let mut state = SessionState::new(id.clone(), record.labels.clone(), created_at);
+    let (id, mut state) = recorded_state(record);
     let linked = ctx.backend.has_credentials(&id);
     let (status, reason) = match (linked, record.stopped, record.logged_out) {
         (true, true, _) => (Status::Disconnected, DisconnectReason::Requested),
@@ -429,9 +425,7 @@ fn restored_state(record: &SessionRecord, ctx: &SessionContext) -> SessionState 
         phone_number: record.phone_number.clone(),
         jid: if linked { record.jid.clone() } else { String::new() },
         push_name: record.push_name.clone(),
-        connected_at: record
-            .connected_at_ms
-            .map(|ms| SystemTime::UNIX_EPOCH + Duration::from_millis(ms)),
+        connected_at: record.connected_at(),
     };
     state.restore(identity, status, reason);
     // Revisions only grow, across daemon restarts too: a restored session continues
@@ -444,9 +438,7 @@ fn restored_state(record: &SessionRecord, ctx: &SessionContext) -> SessionState 
 }
 
 fn gave_up_state(record: &SessionRecord, reason: &str) -> SessionState {
-    let id = SessionId::parse(&record.id).expect("records are validated on load");
-    let created_at = SystemTime::UNIX_EPOCH + Duration::from_millis(record.created_at_ms);
-    let mut state = SessionState::new(id, record.labels.clone(), created_at);
+    let (_, mut state) = recorded_state(record);
     state.give_up(reason);
     state
 }

@@ -7,6 +7,7 @@ use std::{
     collections::BTreeMap,
     io::Write,
     path::{Path, PathBuf},
+    time::{Duration, SystemTime},
 };
 
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,28 @@ pub struct SessionRecord {
     pub logged_out: bool,
 }
 
+impl SessionRecord {
+    /// When the session was created.
+    pub fn created_at(&self) -> SystemTime {
+        from_unix_ms(self.created_at_ms)
+    }
+
+    /// When it last connected.
+    pub fn connected_at(&self) -> Option<SystemTime> {
+        self.connected_at_ms.map(from_unix_ms)
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+fn from_unix_ms(ms: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms)
+}
+
 /// The data directory.
 #[derive(Debug, Clone)]
 pub struct DataDir {
@@ -69,6 +92,16 @@ impl DataDir {
         })
         .await
         .map_err(std::io::Error::other)?
+    }
+
+    /// Reads one session's record; None when it has none (or it is unreadable).
+    pub async fn load(&self, id: &SessionId) -> std::io::Result<Option<SessionRecord>> {
+        let path = self.session_dir(id).join(RECORD_FILE);
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Removes a session's folder and everything in it.
@@ -109,6 +142,14 @@ impl DataDir {
         })
         .await
         .map_err(std::io::Error::other)?
+    }
+}
+
+/// Removes a file; one that is already gone is fine.
+pub fn remove_if_present(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 

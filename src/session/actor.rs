@@ -26,7 +26,7 @@ use crate::{
     error::SessionError,
     metrics::Metrics,
     registry::RegistryMsg,
-    store::{DataDir, SessionRecord},
+    store::{unix_ms, DataDir, SessionRecord},
 };
 
 /// Server-side bounds and delays.
@@ -688,12 +688,6 @@ impl SessionRun {
             let _ = self.ctx.events.send(event);
         }
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Keeps `timer` in `slot`, cancelling the one it replaces.

@@ -45,7 +45,8 @@ pub fn phone_number(raw: &str) -> Result<String, SessionError> {
     )))
 }
 
-fn is_phone_digits(s: &str) -> bool {
+/// 7 to 15 digits, nothing else: a phone number with its country code.
+pub fn is_phone_digits(s: &str) -> bool {
     (7..=15).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
 }
 

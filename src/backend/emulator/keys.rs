@@ -62,8 +62,7 @@ pub fn phone_or_generated(phone: &str) -> Result<String, SessionError> {
         let subscriber: u32 = rand::thread_rng().gen_range(0..10_000_000);
         return Ok(format!("1555{subscriber:07}"));
     }
-    let digits_only = phone.bytes().all(|b| b.is_ascii_digit());
-    if digits_only && (7..=15).contains(&phone.len()) {
+    if crate::session::input::is_phone_digits(phone) {
         return Ok(phone.to_owned());
     }
     Err(SessionError::InvalidArgument(format!(

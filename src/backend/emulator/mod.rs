@@ -22,7 +22,7 @@ use super::{Backend, BackendError, BoxFuture, Connection, EventSink, PairingCode
 use crate::{
     error::SessionError,
     session::{state::Identity, SessionId},
-    store::{write_atomic, DataDir},
+    store::{remove_if_present, write_atomic, DataDir},
 };
 
 /// The credentials file of an emulated device.
@@ -406,9 +406,9 @@ impl Backend for Emulator {
     fn wipe(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>> {
         let path = self.device_path(session);
         Box::pin(async move {
-            match tokio::fs::remove_file(&path).await {
+            let removed = tokio::task::spawn_blocking(move || remove_if_present(&path)).await;
+            match removed.map_err(std::io::Error::other).and_then(|r| r) {
                 Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
                 Err(e) => Err(BackendError::Storage(format!("could not wipe credentials: {e}"))),
             }
         })

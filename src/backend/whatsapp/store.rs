@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::{
     session::SessionId,
-    store::{create_private_dir, write_atomic, DataDir},
+    store::{create_private_dir, remove_if_present, write_atomic, DataDir},
 };
 
 /// The SQLite store's file name.
@@ -71,11 +71,7 @@ impl CredentialFiles {
             format!("{DB_FILE}-journal"),
         ];
         for name in names {
-            match std::fs::remove_file(self.dir.join(name)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+            remove_if_present(&self.dir.join(name))?;
         }
         Ok(())
     }
