@@ -604,8 +604,7 @@ impl SessionRun {
     }
 
     async fn first_qr_due(&mut self, conn: ConnId) {
-        let timeout = self.ctx.timeouts.qr.max(self.ctx.timeouts.refresh);
-        let Some(closed) = self.state.on_first_qr_timeout(conn, timeout, SystemTime::now()) else {
+        let Some(closed) = self.state.on_first_qr_timeout(conn, SystemTime::now()) else {
             return;
         };
         debug_assert_eq!(closed, conn);

@@ -38,6 +38,8 @@ pub struct Conn {
     pub generation: u64,
     /// For a pairing connection: the first code must come before this.
     pub first_qr_deadline: Option<Instant>,
+    /// For a pairing connection: the bound that deadline came from.
+    pub first_qr_timeout: Duration,
 }
 
 /// A QR code as a backend reports it.
@@ -181,6 +183,7 @@ impl SessionState {
             purpose: Purpose::Pair,
             generation: self.generation,
             first_qr_deadline: Some(now + timeout),
+            first_qr_timeout: timeout,
         });
         self.view.qr = None;
         self.view.status = Status::Connecting;
@@ -198,6 +201,7 @@ impl SessionState {
             purpose: Purpose::Resume,
             generation: self.generation,
             first_qr_deadline: None,
+            first_qr_timeout: Duration::ZERO,
         });
         self.view.qr = None;
         self.view.status = status;
@@ -266,8 +270,9 @@ impl SessionState {
 
     /// No code came in time: the connection is closed, the session FAILED with
     /// QR_TIMEOUT. Returns the connection to close.
-    pub fn on_first_qr_timeout(&mut self, conn: ConnId, timeout: Duration, sys: SystemTime) -> Option<ConnId> {
-        if !self.is_live(conn) || self.view.qr.is_some() {
+    pub fn on_first_qr_timeout(&mut self, conn: ConnId, sys: SystemTime) -> Option<ConnId> {
+        let timeout = self.conn.as_ref().filter(|c| c.id == conn)?.first_qr_timeout;
+        if self.view.qr.is_some() {
             return None;
         }
         self.conn = None;

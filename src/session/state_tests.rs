@@ -113,7 +113,7 @@ async fn min_validity_waits_for_the_next_code_or_regenerates_when_none_can_do() 
 async fn no_code_in_time_fails_with_qr_timeout_and_a_refresh_may_start_again() {
     let mut s = state();
     let conn = pairing(&mut s);
-    let closed = s.on_first_qr_timeout(conn, Duration::from_secs(30), SystemTime::now());
+    let closed = s.on_first_qr_timeout(conn, SystemTime::now());
     assert_eq!(closed, Some(conn));
     assert_eq!(s.view().status, Status::Failed);
     assert_eq!(s.view().disconnect_reason, DisconnectReason::QrTimeout);
@@ -199,4 +199,12 @@ async fn lost_connection_of_a_linked_session_backs_off() {
     );
     assert_eq!((s.view().status, s.reconnect_attempt()), (Status::Reconnecting, 1));
     assert_eq!(s.qr_need(Instant::now(), Duration::ZERO, true), QrNeed::Ready);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_qr_timeout_names_the_bound_its_own_connection_had() {
+    let mut s = state();
+    let conn = s.open_pairing(Instant::now(), SystemTime::now(), Duration::from_secs(15));
+    s.on_first_qr_timeout(conn, SystemTime::now());
+    assert!(s.view().last_error.contains("15s"), "{}", s.view().last_error);
 }
