@@ -4,10 +4,11 @@
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use ractor::Actor;
+use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tracing::{info, warn};
+use tonic_health::ServingStatus;
+use tracing::{error, info, warn};
 
 use crate::{
     backend::{
@@ -19,9 +20,12 @@ use crate::{
     grpc::{emulator_service::EmulatorApi, session_service::SessionApi},
     metrics::Metrics,
     proto::{emulator_service_server::EmulatorServiceServer, session_service_server::SessionServiceServer},
-    registry::Registry,
-    session::actor::{SessionContext, Timeouts},
-    store::DataDir,
+    registry::{Registry, RegistryArgs, RegistryHandle, RegistryMsg, Supervision},
+    session::{
+        actor::{SessionContext, Timeouts},
+        SessionId,
+    },
+    store::{DataDir, DirLock, SessionDb},
 };
 
 /// Changes a WatchSessions client may lag behind before it is cut off.
@@ -41,6 +45,14 @@ pub enum StartError {
     /// The registry did not start.
     #[error("the session registry did not start: {0}")]
     Registry(String),
+    /// The session list could not be read.
+    #[error("the session list {path} cannot be read ({cause}): restore it from a backup, or move it aside to start with no sessions")]
+    SessionList {
+        /// The database file.
+        path: String,
+        /// Why.
+        cause: String,
+    },
     /// Server setup failed.
     #[error("grpc server failed: {0}")]
     Server(String),
@@ -76,7 +88,8 @@ pub struct Wiring {
 }
 
 /// Runs the daemon on `listener` until `shutdown` resolves, then drains within the
-/// grace period.
+/// grace period. The gRPC server answers at once, but reports NOT_SERVING (and
+/// refuses session calls as UNAVAILABLE) until every session is restored.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -92,26 +105,11 @@ pub async fn run(
         Some(emulator) => Arc::new(emulator.clone()),
         None => Arc::new(WhatsappBackend::new(data.clone(), config.wa_version)),
     };
-    let timeouts = Timeouts {
-        qr: config.qr_timeout,
-        refresh: config.refresh_timeout,
-        reconnect_max: config.reconnect_max_delay,
-        stable_after: Duration::from_secs(30).min(config.reconnect_max_delay),
-    };
-    let (events, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
-    let ctx = Arc::new(SessionContext {
-        backend,
-        data,
-        timeouts,
-        events,
-        metrics: wiring.metrics,
-    });
-    let (registry, registry_task) = Actor::spawn(None, Registry, ctx)
-        .await
-        .map_err(|e| StartError::Registry(e.to_string()))?;
 
+    let handle = RegistryHandle::default();
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<SessionServiceServer<SessionApi>>().await;
+    health.set_service_status("", ServingStatus::NotServing).await;
+    health.set_not_serving::<SessionServiceServer<SessionApi>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -124,11 +122,11 @@ pub async fn run(
         .map_err(|e| StartError::Server(e.to_string()))?;
 
     let longest_wait = config.qr_timeout.max(config.refresh_timeout);
-    let sessions = SessionServiceServer::new(SessionApi::new(registry.clone(), longest_wait));
-    let emulator_service = emulator.map(|e| EmulatorServiceServer::new(EmulatorApi::new(e)));
+    let sessions = SessionServiceServer::new(SessionApi::new(handle.clone(), longest_wait));
+    let emulator_service = emulator.map(|e| EmulatorServiceServer::new(EmulatorApi::new(e, handle.clone())));
 
     let addr = listener.local_addr().map_err(|e| StartError::Server(e.to_string()))?;
-    info!(%addr, backend = ?config.backend, data_dir = %config.data_dir.display(), "wa-sessiond serving");
+    info!(%addr, backend = ?config.backend, data_dir = %config.data_dir.display(), "wa-sessiond listening; restoring sessions");
 
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
@@ -142,13 +140,33 @@ pub async fn run(
         });
     let server = tokio::spawn(server);
 
-    shutdown.await;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let started = tokio::select! {
+        started = start_sessions(&config, data, backend, wiring.metrics) => Some(started?),
+        () = &mut shutdown => None,
+    };
+    let registry = match started {
+        Some(Started { registry, task, lock }) => {
+            handle.set(registry.clone());
+            health.set_serving::<SessionServiceServer<SessionApi>>().await;
+            health.set_service_status("", ServingStatus::Serving).await;
+            info!(%addr, "wa-sessiond ready");
+            shutdown.await;
+            Some((registry, task, lock))
+        }
+        None => None,
+    };
+
     info!(grace = ?config.shutdown_grace, "shutting down: closing sessions without logging out");
+    health.set_service_status("", ServingStatus::NotServing).await;
     health.set_not_serving::<SessionServiceServer<SessionApi>>().await;
     let drained = tokio::time::timeout(config.shutdown_grace, async {
-        registry.stop(Some("shutdown".into()));
-        let _ = registry_task.await;
+        // No new calls; the ones in flight are answered as their sessions stop.
         let _ = stop_server.send(());
+        if let Some((registry, task, _lock)) = registry {
+            registry.stop(Some("shutdown".into()));
+            let _ = task.await;
+        }
         server.await
     })
     .await;
@@ -159,6 +177,81 @@ pub async fn run(
         Err(_) => warn!("shutdown grace period passed; exiting anyway"),
     }
     Ok(())
+}
+
+/// The running registry, and the data dir's lock held for as long as it runs.
+struct Started {
+    registry: ActorRef<RegistryMsg>,
+    task: tokio::task::JoinHandle<()>,
+    lock: DirLock,
+}
+
+/// Takes the data dir (waiting while another daemon holds it), reads the session
+/// list, finishes deletes a crash cut short, and restores every session.
+async fn start_sessions(
+    config: &Config,
+    data: DataDir,
+    backend: Arc<dyn Backend>,
+    metrics: Arc<Metrics>,
+) -> Result<Started, StartError> {
+    let lock = data.lock().await.map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let root = data.root().to_owned();
+    let opened = tokio::task::spawn_blocking(move || SessionDb::open(&root))
+        .await
+        .map_err(|e| StartError::Registry(e.to_string()))?;
+    let (store, restored) = opened.map_err(|e| StartError::SessionList {
+        path: config.data_dir.join(crate::store::db::DB_FILE).display().to_string(),
+        cause: e.to_string(),
+    })?;
+    for skipped in &restored.skipped {
+        error!(session_id = %skipped.id, why = %skipped.why, "skipping a session whose record cannot be read; fix or delete it");
+    }
+    for id in &restored.unwiped {
+        finish_delete(&data, &backend, &store, id).await;
+    }
+    let timeouts = Timeouts {
+        qr: config.qr_timeout,
+        refresh: config.refresh_timeout,
+        reconnect_max: config.reconnect_max_delay,
+        stable_after: Duration::from_secs(30).min(config.reconnect_max_delay),
+    };
+    let (events, _) = tokio::sync::broadcast::channel(EVENT_BUFFER);
+    let ctx = Arc::new(SessionContext {
+        backend,
+        data,
+        store,
+        timeouts,
+        events,
+        metrics,
+    });
+    let args = RegistryArgs {
+        ctx,
+        records: restored.records,
+        supervision: Supervision {
+            budget: config.session_restart_budget as usize,
+            window: config.session_restart_window,
+        },
+    };
+    let (registry, task) = Actor::spawn(None, Registry, args)
+        .await
+        .map_err(|e| StartError::Registry(e.to_string()))?;
+    Ok(Started { registry, task, lock })
+}
+
+/// Removes the files of a session whose delete was cut short by a crash.
+async fn finish_delete(data: &DataDir, backend: &Arc<dyn Backend>, store: &SessionDb, raw_id: &str) {
+    let Ok(id) = SessionId::parse(raw_id) else {
+        return;
+    };
+    let wiped = backend.wipe(&id).await.is_ok() && data.remove(&id).await.is_ok();
+    if wiped && store.wiped(raw_id).await.is_ok() {
+        info!(session_id = %id, "finished deleting a session a crash interrupted");
+    } else {
+        warn!(session_id = %id, "the files of a deleted session could not be removed; the next start retries");
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT.

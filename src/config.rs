@@ -80,12 +80,21 @@ pub struct Config {
     #[arg(long, env = "WA_SESSIOND_EMULATOR_QR_DELAY", default_value = "200ms", value_parser = humantime::parse_duration)]
     pub emulator_qr_delay: Duration,
 
+    /// Crashes of one session allowed within --session-restart-window before it is
+    /// left FAILED (ConnectSession or RefreshQr start it afresh).
+    #[arg(long, env = "WA_SESSIOND_SESSION_RESTART_BUDGET", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub session_restart_budget: u32,
+
+    /// The window of the restart budget.
+    #[arg(long, env = "WA_SESSIOND_SESSION_RESTART_WINDOW", default_value = "60s", value_parser = positive_duration)]
+    pub session_restart_window: Duration,
+
     /// Log format.
     #[arg(long, env = "WA_SESSIOND_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
     /// How long a shutdown may take before the daemon exits anyway.
-    #[arg(long, env = "WA_SESSIOND_SHUTDOWN_GRACE", default_value = "10s", value_parser = positive_duration)]
+    #[arg(long, env = "WA_SESSIOND_SHUTDOWN_GRACE", default_value = "20s", value_parser = positive_duration)]
     pub shutdown_grace: Duration,
 }
 
@@ -142,6 +151,9 @@ mod tests {
         assert_eq!(config.emulator_qr_count, 6);
         assert_eq!(config.backend, BackendKind::Whatsapp);
         assert_eq!(config.wa_version, crate::backend::whatsapp::DEFAULT_WA_VERSION);
+        assert_eq!(config.session_restart_budget, 5);
+        assert_eq!(config.session_restart_window, Duration::from_secs(60));
+        assert_eq!(config.shutdown_grace, Duration::from_secs(20));
     }
 
     #[test]

@@ -28,10 +28,43 @@ use crate::{
     store::{unix_ms, SessionRecord},
 };
 
-/// Crashes allowed within `RESTART_WINDOW` before a session is left FAILED.
-const RESTART_BUDGET: usize = 5;
-/// The window of the restart budget.
-const RESTART_WINDOW: Duration = Duration::from_secs(60);
+/// How the registry restarts crashed sessions.
+#[derive(Debug, Clone, Copy)]
+pub struct Supervision {
+    /// Crashes allowed within `window` before a session is left FAILED.
+    pub budget: usize,
+    /// The window of the budget.
+    pub window: Duration,
+}
+
+/// What the registry starts with.
+pub struct RegistryArgs {
+    /// What every session shares.
+    pub ctx: Arc<SessionContext>,
+    /// The records to restore, read from the session list.
+    pub records: Vec<SessionRecord>,
+    /// The restart budget.
+    pub supervision: Supervision,
+}
+
+/// Where the gRPC services find the registry: empty until the restore is done, and
+/// requests meanwhile are refused as UNAVAILABLE (safe to retry).
+#[derive(Debug, Clone, Default)]
+pub struct RegistryHandle(Arc<std::sync::OnceLock<ActorRef<RegistryMsg>>>);
+
+impl RegistryHandle {
+    /// The registry is up: requests go through from now on.
+    pub fn set(&self, registry: ActorRef<RegistryMsg>) {
+        let _ = self.0.set(registry);
+    }
+
+    /// The registry, or UNAVAILABLE while sessions are being restored.
+    pub fn get(&self) -> Result<&ActorRef<RegistryMsg>, SessionError> {
+        self.0.get().ok_or_else(|| {
+            SessionError::Unavailable("wa-sessiond is starting and restoring its sessions: retry in a moment".into())
+        })
+    }
+}
 
 /// Every session's current state and the subscription to their changes.
 pub type WatchAll = (Vec<SessionView>, broadcast::Receiver<SessionEvent>);
@@ -107,6 +140,22 @@ struct Entry {
     crashes: CrashBudget,
     /// Being deleted: requests get NOT_FOUND.
     deleting: bool,
+    /// Left FAILED after too many crashes: ConnectSession or RefreshQr start it afresh.
+    gave_up: bool,
+}
+
+impl Entry {
+    fn new(view: SessionView, supervision: Supervision) -> Self {
+        let (publisher, receiver) = watch::channel(view);
+        Self {
+            actor: None,
+            view: receiver,
+            publisher,
+            crashes: CrashBudget::new(supervision),
+            deleting: false,
+            gave_up: false,
+        }
+    }
 }
 
 /// The registry actor.
@@ -117,49 +166,55 @@ pub struct RegistryState {
     ctx: Arc<SessionContext>,
     sessions: BTreeMap<SessionId, Entry>,
     by_actor: HashMap<ActorId, SessionId>,
+    supervision: Supervision,
 }
 
 impl Actor for Registry {
     type Msg = RegistryMsg;
     type State = RegistryState;
-    type Arguments = Arc<SessionContext>;
+    type Arguments = RegistryArgs;
 
+    /// Restores every session before the registry takes its first request (so
+    /// `Actor::spawn` returning means the restore is done).
     async fn pre_start(
         &self,
-        _: ActorRef<RegistryMsg>,
-        ctx: Arc<SessionContext>,
+        myself: ActorRef<RegistryMsg>,
+        args: RegistryArgs,
     ) -> Result<RegistryState, ActorProcessingErr> {
-        Ok(RegistryState {
-            ctx,
+        let mut state = RegistryState {
+            ctx: args.ctx,
             sessions: BTreeMap::new(),
             by_actor: HashMap::new(),
-        })
-    }
-
-    async fn post_start(
-        &self,
-        myself: ActorRef<RegistryMsg>,
-        state: &mut RegistryState,
-    ) -> Result<(), ActorProcessingErr> {
-        let records = state.ctx.data.load_all().await?;
-        info!(sessions = records.len(), "restoring sessions from the data dir");
-        for record in records {
+            supervision: args.supervision,
+        };
+        let total = args.records.len();
+        let started = Instant::now();
+        let mut progress = Instant::now();
+        for (done, record) in args.records.into_iter().enumerate() {
             let id = SessionId::parse(&record.id)?;
-            let view = restored_state(&record, &state.ctx).view().clone();
-            let (publisher, receiver) = watch::channel(view);
-            state.sessions.insert(
-                id.clone(),
-                Entry {
-                    actor: None,
-                    view: receiver,
-                    publisher,
-                    crashes: CrashBudget::default(),
-                    deleting: false,
-                },
-            );
+            let repaired = state.ctx.backend.repair(&id);
+            if let Some(why) = &repaired {
+                warn!(session_id = %id, %why, "unusable credentials wiped: the session pairs again");
+            }
+            let mut restored = restored_state(&record, &state.ctx);
+            if let Some(why) = repaired {
+                restored.note_error(why);
+            }
+            state
+                .sessions
+                .insert(id.clone(), Entry::new(restored.view().clone(), state.supervision));
             state.spawn(&myself, &id, record, Boot::Restored).await?;
+            if progress.elapsed() >= Duration::from_secs(2) {
+                info!(restored = done + 1, total, "restoring sessions");
+                progress = Instant::now();
+            }
         }
-        Ok(())
+        info!(
+            sessions = total,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "sessions restored"
+        );
+        Ok(state)
     }
 
     async fn handle(
@@ -185,7 +240,12 @@ impl Actor for Registry {
                 }
                 state.forward(&id, SessionMsg::Get { request, reply });
             }
-            RegistryMsg::Forward { id, msg } => state.forward(&id, msg),
+            RegistryMsg::Forward { id, msg } => {
+                if state.wants_fresh_start(&id, &msg) {
+                    state.start_afresh(&myself, &id).await?;
+                }
+                state.forward(&id, msg);
+            }
             RegistryMsg::Delete { id, reply } => state.delete(&id, reply).await,
             RegistryMsg::Deleted { id, last, reply } => {
                 state.sessions.remove(&id);
@@ -236,9 +296,8 @@ impl Actor for Registry {
     }
 
     async fn post_stop(&self, myself: ActorRef<RegistryMsg>, _: &mut RegistryState) -> Result<(), ActorProcessingErr> {
-        myself
-            .stop_children_and_wait(Some("shutdown".into()), Some(Duration::from_secs(10)))
-            .await;
+        // The caller bounds the whole shutdown by --shutdown-grace.
+        myself.stop_children_and_wait(Some("shutdown".into()), None).await;
         Ok(())
     }
 }
@@ -258,15 +317,7 @@ impl RegistryState {
             ..Default::default()
         };
         let view = SessionState::new(id.clone(), labels, created_at).view().clone();
-        let (publisher, receiver) = watch::channel(view);
-        let entry = Entry {
-            actor: None,
-            view: receiver,
-            publisher,
-            crashes: CrashBudget::default(),
-            deleting: false,
-        };
-        self.sessions.insert(id.clone(), entry);
+        self.sessions.insert(id.clone(), Entry::new(view, self.supervision));
         info!(session_id = %id, "session created");
         self.spawn(myself, id, record, Boot::New).await
     }
@@ -336,11 +387,18 @@ impl RegistryState {
             }
             return;
         }
-        // Restarting after a crash: no actor to do it, so wipe here.
+        // Restarting after a crash: no actor to do it, so forget and wipe here.
         let last = entry.view.borrow().clone();
+        if let Err(e) = self.ctx.store.delete(id).await {
+            let _ = reply.send(Err(SessionError::Internal(format!(
+                "could not delete the session: {e}"
+            ))));
+            return;
+        }
         let wiped = self.ctx.backend.wipe(id).await;
         let removed = self.ctx.data.remove(id).await;
         if let (Ok(()), Ok(())) = (wiped, removed) {
+            let _ = self.ctx.store.wiped(id.as_str()).await;
             self.sessions.remove(id);
             let _ = self.ctx.events.send(SessionEvent {
                 view: last,
@@ -382,21 +440,52 @@ impl RegistryState {
         let Some(entry) = self.sessions.get(id) else {
             return Ok(());
         };
-        let stored = self.ctx.data.load(id).await?;
+        let stored = self.ctx.store.load(id).await?;
         let record = stored.unwrap_or_else(|| SessionRecord {
             id: id.to_string(),
             ..Default::default()
         });
-        let boot = if entry.crashes.exhausted(Instant::now()) {
+        let gave_up = entry.crashes.exhausted(Instant::now());
+        let boot = if gave_up {
+            let Supervision { budget, window } = self.supervision;
             Boot::GaveUp(format!(
-                "the session crashed {RESTART_BUDGET} times within {}s; see the logs, then delete or recreate it",
-                RESTART_WINDOW.as_secs()
+                "the session crashed {budget} times within {}; see the logs, then call ConnectSession or RefreshQr to start it afresh",
+                humantime::format_duration(window)
             ))
         } else {
             Boot::Restored
         };
-        info!(session_id = %id, "restarting session");
+        if let Some(entry) = self.sessions.get_mut(id) {
+            entry.gave_up = gave_up;
+        }
+        info!(session_id = %id, gave_up, "restarting session");
         self.spawn(myself, id, record, boot).await
+    }
+
+    /// Whether `msg` asks a session left FAILED after its crashes to start again.
+    fn wants_fresh_start(&self, id: &SessionId, msg: &SessionMsg) -> bool {
+        let starts = matches!(msg, SessionMsg::Connect { .. } | SessionMsg::RefreshQr { .. });
+        starts && self.sessions.get(id).is_some_and(|e| e.gave_up && !e.deleting)
+    }
+
+    /// Replaces a given-up session's actor with a fresh one restored from its record,
+    /// its crash budget whole again.
+    async fn start_afresh(&mut self, myself: &ActorRef<RegistryMsg>, id: &SessionId) -> Result<(), ActorProcessingErr> {
+        let Some(entry) = self.sessions.get_mut(id) else {
+            return Ok(());
+        };
+        entry.gave_up = false;
+        entry.crashes = CrashBudget::new(self.supervision);
+        if let Some(actor) = entry.actor.take() {
+            self.by_actor.remove(&actor.get_id());
+            actor.stop(Some("started afresh".into()));
+        }
+        let record = self.ctx.store.load(id).await?.unwrap_or_else(|| SessionRecord {
+            id: id.to_string(),
+            ..Default::default()
+        });
+        info!(session_id = %id, "starting a failed session afresh");
+        self.spawn(myself, id, record, Boot::Restored).await
     }
 }
 
@@ -416,10 +505,11 @@ fn restored_state(record: &SessionRecord, ctx: &SessionContext) -> SessionState 
     let (id, mut state) = recorded_state(record);
     let linked = ctx.backend.has_credentials(&id);
     let (status, reason) = match (linked, record.stopped, record.logged_out) {
-        (true, true, _) => (Status::Disconnected, DisconnectReason::Requested),
+        (_, true, _) => (Status::Disconnected, DisconnectReason::Requested),
         (true, false, _) => (Status::Connecting, DisconnectReason::Unspecified),
-        (false, _, true) => (Status::LoggedOut, DisconnectReason::LoggedOut),
-        (false, _, false) => (Status::QrWaiting, DisconnectReason::Unspecified),
+        (false, false, true) => (Status::LoggedOut, DisconnectReason::LoggedOut),
+        // Unlinked: waits with no connection until someone asks for a code.
+        (false, false, false) => (Status::QrWaiting, DisconnectReason::Unspecified),
     };
     let identity = Identity {
         phone_number: record.phone_number.clone(),
@@ -444,12 +534,23 @@ fn gave_up_state(record: &SessionRecord, reason: &str) -> SessionState {
 }
 
 /// Recent crashes of one session: the restart budget and backoff.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CrashBudget {
+    /// When it crashed, within the window.
     crashes: VecDeque<Instant>,
+    /// The budget and its window.
+    supervision: Supervision,
 }
 
 impl CrashBudget {
+    /// No crashes yet.
+    pub fn new(supervision: Supervision) -> Self {
+        Self {
+            crashes: VecDeque::new(),
+            supervision,
+        }
+    }
+
     /// Records a crash at `now`; returns the delay before the restart (250 ms,
     /// doubling per recent crash, at most 10 s).
     pub fn record(&mut self, now: Instant) -> Duration {
@@ -465,16 +566,16 @@ impl CrashBudget {
     pub fn exhausted(&self, now: Instant) -> bool {
         self.crashes
             .iter()
-            .filter(|t| now.duration_since(**t) < RESTART_WINDOW)
+            .filter(|t| now.duration_since(**t) < self.supervision.window)
             .count()
-            >= RESTART_BUDGET
+            >= self.supervision.budget
     }
 
     fn forget_before(&mut self, now: Instant) {
         while self
             .crashes
             .front()
-            .is_some_and(|t| now.duration_since(*t) >= RESTART_WINDOW)
+            .is_some_and(|t| now.duration_since(*t) >= self.supervision.window)
         {
             self.crashes.pop_front();
         }
@@ -487,11 +588,15 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn crash_budget_backs_off_then_gives_up_and_forgets_after_the_window() {
-        let mut budget = CrashBudget::default();
-        let delays: Vec<_> = (0..RESTART_BUDGET).map(|_| budget.record(Instant::now())).collect();
+        let supervision = Supervision {
+            budget: 5,
+            window: Duration::from_secs(60),
+        };
+        let mut budget = CrashBudget::new(supervision);
+        let delays: Vec<_> = (0..supervision.budget).map(|_| budget.record(Instant::now())).collect();
         assert!(delays.windows(2).all(|w| w[0] < w[1]), "{delays:?}");
         assert!(budget.exhausted(Instant::now()));
-        tokio::time::advance(RESTART_WINDOW).await;
+        tokio::time::advance(supervision.window).await;
         assert!(!budget.exhausted(Instant::now()));
         assert_eq!(budget.record(Instant::now()), Duration::from_millis(250));
     }

@@ -96,6 +96,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Whether the session has stored credentials (a linked device).
     fn has_credentials(&self, session: &SessionId) -> bool;
 
+    /// Checks a session's stored credentials at restore. A store that cannot be used
+    /// (unreadable or half-written: the "Bad MAC" class of trouble) is wiped so
+    /// pairing starts clean; returns why, for the session's last_error. Blocking:
+    /// startup only.
+    fn repair(&self, session: &SessionId) -> Option<String>;
+
     /// Starts a connection; events arrive on `sink`. Returns at once.
     fn connect(&self, session: &SessionId, sink: EventSink) -> Box<dyn Connection>;
 

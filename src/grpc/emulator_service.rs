@@ -1,29 +1,73 @@
 //! `EmulatorService`: the phone's side of the emulated WhatsApp.
 
+use std::time::Duration;
+
+use ractor::rpc::CallResult;
 use tonic::{Request, Response, Status};
 
 use crate::{
     backend::emulator::Emulator,
+    error::SessionError,
     proto::{self, emulator_service_server::EmulatorService},
-    session::SessionId,
+    registry::{RegistryHandle, RegistryMsg},
+    session::{actor::SessionMsg, SessionId},
 };
+
+/// The bound on asking a session to crash.
+const CRASH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves `EmulatorService` on top of the emulator.
 #[derive(Clone)]
 pub struct EmulatorApi {
     /// The emulated WhatsApp.
     emulator: Emulator,
+    /// The sessions (for CrashSession).
+    registry: RegistryHandle,
 }
 
 impl EmulatorApi {
     /// Serves `emulator`.
-    pub fn new(emulator: Emulator) -> Self {
-        Self { emulator }
+    pub fn new(emulator: Emulator, registry: RegistryHandle) -> Self {
+        Self { emulator, registry }
     }
 }
 
 #[tonic::async_trait]
 impl EmulatorService for EmulatorApi {
+    async fn crash_session(
+        &self,
+        request: Request<proto::CrashSessionRequest>,
+    ) -> Result<Response<proto::CrashSessionResponse>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        let registry = self.registry.get()?;
+        let forward = |reply| RegistryMsg::Forward {
+            id,
+            msg: SessionMsg::Crash {
+                panic: body.panic,
+                reply,
+            },
+        };
+        match registry.call(forward, Some(CRASH_TIMEOUT)).await {
+            Ok(CallResult::Success(result)) => result?,
+            _ => {
+                return Err(
+                    SessionError::Unavailable("the session did not take the crash request: retry".into()).into(),
+                )
+            }
+        }
+        Ok(Response::new(proto::CrashSessionResponse {}))
+    }
+
+    async fn count_connections(
+        &self,
+        request: Request<proto::CountConnectionsRequest>,
+    ) -> Result<Response<proto::CountConnectionsResponse>, Status> {
+        let id = SessionId::parse(&request.get_ref().session_id)?;
+        let (started, open) = self.emulator.connection_counts(&id).await;
+        Ok(Response::new(proto::CountConnectionsResponse { started, open }))
+    }
+
     async fn scan_qr(&self, request: Request<proto::ScanQrRequest>) -> Result<Response<proto::ScanQrResponse>, Status> {
         let body = request.into_inner();
         let id = SessionId::parse(&body.session_id)?;

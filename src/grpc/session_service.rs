@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as TOKEN, Engine};
-use ractor::{rpc::CallResult, ActorRef, RpcReplyPort};
+use ractor::{rpc::CallResult, RpcReplyPort};
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -14,7 +14,7 @@ use super::{
 use crate::{
     error::SessionError,
     proto::{self, session_service_server::SessionService},
-    registry::RegistryMsg,
+    registry::{RegistryHandle, RegistryMsg},
     session::{actor::SessionMsg, input, waiters::QrRequest, SessionId},
 };
 
@@ -32,8 +32,8 @@ const MAX_LABEL_LEN: usize = 256;
 /// Serves `SessionService` on top of the registry.
 #[derive(Clone)]
 pub struct SessionApi {
-    /// Where requests go.
-    registry: ActorRef<RegistryMsg>,
+    /// Where requests go (once sessions are restored).
+    registry: RegistryHandle,
     /// The longest any session request may wait server-side, plus slack: the bound of
     /// every call to the registry.
     call_bound: Duration,
@@ -41,7 +41,7 @@ pub struct SessionApi {
 
 impl SessionApi {
     /// `longest_wait`: the larger of the QR and refresh timeouts.
-    pub fn new(registry: ActorRef<RegistryMsg>, longest_wait: Duration) -> Self {
+    pub fn new(registry: RegistryHandle, longest_wait: Duration) -> Self {
         Self {
             registry,
             call_bound: longest_wait + Duration::from_secs(2),
@@ -53,7 +53,8 @@ impl SessionApi {
         &self,
         build: impl FnOnce(RpcReplyPort<Result<T, SessionError>>) -> RegistryMsg,
     ) -> Result<T, Status> {
-        let answer = self.registry.call(build, Some(self.call_bound)).await;
+        let registry = self.registry.get().map_err(Status::from)?;
+        let answer = registry.call(build, Some(self.call_bound)).await;
         let result = match answer {
             Ok(CallResult::Success(result)) => result,
             Ok(CallResult::Timeout) => Err(SessionError::DeadlineExceeded(

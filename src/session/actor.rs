@@ -26,7 +26,7 @@ use crate::{
     error::SessionError,
     metrics::Metrics,
     registry::RegistryMsg,
-    store::{unix_ms, DataDir, SessionRecord},
+    store::{unix_ms, DataDir, SessionDb, SessionRecord},
 };
 
 /// Server-side bounds and delays.
@@ -46,8 +46,10 @@ pub struct Timeouts {
 pub struct SessionContext {
     /// The WhatsApp implementation.
     pub backend: Arc<dyn Backend>,
-    /// Where records live.
+    /// Where session folders live.
     pub data: DataDir,
+    /// The session list on disk.
+    pub store: SessionDb,
     /// Bounds and delays.
     pub timeouts: Timeouts,
     /// Every session's changes, for WatchSessions.
@@ -161,6 +163,14 @@ pub enum SessionMsg {
         /// The answer.
         reply: RpcReplyPort<Result<PairingCodeView, SessionError>>,
     },
+    /// Fail on purpose (EmulatorService.CrashSession), to prove supervision: answer,
+    /// then return an error from the handler, or panic.
+    Crash {
+        /// Panic instead of returning an error.
+        panic: bool,
+        /// Answered before the crash.
+        reply: RpcReplyPort<Result<(), SessionError>>,
+    },
 }
 
 impl SessionMsg {
@@ -178,13 +188,13 @@ impl SessionMsg {
             SessionMsg::Watch { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
-            SessionMsg::Delete(reply) => {
-                let _ = reply.send(Err(error));
-            }
             SessionMsg::SendText { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
             SessionMsg::RequestPairingCode { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            SessionMsg::Delete(reply) | SessionMsg::Crash { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
             SessionMsg::Backend { .. }
@@ -306,6 +316,14 @@ impl Actor for SessionActor {
             SessionMsg::SendText { to, text, reply } => run.send_text(to, text, reply),
             SessionMsg::Sent => run.state.mark_active(SystemTime::now()),
             SessionMsg::RequestPairingCode { phone, reply } => run.request_pairing_code(phone, reply).await,
+            SessionMsg::Crash { panic, reply } => {
+                warn!(session_id = %run.state.view().id, panic, "crashing on request (EmulatorService.CrashSession)");
+                let _ = reply.send(Ok(()));
+                if panic {
+                    panic!("session crashed on request (EmulatorService.CrashSession)");
+                }
+                return Err("session crashed on request (EmulatorService.CrashSession)".into());
+            }
         }
         if run.deleted {
             return Ok(());
@@ -341,7 +359,7 @@ impl SessionRun {
         let id = self.state.view().id.clone();
         match self.boot.clone() {
             Boot::New => {
-                self.ctx.data.save(self.record.clone()).await?;
+                self.ctx.store.create(self.record.clone()).await?;
                 if self.ctx.backend.has_credentials(&id) {
                     self.open_resume(Status::Connecting);
                 } else {
@@ -555,7 +573,7 @@ impl SessionRun {
         self.record.connected_at_ms = view.connected_at.map(unix_ms);
         self.record.logged_out = false;
         self.record.stopped = false;
-        self.ctx.data.save(self.record.clone()).await?;
+        self.ctx.store.save(self.record.clone()).await?;
         let stable_after = self.ctx.timeouts.stable_after;
         let timer = self.myself.send_after(stable_after, move || SessionMsg::Stable(conn));
         replace_timer(&mut self.reconnect_timer, timer);
@@ -581,7 +599,7 @@ impl SessionRun {
                 self.ctx.backend.wipe(&self.state.view().id).await?;
                 self.record.logged_out = true;
                 self.record.jid.clear();
-                self.ctx.data.save(self.record.clone()).await?;
+                self.ctx.store.save(self.record.clone()).await?;
             }
             Recovery::Stop => {}
         }
@@ -650,7 +668,7 @@ impl SessionRun {
     /// Writes the record.
     pub(super) async fn save(&self) -> Result<(), SessionError> {
         self.ctx
-            .data
+            .store
             .save(self.record.clone())
             .await
             .map_err(|e| SessionError::Internal(format!("could not store the session: {e}")))

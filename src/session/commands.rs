@@ -139,11 +139,21 @@ impl SessionRun {
         }
         let gone = SessionError::NotFound(id.to_string());
         self.fail_waiters(gone);
-        if let Err(e) = self.ctx.data.remove(&id).await {
+        // The tombstone is the point of no return: once committed, a restart
+        // finishes the wipe and nothing brings the session back.
+        if let Err(e) = self.ctx.store.delete(&id).await {
             let _ = reply.send(Err(SessionError::Internal(format!(
-                "could not remove the session's files: {e}"
+                "could not delete the session: {e}"
             ))));
             return;
+        }
+        match self.ctx.data.remove(&id).await {
+            Ok(()) => {
+                let _ = self.ctx.store.wiped(id.as_str()).await;
+            }
+            Err(e) => {
+                warn!(session_id = %id, error = %e, "the session's files could not be removed; the next start retries")
+            }
         }
         self.watchers.clear();
         self.deleted = true;

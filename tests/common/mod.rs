@@ -50,8 +50,32 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
 }
 
 impl Daemon {
-    /// Starts a daemon with the test config, changed by `tweak`.
+    /// Starts a daemon with the test config, changed by `tweak`, and waits until it
+    /// is ready (sessions restored, health SERVING).
     pub async fn start(data_dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> Self {
+        let daemon = Self::spawn(data_dir, tweak).await;
+        daemon.wait_ready().await;
+        daemon
+    }
+
+    /// The overall health status ("" service): 1 SERVING, 2 NOT_SERVING.
+    pub async fn health(&self) -> i32 {
+        use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+        let mut client = HealthClient::new(self.channel().await);
+        let request = HealthCheckRequest { service: String::new() };
+        client.check(request).await.map_or(0, |r| r.into_inner().status)
+    }
+
+    /// Waits (bounded) until the daemon reports SERVING.
+    pub async fn wait_ready(&self) {
+        wait_for(Duration::from_secs(20), "the daemon to be ready", || async {
+            (self.health().await == 1).then_some(())
+        })
+        .await;
+    }
+
+    /// Starts a daemon without waiting for it to be ready.
+    pub async fn spawn(data_dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = test_config(data_dir);
         tweak(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -123,6 +123,14 @@ impl Emulator {
         self.connection_times(session).await.len() as u64
     }
 
+    /// Connections ever started for a session, and how many are open now.
+    pub async fn connection_counts(&self, session: &SessionId) -> (u64, u64) {
+        let accounts = self.inner.accounts.lock().await;
+        accounts
+            .get(session)
+            .map_or((0, 0), |a| (a.attempts.len() as u64, u64::from(a.live.is_some())))
+    }
+
     /// When each connection attempt of a session started.
     pub async fn connection_times(&self, session: &SessionId) -> Vec<Instant> {
         let accounts = self.inner.accounts.lock().await;
@@ -395,6 +403,19 @@ impl Backend for Emulator {
 
     fn has_credentials(&self, session: &SessionId) -> bool {
         self.device_path(session).exists()
+    }
+
+    fn repair(&self, session: &SessionId) -> Option<String> {
+        let path = self.device_path(session);
+        if !path.exists() || self.read_device(session).is_some() {
+            return None;
+        }
+        if let Err(e) = remove_if_present(&path) {
+            return Some(format!(
+                "the stored credentials are unreadable and could not be wiped ({e})"
+            ));
+        }
+        Some("the stored credentials were unreadable and have been wiped: pair the session again".into())
     }
 
     fn connect(&self, session: &SessionId, sink: EventSink) -> Box<dyn Connection> {

@@ -50,6 +50,10 @@ impl Backend for WhatsappBackend {
         self.files(session).is_linked()
     }
 
+    fn repair(&self, session: &SessionId) -> Option<String> {
+        self.files(session).repair()
+    }
+
     fn connect(&self, session: &SessionId, sink: EventSink) -> Box<dyn Connection> {
         let span = info_span!("whatsapp", session_id = %session);
         Box::new(WhatsappConnection::start(self.files(session), self.version, span, sink))

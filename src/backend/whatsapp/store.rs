@@ -12,6 +12,9 @@ use crate::{
 /// The SQLite store's file name.
 const DB_FILE: &str = "whatsapp.db";
 
+/// The first bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
 /// The marker's file name: written once the store holds a paired device, so
 /// `has_credentials` is one `stat` instead of a database read.
 const LINKED_FILE: &str = "whatsapp.linked";
@@ -58,6 +61,36 @@ impl CredentialFiles {
     pub fn mark_linked(&self, jid: &str) -> std::io::Result<()> {
         create_private_dir(&self.dir)?;
         write_atomic(&self.dir, LINKED_FILE, jid.as_bytes())
+    }
+
+    /// At restore: a linked store whose database is missing or not SQLite cannot
+    /// resume, and an unlinked one is the leftover of a pairing that never finished;
+    /// both are wiped so pairing starts clean. Returns why, when a linked store was
+    /// lost. Blocking.
+    pub fn repair(&self) -> Option<String> {
+        let db = std::fs::File::open(self.db_path()).and_then(|mut file| {
+            let mut header = [0u8; 16];
+            std::io::Read::read(&mut file, &mut header).map(|n| (n, header))
+        });
+        let usable = match &db {
+            // SQLite writes its header on the first transaction: an empty file is new.
+            Ok((0, _)) => true,
+            Ok((n, header)) => *n == 16 && header == SQLITE_HEADER,
+            Err(_) => false,
+        };
+        let linked = self.is_linked();
+        let why = match (linked, usable, db.is_ok()) {
+            (true, true, _) => return None,
+            (false, _, false) => return None,
+            (true, false, _) => {
+                Some("the credential store was unreadable and has been wiped: pair the session again".to_owned())
+            }
+            (false, _, true) => None,
+        };
+        match self.wipe() {
+            Ok(()) => why,
+            Err(e) => Some(format!("the credential store is unusable and could not be wiped ({e})")),
+        }
     }
 
     /// Deletes the marker first (so a crash half-way reads as "not linked"), then
@@ -113,5 +146,29 @@ mod tests {
         assert!(!files.db_path().exists());
         assert!(!files.db_path().with_extension("db-wal").exists());
         files.wipe().unwrap();
+    }
+
+    #[test]
+    fn repair_wipes_a_store_that_cannot_resume_and_keeps_a_good_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir::open(tmp.path()).unwrap();
+        let files = CredentialFiles::new(&data, &SessionId::parse("alice").unwrap());
+        assert_eq!(files.repair(), None, "nothing stored: nothing to do");
+        files.prepare().unwrap();
+        files.mark_linked("1@s.whatsapp.net").unwrap();
+        assert_eq!(files.repair(), None, "an empty database is a new one");
+        std::fs::write(files.db_path(), b"SQLite format 3\0 and pages").unwrap();
+        assert_eq!(files.repair(), None);
+        assert!(files.is_linked());
+
+        std::fs::write(files.db_path(), b"garbage, not sqlite at all").unwrap();
+        let why = files.repair().expect("a corrupt linked store is reported");
+        assert!(why.contains("pair the session again"), "{why}");
+        assert!(!files.is_linked() && !files.db_path().exists());
+
+        files.prepare().unwrap();
+        std::fs::write(files.db_path(), b"half a pairing").unwrap();
+        assert_eq!(files.repair(), None, "an unlinked leftover is wiped quietly");
+        assert!(!files.db_path().exists());
     }
 }

@@ -1,7 +1,11 @@
-//! State on disk: one folder per session under `<data-dir>/sessions/`, holding its
-//! record (`session.json`) and the backend's credential store. Writes are atomic
-//! (temp file, fsync, rename, fsync of the folder), so a kill -9 at any moment leaves
-//! either the old record or the new one.
+//! State on disk. The data dir (0700) holds the session list (`sessions.db`, see
+//! [`db`]), a lock file that keeps a second daemon off it, and one folder per session
+//! under `sessions/` for the backend's credential store. File writes are atomic (temp
+//! file, fsync, rename, fsync of the folder).
+
+pub mod db;
+
+pub use db::{Restored, SessionDb, Skipped};
 
 use std::{
     collections::BTreeMap,
@@ -14,8 +18,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::session::SessionId;
 
-/// The record file's name inside a session folder.
-const RECORD_FILE: &str = "session.json";
+/// Where an older wa-sessiond kept each record (imported once into the list).
+const LEGACY_RECORD_FILE: &str = "session.json";
+
+/// The lock file that keeps two daemons off one data dir.
+const LOCK_FILE: &str = "wa-sessiond.lock";
 
 /// What survives a restart of the daemon.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,43 +72,69 @@ fn from_unix_ms(ms: u64) -> SystemTime {
 /// The data directory.
 #[derive(Debug, Clone)]
 pub struct DataDir {
+    /// The data dir itself.
+    root: PathBuf,
     /// `<data-dir>/sessions`.
     sessions: PathBuf,
 }
 
+/// The data dir's lock, held for as long as this lives (the OS drops it with the
+/// process, kill -9 included).
+#[derive(Debug)]
+pub struct DirLock {
+    /// The locked file.
+    _file: std::fs::File,
+}
+
+/// How often a daemon waiting for the data dir's lock tries again, and says so.
+const LOCK_RETRY: Duration = Duration::from_millis(200);
+const LOCK_NAG: Duration = Duration::from_secs(10);
+
 impl DataDir {
-    /// Uses (and creates, owner-only) `<root>/sessions`.
+    /// Uses (and creates, owner-only) `<root>` and `<root>/sessions`.
     pub fn open(root: &Path) -> std::io::Result<Self> {
+        create_private_dir(root)?;
         let sessions = root.join("sessions");
         create_private_dir(&sessions)?;
-        Ok(Self { sessions })
+        Ok(Self {
+            root: root.to_owned(),
+            sessions,
+        })
+    }
+
+    /// The data dir.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Takes the data dir's lock, waiting while another wa-sessiond holds it (a pod
+    /// being replaced), with a line every 10 s. A session is never run by two
+    /// daemons at once.
+    pub async fn lock(&self) -> std::io::Result<DirLock> {
+        let path = self.root.join(LOCK_FILE);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path)?;
+        let mut nagged: Option<tokio::time::Instant> = None;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(DirLock { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => return Err(e),
+            }
+            if nagged.is_none_or(|at| at.elapsed() >= LOCK_NAG) {
+                tracing::warn!(lock = %path.display(), "another wa-sessiond is using this data dir: waiting for it to stop");
+                nagged = Some(tokio::time::Instant::now());
+            }
+            tokio::time::sleep(LOCK_RETRY).await;
+        }
     }
 
     /// The folder of one session (not created).
     pub fn session_dir(&self, id: &SessionId) -> PathBuf {
         self.sessions.join(id.as_str())
-    }
-
-    /// Writes a record atomically.
-    pub async fn save(&self, record: SessionRecord) -> std::io::Result<()> {
-        let dir = self.sessions.join(&record.id);
-        tokio::task::spawn_blocking(move || {
-            create_private_dir(&dir)?;
-            let bytes = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
-            write_atomic(&dir, RECORD_FILE, &bytes)
-        })
-        .await
-        .map_err(std::io::Error::other)?
-    }
-
-    /// Reads one session's record; None when it has none (or it is unreadable).
-    pub async fn load(&self, id: &SessionId) -> std::io::Result<Option<SessionRecord>> {
-        let path = self.session_dir(id).join(RECORD_FILE);
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        }
     }
 
     /// Removes a session's folder and everything in it.
@@ -115,30 +148,6 @@ impl DataDir {
                 Err(e) => return Err(e),
             }
             sync_dir(&parent)
-        })
-        .await
-        .map_err(std::io::Error::other)?
-    }
-
-    /// Reads every record; folders whose record is missing or unreadable are skipped
-    /// with a warning (a crash between mkdir and the first write leaves such a folder).
-    pub async fn load_all(&self) -> std::io::Result<Vec<SessionRecord>> {
-        let root = self.sessions.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut records = Vec::new();
-            for entry in std::fs::read_dir(&root)? {
-                let path = entry?.path().join(RECORD_FILE);
-                match std::fs::read(&path).map(|b| serde_json::from_slice::<SessionRecord>(&b)) {
-                    Ok(Ok(record)) if SessionId::parse(&record.id).is_ok() => records.push(record),
-                    Ok(Ok(_)) | Ok(Err(_)) => {
-                        tracing::warn!(path = %path.display(), "skipping an unreadable session record")
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            records.sort_by(|a, b| a.id.cmp(&b.id));
-            Ok(records)
         })
         .await
         .map_err(std::io::Error::other)?
@@ -185,21 +194,24 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn records_survive_a_reopen_and_remove_wipes_the_folder() {
+    async fn a_second_holder_of_the_data_dir_waits_for_the_first() {
         let tmp = tempfile::tempdir().unwrap();
         let data = DataDir::open(tmp.path()).unwrap();
-        let record = SessionRecord {
-            id: "alice".into(),
-            jid: "1@s.whatsapp.net".into(),
-            ..Default::default()
-        };
-        data.save(record.clone()).await.unwrap();
-        std::fs::create_dir_all(tmp.path().join("sessions/half-made")).unwrap();
-        let reopened = DataDir::open(tmp.path()).unwrap();
-        assert_eq!(reopened.load_all().await.unwrap(), vec![record]);
-        let id = SessionId::parse("alice").unwrap();
-        reopened.remove(&id).await.unwrap();
-        assert!(!reopened.session_dir(&id).exists());
-        assert!(reopened.load_all().await.unwrap().is_empty());
+        let first = data.lock().await.unwrap();
+        let second = tokio::spawn({
+            let data = data.clone();
+            async move { data.lock().await.map(drop) }
+        });
+        tokio::time::sleep(LOCK_RETRY * 3).await;
+        assert!(
+            !second.is_finished(),
+            "the second lock must wait while the first is held"
+        );
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(10), second)
+            .await
+            .expect("the second lock is taken once the first is released")
+            .unwrap()
+            .unwrap();
     }
 }

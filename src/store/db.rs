@@ -1,0 +1,383 @@
+//! The session list on disk: one SQLite database, `<data-dir>/sessions.db` (0600),
+//! with every session's record and a tombstone for every deleted id. One writer
+//! thread owns the connection and commits whatever is queued in one transaction
+//! (group commit); a write is acknowledged only once committed (WAL,
+//! `synchronous=FULL`), so a kill -9 at any moment loses nothing acknowledged.
+//!
+//! A tombstone makes deletion final: a late save of a deleted id is ignored, and a
+//! restart finishes wiping the files of a delete that was cut short. Only a new
+//! CreateSession of the same id clears it.
+//!
+//! It links the same bundled SQLite as whatsapp-rust (one `libsqlite3-sys`).
+
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    sync::mpsc,
+};
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use tokio::sync::oneshot;
+use tracing::{info, warn};
+
+use super::{unix_ms, SessionRecord};
+use crate::session::SessionId;
+
+/// The database's file name under the data dir.
+pub const DB_FILE: &str = "sessions.db";
+
+/// The schema version this code writes.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Writes committed together at most.
+const MAX_BATCH: usize = 512;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sessions (
+    id              TEXT PRIMARY KEY NOT NULL,
+    labels          TEXT NOT NULL DEFAULT '{}',
+    created_at_ms   INTEGER NOT NULL,
+    desired         TEXT NOT NULL DEFAULT 'running' CHECK (desired IN ('running', 'stopped')),
+    logged_out      INTEGER NOT NULL DEFAULT 0,
+    phone_number    TEXT NOT NULL DEFAULT '',
+    jid             TEXT NOT NULL DEFAULT '',
+    push_name       TEXT NOT NULL DEFAULT '',
+    connected_at_ms INTEGER,
+    updated_at_ms   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS tombstones (
+    id            TEXT PRIMARY KEY NOT NULL,
+    deleted_at_ms INTEGER NOT NULL,
+    files_wiped   INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+";
+
+const COLUMNS: &str =
+    "id, labels, created_at_ms, desired, logged_out, phone_number, jid, push_name, connected_at_ms, updated_at_ms";
+
+/// A failure of the session list.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite refused.
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file system refused.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The writer thread is gone (shutting down).
+    #[error("the session list is closed")]
+    Closed,
+}
+
+impl From<DbError> for std::io::Error {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Io(e) => e,
+            other => std::io::Error::other(other.to_string()),
+        }
+    }
+}
+
+/// A record that could not be read at startup: reported and skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The id as stored (may itself be the broken part).
+    pub id: String,
+    /// Why it was skipped.
+    pub why: String,
+}
+
+/// What the list held at startup.
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Every readable record, ordered by id.
+    pub records: Vec<SessionRecord>,
+    /// Records that could not be read.
+    pub skipped: Vec<Skipped>,
+    /// Deleted ids whose files may still be on disk (a delete cut short).
+    pub unwiped: Vec<String>,
+    /// Records imported from an older data dir's `session.json` files.
+    pub imported: usize,
+}
+
+/// A write or read queued for the writer thread.
+enum Op {
+    /// A new session: clears a tombstone of the same id.
+    Create(SessionRecord),
+    /// An update: ignored when the id has a tombstone.
+    Save(SessionRecord),
+    /// Forget the record, leave a tombstone with its files not yet wiped.
+    Delete(String),
+    /// The files of a deleted id are gone.
+    Wiped(String),
+    /// Read one record.
+    Load(String),
+}
+
+struct Job {
+    op: Op,
+    done: oneshot::Sender<Result<Option<SessionRecord>, DbError>>,
+}
+
+/// The session list (cheap to clone; every clone talks to the one writer thread).
+#[derive(Debug, Clone)]
+pub struct SessionDb {
+    /// The writer thread's queue.
+    jobs: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+impl SessionDb {
+    /// Opens (or creates) `<root>/sessions.db`, reads every record, and starts the
+    /// writer thread. Blocking: call from `spawn_blocking`. A database SQLite cannot
+    /// read at all is an error (never silently replaced).
+    pub fn open(root: &Path) -> Result<(Self, Restored), DbError> {
+        let path = root.join(DB_FILE);
+        create_private_file(&path)?;
+        let mut conn = Connection::open(&path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+        conn.execute_batch(SCHEMA)?;
+        let mut restored = Restored::default();
+        if version == 0 {
+            restored.imported = import_legacy(&mut conn, &root.join("sessions"))?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        read_all(&conn, &mut restored)?;
+        let (jobs, queue) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("session-db".into())
+            .spawn(move || writer(conn, queue))?;
+        Ok((Self { jobs }, restored))
+    }
+
+    /// Stores a new session's record (clearing a tombstone of its id).
+    pub async fn create(&self, record: SessionRecord) -> Result<(), DbError> {
+        self.run(Op::Create(record)).await.map(drop)
+    }
+
+    /// Stores a changed record; a deleted id stays deleted.
+    pub async fn save(&self, record: SessionRecord) -> Result<(), DbError> {
+        self.run(Op::Save(record)).await.map(drop)
+    }
+
+    /// Forgets a session for good; its files are to be wiped next.
+    pub async fn delete(&self, id: &SessionId) -> Result<(), DbError> {
+        self.run(Op::Delete(id.to_string())).await.map(drop)
+    }
+
+    /// Notes that a deleted session's files are gone.
+    pub async fn wiped(&self, id: &str) -> Result<(), DbError> {
+        self.run(Op::Wiped(id.to_owned())).await.map(drop)
+    }
+
+    /// Reads one record (None for an unknown or deleted id).
+    pub async fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, DbError> {
+        self.run(Op::Load(id.to_string())).await
+    }
+
+    async fn run(&self, op: Op) -> Result<Option<SessionRecord>, DbError> {
+        let (done, answer) = oneshot::channel();
+        self.jobs.send(Job { op, done }).map_err(|_| DbError::Closed)?;
+        answer.await.map_err(|_| DbError::Closed)?
+    }
+}
+
+/// The writer thread: takes what is queued, runs it in one transaction, commits,
+/// then answers each job. Ends when every `SessionDb` is dropped.
+fn writer(mut conn: Connection, queue: mpsc::Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcome = conn.transaction().map_err(DbError::from).and_then(|tx| {
+            let results: Vec<_> = batch.iter().map(|job| apply(&tx, &job.op)).collect();
+            tx.commit()?;
+            Ok(results)
+        });
+        match outcome {
+            Ok(results) => {
+                for (job, result) in batch.into_iter().zip(results) {
+                    let _ = job.done.send(result);
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, writes = batch.len(), "the session list could not commit");
+                let message = e.to_string();
+                for job in batch {
+                    let _ = job.done.send(Err(DbError::Io(std::io::Error::other(message.clone()))));
+                }
+            }
+        }
+    }
+}
+
+fn apply(conn: &Connection, op: &Op) -> Result<Option<SessionRecord>, DbError> {
+    let now = unix_ms(std::time::SystemTime::now()) as i64;
+    match op {
+        Op::Create(record) => {
+            conn.execute("DELETE FROM tombstones WHERE id = ?1", [&record.id])?;
+            upsert(conn, record, now, false)?;
+        }
+        Op::Save(record) => upsert(conn, record, now, true)?,
+        Op::Delete(id) => {
+            conn.execute("DELETE FROM sessions WHERE id = ?1", [id])?;
+            conn.execute(
+                "INSERT INTO tombstones (id, deleted_at_ms, files_wiped) VALUES (?1, ?2, 0)
+                 ON CONFLICT(id) DO UPDATE SET deleted_at_ms = excluded.deleted_at_ms, files_wiped = 0",
+                params![id, now],
+            )?;
+        }
+        Op::Wiped(id) => {
+            conn.execute("UPDATE tombstones SET files_wiped = 1 WHERE id = ?1", [id])?;
+        }
+        Op::Load(id) => {
+            let sql = format!("SELECT {COLUMNS} FROM sessions WHERE id = ?1");
+            let row = conn.query_row(&sql, [id], |row| Ok(parse_row(row))).optional()?;
+            return Ok(row.and_then(Result::ok));
+        }
+    }
+    Ok(None)
+}
+
+/// Inserts or updates a record; with `unless_deleted`, nothing happens to an id that
+/// has a tombstone.
+fn upsert(conn: &Connection, record: &SessionRecord, now: i64, unless_deleted: bool) -> Result<(), DbError> {
+    let labels = serde_json::to_string(&record.labels).map_err(std::io::Error::other)?;
+    let desired = if record.stopped { "stopped" } else { "running" };
+    let guard = if unless_deleted {
+        "WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE id = ?1)"
+    } else {
+        "WHERE true"
+    };
+    let sql = format!(
+        "INSERT INTO sessions ({COLUMNS}) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 {guard}
+         ON CONFLICT(id) DO UPDATE SET labels = excluded.labels, desired = excluded.desired,
+             logged_out = excluded.logged_out, phone_number = excluded.phone_number, jid = excluded.jid,
+             push_name = excluded.push_name, connected_at_ms = excluded.connected_at_ms,
+             updated_at_ms = excluded.updated_at_ms"
+    );
+    conn.execute(
+        &sql,
+        params![
+            record.id,
+            labels,
+            record.created_at_ms as i64,
+            desired,
+            record.logged_out,
+            record.phone_number,
+            record.jid,
+            record.push_name,
+            record.connected_at_ms.map(|ms| ms as i64),
+            now,
+        ],
+    )?;
+    Ok(())
+}
+
+/// Reads every record; a row that cannot be read is reported and skipped.
+fn read_all(conn: &Connection, restored: &mut Restored) -> Result<(), DbError> {
+    let mut statement = conn.prepare(&format!("SELECT {COLUMNS} FROM sessions ORDER BY id"))?;
+    let mut rows = statement.query([])?;
+    while let Some(row) = rows.next()? {
+        match parse_row(row) {
+            Ok(record) => restored.records.push(record),
+            Err(skipped) => restored.skipped.push(skipped),
+        }
+    }
+    let mut statement = conn.prepare("SELECT id FROM tombstones WHERE files_wiped = 0")?;
+    restored.unwiped = statement
+        .query_map([], |row| row.get::<_, String>(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(())
+}
+
+fn parse_row(row: &Row<'_>) -> Result<SessionRecord, Skipped> {
+    let raw_id = row.get::<_, String>(0).unwrap_or_else(|_| "<unreadable id>".to_owned());
+    let skipped = |why: String| Skipped {
+        id: raw_id.clone(),
+        why,
+    };
+    SessionId::parse(&raw_id).map_err(|e| skipped(format!("invalid id: {e}")))?;
+    let column = |e: rusqlite::Error| skipped(format!("unreadable column: {e}"));
+    let labels: String = row.get(1).map_err(column)?;
+    let labels: BTreeMap<String, String> =
+        serde_json::from_str(&labels).map_err(|e| skipped(format!("labels are not a json object of strings: {e}")))?;
+    let desired: String = row.get(3).map_err(column)?;
+    let stopped = match desired.as_str() {
+        "running" => false,
+        "stopped" => true,
+        other => return Err(skipped(format!("unknown desired state {other:?}"))),
+    };
+    Ok(SessionRecord {
+        id: raw_id.clone(),
+        labels,
+        created_at_ms: row.get::<_, i64>(2).map_err(column)?.max(0) as u64,
+        stopped,
+        logged_out: row.get(4).map_err(column)?,
+        phone_number: row.get(5).map_err(column)?,
+        jid: row.get(6).map_err(column)?,
+        push_name: row.get(7).map_err(column)?,
+        connected_at_ms: row.get::<_, Option<i64>>(8).map_err(column)?.map(|ms| ms.max(0) as u64),
+    })
+}
+
+/// Imports the `session.json` records an older wa-sessiond kept in each session's
+/// folder, then removes them. Runs once, when the database is new.
+fn import_legacy(conn: &mut Connection, sessions: &Path) -> Result<usize, DbError> {
+    let entries = match std::fs::read_dir(sessions) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    let mut found: Vec<(PathBuf, SessionRecord)> = Vec::new();
+    for entry in entries {
+        let path = entry?.path().join(super::LEGACY_RECORD_FILE);
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        match serde_json::from_slice::<SessionRecord>(&bytes) {
+            Ok(record) if SessionId::parse(&record.id).is_ok() => found.push((path, record)),
+            _ => warn!(path = %path.display(), "skipping an unreadable session record of an older version"),
+        }
+    }
+    let now = unix_ms(std::time::SystemTime::now()) as i64;
+    let tx = conn.transaction()?;
+    for (_, record) in &found {
+        upsert(&tx, record, now, false)?;
+    }
+    tx.commit()?;
+    for (path, _) in &found {
+        super::remove_if_present(path)?;
+    }
+    if !found.is_empty() {
+        info!(
+            sessions = found.len(),
+            "imported the session records of an older version"
+        );
+    }
+    Ok(found.len())
+}
+
+/// Creates `path` readable by its owner only, if it does not exist (SQLite's
+/// journals copy the database file's mode).
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
+}
+
+#[cfg(test)]
+#[path = "db_tests.rs"]
+mod tests;
