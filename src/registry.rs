@@ -203,7 +203,7 @@ impl Actor for Registry {
             state
                 .sessions
                 .insert(id.clone(), Entry::new(restored.view().clone(), state.supervision));
-            state.spawn(&myself, &id, record, Boot::Restored).await?;
+            state.launch(&myself, &id, record, Boot::Restored, restored).await?;
             if progress.elapsed() >= Duration::from_secs(2) {
                 info!(restored = done + 1, total, "restoring sessions");
                 progress = Instant::now();
@@ -330,13 +330,25 @@ impl RegistryState {
         record: SessionRecord,
         boot: Boot,
     ) -> Result<(), ActorProcessingErr> {
-        let Some(entry) = self.sessions.get_mut(id) else {
-            return Ok(());
-        };
-        let mut state = match &boot {
+        let state = match &boot {
             Boot::New => SessionState::new(id.clone(), record.labels.clone(), SystemTime::now()),
             Boot::Restored => restored_state(&record, &self.ctx),
             Boot::GaveUp(reason) => gave_up_state(&record, reason),
+        };
+        self.launch(myself, id, record, boot, state).await
+    }
+
+    /// Spawns an incarnation from a prepared state, continuing its revisions.
+    async fn launch(
+        &mut self,
+        myself: &ActorRef<RegistryMsg>,
+        id: &SessionId,
+        record: SessionRecord,
+        boot: Boot,
+        mut state: SessionState,
+    ) -> Result<(), ActorProcessingErr> {
+        let Some(entry) = self.sessions.get_mut(id) else {
+            return Ok(());
         };
         state.continue_revisions(entry.view.borrow().revision);
         let args = SessionArgs {

@@ -2,6 +2,8 @@
 //! waits on conditions.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle, time::Instant};
@@ -187,8 +189,12 @@ pub async fn wait_session(
         let mut client = client.clone();
         let pred = &pred;
         async move {
-            let session = client.get_session(peek(id)).await.unwrap().into_inner();
-            pred(&session).then_some(session)
+            // UNAVAILABLE (restarting after a crash) is safe to retry.
+            match client.get_session(peek(id)).await {
+                Ok(session) => Some(session.into_inner()).filter(|s| pred(s)),
+                Err(e) if e.code() == tonic::Code::Unavailable => None,
+                Err(e) => panic!("{id}: {e}"),
+            }
         }
     })
     .await

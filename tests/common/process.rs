@@ -1,0 +1,183 @@
+//! The real `wa-sessiond` binary as a child process (emulator backend, short
+//! timings), for tests that kill it with -9, send it SIGTERM and restart it on the
+//! same data dir.
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{mpsc, Arc},
+    time::Duration,
+};
+
+use tokio::time::Instant;
+use tonic::transport::Channel;
+use wa_sessiond::proto::{
+    emulator_service_client::EmulatorServiceClient, session_service_client::SessionServiceClient,
+};
+
+/// A running daemon process.
+pub struct Process {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Every line it logged so far (shared with the reader thread).
+    log: Arc<tokio::sync::Mutex<Vec<String>>>,
+    /// The data dir it runs on.
+    pub data_dir: PathBuf,
+}
+
+/// The flags every test process gets: emulator, short timings, any free port.
+fn base_args(data_dir: &Path) -> Vec<String> {
+    let args = [
+        "--backend",
+        "emulator",
+        "--listen",
+        "127.0.0.1:0",
+        "--emulator-first-qr-ttl",
+        "3s",
+        "--emulator-next-qr-ttl",
+        "1s",
+        "--emulator-qr-count",
+        "3",
+        "--emulator-qr-delay",
+        "20ms",
+        "--reconnect-max-delay",
+        "1s",
+        "--shutdown-grace",
+        "5s",
+    ];
+    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    args.extend(["--data-dir".into(), data_dir.display().to_string()]);
+    args
+}
+
+impl Process {
+    /// Starts the binary on `data_dir` with `extra` flags; returns once it listens
+    /// (it may still be restoring: see `wait_ready`).
+    pub async fn spawn(data_dir: &Path, extra: &[&str]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wa-sessiond"));
+        command
+            .args(base_args(data_dir))
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("the wa-sessiond binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(tokio::sync::Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("wa-sessiond listening") {
+                    let _ = addr_tx.send(listen_addr(&line));
+                }
+                sink.blocking_lock().push(line);
+            }
+        });
+        let addr = tokio::task::spawn_blocking(move || addr_rx.recv_timeout(Duration::from_secs(30)))
+            .await
+            .unwrap()
+            .expect("the daemon logs its address within 30s")
+            .expect("the listening line names the address");
+        Self {
+            child,
+            addr,
+            log,
+            data_dir: data_dir.to_owned(),
+        }
+    }
+
+    /// Starts it and waits until it is ready.
+    pub async fn start(data_dir: &Path, extra: &[&str]) -> Self {
+        let process = Self::spawn(data_dir, extra).await;
+        process.wait_ready().await;
+        process
+    }
+
+    /// A channel to it.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .expect("the daemon accepts connections")
+    }
+
+    /// A SessionService client.
+    pub async fn sessions(&self) -> SessionServiceClient<Channel> {
+        SessionServiceClient::new(self.channel().await)
+    }
+
+    /// An EmulatorService client.
+    pub async fn phone(&self) -> EmulatorServiceClient<Channel> {
+        EmulatorServiceClient::new(self.channel().await)
+    }
+
+    /// The overall health status: 1 SERVING, 2 NOT_SERVING, 0 no answer.
+    pub async fn health(&self) -> i32 {
+        use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+        let mut client = HealthClient::new(self.channel().await);
+        let request = HealthCheckRequest { service: String::new() };
+        client.check(request).await.map_or(0, |r| r.into_inner().status)
+    }
+
+    /// Waits (bounded) until health says SERVING.
+    pub async fn wait_ready(&self) {
+        super::wait_for(Duration::from_secs(60), "the daemon to be ready", || async {
+            (self.health().await == 1).then_some(())
+        })
+        .await;
+    }
+
+    /// The log lines so far.
+    pub async fn log(&self) -> Vec<String> {
+        self.log.lock().await.clone()
+    }
+
+    /// kill -9.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().unwrap();
+    }
+
+    /// Sends SIGTERM.
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    /// Waits (bounded) for it to exit; returns its status and how long it took.
+    pub async fn wait_exit(&mut self, bound: Duration) -> (ExitStatus, Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, start.elapsed());
+            }
+            assert!(start.elapsed() < bound, "the daemon did not exit within {bound:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The `addr=` field of the listening line.
+fn listen_addr(line: &str) -> Option<SocketAddr> {
+    let start = line.find("addr=")? + "addr=".len();
+    let rest = &line[start..];
+    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
