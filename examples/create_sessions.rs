@@ -13,7 +13,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let endpoint = args.next().unwrap_or_else(|| "http://127.0.0.1:50051".into());
     let count: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(100);
     let prefix = args.next().unwrap_or_else(|| "rss".into());
-    let client = SessionServiceClient::connect(endpoint).await?;
+    let mut client = SessionServiceClient::connect(endpoint).await?;
+    // One call first, so the server's HTTP/2 settings (its stream limit) are known
+    // before the burst; h2 refuses streams opened past the limit.
+    let warmup = wa_sessiond::proto::ListSessionsRequest {
+        page_size: 1,
+        ..Default::default()
+    };
+    client.list_sessions(warmup).await?;
 
     let mut calls = tokio::task::JoinSet::new();
     for n in 0..count {
@@ -25,7 +32,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 ..Default::default()
             });
             request.set_timeout(Duration::from_secs(60));
-            client.create_session(request).await.map(|_| ()).map_err(|e| e.code())
+            client
+                .create_session(request)
+                .await
+                .map(|_| ())
+                .map_err(|e| (e.code(), e.message().to_owned()))
         });
     }
     let mut with_qr = 0;
@@ -33,7 +44,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     while let Some(answer) = calls.join_next().await {
         match answer? {
             Ok(()) => with_qr += 1,
-            Err(code) => *failures.entry(format!("{code:?}")).or_insert(0) += 1,
+            Err((code, message)) => {
+                let seen = failures.entry(format!("{code:?}")).or_insert((0, message));
+                seen.0 += 1;
+            }
         }
     }
     println!("created {count} sessions: {with_qr} with a qr code, failures {failures:?}");

@@ -28,6 +28,9 @@ use crate::{
     store::{DataDir, DirLock, SessionDb},
 };
 
+/// Concurrent calls (HTTP/2 streams) one client connection may have open.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+
 /// Changes a WatchSessions client may lag behind before it is cut off.
 const EVENT_BUFFER: usize = 4096;
 
@@ -130,6 +133,9 @@ pub async fn run(
 
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tonic::transport::Server::builder()
+        // A bound on streams per connection: past it clients queue instead of h2
+        // refusing the connection for buffering too many small frames.
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

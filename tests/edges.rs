@@ -241,3 +241,31 @@ async fn list_pages_in_a_stable_order_and_filters_by_status() {
     );
     daemon.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_concurrent_calls_on_one_connection_all_succeed() {
+    // Thousands of calls opened at once on one HTTP/2 connection: the server bounds
+    // the streams so the client queues, instead of h2 cutting the connection off.
+    let tmp = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(tmp.path(), |_| {}).await;
+    let client = daemon.sessions().await;
+    let mut calls = tokio::task::JoinSet::new();
+    for n in 0..10000 {
+        let mut client = client.clone();
+        calls.spawn(async move { client.get_session(peek(&format!("nobody-{n}"))).await.map(drop) });
+    }
+    let mut failures = Vec::new();
+    while let Some(call) = calls.join_next().await {
+        match call.unwrap() {
+            Err(e) if e.code() != Code::NotFound => failures.push(format!("{:?}: {}", e.code(), e.message())),
+            _ => {}
+        }
+    }
+    failures.dedup();
+    assert!(
+        failures.is_empty(),
+        "{} failed, e.g. {:?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
+}
