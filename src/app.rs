@@ -7,6 +7,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use ractor::Actor;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tracing::{info, warn};
 
 use crate::{
@@ -16,9 +17,10 @@ use crate::{
         Backend,
     },
     config::{BackendKind, Config},
-    grpc::{emulator_service::EmulatorApi, session_service::SessionApi},
+    grpc::{auth::BearerAuth, emulator_service::EmulatorApi, server, session_service::SessionApi},
     metrics::Metrics,
     proto::{emulator_service_server::EmulatorServiceServer, session_service_server::SessionServiceServer},
+    readiness::Readiness,
     registry::Registry,
     session::actor::{SessionContext, Timeouts},
     store::DataDir,
@@ -71,8 +73,10 @@ pub struct Wiring {
     /// With the emulator backend: the emulator to use (built from the config if
     /// None), so a test can steer it.
     pub emulator: Option<Emulator>,
-    /// The daemon's gauges.
+    /// The daemon's metrics.
     pub metrics: Arc<Metrics>,
+    /// Whether the daemon should get traffic (`/readyz`).
+    pub readiness: Arc<Readiness>,
 }
 
 /// Runs the daemon on `listener` until `shutdown` resolves, then drains within the
@@ -104,7 +108,8 @@ pub async fn run(
         data,
         timeouts,
         events,
-        metrics: wiring.metrics,
+        metrics: wiring.metrics.clone(),
+        max_sessions: config.edge.max_sessions as usize,
     });
     let (registry, registry_task) = Actor::spawn(None, Registry, ctx)
         .await
@@ -112,6 +117,7 @@ pub async fn run(
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<SessionServiceServer<SessionApi>>().await;
+    wiring.readiness.mark_restored();
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -124,17 +130,26 @@ pub async fn run(
         .map_err(|e| StartError::Server(e.to_string()))?;
 
     let longest_wait = config.qr_timeout.max(config.refresh_timeout);
+    let (auth, max_request) = (
+        BearerAuth::new(config.edge.auth_token.as_ref()),
+        config.edge.max_request_bytes as usize,
+    );
     let sessions = SessionServiceServer::new(SessionApi::new(registry.clone(), longest_wait));
-    let emulator_service = emulator.map(|e| EmulatorServiceServer::new(EmulatorApi::new(e)));
+    let sessions = InterceptedService::new(sessions.max_decoding_message_size(max_request), auth.clone());
+    let emulator_service = emulator.map(|e| {
+        let service = EmulatorServiceServer::new(EmulatorApi::new(e)).max_decoding_message_size(max_request);
+        InterceptedService::new(service, auth)
+    });
 
     let addr = listener.local_addr().map_err(|e| StartError::Server(e.to_string()))?;
     info!(%addr, backend = ?config.backend, data_dir = %config.data_dir.display(), "wa-sessiond serving");
 
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+    let server = server::builder(&config.edge, wiring.metrics.clone())
+        .map_err(StartError::Server)?
+        .add_service(health_service.max_decoding_message_size(max_request))
+        .add_service(reflection_v1.max_decoding_message_size(max_request))
+        .add_service(reflection_v1alpha.max_decoding_message_size(max_request))
         .add_service(sessions)
         .add_optional_service(emulator_service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
@@ -145,6 +160,7 @@ pub async fn run(
     shutdown.await;
     info!(grace = ?config.shutdown_grace, "shutting down: closing sessions without logging out");
     health.set_not_serving::<SessionServiceServer<SessionApi>>().await;
+    wiring.readiness.mark_draining();
     let drained = tokio::time::timeout(config.shutdown_grace, async {
         registry.stop(Some("shutdown".into()));
         let _ = registry_task.await;

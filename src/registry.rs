@@ -181,6 +181,10 @@ impl Actor for Registry {
                     return Ok(());
                 }
                 if !state.sessions.contains_key(&id) {
+                    if state.sessions.len() >= state.ctx.max_sessions {
+                        let _ = reply.send(Err(SessionError::session_limit(state.ctx.max_sessions)));
+                        return Ok(());
+                    }
                     state.create(&myself, &id, labels).await?;
                 }
                 state.forward(&id, SessionMsg::Get { request, reply });
@@ -225,6 +229,7 @@ impl Actor for Registry {
                     return Ok(());
                 };
                 error!(session_id = %id, error = %failure, "session crashed");
+                state.ctx.metrics.session_crashed();
                 state.schedule_restart(&myself, &id);
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
@@ -396,6 +401,7 @@ impl RegistryState {
             Boot::Restored
         };
         info!(session_id = %id, "restarting session");
+        self.ctx.metrics.session_restarted();
         self.spawn(myself, id, record, boot).await
     }
 }
