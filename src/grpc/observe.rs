@@ -165,8 +165,10 @@ impl Drop for Call {
 pin_project_lite::pin_project! {
     /// The routes' response future, counting trailers-only answers.
     pub struct ObservedFuture<F> {
+        // The routes' future.
         #[pin]
         inner: F,
+        // The call, until the response is out.
         call: Option<Call>,
     }
 }
@@ -197,8 +199,10 @@ where
 pin_project_lite::pin_project! {
     /// A response body that counts its call at the trailers.
     pub struct ObservedBody<B> {
+        // The response body.
         #[pin]
         inner: B,
+        // The call, until its trailers (None when the headers already said its code).
         call: Option<Call>,
     }
 }
