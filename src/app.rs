@@ -7,6 +7,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 use tracing::{error, info, warn};
 
@@ -17,9 +18,10 @@ use crate::{
         Backend,
     },
     config::{BackendKind, Config},
-    grpc::{emulator_service::EmulatorApi, session_service::SessionApi},
+    grpc::{auth::BearerAuth, emulator_service::EmulatorApi, server, session_service::SessionApi},
     metrics::Metrics,
     proto::{emulator_service_server::EmulatorServiceServer, session_service_server::SessionServiceServer},
+    readiness::Readiness,
     registry::{Registry, RegistryArgs, RegistryHandle, RegistryMsg, Supervision},
     session::{
         actor::{SessionContext, Timeouts},
@@ -27,9 +29,6 @@ use crate::{
     },
     store::{DataDir, DirLock, SessionDb},
 };
-
-/// Concurrent calls (HTTP/2 streams) one client connection may have open.
-const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 /// Changes a WatchSessions client may lag behind before it is cut off.
 const EVENT_BUFFER: usize = 4096;
@@ -86,8 +85,10 @@ pub struct Wiring {
     /// With the emulator backend: the emulator to use (built from the config if
     /// None), so a test can steer it.
     pub emulator: Option<Emulator>,
-    /// The daemon's gauges.
+    /// The daemon's metrics.
     pub metrics: Arc<Metrics>,
+    /// Whether the daemon should get traffic (`/readyz`).
+    pub readiness: Arc<Readiness>,
 }
 
 /// Runs the daemon on `listener` until `shutdown` resolves, then drains within the
@@ -125,20 +126,27 @@ pub async fn run(
         .map_err(|e| StartError::Server(e.to_string()))?;
 
     let longest_wait = config.qr_timeout.max(config.refresh_timeout);
+    let (auth, max_request) = (
+        BearerAuth::new(config.edge.auth_token.as_ref()),
+        config.edge.max_request_bytes as usize,
+    );
     let sessions = SessionServiceServer::new(SessionApi::new(handle.clone(), longest_wait));
-    let emulator_service = emulator.map(|e| EmulatorServiceServer::new(EmulatorApi::new(e, handle.clone())));
+    let sessions = InterceptedService::new(sessions.max_decoding_message_size(max_request), auth.clone());
+    let emulator_service = emulator.map(|e| {
+        let service =
+            EmulatorServiceServer::new(EmulatorApi::new(e, handle.clone())).max_decoding_message_size(max_request);
+        InterceptedService::new(service, auth)
+    });
 
     let addr = listener.local_addr().map_err(|e| StartError::Server(e.to_string()))?;
     info!(%addr, backend = ?config.backend, data_dir = %config.data_dir.display(), "wa-sessiond listening; restoring sessions");
 
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
-        // A bound on streams per connection: past it clients queue instead of h2
-        // refusing the connection for buffering too many small frames.
-        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
+    let server = server::builder(&config.edge, wiring.metrics.clone())
+        .map_err(StartError::Server)?
+        .add_service(health_service.max_decoding_message_size(max_request))
+        .add_service(reflection_v1.max_decoding_message_size(max_request))
+        .add_service(reflection_v1alpha.max_decoding_message_size(max_request))
         .add_service(sessions)
         .add_optional_service(emulator_service)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
@@ -148,7 +156,7 @@ pub async fn run(
 
     let mut shutdown = std::pin::pin!(shutdown);
     let started = tokio::select! {
-        started = start_sessions(&config, data, backend, wiring.metrics) => Some(started?),
+        started = start_sessions(&config, data, backend, wiring.metrics.clone()) => Some(started?),
         () = &mut shutdown => None,
     };
     let registry = match started {
@@ -156,6 +164,7 @@ pub async fn run(
             handle.set(registry.clone());
             health.set_serving::<SessionServiceServer<SessionApi>>().await;
             health.set_service_status("", ServingStatus::Serving).await;
+            wiring.readiness.mark_restored();
             info!(%addr, "wa-sessiond ready");
             shutdown.await;
             Some((registry, task, lock))
@@ -166,6 +175,7 @@ pub async fn run(
     info!(grace = ?config.shutdown_grace, "shutting down: closing sessions without logging out");
     health.set_service_status("", ServingStatus::NotServing).await;
     health.set_not_serving::<SessionServiceServer<SessionApi>>().await;
+    wiring.readiness.mark_draining();
     let drained = tokio::time::timeout(config.shutdown_grace, async {
         // No new calls; the ones in flight are answered as their sessions stop.
         let _ = stop_server.send(());
@@ -232,6 +242,7 @@ async fn start_sessions(
         timeouts,
         events,
         metrics,
+        max_sessions: config.edge.max_sessions as usize,
     });
     let args = RegistryArgs {
         ctx,

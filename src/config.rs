@@ -6,6 +6,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Parser, ValueEnum};
 
+mod edge;
+pub use edge::{EdgeConfig, Secret};
+
 /// Exit status for bad configuration (EX_USAGE).
 pub const EXIT_USAGE: i32 = 64;
 
@@ -96,6 +99,10 @@ pub struct Config {
     /// How long a shutdown may take before the daemon exits anyway.
     #[arg(long, env = "WA_SESSIOND_SHUTDOWN_GRACE", default_value = "20s", value_parser = positive_duration)]
     pub shutdown_grace: Duration,
+
+    /// Admin port, authentication, TLS and limits.
+    #[command(flatten)]
+    pub edge: EdgeConfig,
 }
 
 fn positive_duration(raw: &str) -> Result<Duration, String> {
@@ -118,7 +125,7 @@ impl Config {
     /// Parses the command line and environment, or exits: 0 for --help/--version,
     /// 64 with one line for anything wrong.
     pub fn from_env_or_exit() -> Self {
-        Self::try_parse_from(std::env::args_os()).unwrap_or_else(|error| {
+        let mut config = Self::try_parse_from(std::env::args_os()).unwrap_or_else(|error| {
             use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
             if matches!(error.kind(), DisplayHelp | DisplayVersion) {
                 error.exit();
@@ -127,7 +134,12 @@ impl Config {
             let line = rendered.lines().next().unwrap_or("invalid configuration");
             eprintln!("wa-sessiond: {}", line.trim_start_matches("error: "));
             std::process::exit(EXIT_USAGE);
-        })
+        });
+        if let Err(line) = config.edge.resolve(config.listen) {
+            eprintln!("wa-sessiond: {line}");
+            std::process::exit(EXIT_USAGE);
+        }
+        config
     }
 
     /// The defaults (for tests and embedding).

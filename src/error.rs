@@ -31,12 +31,22 @@ pub enum SessionError {
     /// A limit was reached.
     #[error("{0}")]
     ResourceExhausted(String),
+    /// No valid credentials on the call.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// A bug.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
 impl SessionError {
+    /// RESOURCE_EXHAUSTED: the daemon holds `limit` sessions already.
+    pub fn session_limit(limit: usize) -> Self {
+        Self::ResourceExhausted(format!(
+            "this daemon holds its limit of {limit} sessions: delete unused sessions or raise --max-sessions"
+        ))
+    }
+
     /// FAILED_PRECONDITION with the session's status attached.
     pub fn precondition(reason: &'static str, status: Status, message: impl Into<String>) -> Self {
         Self::FailedPrecondition {

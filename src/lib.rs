@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod backend;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod error;
 pub mod grpc;
 pub mod metrics;
 pub mod qr_render;
+pub mod readiness;
 pub mod registry;
 pub mod session;
 pub mod store;

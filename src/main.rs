@@ -1,10 +1,13 @@
-//! `wa-sessiond`: reads the configuration, sets up logs, binds, and runs the daemon.
+//! `wa-sessiond`: reads the configuration, sets up logs, binds, and runs the daemon
+//! (and its admin port).
 
 #![forbid(unsafe_code)]
 
-use std::process::ExitCode;
+use std::{net::SocketAddr, process::ExitCode};
 
+use tokio::net::TcpListener;
 use wa_sessiond::{
+    admin::Admin,
     app,
     config::{self, Config},
     telemetry,
@@ -21,14 +24,22 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let listener = match tokio::net::TcpListener::bind(config.listen).await {
-            Ok(listener) => listener,
-            Err(e) => {
-                eprintln!("wa-sessiond: cannot listen on {}: {e}", config.listen);
+        let (listener, admin_listener) = match (bind(config.listen).await, bind(config.edge.admin_listen).await) {
+            (Ok(listener), Ok(admin_listener)) => (listener, admin_listener),
+            (Err(line), _) | (_, Err(line)) => {
+                eprintln!("wa-sessiond: {line}");
                 return ExitCode::from(config::EXIT_UNAVAILABLE);
             }
         };
-        match app::run(listener, config, app::Wiring::default(), app::shutdown_signal()).await {
+        let wiring = app::Wiring::default();
+        let admin = Admin {
+            metrics: wiring.metrics.clone(),
+            readiness: wiring.readiness.clone(),
+        };
+        let admin = tokio::spawn(admin.serve(admin_listener));
+        let result = app::run(listener, config, wiring, app::shutdown_signal()).await;
+        admin.abort();
+        match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("wa-sessiond: {e}");
@@ -36,4 +47,10 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
 }

@@ -236,6 +236,10 @@ impl Actor for Registry {
                     return Ok(());
                 }
                 if !state.sessions.contains_key(&id) {
+                    if state.sessions.len() >= state.ctx.max_sessions {
+                        let _ = reply.send(Err(SessionError::session_limit(state.ctx.max_sessions)));
+                        return Ok(());
+                    }
                     state.create(&myself, &id, labels).await?;
                 }
                 state.forward(&id, SessionMsg::Get { request, reply });
@@ -285,6 +289,7 @@ impl Actor for Registry {
                     return Ok(());
                 };
                 error!(session_id = %id, error = %failure, "session crashed");
+                state.ctx.metrics.session_crashed();
                 state.schedule_restart(&myself, &id);
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
@@ -471,6 +476,7 @@ impl RegistryState {
             entry.gave_up = gave_up;
         }
         info!(session_id = %id, gave_up, "restarting session");
+        self.ctx.metrics.session_restarted();
         self.spawn(myself, id, record, boot).await
     }
 

@@ -103,6 +103,11 @@ pub fn status_name(s: Status) -> &'static str {
     status(s).as_str_name()
 }
 
+/// The wire name of a disconnect reason, for metrics.
+pub fn reason_name(r: DisconnectReason) -> &'static str {
+    reason(r).as_str_name()
+}
+
 fn reason(reason: DisconnectReason) -> proto::DisconnectReason {
     use proto::DisconnectReason as P;
     match reason {

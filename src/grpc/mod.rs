@@ -1,8 +1,11 @@
 //! The gRPC edge: converts types and maps errors; no session logic lives here.
 
+pub mod auth;
 pub mod convert;
 pub mod deadline;
 pub mod emulator_service;
+pub mod observe;
+pub mod server;
 pub mod session_service;
 pub mod status;
 pub mod streams;

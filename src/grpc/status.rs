@@ -28,6 +28,7 @@ pub fn to_status(error: SessionError) -> Status {
         SessionError::DeadlineExceeded(_) => Status::deadline_exceeded(message),
         SessionError::Unavailable(_) => Status::unavailable(message),
         SessionError::ResourceExhausted(_) => Status::resource_exhausted(message),
+        SessionError::Unauthenticated(_) => Status::unauthenticated(message),
         SessionError::Internal(_) => Status::internal(message),
     }
 }

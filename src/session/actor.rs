@@ -24,7 +24,7 @@ use super::{
 use crate::{
     backend::{Backend, BackendEvent, Connection, EventSink},
     error::SessionError,
-    metrics::Metrics,
+    metrics::{Logout, Metrics, SessionCount},
     registry::RegistryMsg,
     store::{unix_ms, DataDir, SessionDb, SessionRecord},
 };
@@ -54,8 +54,10 @@ pub struct SessionContext {
     pub timeouts: Timeouts,
     /// Every session's changes, for WatchSessions.
     pub events: broadcast::Sender<SessionEvent>,
-    /// The daemon's gauges.
+    /// The daemon's metrics.
     pub metrics: Arc<Metrics>,
+    /// The most sessions the registry holds; creating more is refused.
+    pub max_sessions: usize,
 }
 
 /// How a session actor starts.
@@ -244,6 +246,8 @@ pub struct SessionRun {
     logged_status: Status,
     /// How it started.
     boot: Boot,
+    /// Its place in the sessions-by-status metric.
+    counted: SessionCount,
 }
 
 /// Answers a little before the caller's deadline, so it gets our message rather than
@@ -261,6 +265,7 @@ impl Actor for SessionActor {
         args: SessionArgs,
     ) -> Result<SessionRun, ActorProcessingErr> {
         let logged_status = args.state.view().status;
+        let counted = SessionCount::new(args.ctx.metrics.clone(), logged_status);
         Ok(SessionRun {
             state: args.state,
             record: args.record,
@@ -277,6 +282,7 @@ impl Actor for SessionActor {
             published: args.published,
             logged_status,
             boot: args.boot,
+            counted,
         })
     }
 
@@ -493,6 +499,7 @@ impl SessionRun {
             myself.send_after(timeout, move || SessionMsg::FirstQrDue(conn)),
         );
         let generation = self.state.generation();
+        self.ctx.metrics.pairing_connection_started(generation);
         info!(session_id = %self.state.view().id, conn, generation, "pairing connection started");
         self.connect(conn);
     }
@@ -535,7 +542,9 @@ impl SessionRun {
                 }
             }
             BackendEvent::PairSuccess { phone_number, jid } => {
-                self.state.on_pair_success(conn, phone_number, jid, sys);
+                if self.state.on_pair_success(conn, phone_number, jid, sys) {
+                    self.ctx.metrics.pairing_completed();
+                }
             }
             BackendEvent::Connected(identity) => {
                 if self.state.on_connected(conn, identity, sys) {
@@ -587,8 +596,14 @@ impl SessionRun {
         };
         self.close_conn().await;
         match recovery {
-            Recovery::RestartNow => self.open_resume(Status::Restarting),
+            Recovery::RestartNow => {
+                self.ctx.metrics.restart_required();
+                self.open_resume(Status::Restarting);
+            }
             Recovery::Backoff => {
+                self.ctx
+                    .metrics
+                    .reconnect_scheduled(self.state.view().disconnect_reason);
                 let attempt = self.state.reconnect_attempt().saturating_sub(1);
                 let delay = backoff_delay(attempt, self.ctx.timeouts.reconnect_max, rand::random());
                 info!(session_id = %self.state.view().id, attempt, delay_ms = delay.as_millis() as u64, "reconnect scheduled");
@@ -596,6 +611,7 @@ impl SessionRun {
                 replace_timer(&mut self.reconnect_timer, timer);
             }
             Recovery::StopAndWipe => {
+                self.ctx.metrics.logged_out(Logout::PHONE);
                 self.ctx.backend.wipe(&self.state.view().id).await?;
                 self.record.logged_out = true;
                 self.record.jid.clear();
@@ -655,6 +671,7 @@ impl SessionRun {
             .myself
             .send_after(ttl, move || SessionMsg::QrExpired { generation, index });
         replace_timer(&mut self.qr_timer, timer);
+        self.ctx.metrics.qr_issued();
         info!(session_id = %self.state.view().id, generation, index, ttl_ms = ttl.as_millis() as u64, "qr issued");
     }
 
@@ -683,6 +700,7 @@ impl SessionRun {
     /// Publishes the snapshot if it changed, and logs a status change once.
     fn publish(&mut self) {
         let view = self.state.view();
+        self.counted.set(view.status);
         if view.status != self.logged_status {
             info!(
                 session_id = %view.id,

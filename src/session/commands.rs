@@ -13,7 +13,7 @@ use super::{
     state::Purpose,
     waiters::{QrRequest, Reply},
 };
-use crate::{backend::BackendError, error::SessionError, registry::RegistryMsg};
+use crate::{backend::BackendError, error::SessionError, metrics::Logout, registry::RegistryMsg};
 
 /// How long a send may take before the caller hears it timed out.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -102,6 +102,7 @@ impl SessionRun {
         self.record.stopped = false;
         self.record.jid.clear();
         self.save().await?;
+        self.ctx.metrics.logged_out(Logout::REQUEST);
         info!(session_id = %self.state.view().id, "session logged out");
         Ok(self.state.view().clone())
     }

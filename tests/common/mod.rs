@@ -4,11 +4,18 @@
 
 pub mod process;
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle, time::Instant};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::oneshot,
+    task::JoinHandle,
+    time::Instant,
+};
 use tonic::transport::Channel;
 use wa_sessiond::{
+    admin::Admin,
     app,
     backend::emulator::Emulator,
     config::{BackendKind, Config},
@@ -29,10 +36,14 @@ pub const STEP: Duration = Duration::from_millis(60);
 pub struct Daemon {
     pub addr: SocketAddr,
     pub emulator: Emulator,
-    pub metrics: std::sync::Arc<wa_sessiond::metrics::Metrics>,
+    pub metrics: Arc<wa_sessiond::metrics::Metrics>,
+    pub readiness: Arc<wa_sessiond::readiness::Readiness>,
+    /// The admin port (`/livez`, `/readyz`, `/metrics`).
+    pub admin_addr: SocketAddr,
     pub config: Config,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), app::StartError>>>,
+    admin: JoinHandle<()>,
 }
 
 /// The test config: short TTLs, in `data_dir`.
@@ -68,20 +79,36 @@ impl Daemon {
         client.check(request).await.map_or(0, |r| r.into_inner().status)
     }
 
-    /// Waits (bounded) until the daemon reports SERVING.
+    /// Waits (bounded) until the daemon is ready (sessions restored; what /readyz
+    /// and the health service report), over any transport.
     pub async fn wait_ready(&self) {
         wait_for(Duration::from_secs(20), "the daemon to be ready", || async {
-            (self.health().await == 1).then_some(())
+            self.readiness.is_ready().then_some(())
         })
         .await;
     }
 
     /// Starts a daemon without waiting for it to be ready.
     pub async fn spawn(data_dir: &std::path::Path, tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_wired(data_dir, tweak, app::Wiring::default()).await
+    }
+
+    /// Starts a daemon on `wiring` and waits until it is ready.
+    pub async fn start_wired(data_dir: &std::path::Path, tweak: impl FnOnce(&mut Config), wiring: app::Wiring) -> Self {
+        let daemon = Self::spawn_wired(data_dir, tweak, wiring).await;
+        daemon.wait_ready().await;
+        daemon
+    }
+
+    /// Starts a daemon with the test config changed by `tweak`, on `wiring` (its
+    /// emulator is made here), and its admin port on 127.0.0.1:0.
+    pub async fn spawn_wired(data_dir: &std::path::Path, tweak: impl FnOnce(&mut Config), wiring: app::Wiring) -> Self {
         let mut config = test_config(data_dir);
         tweak(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_addr = admin_listener.local_addr().unwrap();
         let emulator = app::emulator_for(&config, app::open_data_dir(&config).unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async {
@@ -89,17 +116,25 @@ impl Daemon {
         };
         let wiring = app::Wiring {
             emulator: Some(emulator.clone()),
-            metrics: Default::default(),
+            ..wiring
         };
-        let metrics = wiring.metrics.clone();
+        let (metrics, readiness) = (wiring.metrics.clone(), wiring.readiness.clone());
+        let admin = Admin {
+            metrics: metrics.clone(),
+            readiness: readiness.clone(),
+        };
+        let admin = tokio::spawn(admin.serve(admin_listener));
         let task = tokio::spawn(app::run(listener, config.clone(), wiring, shutdown));
         Self {
             addr,
             emulator,
             metrics,
+            readiness,
+            admin_addr,
             config,
             stop: Some(stop),
             task: Some(task),
+            admin,
         }
     }
 
@@ -137,6 +172,33 @@ impl Daemon {
             .await
             .expect("the daemon shuts down within its grace period");
         result.unwrap().unwrap();
+        self.admin.abort();
+    }
+
+    /// Sends the shutdown signal without waiting (the admin port keeps serving).
+    pub fn begin_stop(&mut self) {
+        let _ = self.stop.take().expect("not stopping yet").send(());
+    }
+
+    /// Waits for the daemon started by `begin_stop` to exit cleanly.
+    pub async fn stopped(mut self) {
+        let result = tokio::time::timeout(Duration::from_secs(10), self.task.take().unwrap())
+            .await
+            .expect("the daemon shuts down within its grace period");
+        result.unwrap().unwrap();
+        self.admin.abort();
+    }
+
+    /// GETs `path` on the admin port: the status code and the body.
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        http_get(self.admin_addr, path).await
+    }
+
+    /// Scrapes `/metrics`.
+    pub async fn scrape(&self) -> Scrape {
+        let (code, body) = self.admin_get("/metrics").await;
+        assert_eq!(code, 200, "{body}");
+        Scrape::parse(&body)
     }
 }
 
@@ -248,5 +310,76 @@ where
     while start.elapsed() < span {
         assert!(!happens().await, "{what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A plain HTTP/1.1 GET: the status code and the body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).await.unwrap();
+        raw
+    };
+    let raw = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .expect("the admin port answers within 10s");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an http response");
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status line");
+    (code, body.to_owned())
+}
+
+/// One sample of a scrape: its name, its labels and its value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// One scrape of `/metrics`: every sample by name and labels.
+pub struct Scrape {
+    samples: Vec<Sample>,
+}
+
+impl Scrape {
+    /// Parses the text exposition (comments skipped, labels without escapes).
+    pub fn parse(text: &str) -> Self {
+        let samples = text
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.is_empty())
+            .map(|line| {
+                let (series, value) = line.rsplit_once(' ').expect("a sample");
+                let (name, labels) = match series.split_once('{') {
+                    Some((name, labels)) => (name, labels.trim_end_matches('}')),
+                    None => (series, ""),
+                };
+                let labels = labels
+                    .split(',')
+                    .filter(|pair| !pair.is_empty())
+                    .map(|pair| {
+                        let (key, value) = pair.split_once('=').expect("a label");
+                        (key.to_owned(), value.trim_matches('"').to_owned())
+                    })
+                    .collect();
+                (name.to_owned(), labels, value.parse().expect("a number"))
+            })
+            .collect();
+        Self { samples }
+    }
+
+    /// The sum of `name`'s samples whose labels include `labels` (0 when none).
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.samples
+            .iter()
+            .filter(|(n, have, _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| have.iter().any(|(hk, hv)| hk == k && hv == v))
+            })
+            .map(|(_, _, value)| value)
+            .sum()
     }
 }

@@ -35,6 +35,8 @@ fn base_args(data_dir: &Path) -> Vec<String> {
         "emulator",
         "--listen",
         "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
         "--emulator-first-qr-ttl",
         "3s",
         "--emulator-next-qr-ttl",

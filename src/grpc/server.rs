@@ -1,0 +1,64 @@
+//! The gRPC server's transport: TLS (mutual with a client CA), the HTTP/2 and
+//! per-connection bounds that keep one client from making the daemon hold without
+//! limit, and the metrics layer. Services are added by `app::run`.
+
+use std::{sync::Arc, time::Duration};
+
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tower_layer::Stack;
+
+use super::observe::ObserveLayer;
+use crate::{config::EdgeConfig, metrics::Metrics};
+
+/// The server builder with the metrics layer on.
+pub type Builder = Server<Stack<ObserveLayer, tower_layer::Identity>>;
+
+/// Stream resets a client may leave pending before its connection is closed.
+const PENDING_ACCEPT_RESETS: usize = 20;
+/// The largest request header block, in bytes (metadata, including the token).
+const MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
+/// Pings on an idle connection, and how long the answer may take.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The encoded descriptor sets of every service served, for the metrics' method names.
+const DESCRIPTOR_SETS: [&[u8]; 4] = [
+    crate::proto::FILE_DESCRIPTOR_SET,
+    tonic_health::pb::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+    tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+];
+
+/// A server builder with TLS, limits and metrics as `edge` says. The error is one line.
+pub fn builder(edge: &EdgeConfig, metrics: Arc<Metrics>) -> Result<Builder, String> {
+    let per_connection = edge.max_concurrent_requests_per_connection;
+    let mut server = Server::builder()
+        .concurrency_limit_per_connection(per_connection as usize)
+        .max_concurrent_streams(per_connection)
+        .http2_max_pending_accept_reset_streams(Some(PENDING_ACCEPT_RESETS))
+        .http2_max_header_list_size(MAX_HEADER_LIST_BYTES)
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
+    if let Some(tls) = tls_config(edge)? {
+        server = server.tls_config(tls).map_err(|e| format!("tls setup failed: {e}"))?;
+    }
+    Ok(server.layer(ObserveLayer::new(metrics, &DESCRIPTOR_SETS)))
+}
+
+/// The TLS settings, when --tls-cert is set.
+fn tls_config(edge: &EdgeConfig) -> Result<Option<ServerTlsConfig>, String> {
+    let (Some(cert), Some(key)) = (&edge.tls_cert, &edge.tls_key) else {
+        return Ok(None);
+    };
+    let read = |flag: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {flag} {}: {e}", path.display()))
+    };
+    let identity = Identity::from_pem(read("--tls-cert", cert)?, read("--tls-key", key)?);
+    let mut tls = ServerTlsConfig::new().identity(identity).timeout(TLS_HANDSHAKE_TIMEOUT);
+    if let Some(ca) = &edge.tls_client_ca {
+        tls = tls.client_ca_root(Certificate::from_pem(read("--tls-client-ca", ca)?));
+    }
+    Ok(Some(tls))
+}

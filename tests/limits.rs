@@ -1,0 +1,115 @@
+//! The bounds a client cannot push the daemon past: the session limit, the request
+//! size, and the refusal to serve a non-loopback address without authentication.
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+use tonic::Code;
+use wa_sessiond::proto::{CreateSessionRequest, DeleteSessionRequest};
+
+#[tokio::test]
+async fn creating_past_max_sessions_is_resource_exhausted_and_the_others_are_unaffected() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |c| c.edge.max_sessions = 2).await;
+    let mut client = daemon.sessions().await;
+    client.create_session(create("alice")).await.unwrap();
+    client.create_session(create("bob")).await.unwrap();
+
+    let refused = client.create_session(create("carol")).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(
+        refused.message().contains("limit of 2 sessions"),
+        "{}",
+        refused.message()
+    );
+    assert!(refused.message().contains("--max-sessions"), "{}", refused.message());
+    assert_eq!(
+        client.get_session(peek("carol")).await.unwrap_err().code(),
+        Code::NotFound
+    );
+
+    let again = client.create_session(create("alice")).await.unwrap().into_inner();
+    assert_eq!(again.id, "alice", "an existing session is returned as it is");
+    assert_eq!(client.get_session(peek("bob")).await.unwrap().into_inner().id, "bob");
+
+    let delete = DeleteSessionRequest {
+        session_id: "alice".into(),
+    };
+    client.delete_session(delete).await.unwrap();
+    client.create_session(create("carol")).await.unwrap();
+    daemon.stop().await;
+}
+
+/// The process's resident memory, in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn oversized_requests_are_refused_without_the_daemon_holding_them() {
+    const REQUESTS: usize = 48;
+    const REQUEST_BYTES: usize = 2 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    assert_eq!(daemon.config.edge.max_request_bytes, 128 * 1024);
+    let mut client = daemon.sessions().await;
+    let oversized = || CreateSessionRequest {
+        session_id: "alice".into(),
+        labels: HashMap::from([("blob".to_owned(), "x".repeat(REQUEST_BYTES))]),
+        ..Default::default()
+    };
+    // One first, so the allocator has settled before measuring.
+    let first = client.create_session(oversized()).await.unwrap_err();
+    assert!(
+        matches!(first.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{first:?}"
+    );
+    let before = rss_kib();
+    for _ in 0..REQUESTS {
+        let refused = client.create_session(oversized()).await.unwrap_err();
+        assert!(matches!(refused.code(), Code::OutOfRange | Code::ResourceExhausted));
+    }
+    let grown_mib = rss_kib().saturating_sub(before) / 1024;
+    let sent_mib = (REQUESTS * REQUEST_BYTES) >> 20;
+    assert!(
+        grown_mib < 32,
+        "resident memory grew {grown_mib} MiB after {sent_mib} MiB of refused requests"
+    );
+
+    let created = client.create_session(create("alice")).await.unwrap().into_inner();
+    assert_eq!(created.id, "alice", "the daemon still serves requests within the limit");
+    daemon.stop().await;
+}
+
+#[test]
+fn a_non_loopback_listen_without_a_token_exits_64_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wa-sessiond"))
+        .args([
+            "--backend",
+            "emulator",
+            "--listen",
+            "0.0.0.0:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("WA_SESSIOND_AUTH_TOKEN")
+        .env_remove("WA_SESSIOND_AUTH_TOKEN_FILE")
+        .env_remove("WA_SESSIOND_ALLOW_INSECURE_NO_AUTH")
+        .env_remove("WA_SESSIOND_TLS_CLIENT_CA")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("is not loopback") && stderr.contains("--allow-insecure-no-auth"),
+        "{stderr}"
+    );
+}
