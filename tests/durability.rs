@@ -340,12 +340,20 @@ async fn readiness_is_false_until_the_restore_is_done() {
     })
     .await;
     assert_eq!(daemon.health().await, 2, "NOT_SERVING while restoring");
+    let admin = daemon.admin_addr().await;
+    assert_eq!(
+        common::http_get(admin, "/readyz").await.0,
+        503,
+        "/readyz while restoring"
+    );
+    assert_eq!(common::http_get(admin, "/livez").await.0, 200, "alive all the same");
     let refused = daemon.sessions().await.get_session(peek("alice")).await.unwrap_err();
     assert_eq!(refused.code(), Code::Unavailable);
     assert!(refused.message().contains("retry"), "{}", refused.message());
 
     lock.unlock().unwrap();
     daemon.wait_ready().await;
+    assert_eq!(common::http_get(admin, "/readyz").await.0, 200, "/readyz once restored");
     let mut sessions = daemon.sessions().await;
     wait_status(&mut sessions, "alice", SessionStatus::Connected).await;
 }

@@ -136,6 +136,16 @@ impl Process {
         .await;
     }
 
+    /// The admin port's address (from its log line).
+    pub async fn admin_addr(&self) -> SocketAddr {
+        super::wait_for(Duration::from_secs(10), "the admin port's log line", || async {
+            let log = self.log().await;
+            let line = log.iter().find(|l| l.contains("admin port serving"))?;
+            listen_addr(line)
+        })
+        .await
+    }
+
     /// The log lines so far.
     pub async fn log(&self) -> Vec<String> {
         self.log.lock().await.clone()
