@@ -1,32 +1,33 @@
 //! The session actor: the only owner of one session's state. It owns the backend
 //! connection, the QR expiry and first-code timers, the reconnect timer, the callers
 //! waiting for a code, and publishes every change. All of its requests go through its
-//! one mailbox, so they are serialized by construction.
+//! one mailbox, so they are serialized by construction. Its mailbox is in
+//! `messages`, its lifecycle requests in `commands`, and how it follows its backend
+//! connection and timers in `events`.
 
 use std::{sync::Arc, time::Duration, time::SystemTime};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::{
-    sync::{broadcast, mpsc, watch},
+    sync::{broadcast, watch},
     time::Instant,
 };
 use tracing::{info, warn};
 
+pub use super::messages::SessionMsg;
 use super::{
-    commands::{PairingCodeView, SendReceipt},
     model::{SessionEvent, SessionView, Status},
-    policy::{backoff_delay, Recovery},
-    state::{ConnId, Purpose, QrNeed, SessionState},
+    state::{ConnId, QrNeed, SessionState},
     waiters::{QrRequest, Reply, Waiter, Waiters},
     watchers::Watchers,
 };
 use crate::{
-    backend::{Backend, BackendEvent, Connection, EventSink},
+    backend::{Backend, Connection, EventSink},
     error::SessionError,
-    metrics::{Logout, Metrics, SessionCount},
+    metrics::{Metrics, SessionCount},
     registry::RegistryMsg,
-    store::{unix_ms, DataDir, SessionDb, SessionRecord},
+    store::{DataDir, SessionDb, SessionRecord},
 };
 
 /// Server-side bounds and delays.
@@ -87,130 +88,6 @@ pub struct SessionArgs {
     pub registry: ActorRef<RegistryMsg>,
 }
 
-/// A session's mailbox.
-pub enum SessionMsg {
-    /// Return the session, waiting for (or starting) a QR code as asked.
-    Get {
-        /// What the caller wants of the QR.
-        request: QrRequest,
-        /// The answer.
-        reply: Reply,
-    },
-    /// Close the pairing connection and return the first code of a new one.
-    RefreshQr {
-        /// What the caller wants of the QR.
-        request: QrRequest,
-        /// The answer.
-        reply: Reply,
-    },
-    /// Something happened on connection `conn`.
-    Backend {
-        /// Which connection.
-        conn: ConnId,
-        /// What happened.
-        event: BackendEvent,
-    },
-    /// The first code of `conn` is due.
-    FirstQrDue(ConnId),
-    /// Code `index` of `generation` expired.
-    QrExpired {
-        /// Its generation.
-        generation: u64,
-        /// Its index.
-        index: u32,
-    },
-    /// A waiter's bound passed.
-    WaiterDue(u64),
-    /// The backoff passed: reconnect.
-    Reconnect,
-    /// Connection `conn` has been up long enough to reset the backoff.
-    Stable(ConnId),
-    /// Attach a watch stream.
-    Watch {
-        /// Regenerate the QR while attached.
-        keep_fresh: bool,
-        /// The stream of changes.
-        reply: RpcReplyPort<Result<mpsc::Receiver<SessionView>, SessionError>>,
-    },
-    /// A watcher's client went away.
-    WatcherGone(u64),
-    /// Close the connection, keep the credentials.
-    Disconnect(Reply),
-    /// Resume.
-    Connect {
-        /// What the caller wants of the QR (when not linked).
-        request: QrRequest,
-        /// The answer.
-        reply: Reply,
-    },
-    /// Unlink and wipe.
-    Logout(Reply),
-    /// Log out if linked, remove every file, stop.
-    Delete(RpcReplyPort<Result<(), SessionError>>),
-    /// Send a text.
-    SendText {
-        /// The recipient JID.
-        to: String,
-        /// The text.
-        text: String,
-        /// The answer.
-        reply: RpcReplyPort<Result<SendReceipt, SessionError>>,
-    },
-    /// A send went through.
-    Sent,
-    /// Ask for a pairing code.
-    RequestPairingCode {
-        /// Digits only.
-        phone: String,
-        /// The answer.
-        reply: RpcReplyPort<Result<PairingCodeView, SessionError>>,
-    },
-    /// Fail on purpose (EmulatorService.CrashSession), to prove supervision: answer,
-    /// then return an error from the handler, or panic.
-    Crash {
-        /// Panic instead of returning an error.
-        panic: bool,
-        /// Answered before the crash.
-        reply: RpcReplyPort<Result<(), SessionError>>,
-    },
-}
-
-impl SessionMsg {
-    /// Answers the request with `error` instead of handling it (unknown session,
-    /// restarting, stopping). Messages without a caller are dropped.
-    pub fn refuse(self, error: SessionError) {
-        match self {
-            SessionMsg::Get { reply, .. }
-            | SessionMsg::RefreshQr { reply, .. }
-            | SessionMsg::Connect { reply, .. }
-            | SessionMsg::Disconnect(reply)
-            | SessionMsg::Logout(reply) => {
-                let _ = reply.send(Err(error));
-            }
-            SessionMsg::Watch { reply, .. } => {
-                let _ = reply.send(Err(error));
-            }
-            SessionMsg::SendText { reply, .. } => {
-                let _ = reply.send(Err(error));
-            }
-            SessionMsg::RequestPairingCode { reply, .. } => {
-                let _ = reply.send(Err(error));
-            }
-            SessionMsg::Delete(reply) | SessionMsg::Crash { reply, .. } => {
-                let _ = reply.send(Err(error));
-            }
-            SessionMsg::Backend { .. }
-            | SessionMsg::FirstQrDue(_)
-            | SessionMsg::QrExpired { .. }
-            | SessionMsg::WaiterDue(_)
-            | SessionMsg::Reconnect
-            | SessionMsg::Stable(_)
-            | SessionMsg::WatcherGone(_)
-            | SessionMsg::Sent => {}
-        }
-    }
-}
-
 /// The session actor (stateless; its state is `SessionRun`).
 pub struct SessionActor;
 
@@ -233,13 +110,13 @@ pub struct SessionRun {
     /// Deleted: publish nothing more.
     pub(super) deleted: bool,
     /// Callers waiting for a code.
-    waiters: Waiters,
+    pub(super) waiters: Waiters,
     /// The QR expiry timer.
-    qr_timer: Option<AbortHandle>,
+    pub(super) qr_timer: Option<AbortHandle>,
     /// The first-code timer.
-    first_qr_timer: Option<AbortHandle>,
+    pub(super) first_qr_timer: Option<AbortHandle>,
     /// The reconnect (or stable-connection) timer.
-    reconnect_timer: Option<AbortHandle>,
+    pub(super) reconnect_timer: Option<AbortHandle>,
     /// Where snapshots go.
     published: watch::Sender<SessionView>,
     /// The status last logged.
@@ -356,7 +233,7 @@ impl Actor for SessionActor {
 }
 
 impl SessionRun {
-    fn now() -> (Instant, SystemTime) {
+    pub(super) fn now() -> (Instant, SystemTime) {
         (Instant::now(), SystemTime::now())
     }
 
@@ -520,159 +397,11 @@ impl SessionRun {
     }
 
     /// Closes the live connection (without logging out) and waits for it.
-    async fn close_conn(&mut self) {
+    pub(super) async fn close_conn(&mut self) {
         self.state.detach_conn();
         if let Some(conn) = self.conn.take() {
             conn.close().await;
         }
-    }
-
-    async fn on_backend(&mut self, conn: ConnId, event: BackendEvent) -> Result<(), ActorProcessingErr> {
-        let (now, sys) = Self::now();
-        match event {
-            BackendEvent::Qr(code) => {
-                let ttl = code.ttl;
-                if self.state.on_qr(conn, code, now, sys) {
-                    self.arm_qr_expiry(ttl);
-                }
-            }
-            BackendEvent::QrExhausted => {
-                if self.state.on_qr_exhausted(conn, sys) {
-                    self.close_conn().await;
-                }
-            }
-            BackendEvent::PairSuccess { phone_number, jid } => {
-                if self.state.on_pair_success(conn, phone_number, jid, sys) {
-                    self.ctx.metrics.pairing_completed();
-                }
-            }
-            BackendEvent::Connected(identity) => {
-                if self.state.on_connected(conn, identity, sys) {
-                    self.after_connected(conn).await?;
-                }
-            }
-            BackendEvent::Disconnected(why) => {
-                let recovery = self.state.on_disconnected(conn, &why, sys);
-                self.recover(recovery).await?;
-            }
-            BackendEvent::ConnectFailed(cause) => {
-                let pairing = self
-                    .state
-                    .conn()
-                    .is_some_and(|c| c.id == conn && c.purpose == Purpose::Pair);
-                let recovery = self.state.on_connect_failed(conn, &cause, sys);
-                if pairing && recovery.is_some() {
-                    let message = format!(
-                        "could not reach whatsapp for session {}: {cause}; retry with RefreshQr",
-                        self.state.view().id
-                    );
-                    self.fail_waiters(SessionError::Unavailable(message));
-                }
-                self.recover(recovery).await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn after_connected(&mut self, conn: ConnId) -> Result<(), ActorProcessingErr> {
-        let view = self.state.view();
-        self.record.phone_number = view.phone_number.clone();
-        self.record.jid = view.jid.clone();
-        self.record.push_name = view.push_name.clone();
-        self.record.connected_at_ms = view.connected_at.map(unix_ms);
-        self.record.logged_out = false;
-        self.record.stopped = false;
-        self.ctx.store.save(self.record.clone()).await?;
-        let stable_after = self.ctx.timeouts.stable_after;
-        let timer = self.myself.send_after(stable_after, move || SessionMsg::Stable(conn));
-        replace_timer(&mut self.reconnect_timer, timer);
-        Ok(())
-    }
-
-    /// Carries out the reconnect policy's decision.
-    async fn recover(&mut self, recovery: Option<Recovery>) -> Result<(), ActorProcessingErr> {
-        let Some(recovery) = recovery else {
-            return Ok(());
-        };
-        self.close_conn().await;
-        match recovery {
-            Recovery::RestartNow => {
-                self.ctx.metrics.restart_required();
-                self.open_resume(Status::Restarting);
-            }
-            Recovery::Backoff => {
-                self.ctx
-                    .metrics
-                    .reconnect_scheduled(self.state.view().disconnect_reason);
-                let attempt = self.state.reconnect_attempt().saturating_sub(1);
-                let delay = backoff_delay(attempt, self.ctx.timeouts.reconnect_max, rand::random());
-                info!(session_id = %self.state.view().id, attempt, delay_ms = delay.as_millis() as u64, "reconnect scheduled");
-                let timer = self.myself.send_after(delay, || SessionMsg::Reconnect);
-                replace_timer(&mut self.reconnect_timer, timer);
-            }
-            Recovery::StopAndWipe => {
-                self.ctx.metrics.logged_out(Logout::PHONE);
-                self.ctx.backend.wipe(&self.state.view().id).await?;
-                self.record.logged_out = true;
-                self.record.jid.clear();
-                self.ctx.store.save(self.record.clone()).await?;
-            }
-            Recovery::Stop => {}
-        }
-        Ok(())
-    }
-
-    fn reconnect(&mut self) {
-        if self.state.view().status != Status::Reconnecting || self.state.conn().is_some() {
-            return;
-        }
-        self.state.count_reconnect();
-        self.open_resume(Status::Reconnecting);
-    }
-
-    fn stable(&mut self, conn: ConnId) {
-        let still_up = self.state.conn().is_some_and(|c| c.id == conn) && self.state.view().status == Status::Connected;
-        if still_up {
-            self.state.reset_backoff();
-        }
-    }
-
-    async fn first_qr_due(&mut self, conn: ConnId) {
-        let Some(closed) = self.state.on_first_qr_timeout(conn, SystemTime::now()) else {
-            return;
-        };
-        debug_assert_eq!(closed, conn);
-        warn!(session_id = %self.state.view().id, conn, "no qr code in time; connection closed");
-        if let Some(handle) = self.conn.take() {
-            handle.close().await;
-        }
-        let message = format!(
-            "no qr code came for session {} in time: the connection was closed and the session is FAILED; call RefreshQr to try again",
-            self.state.view().id
-        );
-        self.fail_waiters(SessionError::DeadlineExceeded(message));
-    }
-
-    async fn qr_expired(&mut self, generation: u64, index: u32) {
-        let (now, sys) = Self::now();
-        if self.state.on_last_qr_expired(generation, index, now, sys).is_some() {
-            if let Some(handle) = self.conn.take() {
-                handle.close().await;
-            }
-        }
-    }
-
-    fn arm_qr_expiry(&mut self, ttl: Duration) {
-        let Some(qr) = self.state.view().qr.as_ref() else {
-            return;
-        };
-        let (generation, index) = (qr.generation, qr.index);
-        let timer = self
-            .myself
-            .send_after(ttl, move || SessionMsg::QrExpired { generation, index });
-        replace_timer(&mut self.qr_timer, timer);
-        self.ctx.metrics.qr_issued();
-        info!(session_id = %self.state.view().id, generation, index, ttl_ms = ttl.as_millis() as u64, "qr issued");
     }
 
     /// Stops a pending reconnect.
@@ -726,7 +455,7 @@ impl SessionRun {
 }
 
 /// Keeps `timer` in `slot`, cancelling the one it replaces.
-fn replace_timer<T>(slot: &mut Option<AbortHandle>, timer: JoinHandle<T>) {
+pub(super) fn replace_timer<T>(slot: &mut Option<AbortHandle>, timer: JoinHandle<T>) {
     if let Some(old) = slot.replace(timer.abort_handle()) {
         old.abort();
     }

@@ -3,8 +3,10 @@
 
 pub mod actor;
 pub mod commands;
+mod events;
 pub mod id;
 pub mod input;
+pub mod messages;
 pub mod model;
 pub mod policy;
 pub mod state;

@@ -4,8 +4,11 @@
 //! with capped exponential backoff and a restart budget; past the budget it stays
 //! FAILED. Other sessions never notice.
 
+mod restore;
+mod supervision;
+
 use std::{
-    collections::{BTreeMap, HashMap, VecDeque},
+    collections::{BTreeMap, HashMap},
     sync::Arc,
     time::{Duration, SystemTime},
 };
@@ -17,25 +20,19 @@ use tokio::{
 };
 use tracing::{error, info, warn};
 
+pub use supervision::{CrashBudget, Supervision};
+
+use self::restore::{gave_up_state, restored_state};
 use crate::{
     error::SessionError,
     session::{
         actor::{Boot, SessionActor, SessionArgs, SessionContext, SessionMsg},
-        state::{Identity, SessionState},
+        state::SessionState,
         waiters::{QrRequest, Reply},
-        DisconnectReason, SessionEvent, SessionId, SessionView, Status,
+        SessionEvent, SessionId, SessionView, Status,
     },
     store::{unix_ms, SessionRecord},
 };
-
-/// How the registry restarts crashed sessions.
-#[derive(Debug, Clone, Copy)]
-pub struct Supervision {
-    /// Crashes allowed within `window` before a session is left FAILED.
-    pub budget: usize,
-    /// The window of the budget.
-    pub window: Duration,
-}
 
 /// What the registry starts with.
 pub struct RegistryArgs {
@@ -509,113 +506,4 @@ impl RegistryState {
 
 fn is_deleting(state: &RegistryState, id: &SessionId) -> bool {
     state.sessions.get(id).is_some_and(|e| e.deleting)
-}
-
-/// A session's state as its record starts it: id, labels, creation time.
-fn recorded_state(record: &SessionRecord) -> (SessionId, SessionState) {
-    let id = SessionId::parse(&record.id).expect("records are validated on load");
-    let state = SessionState::new(id.clone(), record.labels.clone(), record.created_at());
-    (id, state)
-}
-
-/// A session's state rebuilt from its record (status at rest).
-fn restored_state(record: &SessionRecord, ctx: &SessionContext) -> SessionState {
-    let (id, mut state) = recorded_state(record);
-    let linked = ctx.backend.has_credentials(&id);
-    let (status, reason) = match (linked, record.stopped, record.logged_out) {
-        (_, true, _) => (Status::Disconnected, DisconnectReason::Requested),
-        (true, false, _) => (Status::Connecting, DisconnectReason::Unspecified),
-        (false, false, true) => (Status::LoggedOut, DisconnectReason::LoggedOut),
-        // Unlinked: waits with no connection until someone asks for a code.
-        (false, false, false) => (Status::QrWaiting, DisconnectReason::Unspecified),
-    };
-    let identity = Identity {
-        phone_number: record.phone_number.clone(),
-        jid: if linked { record.jid.clone() } else { String::new() },
-        push_name: record.push_name.clone(),
-        connected_at: record.connected_at(),
-    };
-    state.restore(identity, status, reason);
-    // Revisions only grow, across daemon restarts too: a restored session continues
-    // from the boot time in microseconds, past anything an earlier run counted to.
-    let boot_micros = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
-    state.continue_revisions(boot_micros);
-    state
-}
-
-fn gave_up_state(record: &SessionRecord, reason: &str) -> SessionState {
-    let (_, mut state) = recorded_state(record);
-    state.give_up(reason);
-    state
-}
-
-/// Recent crashes of one session: the restart budget and backoff.
-#[derive(Debug)]
-pub struct CrashBudget {
-    /// When it crashed, within the window.
-    crashes: VecDeque<Instant>,
-    /// The budget and its window.
-    supervision: Supervision,
-}
-
-impl CrashBudget {
-    /// No crashes yet.
-    pub fn new(supervision: Supervision) -> Self {
-        Self {
-            crashes: VecDeque::new(),
-            supervision,
-        }
-    }
-
-    /// Records a crash at `now`; returns the delay before the restart (250 ms,
-    /// doubling per recent crash, at most 10 s).
-    pub fn record(&mut self, now: Instant) -> Duration {
-        self.forget_before(now);
-        self.crashes.push_back(now);
-        let recent = self.crashes.len() as u32;
-        Duration::from_millis(250)
-            .saturating_mul(1 << (recent - 1).min(6))
-            .min(Duration::from_secs(10))
-    }
-
-    /// Whether the budget is spent at `now`.
-    pub fn exhausted(&self, now: Instant) -> bool {
-        self.crashes
-            .iter()
-            .filter(|t| now.duration_since(**t) < self.supervision.window)
-            .count()
-            >= self.supervision.budget
-    }
-
-    fn forget_before(&mut self, now: Instant) {
-        while self
-            .crashes
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.supervision.window)
-        {
-            self.crashes.pop_front();
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn crash_budget_backs_off_then_gives_up_and_forgets_after_the_window() {
-        let supervision = Supervision {
-            budget: 5,
-            window: Duration::from_secs(60),
-        };
-        let mut budget = CrashBudget::new(supervision);
-        let delays: Vec<_> = (0..supervision.budget).map(|_| budget.record(Instant::now())).collect();
-        assert!(delays.windows(2).all(|w| w[0] < w[1]), "{delays:?}");
-        assert!(budget.exhausted(Instant::now()));
-        tokio::time::advance(supervision.window).await;
-        assert!(!budget.exhausted(Instant::now()));
-        assert_eq!(budget.record(Instant::now()), Duration::from_millis(250));
-    }
 }

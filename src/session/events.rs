@@ -1,0 +1,166 @@
+//! How a session actor follows its backend connection and its timers: QR codes and
+//! their expiry, pairing, connecting, and what the reconnect policy decides when a
+//! connection ends.
+
+use std::time::{Duration, SystemTime};
+
+use ractor::ActorProcessingErr;
+use tracing::{info, warn};
+
+use super::{
+    actor::{replace_timer, SessionMsg, SessionRun},
+    model::Status,
+    policy::{backoff_delay, Recovery},
+    state::{ConnId, Purpose},
+};
+use crate::{backend::BackendEvent, error::SessionError, metrics::Logout, store::unix_ms};
+
+impl SessionRun {
+    pub(super) async fn on_backend(&mut self, conn: ConnId, event: BackendEvent) -> Result<(), ActorProcessingErr> {
+        let (now, sys) = Self::now();
+        match event {
+            BackendEvent::Qr(code) => {
+                let ttl = code.ttl;
+                if self.state.on_qr(conn, code, now, sys) {
+                    self.arm_qr_expiry(ttl);
+                }
+            }
+            BackendEvent::QrExhausted => {
+                if self.state.on_qr_exhausted(conn, sys) {
+                    self.close_conn().await;
+                }
+            }
+            BackendEvent::PairSuccess { phone_number, jid } => {
+                if self.state.on_pair_success(conn, phone_number, jid, sys) {
+                    self.ctx.metrics.pairing_completed();
+                }
+            }
+            BackendEvent::Connected(identity) => {
+                if self.state.on_connected(conn, identity, sys) {
+                    self.after_connected(conn).await?;
+                }
+            }
+            BackendEvent::Disconnected(why) => {
+                let recovery = self.state.on_disconnected(conn, &why, sys);
+                self.recover(recovery).await?;
+            }
+            BackendEvent::ConnectFailed(cause) => {
+                let pairing = self
+                    .state
+                    .conn()
+                    .is_some_and(|c| c.id == conn && c.purpose == Purpose::Pair);
+                let recovery = self.state.on_connect_failed(conn, &cause, sys);
+                if pairing && recovery.is_some() {
+                    let message = format!(
+                        "could not reach whatsapp for session {}: {cause}; retry with RefreshQr",
+                        self.state.view().id
+                    );
+                    self.fail_waiters(SessionError::Unavailable(message));
+                }
+                self.recover(recovery).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn after_connected(&mut self, conn: ConnId) -> Result<(), ActorProcessingErr> {
+        let view = self.state.view();
+        self.record.phone_number = view.phone_number.clone();
+        self.record.jid = view.jid.clone();
+        self.record.push_name = view.push_name.clone();
+        self.record.connected_at_ms = view.connected_at.map(unix_ms);
+        self.record.logged_out = false;
+        self.record.stopped = false;
+        self.ctx.store.save(self.record.clone()).await?;
+        let stable_after = self.ctx.timeouts.stable_after;
+        let timer = self.myself.send_after(stable_after, move || SessionMsg::Stable(conn));
+        replace_timer(&mut self.reconnect_timer, timer);
+        Ok(())
+    }
+
+    /// Carries out the reconnect policy's decision.
+    async fn recover(&mut self, recovery: Option<Recovery>) -> Result<(), ActorProcessingErr> {
+        let Some(recovery) = recovery else {
+            return Ok(());
+        };
+        self.close_conn().await;
+        match recovery {
+            Recovery::RestartNow => {
+                self.ctx.metrics.restart_required();
+                self.open_resume(Status::Restarting);
+            }
+            Recovery::Backoff => {
+                self.ctx
+                    .metrics
+                    .reconnect_scheduled(self.state.view().disconnect_reason);
+                let attempt = self.state.reconnect_attempt().saturating_sub(1);
+                let delay = backoff_delay(attempt, self.ctx.timeouts.reconnect_max, rand::random());
+                info!(session_id = %self.state.view().id, attempt, delay_ms = delay.as_millis() as u64, "reconnect scheduled");
+                let timer = self.myself.send_after(delay, || SessionMsg::Reconnect);
+                replace_timer(&mut self.reconnect_timer, timer);
+            }
+            Recovery::StopAndWipe => {
+                self.ctx.metrics.logged_out(Logout::PHONE);
+                self.ctx.backend.wipe(&self.state.view().id).await?;
+                self.record.logged_out = true;
+                self.record.jid.clear();
+                self.ctx.store.save(self.record.clone()).await?;
+            }
+            Recovery::Stop => {}
+        }
+        Ok(())
+    }
+
+    pub(super) fn reconnect(&mut self) {
+        if self.state.view().status != Status::Reconnecting || self.state.conn().is_some() {
+            return;
+        }
+        self.state.count_reconnect();
+        self.open_resume(Status::Reconnecting);
+    }
+
+    pub(super) fn stable(&mut self, conn: ConnId) {
+        let still_up = self.state.conn().is_some_and(|c| c.id == conn) && self.state.view().status == Status::Connected;
+        if still_up {
+            self.state.reset_backoff();
+        }
+    }
+
+    pub(super) async fn first_qr_due(&mut self, conn: ConnId) {
+        let Some(closed) = self.state.on_first_qr_timeout(conn, SystemTime::now()) else {
+            return;
+        };
+        debug_assert_eq!(closed, conn);
+        warn!(session_id = %self.state.view().id, conn, "no qr code in time; connection closed");
+        if let Some(handle) = self.conn.take() {
+            handle.close().await;
+        }
+        let message = format!(
+            "no qr code came for session {} in time: the connection was closed and the session is FAILED; call RefreshQr to try again",
+            self.state.view().id
+        );
+        self.fail_waiters(SessionError::DeadlineExceeded(message));
+    }
+
+    pub(super) async fn qr_expired(&mut self, generation: u64, index: u32) {
+        let (now, sys) = Self::now();
+        if self.state.on_last_qr_expired(generation, index, now, sys).is_some() {
+            if let Some(handle) = self.conn.take() {
+                handle.close().await;
+            }
+        }
+    }
+
+    fn arm_qr_expiry(&mut self, ttl: Duration) {
+        let Some(qr) = self.state.view().qr.as_ref() else {
+            return;
+        };
+        let (generation, index) = (qr.generation, qr.index);
+        let timer = self
+            .myself
+            .send_after(ttl, move || SessionMsg::QrExpired { generation, index });
+        replace_timer(&mut self.qr_timer, timer);
+        self.ctx.metrics.qr_issued();
+        info!(session_id = %self.state.view().id, generation, index, ttl_ms = ttl.as_millis() as u64, "qr issued");
+    }
+}

@@ -1,0 +1,137 @@
+//! A session actor's mailbox: the requests it serves and the events it gets from
+//! its timers and its backend connection.
+
+use ractor::RpcReplyPort;
+use tokio::sync::mpsc;
+
+use super::{
+    commands::{PairingCodeView, SendReceipt},
+    model::SessionView,
+    state::ConnId,
+    waiters::{QrRequest, Reply},
+};
+use crate::{backend::BackendEvent, error::SessionError};
+
+/// A session's mailbox.
+pub enum SessionMsg {
+    /// Return the session, waiting for (or starting) a QR code as asked.
+    Get {
+        /// What the caller wants of the QR.
+        request: QrRequest,
+        /// The answer.
+        reply: Reply,
+    },
+    /// Close the pairing connection and return the first code of a new one.
+    RefreshQr {
+        /// What the caller wants of the QR.
+        request: QrRequest,
+        /// The answer.
+        reply: Reply,
+    },
+    /// Something happened on connection `conn`.
+    Backend {
+        /// Which connection.
+        conn: ConnId,
+        /// What happened.
+        event: BackendEvent,
+    },
+    /// The first code of `conn` is due.
+    FirstQrDue(ConnId),
+    /// Code `index` of `generation` expired.
+    QrExpired {
+        /// Its generation.
+        generation: u64,
+        /// Its index.
+        index: u32,
+    },
+    /// A waiter's bound passed.
+    WaiterDue(u64),
+    /// The backoff passed: reconnect.
+    Reconnect,
+    /// Connection `conn` has been up long enough to reset the backoff.
+    Stable(ConnId),
+    /// Attach a watch stream.
+    Watch {
+        /// Regenerate the QR while attached.
+        keep_fresh: bool,
+        /// The stream of changes.
+        reply: RpcReplyPort<Result<mpsc::Receiver<SessionView>, SessionError>>,
+    },
+    /// A watcher's client went away.
+    WatcherGone(u64),
+    /// Close the connection, keep the credentials.
+    Disconnect(Reply),
+    /// Resume.
+    Connect {
+        /// What the caller wants of the QR (when not linked).
+        request: QrRequest,
+        /// The answer.
+        reply: Reply,
+    },
+    /// Unlink and wipe.
+    Logout(Reply),
+    /// Log out if linked, remove every file, stop.
+    Delete(RpcReplyPort<Result<(), SessionError>>),
+    /// Send a text.
+    SendText {
+        /// The recipient JID.
+        to: String,
+        /// The text.
+        text: String,
+        /// The answer.
+        reply: RpcReplyPort<Result<SendReceipt, SessionError>>,
+    },
+    /// A send went through.
+    Sent,
+    /// Ask for a pairing code.
+    RequestPairingCode {
+        /// Digits only.
+        phone: String,
+        /// The answer.
+        reply: RpcReplyPort<Result<PairingCodeView, SessionError>>,
+    },
+    /// Fail on purpose (EmulatorService.CrashSession), to prove supervision: answer,
+    /// then return an error from the handler, or panic.
+    Crash {
+        /// Panic instead of returning an error.
+        panic: bool,
+        /// Answered before the crash.
+        reply: RpcReplyPort<Result<(), SessionError>>,
+    },
+}
+
+impl SessionMsg {
+    /// Answers the request with `error` instead of handling it (unknown session,
+    /// restarting, stopping). Messages without a caller are dropped.
+    pub fn refuse(self, error: SessionError) {
+        match self {
+            SessionMsg::Get { reply, .. }
+            | SessionMsg::RefreshQr { reply, .. }
+            | SessionMsg::Connect { reply, .. }
+            | SessionMsg::Disconnect(reply)
+            | SessionMsg::Logout(reply) => {
+                let _ = reply.send(Err(error));
+            }
+            SessionMsg::Watch { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            SessionMsg::SendText { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            SessionMsg::RequestPairingCode { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            SessionMsg::Delete(reply) | SessionMsg::Crash { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            SessionMsg::Backend { .. }
+            | SessionMsg::FirstQrDue(_)
+            | SessionMsg::QrExpired { .. }
+            | SessionMsg::WaiterDue(_)
+            | SessionMsg::Reconnect
+            | SessionMsg::Stable(_)
+            | SessionMsg::WatcherGone(_)
+            | SessionMsg::Sent => {}
+        }
+    }
+}
