@@ -454,13 +454,11 @@ impl RegistryState {
         let Some(entry) = self.sessions.get(id) else {
             return Ok(());
         };
-        let stored = self.ctx.store.load(id).await?;
-        let record = stored.unwrap_or_else(|| SessionRecord {
-            id: id.to_string(),
-            ..Default::default()
-        });
-        let gave_up = entry.crashes.exhausted(Instant::now());
-        let boot = if gave_up {
+        let (record, unreadable) = self.stored_record(id).await;
+        let gave_up = entry.crashes.exhausted(Instant::now()) || unreadable.is_some();
+        let boot = if let Some(why) = unreadable {
+            Boot::GaveUp(why)
+        } else if gave_up {
             let Supervision { budget, window } = self.supervision;
             Boot::GaveUp(format!(
                 "the session crashed {budget} times within {}; see the logs, then call ConnectSession or RefreshQr to start it afresh",
@@ -495,12 +493,27 @@ impl RegistryState {
             self.by_actor.remove(&actor.get_id());
             actor.stop(Some("started afresh".into()));
         }
-        let record = self.ctx.store.load(id).await?.unwrap_or_else(|| SessionRecord {
+        let (record, unreadable) = self.stored_record(id).await;
+        let boot = unreadable.map_or(Boot::Restored, Boot::GaveUp);
+        info!(session_id = %id, "starting a failed session afresh");
+        self.spawn(myself, id, record, boot).await
+    }
+
+    /// A session's stored record, and why it could not be read (the registry itself
+    /// never fails over one session's record).
+    async fn stored_record(&self, id: &SessionId) -> (SessionRecord, Option<String>) {
+        let blank = || SessionRecord {
             id: id.to_string(),
             ..Default::default()
-        });
-        info!(session_id = %id, "starting a failed session afresh");
-        self.spawn(myself, id, record, Boot::Restored).await
+        };
+        match self.ctx.store.load(id).await {
+            Ok(record) => (record.unwrap_or_else(blank), None),
+            Err(e) => {
+                error!(session_id = %id, error = %e, "the session's record cannot be read");
+                let why = format!("its stored record cannot be read ({e}); call ConnectSession to retry");
+                (blank(), Some(why))
+            }
+        }
     }
 }
 
