@@ -406,9 +406,7 @@ impl SessionRun {
 
     /// Stops a pending reconnect.
     pub(super) fn cancel_reconnect(&mut self) {
-        if let Some(timer) = self.reconnect_timer.take() {
-            timer.abort();
-        }
+        release_timer(&mut self.reconnect_timer);
     }
 
     /// Writes the record.
@@ -451,6 +449,14 @@ impl SessionRun {
             };
             let _ = self.ctx.events.send(event);
         }
+    }
+}
+
+/// Cancels the timer in `slot` and lets its task go (a held handle keeps a finished
+/// task's memory).
+pub(super) fn release_timer(slot: &mut Option<AbortHandle>) {
+    if let Some(timer) = slot.take() {
+        timer.abort();
     }
 }
 

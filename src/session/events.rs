@@ -8,7 +8,7 @@ use ractor::ActorProcessingErr;
 use tracing::{info, warn};
 
 use super::{
-    actor::{replace_timer, SessionMsg, SessionRun},
+    actor::{release_timer, replace_timer, SessionMsg, SessionRun},
     model::Status,
     policy::{backoff_delay, Recovery},
     state::{ConnId, Purpose},
@@ -22,6 +22,8 @@ impl SessionRun {
             BackendEvent::Qr(code) => {
                 let ttl = code.ttl;
                 if self.state.on_qr(conn, code, now, sys) {
+                    // The first code came: its deadline no longer matters.
+                    release_timer(&mut self.first_qr_timer);
                     self.arm_qr_expiry(ttl);
                 }
             }
@@ -112,6 +114,7 @@ impl SessionRun {
     }
 
     pub(super) fn reconnect(&mut self) {
+        release_timer(&mut self.reconnect_timer);
         if self.state.view().status != Status::Reconnecting || self.state.conn().is_some() {
             return;
         }
@@ -123,10 +126,13 @@ impl SessionRun {
         let still_up = self.state.conn().is_some_and(|c| c.id == conn) && self.state.view().status == Status::Connected;
         if still_up {
             self.state.reset_backoff();
+            // Connected, so the slot holds the timer that fired, not a reconnect.
+            self.reconnect_timer = None;
         }
     }
 
     pub(super) async fn first_qr_due(&mut self, conn: ConnId) {
+        release_timer(&mut self.first_qr_timer);
         let Some(closed) = self.state.on_first_qr_timeout(conn, SystemTime::now()) else {
             return;
         };
@@ -144,6 +150,16 @@ impl SessionRun {
 
     pub(super) async fn qr_expired(&mut self, generation: u64, index: u32) {
         let (now, sys) = Self::now();
+        let current = self
+            .state
+            .view()
+            .qr
+            .as_ref()
+            .is_some_and(|qr| qr.generation == generation && qr.index == index);
+        if current {
+            // The timer in the slot is the one that fired: let its task go.
+            self.qr_timer = None;
+        }
         if self.state.on_last_qr_expired(generation, index, now, sys).is_some() {
             if let Some(handle) = self.conn.take() {
                 handle.close().await;
