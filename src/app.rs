@@ -6,8 +6,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 
 use ractor::{Actor, ActorRef};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::service::interceptor::InterceptedService;
+use tonic::{service::interceptor::InterceptedService, transport::server::TcpIncoming};
 use tonic_health::ServingStatus;
 use tracing::{error, info, warn};
 
@@ -149,7 +148,8 @@ pub async fn run(
         .add_service(reflection_v1alpha.max_decoding_message_size(max_request))
         .add_service(sessions)
         .add_optional_service(emulator_service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+        // Small responses go out at once (Nagle would hold them for a delayed ACK, ~40 ms).
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {
             let _ = server_stopped.await;
         });
     let server = tokio::spawn(server);

@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 
 pub use supervision::{CrashBudget, Supervision};
 
-use self::restore::{gave_up_state, restored_state};
+use self::restore::{gave_up_state, restored_state, state_at_startup};
 use crate::{
     error::SessionError,
     session::{
@@ -62,6 +62,9 @@ impl RegistryHandle {
         })
     }
 }
+
+/// Sessions whose actors start together at startup.
+const RESTORE_BATCH: usize = 256;
 
 /// Every session's current state and the subscription to their changes.
 pub type WatchAll = (Vec<SessionView>, broadcast::Receiver<SessionEvent>);
@@ -187,22 +190,27 @@ impl Actor for Registry {
         let total = args.records.len();
         let started = Instant::now();
         let mut progress = Instant::now();
-        for (done, record) in args.records.into_iter().enumerate() {
-            let id = SessionId::parse(&record.id)?;
-            let repaired = state.ctx.backend.repair(&id);
-            if let Some(why) = &repaired {
-                warn!(session_id = %id, %why, "unusable credentials wiped: the session pairs again");
+        let mut records = args.records.into_iter().peekable();
+        let mut done = 0;
+        while records.peek().is_some() {
+            // Actors of a batch start together: each spawn waits for its pre_start.
+            let mut spawning = tokio::task::JoinSet::new();
+            for record in records.by_ref().take(RESTORE_BATCH) {
+                let id = SessionId::parse(&record.id)?;
+                let restored = state_at_startup(&record, &state.ctx);
+                let entry = Entry::new(restored.view().clone(), state.supervision);
+                state.sessions.insert(id.clone(), entry);
+                let args = state.args_for(&myself, &id, record, Boot::Restored, restored);
+                let parent = myself.get_cell();
+                spawning.spawn(async move { (id, Actor::spawn_linked(None, SessionActor, args, parent).await) });
             }
-            let mut restored = restored_state(&record, &state.ctx);
-            if let Some(why) = repaired {
-                restored.note_error(why);
+            while let Some(spawned) = spawning.join_next().await {
+                let (id, spawned) = spawned?;
+                state.register(&id, spawned?.0);
+                done += 1;
             }
-            state
-                .sessions
-                .insert(id.clone(), Entry::new(restored.view().clone(), state.supervision));
-            state.launch(&myself, &id, record, Boot::Restored, restored).await?;
             if progress.elapsed() >= Duration::from_secs(2) {
-                info!(restored = done + 1, total, "restoring sessions");
+                info!(restored = done, total, "restoring sessions");
                 progress = Instant::now();
             }
         }
@@ -334,7 +342,7 @@ impl RegistryState {
     ) -> Result<(), ActorProcessingErr> {
         let state = match &boot {
             Boot::New => SessionState::new(id.clone(), record.labels.clone(), SystemTime::now()),
-            Boot::Restored => restored_state(&record, &self.ctx),
+            Boot::Restored => restored_state(&record, self.ctx.backend.has_credentials(id)),
             Boot::GaveUp(reason) => gave_up_state(&record, reason),
         };
         self.launch(myself, id, record, boot, state).await
@@ -347,24 +355,44 @@ impl RegistryState {
         id: &SessionId,
         record: SessionRecord,
         boot: Boot,
-        mut state: SessionState,
+        state: SessionState,
     ) -> Result<(), ActorProcessingErr> {
-        let Some(entry) = self.sessions.get_mut(id) else {
+        if !self.sessions.contains_key(id) {
             return Ok(());
-        };
+        }
+        let args = self.args_for(myself, id, record, boot, state);
+        let (actor, _) = Actor::spawn_linked(None, SessionActor, args, myself.get_cell()).await?;
+        self.register(id, actor);
+        Ok(())
+    }
+
+    /// The arguments of a known session's next actor, continuing its revisions.
+    fn args_for(
+        &self,
+        myself: &ActorRef<RegistryMsg>,
+        id: &SessionId,
+        record: SessionRecord,
+        boot: Boot,
+        mut state: SessionState,
+    ) -> SessionArgs {
+        let entry = &self.sessions[id];
         state.continue_revisions(entry.view.borrow().revision);
-        let args = SessionArgs {
+        SessionArgs {
             state,
             record,
             boot,
             ctx: self.ctx.clone(),
             published: entry.publisher.clone(),
             registry: myself.clone(),
-        };
-        let (actor, _) = Actor::spawn_linked(None, SessionActor, args, myself.get_cell()).await?;
+        }
+    }
+
+    /// Notes a session's running actor.
+    fn register(&mut self, id: &SessionId, actor: ActorRef<SessionMsg>) {
         self.by_actor.insert(actor.get_id(), id.clone());
-        entry.actor = Some(actor);
-        Ok(())
+        if let Some(entry) = self.sessions.get_mut(id) {
+            entry.actor = Some(actor);
+        }
     }
 
     /// Sends a request to a session with the caller's reply port.

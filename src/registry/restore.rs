@@ -3,6 +3,8 @@
 
 use std::time::SystemTime;
 
+use tracing::warn;
+
 use crate::{
     session::{
         actor::SessionContext,
@@ -19,10 +21,26 @@ fn recorded_state(record: &SessionRecord) -> (SessionId, SessionState) {
     (id, state)
 }
 
-/// A session's state rebuilt from its record (status at rest).
-pub(super) fn restored_state(record: &SessionRecord, ctx: &SessionContext) -> SessionState {
-    let (id, mut state) = recorded_state(record);
-    let linked = ctx.backend.has_credentials(&id);
+/// A session's state at daemon startup: its credentials checked once (unusable ones
+/// wiped, the cause noted in last_error), then rebuilt from its record.
+pub(super) fn state_at_startup(record: &SessionRecord, ctx: &SessionContext) -> SessionState {
+    let id = SessionId::parse(&record.id).expect("records are validated on load");
+    let repaired = ctx.backend.repair(&id);
+    if let Some(why) = &repaired {
+        warn!(session_id = %id, %why, "unusable credentials wiped: the session pairs again");
+    }
+    let mut state = restored_state(record, ctx.backend.has_credentials(&id));
+    if let Some(why) = repaired {
+        state.note_error(why);
+    }
+    state
+}
+
+/// A session's state rebuilt from its record (status at rest); `linked`: whether
+/// its credentials are stored. Linked and running comes back CONNECTING (the actor
+/// resumes); unlinked waits in QR_WAITING with no connection until asked.
+pub(super) fn restored_state(record: &SessionRecord, linked: bool) -> SessionState {
+    let (_, mut state) = recorded_state(record);
     let (status, reason) = match (linked, record.stopped, record.logged_out) {
         (_, true, _) => (Status::Disconnected, DisconnectReason::Requested),
         (true, false, _) => (Status::Connecting, DisconnectReason::Unspecified),

@@ -249,9 +249,9 @@ impl SessionRun {
                     self.open_pairing(self.ctx.timeouts.qr).await;
                 }
             }
+            // The registry checked the credentials: CONNECTING means linked and running.
             Boot::Restored => {
-                let linked = self.ctx.backend.has_credentials(&id);
-                if linked && !self.record.stopped {
+                if self.state.view().status == Status::Connecting {
                     self.open_resume(Status::Connecting);
                 }
             }
