@@ -86,6 +86,23 @@ impl EmulatorService for EmulatorApi {
         Ok(Response::new(proto::FailConnectsResponse {}))
     }
 
+    async fn count_connections(
+        &self,
+        request: Request<proto::CountConnectionsRequest>,
+    ) -> Result<Response<proto::CountConnectionsResponse>, Status> {
+        let raw = &request.get_ref().session_id;
+        let id = if raw.is_empty() {
+            None
+        } else {
+            Some(SessionId::parse(raw)?)
+        };
+        let count = self.emulator.count_connections(id.as_ref()).await;
+        Ok(Response::new(proto::CountConnectionsResponse {
+            started: count.started,
+            open: count.open,
+        }))
+    }
+
     async fn list_sent_messages(
         &self,
         request: Request<proto::ListSentMessagesRequest>,
