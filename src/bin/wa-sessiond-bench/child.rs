@@ -14,6 +14,9 @@ use tonic_health::pb::{health_check_response::ServingStatus, health_client::Heal
 
 use crate::{client, Args};
 
+/// `/proc` counts CPU time in these (USER_HZ, 100 on Linux).
+const CLOCK_TICKS_PER_SECOND: u64 = 100;
+
 /// The service the daemon reports SERVING once it takes requests.
 const SESSION_SERVICE: &str = "wasessiond.v1.SessionService";
 
@@ -158,6 +161,15 @@ impl Proc {
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .ok_or_else(|| format!("no VmRSS for {}", self.label))
+    }
+
+    /// The CPU time it used so far (user + system, all threads; 10 ms resolution).
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        // Fields after the command name: state is the first, utime the 12th, stime the 13th.
+        let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
+        let ticks = |n: usize| fields.get(n).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        Duration::from_millis((ticks(11) + ticks(12)) * 1000 / CLOCK_TICKS_PER_SECOND)
     }
 
     /// Its thread count.

@@ -52,19 +52,24 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
         ids: Arc::new(ids),
     };
     let (mut ours, mut theirs) = (Latencies::default(), Latencies::default());
+    let (mut our_cpu, mut their_cpu) = (Duration::ZERO, Duration::ZERO);
     for round in 1..=args.rounds {
         println!(
             "get_hot: round {round}/{}: {} clients, {} connections, {:?} each",
             args.rounds, args.clients, args.connections, args.duration
         );
-        if round % 2 == 1 {
-            theirs.merge(get_load(&baseline_channels, &load).await);
-            ours.merge(get_load(&daemon_channels, &load).await);
-        } else {
-            ours.merge(get_load(&daemon_channels, &load).await);
-            theirs.merge(get_load(&baseline_channels, &load).await);
+        for baseline_now in [round % 2 == 1, round % 2 == 0] {
+            let (server, channels, latencies, cpu) = if baseline_now {
+                (&baseline, &baseline_channels, &mut theirs, &mut their_cpu)
+            } else {
+                (&daemon, &daemon_channels, &mut ours, &mut our_cpu)
+            };
+            let before = server.cpu_time();
+            latencies.merge(get_load(channels, &load).await);
+            *cpu += server.cpu_time().saturating_sub(before);
         }
     }
+    let cpu_per_request = (per_request(our_cpu, &ours), per_request(their_cpu, &theirs));
     let rss = (daemon.rss_kib()?, baseline.rss_kib()?);
     let (ours, theirs) = (ours.summary(), theirs.summary());
     drop(daemon_channels);
@@ -72,8 +77,14 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
     daemon.stop(Duration::from_secs(20)).await?;
     drop(baseline);
 
-    print(env, &ours, &theirs, (sample.encoded_len(), baseline_size), rss);
+    let sizes = (sample.encoded_len(), baseline_size);
+    print(env, [&ours, &theirs], sizes, rss, cpu_per_request);
     Ok(())
+}
+
+/// Server CPU microseconds per request sent (warm-up included, as is its CPU).
+fn per_request(cpu: Duration, latencies: &Latencies) -> f64 {
+    cpu.as_secs_f64() * 1e6 / latencies.sent().max(1) as f64
 }
 
 fn ratio(ours: f64, theirs: f64) -> f64 {
@@ -84,7 +95,13 @@ fn ratio(ours: f64, theirs: f64) -> f64 {
     }
 }
 
-fn print(env: &BenchEnv, ours: &Summary, theirs: &Summary, sizes: (usize, usize), rss_kib: (u64, u64)) {
+fn print(
+    env: &BenchEnv,
+    [ours, theirs]: [&Summary; 2],
+    sizes: (usize, usize),
+    rss_kib: (u64, u64),
+    cpu_us: (f64, f64),
+) {
     let rps_ratio = ratio(ours.rps, theirs.rps);
     let p99_ratio = ratio(ours.p99_ms, theirs.p99_ms);
     let table = vec![
@@ -99,6 +116,12 @@ fn print(env: &BenchEnv, ours: &Summary, theirs: &Summary, sizes: (usize, usize)
         latency_row("p99 ms", ours.p99_ms, theirs.p99_ms),
         latency_row("p99.9 ms", ours.p999_ms, theirs.p999_ms),
         latency_row("max ms", ours.max_ms, theirs.max_ms),
+        row(&[
+            &"server CPU µs/request",
+            &format!("{:.1}", cpu_us.0),
+            &format!("{:.1}", cpu_us.1),
+            &format!("{:.2}", ratio(cpu_us.0, cpu_us.1)),
+        ]),
         row(&[&"requests", &ours.requests, &theirs.requests, &""]),
         row(&[&"errors", &ours.errors, &theirs.errors, &""]),
         row(&[&"Session bytes", &sizes.0, &sizes.1, &""]),
@@ -131,6 +154,7 @@ fn print(env: &BenchEnv, ours: &Summary, theirs: &Summary, sizes: (usize, usize)
             "p99": r3(p99_ratio),
             "p999": r3(ratio(ours.p999_ms, theirs.p999_ms)),
         },
+        "server_cpu_us_per_request": { "daemon": r3(cpu_us.0), "baseline": r3(cpu_us.1), "ratio": r3(ratio(cpu_us.0, cpu_us.1)) },
         "session_bytes": { "daemon": sizes.0, "baseline": sizes.1 },
         "rss_kib": { "daemon": rss_kib.0, "baseline": rss_kib.1 },
     });

@@ -40,6 +40,8 @@ pub struct Latencies {
     micros: Vec<u32>,
     errors: u64,
     elapsed: Duration,
+    /// Every request sent, warm-up included (for CPU per request).
+    sent: u64,
 }
 
 impl Latencies {
@@ -58,12 +60,18 @@ impl Latencies {
         self.micros.extend(other.micros);
         self.errors += other.errors;
         self.elapsed += other.elapsed;
+        self.sent += other.sent;
     }
 
     /// Sets the measured span.
     pub fn spanning(mut self, elapsed: Duration) -> Self {
         self.elapsed = elapsed;
         self
+    }
+
+    /// Every request sent, warm-up included.
+    pub fn sent(&self) -> u64 {
+        self.sent
     }
 
     /// The figures.
@@ -125,6 +133,7 @@ pub async fn get_load(channels: &[Channel], load: &GetLoad) -> Latencies {
                 }
                 let request = client::get(&ids[next % ids.len()]);
                 next += 1;
+                latencies.sent += 1;
                 let answer = sessions.get_session(request).await;
                 if sent < measure_from {
                     continue;

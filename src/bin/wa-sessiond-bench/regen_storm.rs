@@ -9,8 +9,10 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
+use prost::Message;
 use serde_json::{json, Map, Value};
 use tokio::sync::Barrier;
+use tonic::transport::Channel;
 use wa_sessiond::proto::{
     emulator_service_client::EmulatorServiceClient, session_service_client::SessionServiceClient, Session,
     SessionStatus,
@@ -31,6 +33,7 @@ const ID: &str = "storm";
 
 /// One storm's figures.
 struct Storm {
+    first: Duration,
     wall: Duration,
     connections: u64,
     callers_with_new_code: usize,
@@ -71,20 +74,43 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
         );
         storms.push(storm(&daemon, &channels, args.storm).await?);
     }
+    let sample = sessions
+        .get_session(client::peek(ID))
+        .await
+        .map_err(|e| format!("GetSession failed: {}", e.message()))?
+        .into_inner();
     drop(channels);
     daemon.stop(Duration::from_secs(20)).await?;
-    print(env, &storms);
+    let floor = baseline_storms(env, &sample).await?;
+    print(env, &storms, &floor);
     Ok(())
 }
 
 /// Waits until the session is exhausted, then storms it once.
-async fn storm(daemon: &Proc, channels: &[tonic::transport::Channel], callers: u32) -> Result<Storm, String> {
+async fn storm(daemon: &Proc, channels: &[Channel], callers: u32) -> Result<Storm, String> {
     let mut phone = EmulatorServiceClient::new(channels[0].clone());
     let mut sessions = SessionServiceClient::new(channels[0].clone());
     let exhausted = wait_exhausted(daemon, &mut sessions, &mut phone).await?;
     let old_generation = exhausted.qr.as_ref().map_or(0, |qr| qr.generation);
     let (started_before, _) = client::connections(&mut phone, ID).await?;
 
+    let (first, wall, answers) = fire(channels, callers).await;
+    let codes: HashSet<_> = answers.iter().map(|(_, code)| code).collect();
+    let with_new_code = answers.iter().filter(|(g, _)| *g == old_generation + 1).count();
+    let (started_after, _) = client::connections(&mut phone, ID).await?;
+    Ok(Storm {
+        first,
+        wall,
+        connections: started_after - started_before,
+        callers_with_new_code: with_new_code,
+        distinct_codes: codes.len(),
+    })
+}
+
+/// Sends `callers` GetSession at once (released together), over `channels`; returns
+/// the time until the first and the last answer, and each answer's QR generation and
+/// code.
+async fn fire(channels: &[Channel], callers: u32) -> (Duration, Duration, Vec<(u64, String)>) {
     let barrier = Arc::new(Barrier::new(callers as usize + 1));
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..callers as usize {
@@ -98,22 +124,37 @@ async fn storm(daemon: &Proc, channels: &[tonic::transport::Channel], callers: u
     }
     barrier.wait().await;
     let start = Instant::now();
-    let mut codes = HashSet::new();
-    let mut with_new_code = 0;
+    let mut answers = Vec::with_capacity(callers as usize);
+    let mut first = None;
     while let Some(done) = tasks.join_next().await {
-        if let Ok(Some((generation, code))) = done {
-            with_new_code += usize::from(generation == old_generation + 1);
-            codes.insert(code);
+        first.get_or_insert_with(|| start.elapsed());
+        if let Ok(Some(answer)) = done {
+            answers.push(answer);
         }
     }
-    let wall = start.elapsed();
-    let (started_after, _) = client::connections(&mut phone, ID).await?;
-    Ok(Storm {
-        wall,
-        connections: started_after - started_before,
-        callers_with_new_code: with_new_code,
-        distinct_codes: codes.len(),
-    })
+    (first.unwrap_or_default(), start.elapsed(), answers)
+}
+
+/// The same storm against the baseline, which answers at once: what 1,000 calls cost
+/// on this machine without any regeneration (the transport's floor).
+async fn baseline_storms(env: &BenchEnv, sample: &Session) -> Result<Vec<Duration>, String> {
+    let prototype = env.run_dir.join("prototype-storm.bin");
+    std::fs::write(&prototype, sample.encode_to_vec()).map_err(|e| format!("cannot write the prototype: {e}"))?;
+    let baseline = env.baseline(&prototype).await?;
+    let channels = client::channels(baseline.addr, env.args.connections).await?;
+    let mut walls = Vec::new();
+    for _ in 0..env.args.rounds {
+        let (_, wall, answers) = fire(&channels, env.args.storm).await;
+        if answers.len() != env.args.storm as usize {
+            return Err(format!(
+                "the baseline answered {} of {} calls",
+                answers.len(),
+                env.args.storm
+            ));
+        }
+        walls.push(wall);
+    }
+    Ok(walls)
 }
 
 /// Reads the session (never starting anything) until its batch ran out and the
@@ -121,7 +162,7 @@ async fn storm(daemon: &Proc, channels: &[tonic::transport::Channel], callers: u
 async fn wait_exhausted(
     daemon: &Proc,
     sessions: &mut Sessions,
-    phone: &mut EmulatorServiceClient<tonic::transport::Channel>,
+    phone: &mut EmulatorServiceClient<Channel>,
 ) -> Result<Session, String> {
     daemon
         .wait_for(Duration::from_secs(30), "the session's qr batch to run out", || {
@@ -140,7 +181,7 @@ async fn wait_exhausted(
         .await
 }
 
-fn print(env: &BenchEnv, storms: &[Storm]) {
+fn print(env: &BenchEnv, storms: &[Storm], floor: &[Duration]) {
     let delay_ms = QR_DELAY.as_secs_f64() * 1000.0;
     let mut walls: Vec<f64> = storms.iter().map(|s| s.wall.as_secs_f64() * 1000.0).collect();
     walls.sort_by(f64::total_cmp);
@@ -154,23 +195,29 @@ fn print(env: &BenchEnv, storms: &[Storm]) {
         .all(|s| s.callers_with_new_code == callers && s.distinct_codes == 1);
     let mut table = vec![row(&[
         &"storm",
+        &"first answer ms",
         &"wall ms",
         &"past QR delay ms",
         &"connections",
         &"callers with the new code",
         &"distinct codes",
+        &"baseline (answers at once) wall ms",
     ])];
+    let floor_ms: Vec<f64> = floor.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
     for (n, s) in storms.iter().enumerate() {
         let wall_ms = s.wall.as_secs_f64() * 1000.0;
         table.push(row(&[
             &(n + 1),
+            &format!("{:.1}", s.first.as_secs_f64() * 1000.0),
             &format!("{wall_ms:.1}"),
             &format!("{:.1}", wall_ms - delay_ms),
             &s.connections,
             &format!("{}/{callers}", s.callers_with_new_code),
             &s.distinct_codes,
+            &floor_ms.get(n).map_or("-".into(), |f| format!("{f:.1}")),
         ]));
     }
+    let floor_worst = floor_ms.iter().copied().fold(0.0, f64::max);
     let targets = [
         Target {
             key: "exactly_1_connection",
@@ -191,11 +238,14 @@ fn print(env: &BenchEnv, storms: &[Storm]) {
         "connections": env.args.connections,
         "storms": storms.len(),
         "qr_delay_ms": delay_ms,
+        "first_answer_ms": storms.iter().map(|s| r3(s.first.as_secs_f64() * 1000.0)).collect::<Vec<_>>(),
         "wall_ms_median": r3(median),
         "wall_ms_worst": r3(worst),
         "past_qr_delay_ms_worst": r3(worst - delay_ms),
         "connections_started_max": max_connections,
         "every_caller_got_the_one_new_code": all_answered,
+        "baseline_wall_ms": floor_ms.iter().map(|f| r3(*f)).collect::<Vec<_>>(),
+        "baseline_wall_ms_worst": r3(floor_worst),
     });
     let figures: Map<String, Value> = figures.as_object().cloned().unwrap_or_default();
     report::scenario("regen_storm", &table, &targets, figures);
