@@ -53,7 +53,7 @@ pub struct Target {
     pub key: &'static str,
     /// In words.
     pub text: String,
-    /// Met, missed, or not measured (None).
+    /// Met, missed, or not judged here (None).
     pub met: Option<bool>,
 }
 
@@ -65,7 +65,7 @@ pub fn scenario(name: &str, table: &[Vec<String>], targets: &[Target], mut figur
         let verdict = match target.met {
             Some(true) => "met",
             Some(false) => "MISSED",
-            None => "not measured",
+            None => "not judged at this size",
         };
         println!("target {}: {verdict}", target.text);
     }

@@ -24,6 +24,8 @@ use crate::{
     report::{self, r3, row, Target},
 };
 
+/// The session count the targets are set at.
+const TARGET_SESSIONS: u32 = 100_000;
 /// How often a long phase prints where it is.
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Emulator timings that make a new session idle within about a second.
@@ -66,6 +68,8 @@ pub async fn run(env: &BenchEnv, count: u32) -> Result<(), String> {
     let _ = std::fs::remove_dir_all(&data);
 
     let restored_per_session = per_session_kib(rss_restored, rss_empty, count);
+    // The targets are set at 100,000 sessions; other counts are shown, not judged.
+    let judged = |met: bool| (count == TARGET_SESSIONS).then_some(met);
     let table = vec![
         row(&[&"", &"value"]),
         row(&[&"sessions created / failed", &format!("{created} / {failed}")]),
@@ -94,7 +98,7 @@ pub async fn run(env: &BenchEnv, count: u32) -> Result<(), String> {
         Target {
             key: "rss_at_most_16kib_per_session",
             text: format!("RSS at most 16 KiB per idle session (aimed at 100,000; {count} now {per_session:.2} KiB)"),
-            met: Some(per_session <= 16.0),
+            met: judged(per_session <= 16.0),
         },
         Target {
             key: "restore_under_5s",
@@ -102,7 +106,7 @@ pub async fn run(env: &BenchEnv, count: u32) -> Result<(), String> {
                 "restore under 5 s (aimed at 100,000; {count} now {:.2} s; restore semantics are main's as built)",
                 restore_time.as_secs_f64()
             ),
-            met: Some(restore_time < Duration::from_secs(5)),
+            met: judged(restore_time < Duration::from_secs(5)),
         },
     ];
     let figures = json!({
