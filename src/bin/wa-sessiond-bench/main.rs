@@ -124,7 +124,14 @@ fn main() -> ExitCode {
         if let (Some(listen), Some(prototype)) = (args.baseline_server, &args.prototype) {
             return baseline::serve(listen, prototype).await;
         }
-        run(&args).await
+        let env = child::BenchEnv::new(&args)?;
+        // On Ctrl-C the scenario is dropped, which kills the processes it started.
+        let outcome = tokio::select! {
+            outcome = run(&env) => outcome,
+            _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+        };
+        env.cleanup();
+        outcome
     });
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -136,25 +143,24 @@ fn main() -> ExitCode {
 }
 
 /// Runs the chosen scenarios; a scenario that fails is reported and the next runs.
-async fn run(args: &Args) -> Result<(), String> {
-    let env = child::BenchEnv::new(args)?;
-    report::header(&env);
+async fn run(env: &child::BenchEnv) -> Result<(), String> {
+    let args = &env.args;
+    report::header(env);
     let mut failed = Vec::new();
     if args.runs(Scenario::GetHot) {
-        report::outcome("get_hot", get_hot::run(&env).await, &mut failed);
+        report::outcome("get_hot", get_hot::run(env).await, &mut failed);
     }
     if args.runs(Scenario::CreateBurst) {
-        report::outcome("create_burst", create_burst::run(&env).await, &mut failed);
+        report::outcome("create_burst", create_burst::run(env).await, &mut failed);
     }
     if args.runs(Scenario::RegenStorm) {
-        report::outcome("regen_storm", regen_storm::run(&env).await, &mut failed);
+        report::outcome("regen_storm", regen_storm::run(env).await, &mut failed);
     }
     if args.runs(Scenario::Scale) {
         for &count in &args.scale {
-            report::outcome("scale", scale::run(&env, count).await, &mut failed);
+            report::outcome("scale", scale::run(env, count).await, &mut failed);
         }
     }
-    env.cleanup();
     if failed.is_empty() {
         Ok(())
     } else {
