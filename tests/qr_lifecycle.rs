@@ -196,3 +196,28 @@ async fn refresh_closes_the_old_connection_and_returns_a_new_generation() {
     assert_eq!(client.refresh_qr(unknown).await.unwrap_err().code(), Code::NotFound);
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn count_connections_tells_started_and_open_per_session_and_for_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    let mut client = daemon.sessions().await;
+    let mut phone = daemon.phone().await;
+    let count = |id: &str| wa_sessiond::proto::CountConnectionsRequest { session_id: id.into() };
+    exhausted(&mut client, "gina").await;
+    exhausted(&mut client, "hugo").await;
+
+    let gina = phone.count_connections(count("gina")).await.unwrap().into_inner();
+    assert_eq!(
+        (gina.started, gina.open),
+        (1, 0),
+        "the batch ran out: its connection closed"
+    );
+    let all = phone.count_connections(count("")).await.unwrap().into_inner();
+    assert_eq!((all.started, all.open), (2, 0));
+    let unknown = phone.count_connections(count("nobody")).await.unwrap().into_inner();
+    assert_eq!((unknown.started, unknown.open), (0, 0));
+    let bad = phone.count_connections(count("../etc")).await.unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    daemon.stop().await;
+}

@@ -59,15 +59,6 @@ impl EmulatorService for EmulatorApi {
         Ok(Response::new(proto::CrashSessionResponse {}))
     }
 
-    async fn count_connections(
-        &self,
-        request: Request<proto::CountConnectionsRequest>,
-    ) -> Result<Response<proto::CountConnectionsResponse>, Status> {
-        let id = SessionId::parse(&request.get_ref().session_id)?;
-        let (started, open) = self.emulator.connection_counts(&id).await;
-        Ok(Response::new(proto::CountConnectionsResponse { started, open }))
-    }
-
     async fn scan_qr(&self, request: Request<proto::ScanQrRequest>) -> Result<Response<proto::ScanQrResponse>, Status> {
         let body = request.into_inner();
         let id = SessionId::parse(&body.session_id)?;
@@ -128,6 +119,23 @@ impl EmulatorService for EmulatorApi {
         let id = SessionId::parse(&body.session_id)?;
         self.emulator.fail_connects(&id, body.count).await;
         Ok(Response::new(proto::FailConnectsResponse {}))
+    }
+
+    async fn count_connections(
+        &self,
+        request: Request<proto::CountConnectionsRequest>,
+    ) -> Result<Response<proto::CountConnectionsResponse>, Status> {
+        let raw = &request.get_ref().session_id;
+        let id = if raw.is_empty() {
+            None
+        } else {
+            Some(SessionId::parse(raw)?)
+        };
+        let count = self.emulator.count_connections(id.as_ref()).await;
+        Ok(Response::new(proto::CountConnectionsResponse {
+            started: count.started,
+            open: count.open,
+        }))
     }
 
     async fn list_sent_messages(

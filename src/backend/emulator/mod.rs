@@ -53,6 +53,15 @@ pub struct EmulatedMessage {
     pub message_id: String,
 }
 
+/// Connections the emulated server saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnectionCount {
+    /// Attempts ever started.
+    pub started: u64,
+    /// Open now.
+    pub open: u64,
+}
+
 /// The emulated WhatsApp; cheap to clone.
 #[derive(Clone)]
 pub struct Emulator {
@@ -123,12 +132,23 @@ impl Emulator {
         self.connection_times(session).await.len() as u64
     }
 
-    /// Connections ever started for a session, and how many are open now.
-    pub async fn connection_counts(&self, session: &SessionId) -> (u64, u64) {
+    /// Connections started and open now: of one session, or of all when None.
+    pub async fn count_connections(&self, session: Option<&SessionId>) -> ConnectionCount {
         let accounts = self.inner.accounts.lock().await;
-        accounts
-            .get(session)
-            .map_or((0, 0), |a| (a.attempts.len() as u64, u64::from(a.live.is_some())))
+        let count = |a: &Account| ConnectionCount {
+            started: a.attempts.len() as u64,
+            open: u64::from(a.live.is_some()),
+        };
+        match session {
+            Some(session) => accounts.get(session).map(count).unwrap_or_default(),
+            None => accounts
+                .values()
+                .map(count)
+                .fold(ConnectionCount::default(), |sum, c| ConnectionCount {
+                    started: sum.started + c.started,
+                    open: sum.open + c.open,
+                }),
+        }
     }
 
     /// When each connection attempt of a session started.

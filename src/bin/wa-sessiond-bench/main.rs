@@ -1,0 +1,187 @@
+//! `wa-sessiond-bench`: how fast and how lean the daemon is, against a plain tonic
+//! baseline measured in the same run on the same machine. It starts the real daemon
+//! (`wa-sessiond --backend emulator`, next to this executable) and, for `get_hot`, a
+//! baseline server (this executable re-run with `--baseline-server`) as child
+//! processes, drives them over gRPC, and prints a table plus one JSON line per
+//! scenario. Figures, not tests: nothing here asserts.
+//!
+//! `cargo build --release --bins && target/release/wa-sessiond-bench [--scenario all]`
+
+#![forbid(unsafe_code)]
+
+mod baseline;
+mod child;
+mod client;
+mod create_burst;
+mod get_hot;
+mod load;
+mod regen_storm;
+mod report;
+mod scale;
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
+
+use clap::{Parser, ValueEnum};
+
+/// Which scenarios to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum Scenario {
+    /// Every scenario, in order.
+    All,
+    /// GetSession on CONNECTED sessions, against the baseline.
+    GetHot,
+    /// N sessions created at once: time to the first QR code.
+    CreateBurst,
+    /// 1,000 GetSession at once on one exhausted session.
+    RegenStorm,
+    /// Thousands of idle sessions: memory, create and restore time.
+    Scale,
+}
+
+/// Benchmarks wa-sessiond against a plain tonic server.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "wa-sessiond-bench", version, about)]
+pub struct Args {
+    /// Which scenario to run.
+    #[arg(long, value_enum, default_value = "all")]
+    pub scenario: Scenario,
+
+    /// get_hot: how long each measured run lasts (per round, per server).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+
+    /// get_hot: concurrent clients.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub clients: u32,
+
+    /// HTTP/2 connections the clients share.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub connections: u32,
+
+    /// get_hot: CONNECTED sessions the clients read, round robin.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub hot_sessions: u32,
+
+    /// get_hot and regen_storm: rounds; get_hot alternates baseline and daemon each round.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
+
+    /// create_burst: sessions created at once.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub sessions: u32,
+
+    /// regen_storm: concurrent GetSession calls on the exhausted session.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub storm: u32,
+
+    /// scale: session counts to measure, comma separated.
+    #[arg(long, default_value = "10000,100000", value_delimiter = ',')]
+    pub scale: Vec<u32>,
+
+    /// scale: creates in flight.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub in_flight: u32,
+
+    /// scale: a phase (create, settle, restore) that makes no progress this long is
+    /// stopped with a message.
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    pub stall_timeout: Duration,
+
+    /// The daemon binary (default: `wa-sessiond` next to this executable).
+    #[arg(long)]
+    pub daemon_bin: Option<PathBuf>,
+
+    /// `RUST_LOG` of the daemon (its log goes to a file in the run's temp dir).
+    #[arg(long, default_value = "info")]
+    pub daemon_log: String,
+
+    /// Internal: serve the baseline on this address instead of benchmarking.
+    #[arg(long, hide = true, requires = "prototype")]
+    pub baseline_server: Option<SocketAddr>,
+
+    /// Internal: the encoded Session the baseline returns.
+    #[arg(long, hide = true)]
+    pub prototype: Option<PathBuf>,
+}
+
+impl Args {
+    fn runs(&self, scenario: Scenario) -> bool {
+        self.scenario == Scenario::All || self.scenario == scenario
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("wa-sessiond-bench: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        if let (Some(listen), Some(prototype)) = (args.baseline_server, &args.prototype) {
+            return baseline::serve(listen, prototype).await;
+        }
+        let env = child::BenchEnv::new(&args)?;
+        // On Ctrl-C the scenario is dropped, which kills the processes it started.
+        let outcome = tokio::select! {
+            outcome = run(&env) => outcome,
+            _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+        };
+        env.cleanup();
+        outcome
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wa-sessiond-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the chosen scenarios; a scenario that fails is reported and the next runs.
+async fn run(env: &child::BenchEnv) -> Result<(), String> {
+    let args = &env.args;
+    report::header(env);
+    let mut failed = Vec::new();
+    if args.runs(Scenario::GetHot) {
+        report::outcome("get_hot", get_hot::run(env).await, &mut failed);
+    }
+    if args.runs(Scenario::CreateBurst) {
+        report::outcome("create_burst", create_burst::run(env).await, &mut failed);
+    }
+    if args.runs(Scenario::RegenStorm) {
+        report::outcome("regen_storm", regen_storm::run(env).await, &mut failed);
+    }
+    if args.runs(Scenario::Scale) {
+        for &count in &args.scale {
+            report::outcome("scale", scale::run(env, count).await, &mut failed);
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("scenarios that could not finish: {}", failed.join(", ")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_issue_s() {
+        let args = Args::try_parse_from(["wa-sessiond-bench"]).unwrap();
+        assert_eq!(args.scenario, Scenario::All);
+        assert_eq!((args.clients, args.connections, args.sessions), (64, 8, 1000));
+        assert_eq!(args.scale, [10_000, 100_000]);
+        let one = Args::try_parse_from(["wa-sessiond-bench", "--scenario", "scale", "--scale", "500"]).unwrap();
+        assert!(one.runs(Scenario::Scale) && !one.runs(Scenario::GetHot));
+        let hot = Args::try_parse_from(["wa-sessiond-bench", "--scenario", "get_hot"]).unwrap();
+        assert_eq!(hot.scenario, Scenario::GetHot);
+        assert_eq!(one.scale, [500]);
+    }
+}
