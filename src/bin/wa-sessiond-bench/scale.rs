@@ -1,9 +1,9 @@
 //! scale: N idle sessions (QR batch run out, no connection open). Memory per session
 //! (delta VmRSS over the empty daemon / N), the time to create them (bounded
 //! concurrency), and the restore after a restart on the same data dir: process start
-//! to SERVING to every session listed. Restore semantics are whatever the daemon
-//! build has (today JSON records per session). Long phases print progress and stop
-//! with a message when they make no progress.
+//! to SERVING to every session listed (the daemon restores its SQLite session list
+//! before it reports SERVING). Long phases print progress and stop with a message
+//! when they make no progress.
 
 use std::{
     sync::{
@@ -126,7 +126,7 @@ pub async fn run(env: &BenchEnv, count: u32) -> Result<(), String> {
         "shutdown_s": r3(stop_time.as_secs_f64()),
         "restore_serving_s": r3(serving.as_secs_f64()),
         "restore_all_listed_s": r3(restore_time.as_secs_f64()),
-        "restore_semantics": "as built from the daemon's sources (today: one JSON record per session)",
+        "restore_semantics": "the sqlite session list, restored before SERVING",
         "rss_kib_restored": rss_restored,
         "rss_kib_per_session_restored": r3(restored_per_session),
     });
