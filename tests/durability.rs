@@ -457,6 +457,11 @@ async fn a_crashing_session_restarts_alone_and_gives_up_past_its_budget() {
     phone.crash_session(crash).await.unwrap();
     let failed = wait_status(&mut sessions, "victim", SessionStatus::Failed).await;
     assert!(failed.last_error.contains("crashed 3 times"), "{}", failed.last_error);
+    assert!(
+        failed.last_error.contains("CrashSession"),
+        "the cause: {}",
+        failed.last_error
+    );
     assert_eq!(
         connections_started(&daemon, "victim").await,
         linked_with + 2,

@@ -295,7 +295,7 @@ impl Actor for Registry {
                 };
                 error!(session_id = %id, error = %failure, "session crashed");
                 state.ctx.metrics.session_crashed();
-                state.schedule_restart(&myself, &id);
+                state.schedule_restart(&myself, &id, &failure.to_string());
             }
             SupervisionEvent::ActorTerminated(cell, _, _) => {
                 state.by_actor.remove(&cell.get_id());
@@ -468,12 +468,12 @@ impl RegistryState {
         (page, next)
     }
 
-    fn schedule_restart(&mut self, myself: &ActorRef<RegistryMsg>, id: &SessionId) {
+    fn schedule_restart(&mut self, myself: &ActorRef<RegistryMsg>, id: &SessionId, cause: &str) {
         let Some(entry) = self.sessions.get_mut(id).filter(|e| !e.deleting) else {
             return;
         };
         entry.actor = None;
-        let delay = entry.crashes.record(Instant::now());
+        let delay = entry.crashes.record(Instant::now(), cause);
         let id = id.clone();
         myself.send_after(delay, move || RegistryMsg::Restart(id));
     }
@@ -489,8 +489,9 @@ impl RegistryState {
         } else if gave_up {
             let Supervision { budget, window } = self.supervision;
             Boot::GaveUp(format!(
-                "the session crashed {budget} times within {}; see the logs, then call ConnectSession or RefreshQr to start it afresh",
-                humantime::format_duration(window)
+                "the session crashed {budget} times within {}, last with: {}; see the logs, then call ConnectSession or RefreshQr to start it afresh",
+                humantime::format_duration(window),
+                entry.crashes.last_cause()
             ))
         } else {
             Boot::Restored

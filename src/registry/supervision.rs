@@ -5,6 +5,9 @@ use std::{collections::VecDeque, time::Duration};
 
 use tokio::time::Instant;
 
+/// The most of a crash's message kept for last_error.
+const MAX_CAUSE_CHARS: usize = 200;
+
 /// How the registry restarts crashed sessions.
 #[derive(Debug, Clone, Copy)]
 pub struct Supervision {
@@ -19,6 +22,8 @@ pub struct Supervision {
 pub struct CrashBudget {
     /// When it crashed, within the window.
     crashes: VecDeque<Instant>,
+    /// What the last crash said.
+    last_cause: String,
     /// The budget and its window.
     supervision: Supervision,
 }
@@ -28,19 +33,26 @@ impl CrashBudget {
     pub fn new(supervision: Supervision) -> Self {
         Self {
             crashes: VecDeque::new(),
+            last_cause: String::new(),
             supervision,
         }
     }
 
     /// Records a crash at `now`; returns the delay before the restart (250 ms,
     /// doubling per recent crash, at most 10 s).
-    pub fn record(&mut self, now: Instant) -> Duration {
+    pub fn record(&mut self, now: Instant, cause: &str) -> Duration {
+        self.last_cause = cause.chars().take(MAX_CAUSE_CHARS).collect();
         self.forget_before(now);
         self.crashes.push_back(now);
         let recent = self.crashes.len() as u32;
         Duration::from_millis(250)
             .saturating_mul(1 << (recent - 1).min(6))
             .min(Duration::from_secs(10))
+    }
+
+    /// What the last crash said (shortened).
+    pub fn last_cause(&self) -> &str {
+        &self.last_cause
     }
 
     /// Whether the budget is spent at `now`.
@@ -74,11 +86,13 @@ mod tests {
             window: Duration::from_secs(60),
         };
         let mut budget = CrashBudget::new(supervision);
-        let delays: Vec<_> = (0..supervision.budget).map(|_| budget.record(Instant::now())).collect();
+        let delays: Vec<_> = (0..supervision.budget)
+            .map(|_| budget.record(Instant::now(), "boom"))
+            .collect();
         assert!(delays.windows(2).all(|w| w[0] < w[1]), "{delays:?}");
         assert!(budget.exhausted(Instant::now()));
         tokio::time::advance(supervision.window).await;
         assert!(!budget.exhausted(Instant::now()));
-        assert_eq!(budget.record(Instant::now()), Duration::from_millis(250));
+        assert_eq!(budget.record(Instant::now(), "boom"), Duration::from_millis(250));
     }
 }
