@@ -138,7 +138,7 @@ impl SessionDb {
     /// read at all is an error (never silently replaced).
     pub fn open(root: &Path) -> Result<(Self, Restored), DbError> {
         let path = root.join(DB_FILE);
-        create_private_file(&path)?;
+        super::open_private_file(&path, false)?;
         let mut conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -366,16 +366,6 @@ fn import_legacy(conn: &mut Connection, sessions: &Path) -> Result<usize, DbErro
         );
     }
     Ok(found.len())
-}
-
-/// Creates `path` readable by its owner only, if it does not exist (SQLite's
-/// journals copy the database file's mode).
-fn create_private_file(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(false);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path).map(drop)
 }
 
 #[cfg(test)]

@@ -112,11 +112,7 @@ impl DataDir {
     /// daemons at once.
     pub async fn lock(&self) -> std::io::Result<DirLock> {
         let path = self.root.join(LOCK_FILE);
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(&path)?;
+        let file = open_private_file(&path, false)?;
         let mut nagged: Option<tokio::time::Instant> = None;
         loop {
             match file.try_lock() {
@@ -171,14 +167,21 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
+/// Opens `path` for writing, creating it readable by its owner only (an existing
+/// file keeps its mode); `truncate` empties it. SQLite's journals copy a database
+/// file's mode, so creating the file this way first keeps them private too.
+pub fn open_private_file(path: &Path, truncate: bool) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(truncate);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
 /// Writes `dir/name` atomically: temp file, fsync, rename, fsync of the folder.
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp"));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(&tmp)?;
+    let mut file = open_private_file(&tmp, true)?;
     file.write_all(bytes)?;
     file.sync_all()?;
     std::fs::rename(&tmp, dir.join(name))?;

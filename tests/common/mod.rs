@@ -73,10 +73,7 @@ impl Daemon {
 
     /// The overall health status ("" service): 1 SERVING, 2 NOT_SERVING.
     pub async fn health(&self) -> i32 {
-        use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
-        let mut client = HealthClient::new(self.channel().await);
-        let request = HealthCheckRequest { service: String::new() };
-        client.check(request).await.map_or(0, |r| r.into_inner().status)
+        overall_health(self.channel().await).await
     }
 
     /// Waits (bounded) until the daemon is ready (sessions restored; what /readyz
@@ -200,6 +197,15 @@ impl Daemon {
         assert_eq!(code, 200, "{body}");
         Scrape::parse(&body)
     }
+}
+
+/// The overall health status ("" service) over `channel`: 1 SERVING, 2 NOT_SERVING,
+/// 0 no answer.
+pub async fn overall_health(channel: Channel) -> i32 {
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    let request = HealthCheckRequest { service: String::new() };
+    let answer = HealthClient::new(channel).check(request).await;
+    answer.map_or(0, |r| r.into_inner().status)
 }
 
 /// Polls `check` every few milliseconds until it returns Some, at most `bound`.

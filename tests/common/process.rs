@@ -122,10 +122,7 @@ impl Process {
 
     /// The overall health status: 1 SERVING, 2 NOT_SERVING, 0 no answer.
     pub async fn health(&self) -> i32 {
-        use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
-        let mut client = HealthClient::new(self.channel().await);
-        let request = HealthCheckRequest { service: String::new() };
-        client.check(request).await.map_or(0, |r| r.into_inner().status)
+        super::overall_health(self.channel().await).await
     }
 
     /// Waits (bounded) until health says SERVING.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::{
     session::SessionId,
-    store::{create_private_dir, remove_if_present, write_atomic, DataDir},
+    store::{create_private_dir, open_private_file, remove_if_present, write_atomic, DataDir},
 };
 
 /// The SQLite store's file name.
@@ -49,11 +49,7 @@ impl CredentialFiles {
     /// world-readable file. Blocking: call from `spawn_blocking`.
     pub fn prepare(&self) -> std::io::Result<()> {
         create_private_dir(&self.dir)?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        options.open(self.db_path())?;
+        open_private_file(&self.db_path(), false)?;
         restrict(&self.db_path())
     }
 
