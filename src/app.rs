@@ -26,7 +26,7 @@ use crate::{
         actor::{SessionContext, Timeouts},
         SessionId,
     },
-    store::{DataDir, DirLock, SessionDb},
+    store::{finish_wipe, DataDir, DirLock, SessionDb},
 };
 
 /// Changes a WatchSessions client may lag behind before it is cut off.
@@ -226,7 +226,7 @@ async fn start_sessions(
         error!(session_id = %skipped.id, why = %skipped.why, "skipping a session whose record cannot be read; fix or delete it");
     }
     for id in &restored.unwiped {
-        finish_delete(&data, &backend, &store, id).await;
+        finish_delete(&data, &store, id).await;
     }
     let timeouts = Timeouts {
         qr: config.qr_timeout,
@@ -258,16 +258,13 @@ async fn start_sessions(
     Ok(Started { registry, task, lock })
 }
 
-/// Removes the files of a session whose delete was cut short by a crash.
-async fn finish_delete(data: &DataDir, backend: &Arc<dyn Backend>, store: &SessionDb, raw_id: &str) {
+/// Finishes the wipe of a session whose delete a crash cut short.
+async fn finish_delete(data: &DataDir, store: &SessionDb, raw_id: &str) {
     let Ok(id) = SessionId::parse(raw_id) else {
         return;
     };
-    let wiped = backend.wipe(&id).await.is_ok() && data.remove(&id).await.is_ok();
-    if wiped && store.wiped(raw_id).await.is_ok() {
+    if finish_wipe(data, store, &id).await {
         info!(session_id = %id, "finished deleting a session a crash interrupted");
-    } else {
-        warn!(session_id = %id, "the files of a deleted session could not be removed; the next start retries");
     }
 }
 

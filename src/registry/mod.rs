@@ -31,7 +31,7 @@ use crate::{
         waiters::{QrRequest, Reply},
         SessionEvent, SessionId, SessionView, Status,
     },
-    store::{unix_ms, SessionRecord},
+    store::{finish_wipe, unix_ms, SessionRecord},
 };
 
 /// What the registry starts with.
@@ -437,21 +437,14 @@ impl RegistryState {
             ))));
             return;
         }
-        let wiped = self.ctx.backend.wipe(id).await;
-        let removed = self.ctx.data.remove(id).await;
-        if let (Ok(()), Ok(())) = (wiped, removed) {
-            let _ = self.ctx.store.wiped(id.as_str()).await;
-            self.sessions.remove(id);
-            let _ = self.ctx.events.send(SessionEvent {
-                view: last,
-                deleted: true,
-            });
-            let _ = reply.send(Ok(()));
-        } else {
-            let _ = reply.send(Err(SessionError::Internal(
-                "could not remove the session's files".into(),
-            )));
-        }
+        // Past the tombstone the session is gone, whatever the file system says.
+        finish_wipe(&self.ctx.data, &self.ctx.store, id).await;
+        self.sessions.remove(id);
+        let _ = self.ctx.events.send(SessionEvent {
+            view: last,
+            deleted: true,
+        });
+        let _ = reply.send(Ok(()));
     }
 
     fn page(&self, status: Option<Status>, page_size: usize, after: Option<&SessionId>) -> Page {

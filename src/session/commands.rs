@@ -13,7 +13,7 @@ use super::{
     state::Purpose,
     waiters::{QrRequest, Reply},
 };
-use crate::{backend::BackendError, error::SessionError, metrics::Logout, registry::RegistryMsg};
+use crate::{backend::BackendError, error::SessionError, metrics::Logout, registry::RegistryMsg, store::finish_wipe};
 
 /// How long a send may take before the caller hears it timed out.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -148,14 +148,7 @@ impl SessionRun {
             ))));
             return;
         }
-        match self.ctx.data.remove(&id).await {
-            Ok(()) => {
-                let _ = self.ctx.store.wiped(id.as_str()).await;
-            }
-            Err(e) => {
-                warn!(session_id = %id, error = %e, "the session's files could not be removed; the next start retries")
-            }
-        }
+        finish_wipe(&self.ctx.data, &self.ctx.store, &id).await;
         self.watchers.clear();
         self.deleted = true;
         let last = Box::new(self.state.view().clone());

@@ -150,6 +150,21 @@ impl DataDir {
     }
 }
 
+/// Removes a deleted session's folder (its credentials with it) and notes in the
+/// session list that the wipe is done. A failure is logged and left to the next
+/// start, which finishes every wipe a tombstone still marks as pending. Returns
+/// whether it finished.
+pub async fn finish_wipe(data: &DataDir, db: &SessionDb, id: &SessionId) -> bool {
+    let result = match data.remove(id).await {
+        Ok(()) => db.wiped(id.as_str()).await.map_err(std::io::Error::from),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = &result {
+        tracing::warn!(session_id = %id, error = %e, "a deleted session's files could not be removed; the next start retries");
+    }
+    result.is_ok()
+}
+
 /// Removes a file; one that is already gone is fine.
 pub fn remove_if_present(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
