@@ -1,4 +1,4 @@
-//! The HTTP admin port: `/livez` (200 while the process runs), `/readyz` (200 once
+//! The HTTP admin port: `/livez` (200 while the registry and gRPC server run), `/readyz` (200 once
 //! sessions are restored and gRPC serves, 503 before and while draining) and
 //! `/metrics` (Prometheus / OpenMetrics text). Plain HTTP/1.1 on hyper, one request
 //! per connection, a bounded number of connections at once.
@@ -78,7 +78,10 @@ impl Admin {
             return text(StatusCode::METHOD_NOT_ALLOWED, "use GET\n".into());
         }
         match request.uri().path() {
-            "/livez" => text(StatusCode::OK, "ok\n".into()),
+            "/livez" => match self.readiness.not_live_reason() {
+                None => text(StatusCode::OK, "ok\n".into()),
+                Some(what) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not live: {what} ended\n")),
+            },
             "/readyz" => match self.readiness.not_ready_reason() {
                 None => text(StatusCode::OK, "ready\n".into()),
                 Some(reason) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {reason}\n")),

@@ -1,16 +1,20 @@
 //! Wires the daemon together and runs it until `shutdown` resolves: the data dir, the
-//! backend, the registry, and the gRPC server (SessionService, EmulatorService,
-//! health, reflection). `run` is the seam tests drive on `127.0.0.1:0`.
+//! backend, the registry, the gRPC server (SessionService, EmulatorService, health,
+//! reflection) and the admin port. `run` is the one seam: `main` and the tests call
+//! only it. If the registry or the gRPC server ends while the daemon is not shutting
+//! down, `run` returns the reason (the process exits non-zero and Kubernetes
+//! restarts it).
 
 use std::{future::Future, sync::Arc, time::Duration};
 
-use ractor::{Actor, ActorRef};
+use ractor::{Actor, ActorCell, ActorRef};
 use tokio::net::TcpListener;
 use tonic::{service::interceptor::InterceptedService, transport::server::TcpIncoming};
 use tonic_health::ServingStatus;
 use tracing::{error, info, warn};
 
 use crate::{
+    admin::Admin,
     backend::{
         emulator::{Emulator, EmulatorConfig},
         whatsapp::WhatsappBackend,
@@ -21,7 +25,7 @@ use crate::{
     metrics::Metrics,
     proto::{emulator_service_server::EmulatorServiceServer, session_service_server::SessionServiceServer},
     readiness::Readiness,
-    registry::{Registry, RegistryArgs, RegistryHandle, RegistryMsg, Supervision},
+    registry::{Registry, RegistryArgs, Sessions, Supervision},
     session::{
         actor::{SessionContext, Timeouts},
         SessionId,
@@ -57,6 +61,17 @@ pub enum StartError {
     /// Server setup failed.
     #[error("grpc server failed: {0}")]
     Server(String),
+    /// A part of the core ended while the daemon was not shutting down.
+    #[error("{0}: exiting so that it is restarted")]
+    CoreEnded(String),
+}
+
+/// Where the daemon listens.
+pub struct Listeners {
+    /// gRPC.
+    pub grpc: TcpListener,
+    /// The admin port (`/livez`, `/readyz`, `/metrics`).
+    pub admin: TcpListener,
 }
 
 /// The emulator for a config (the one `run` builds when given none).
@@ -86,22 +101,36 @@ pub struct Wiring {
     pub emulator: Option<Emulator>,
     /// The daemon's metrics.
     pub metrics: Arc<Metrics>,
-    /// Whether the daemon should get traffic (`/readyz`).
+    /// Whether the daemon should get traffic (`/readyz`) and is alive (`/livez`).
     pub readiness: Arc<Readiness>,
+    /// The registry actor once it runs (a test may stop it to see the process go).
+    pub registry: Arc<std::sync::OnceLock<ActorCell>>,
 }
 
-/// Runs the daemon on `listener` until `shutdown` resolves, then drains within the
-/// grace period. The gRPC server answers at once, but reports NOT_SERVING (and
-/// refuses session calls as UNAVAILABLE) until every session is restored.
+/// Runs the daemon on `listeners` until `shutdown` resolves, then drains within the
+/// grace period. The gRPC server and admin port answer at once, but report
+/// NOT_SERVING / 503 (and refuse session calls as UNAVAILABLE) until every session is
+/// restored.
 pub async fn run(
-    listener: TcpListener,
+    listeners: Listeners,
     config: Config,
     wiring: Wiring,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
+    let admin = Admin {
+        metrics: wiring.metrics.clone(),
+        readiness: wiring.readiness.clone(),
+    };
+    let admin = AbortOnDrop(tokio::spawn(admin.serve(listeners.admin)));
+    let listener = listeners.grpc;
     let data = open_data_dir(&config)?;
     let emulator = match config.backend {
-        BackendKind::Emulator => Some(wiring.emulator.unwrap_or_else(|| emulator_for(&config, data.clone()))),
+        BackendKind::Emulator => Some(
+            wiring
+                .emulator
+                .clone()
+                .unwrap_or_else(|| emulator_for(&config, data.clone())),
+        ),
         BackendKind::Whatsapp => None,
     };
     let backend: Arc<dyn Backend> = match &emulator {
@@ -109,7 +138,8 @@ pub async fn run(
         None => Arc::new(WhatsappBackend::new(data.clone(), config.wa_version)),
     };
 
-    let handle = RegistryHandle::default();
+    let longest_wait = config.qr_timeout.max(config.refresh_timeout);
+    let sessions_door = Sessions::new(longest_wait);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status("", ServingStatus::NotServing).await;
     health.set_not_serving::<SessionServiceServer<SessionApi>>().await;
@@ -124,16 +154,15 @@ pub async fn run(
         .build_v1alpha()
         .map_err(|e| StartError::Server(e.to_string()))?;
 
-    let longest_wait = config.qr_timeout.max(config.refresh_timeout);
     let (auth, max_request) = (
         BearerAuth::new(config.edge.auth_token.as_ref()),
         config.edge.max_request_bytes as usize,
     );
-    let sessions = SessionServiceServer::new(SessionApi::new(handle.clone(), longest_wait));
+    let sessions = SessionServiceServer::new(SessionApi::new(sessions_door.clone()));
     let sessions = InterceptedService::new(sessions.max_decoding_message_size(max_request), auth.clone());
     let emulator_service = emulator.map(|e| {
-        let service =
-            EmulatorServiceServer::new(EmulatorApi::new(e, handle.clone())).max_decoding_message_size(max_request);
+        let service = EmulatorServiceServer::new(EmulatorApi::new(e, sessions_door.clone()))
+            .max_decoding_message_size(max_request);
         InterceptedService::new(service, auth)
     });
 
@@ -152,25 +181,34 @@ pub async fn run(
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {
             let _ = server_stopped.await;
         });
-    let server = tokio::spawn(server);
+    let mut server = tokio::spawn(server);
 
     let mut shutdown = std::pin::pin!(shutdown);
     let started = tokio::select! {
         started = start_sessions(&config, data, backend, wiring.metrics.clone()) => Some(started?),
         () = &mut shutdown => None,
+        ended = &mut server => return Err(core_ended(&wiring, "the grpc server", &format!("{ended:?}"))),
     };
-    let registry = match started {
-        Some(Started { registry, task, lock }) => {
-            handle.set(registry.clone());
-            health.set_serving::<SessionServiceServer<SessionApi>>().await;
-            health.set_service_status("", ServingStatus::Serving).await;
-            wiring.readiness.mark_restored();
-            info!(%addr, "wa-sessiond ready");
-            shutdown.await;
-            Some((registry, task, lock))
+    let mut registry = None;
+    if let Some(Started {
+        registry: actor,
+        mut task,
+        lock,
+    }) = started
+    {
+        let _ = wiring.registry.set(actor.get_cell());
+        sessions_door.open(actor.clone());
+        health.set_serving::<SessionServiceServer<SessionApi>>().await;
+        health.set_service_status("", ServingStatus::Serving).await;
+        wiring.readiness.mark_restored();
+        info!(%addr, "wa-sessiond ready");
+        tokio::select! {
+            () = &mut shutdown => {}
+            ended = &mut task => return Err(core_ended(&wiring, "the session registry", &format!("{ended:?}"))),
+            ended = &mut server => return Err(core_ended(&wiring, "the grpc server", &format!("{ended:?}"))),
         }
-        None => None,
-    };
+        registry = Some((actor, task, lock));
+    }
 
     info!(grace = ?config.shutdown_grace, "shutting down: closing sessions without logging out");
     health.set_service_status("", ServingStatus::NotServing).await;
@@ -186,6 +224,7 @@ pub async fn run(
         server.await
     })
     .await;
+    drop(admin);
     match drained {
         Ok(Ok(Ok(()))) => info!("shut down cleanly"),
         Ok(Ok(Err(e))) => return Err(StartError::Server(e.to_string())),
@@ -195,9 +234,29 @@ pub async fn run(
     Ok(())
 }
 
+/// Notes that a part of the core ended by itself: not live, not ready, and the
+/// reason `run` returns.
+fn core_ended(wiring: &Wiring, what: &'static str, how: &str) -> StartError {
+    wiring.readiness.mark_dead(what);
+    error!(
+        part = what,
+        how, "a part of the core ended while the daemon was running"
+    );
+    StartError::CoreEnded(format!("{what} ended unexpectedly ({how})"))
+}
+
+/// Aborts its task when dropped (the admin port ends with `run`).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// The running registry, and the data dir's lock held for as long as it runs.
 struct Started {
-    registry: ActorRef<RegistryMsg>,
+    registry: ActorRef<crate::registry::RegistryMsg>,
     task: tokio::task::JoinHandle<()>,
     lock: DirLock,
 }

@@ -22,6 +22,9 @@ pub enum SessionError {
         /// A stable machine-readable reason, e.g. `SESSION_NOT_CONNECTED`.
         reason: &'static str,
     },
+    /// A request no session can satisfy (a QR validity longer than any code lives).
+    #[error("{0}")]
+    OutOfRange(String),
     /// No QR (or connection) in time.
     #[error("{0}")]
     DeadlineExceeded(String),

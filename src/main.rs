@@ -7,7 +7,6 @@ use std::{net::SocketAddr, process::ExitCode};
 
 use tokio::net::TcpListener;
 use wa_sessiond::{
-    admin::Admin,
     app,
     config::{self, Config},
     telemetry,
@@ -24,21 +23,14 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let (listener, admin_listener) = match (bind(config.listen).await, bind(config.edge.admin_listen).await) {
-            (Ok(listener), Ok(admin_listener)) => (listener, admin_listener),
+        let listeners = match (bind(config.listen).await, bind(config.edge.admin_listen).await) {
+            (Ok(grpc), Ok(admin)) => app::Listeners { grpc, admin },
             (Err(line), _) | (_, Err(line)) => {
                 eprintln!("wa-sessiond: {line}");
                 return ExitCode::from(config::EXIT_UNAVAILABLE);
             }
         };
-        let wiring = app::Wiring::default();
-        let admin = Admin {
-            metrics: wiring.metrics.clone(),
-            readiness: wiring.readiness.clone(),
-        };
-        let admin = tokio::spawn(admin.serve(admin_listener));
-        let result = app::run(listener, config, wiring, app::shutdown_signal()).await;
-        admin.abort();
+        let result = app::run(listeners, config, app::Wiring::default(), app::shutdown_signal()).await;
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -11,24 +11,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use crate::{
-    grpc::convert::{reason_name, status_name},
-    session::{DisconnectReason, Status},
-};
-
-/// Every status, so each has a series (at zero) from the start.
-const STATUSES: [Status; 10] = [
-    Status::Starting,
-    Status::Connecting,
-    Status::QrWaiting,
-    Status::Pairing,
-    Status::Restarting,
-    Status::Connected,
-    Status::Reconnecting,
-    Status::Disconnected,
-    Status::LoggedOut,
-    Status::Failed,
-];
+use crate::session::{model::ALL_STATUSES as STATUSES, DisconnectReason, Status};
 
 /// Latency buckets of gRPC calls, in seconds: from a cache hit to a QR wait.
 const LATENCY_BUCKETS: [f64; 14] = [
@@ -248,7 +231,7 @@ impl Metrics {
 
     /// A reconnect with backoff after a connection ended for `reason`.
     pub(crate) fn reconnect_scheduled(&self, reason: DisconnectReason) {
-        let reason = reason_name(reason).trim_start_matches("DISCONNECT_REASON_");
+        let reason = reason.wire_name().trim_start_matches("DISCONNECT_REASON_");
         self.reconnects.get_or_create(&ReasonLabel { reason }).inc();
     }
 
@@ -289,7 +272,7 @@ impl Metrics {
 
 fn status_label(status: Status) -> StatusLabel {
     StatusLabel {
-        status: status_name(status).trim_start_matches("SESSION_STATUS_"),
+        status: status.wire_name().trim_start_matches("SESSION_STATUS_"),
     }
 }
 

@@ -1,8 +1,12 @@
 //! Whether the daemon should get traffic: ready once its sessions are restored and
-//! gRPC is serving, not ready again from the moment it starts draining. The admin
-//! port's `/readyz` reads it; `app::run` sets it.
+//! gRPC is serving, not ready again from the moment it starts draining; and whether
+//! it is alive: its core (the registry and the gRPC server) runs. The admin port's
+//! `/readyz` and `/livez` read it; `app::run` sets it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    OnceLock,
+};
 
 /// The daemon's readiness, shared between `app::run` and the admin port.
 #[derive(Debug, Default)]
@@ -11,6 +15,8 @@ pub struct Readiness {
     restored: AtomicBool,
     /// Shutdown started: stop sending traffic here.
     draining: AtomicBool,
+    /// Which part of the core ended by itself, if one did.
+    dead: OnceLock<&'static str>,
 }
 
 impl Readiness {
@@ -24,9 +30,21 @@ impl Readiness {
         self.draining.store(true, Ordering::Release);
     }
 
+    /// A part of the core (`what`) ended while the daemon was not shutting down:
+    /// neither live nor ready from now on.
+    pub fn mark_dead(&self, what: &'static str) {
+        let _ = self.dead.set(what);
+        self.draining.store(true, Ordering::Release);
+    }
+
     /// Whether the daemon should get traffic now.
     pub fn is_ready(&self) -> bool {
         self.restored.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
+    }
+
+    /// Why the process is not alive (its core ended), or None while it is.
+    pub fn not_live_reason(&self) -> Option<&'static str> {
+        self.dead.get().copied()
     }
 
     /// Why it is not ready, in words (None when ready).

@@ -2,15 +2,14 @@
 //! what happens on them into `BackendEvent`s for the session actor.
 
 pub mod emulator;
+mod event;
 pub mod whatsapp;
+
+pub use event::{Disconnect, Identity, QrCode};
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use crate::session::{
-    policy::Disconnect,
-    state::{Identity, QrCode},
-    SessionId,
-};
+use crate::id::SessionId;
 
 /// A boxed future, so backends stay object safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -98,16 +98,6 @@ pub fn status(status: Status) -> proto::SessionStatus {
     }
 }
 
-/// The wire name of a status, for error details.
-pub fn status_name(s: Status) -> &'static str {
-    status(s).as_str_name()
-}
-
-/// The wire name of a disconnect reason, for metrics.
-pub fn reason_name(r: DisconnectReason) -> &'static str {
-    reason(r).as_str_name()
-}
-
 fn reason(reason: DisconnectReason) -> proto::DisconnectReason {
     use proto::DisconnectReason as P;
     match reason {
@@ -135,4 +125,20 @@ pub fn duration(d: Option<prost_types::Duration>, field: &str) -> Result<Duratio
         return Ok(Duration::ZERO);
     };
     Duration::try_from(d).map_err(|_| SessionError::InvalidArgument(format!("{field} must be a positive duration")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_models_wire_names_are_the_protos() {
+        use crate::session::model::{ALL_REASONS, ALL_STATUSES};
+        for s in ALL_STATUSES {
+            assert_eq!(s.wire_name(), status(s).as_str_name());
+        }
+        for r in ALL_REASONS {
+            assert_eq!(r.wire_name(), reason(r).as_str_name());
+        }
+    }
 }

@@ -1,20 +1,13 @@
 //! `EmulatorService`: the phone's side of the emulated WhatsApp.
 
-use std::time::Duration;
-
-use ractor::rpc::CallResult;
 use tonic::{Request, Response, Status};
 
 use crate::{
     backend::emulator::Emulator,
-    error::SessionError,
     proto::{self, emulator_service_server::EmulatorService},
-    registry::{RegistryHandle, RegistryMsg},
-    session::{actor::SessionMsg, SessionId},
+    registry::Sessions,
+    session::SessionId,
 };
-
-/// The bound on asking a session to crash.
-const CRASH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves `EmulatorService` on top of the emulator.
 #[derive(Clone)]
@@ -22,13 +15,13 @@ pub struct EmulatorApi {
     /// The emulated WhatsApp.
     emulator: Emulator,
     /// The sessions (for CrashSession).
-    registry: RegistryHandle,
+    sessions: Sessions,
 }
 
 impl EmulatorApi {
     /// Serves `emulator`.
-    pub fn new(emulator: Emulator, registry: RegistryHandle) -> Self {
-        Self { emulator, registry }
+    pub fn new(emulator: Emulator, sessions: Sessions) -> Self {
+        Self { emulator, sessions }
     }
 }
 
@@ -40,22 +33,7 @@ impl EmulatorService for EmulatorApi {
     ) -> Result<Response<proto::CrashSessionResponse>, Status> {
         let body = request.into_inner();
         let id = SessionId::parse(&body.session_id)?;
-        let registry = self.registry.get()?;
-        let forward = |reply| RegistryMsg::Forward {
-            id,
-            msg: SessionMsg::Crash {
-                panic: body.panic,
-                reply,
-            },
-        };
-        match registry.call(forward, Some(CRASH_TIMEOUT)).await {
-            Ok(CallResult::Success(result)) => result?,
-            _ => {
-                return Err(
-                    SessionError::Unavailable("the session did not take the crash request: retry".into()).into(),
-                )
-            }
-        }
+        self.sessions.crash(id, body.panic).await?;
         Ok(Response::new(proto::CrashSessionResponse {}))
     }
 

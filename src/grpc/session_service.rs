@@ -1,9 +1,7 @@
-//! `SessionService`: validates and converts, then asks the registry.
+//! `SessionService`: parses, calls the door into the sessions, converts.
 
 use std::time::Duration;
 
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD as TOKEN, Engine};
-use ractor::{rpc::CallResult, RpcReplyPort};
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -12,62 +10,22 @@ use super::{
     streams::{self, WireStream},
 };
 use crate::{
-    error::SessionError,
     proto::{self, session_service_server::SessionService},
-    registry::{RegistryHandle, RegistryMsg},
-    session::{actor::SessionMsg, input, waiters::QrRequest, SessionId},
+    registry::Sessions,
+    session::{input, waiters::QrRequest, SessionId},
 };
 
-fn forward(id: SessionId, msg: SessionMsg) -> RegistryMsg {
-    RegistryMsg::Forward { id, msg }
-}
-
-/// The default and the largest page of ListSessions.
-const DEFAULT_PAGE: usize = 100;
-const MAX_PAGE: usize = 1000;
-/// Labels per session, and the longest key or value.
-const MAX_LABELS: usize = 64;
-const MAX_LABEL_LEN: usize = 256;
-
-/// Serves `SessionService` on top of the registry.
+/// Serves `SessionService` through the door into the sessions.
 #[derive(Clone)]
 pub struct SessionApi {
-    /// Where requests go (once sessions are restored).
-    registry: RegistryHandle,
-    /// The longest any session request may wait server-side, plus slack: the bound of
-    /// every call to the registry.
-    call_bound: Duration,
+    /// Where calls go.
+    sessions: Sessions,
 }
 
 impl SessionApi {
-    /// `longest_wait`: the larger of the QR and refresh timeouts.
-    pub fn new(registry: RegistryHandle, longest_wait: Duration) -> Self {
-        Self {
-            registry,
-            call_bound: longest_wait + Duration::from_secs(2),
-        }
-    }
-
-    /// Sends a request to the registry and waits (bounded) for the answer.
-    async fn ask<T: Send + 'static>(
-        &self,
-        build: impl FnOnce(RpcReplyPort<Result<T, SessionError>>) -> RegistryMsg,
-    ) -> Result<T, Status> {
-        let registry = self.registry.get().map_err(Status::from)?;
-        let answer = registry.call(build, Some(self.call_bound)).await;
-        let result = match answer {
-            Ok(CallResult::Success(result)) => result,
-            Ok(CallResult::Timeout) => Err(SessionError::DeadlineExceeded(
-                "the session did not answer in time: retry".into(),
-            )),
-            Ok(CallResult::SenderError) => Err(SessionError::Unavailable(
-                "the session stopped while answering (restarting or shutting down): retry".into(),
-            )),
-            Err(_) => Err(SessionError::Unavailable(
-                "wa-sessiond is shutting down: retry on another instance".into(),
-            )),
-        };
-        result.map_err(Status::from)
+    /// Serves `sessions`.
+    pub fn new(sessions: Sessions) -> Self {
+        Self { sessions }
     }
 }
 
@@ -77,20 +35,6 @@ fn qr_request<T>(request: &Request<T>, min_validity: Duration, may_refresh: bool
         may_refresh,
         deadline: caller_deadline(request),
     }
-}
-
-fn labels(
-    raw: std::collections::HashMap<String, String>,
-) -> Result<std::collections::BTreeMap<String, String>, SessionError> {
-    let too_long = raw
-        .iter()
-        .any(|(k, v)| k.is_empty() || k.len() > MAX_LABEL_LEN || v.len() > MAX_LABEL_LEN);
-    if raw.len() > MAX_LABELS || too_long {
-        return Err(SessionError::InvalidArgument(format!(
-            "labels are invalid: at most {MAX_LABELS}, keys non-empty, keys and values at most {MAX_LABEL_LEN} bytes"
-        )));
-    }
-    Ok(raw.into_iter().collect())
 }
 
 #[tonic::async_trait]
@@ -106,9 +50,7 @@ impl SessionService for SessionApi {
         let id = SessionId::parse(&body.session_id)?;
         let image = image_kind(body.qr_image)?;
         let keep_fresh = body.keep_qr_fresh;
-        let changes = self
-            .ask(|reply| forward(id, SessionMsg::Watch { keep_fresh, reply }))
-            .await?;
+        let changes = self.sessions.watch(id, keep_fresh).await?;
         Ok(Response::new(streams::session_changes(changes, image)))
     }
 
@@ -116,7 +58,7 @@ impl SessionService for SessionApi {
         &self,
         _: Request<proto::WatchSessionsRequest>,
     ) -> Result<Response<Self::WatchSessionsStream>, Status> {
-        let (current, changes) = self.ask(|reply| RegistryMsg::WatchAll { reply }).await?;
+        let (current, changes) = self.sessions.watch_all().await?;
         Ok(Response::new(streams::all_changes(current, changes)))
     }
 
@@ -125,7 +67,7 @@ impl SessionService for SessionApi {
         request: Request<proto::DisconnectSessionRequest>,
     ) -> Result<Response<proto::Session>, Status> {
         let id = SessionId::parse(&request.get_ref().session_id)?;
-        let view = self.ask(|reply| forward(id, SessionMsg::Disconnect(reply))).await?;
+        let view = self.sessions.disconnect(id).await?;
         Ok(Response::new(convert::session(&view, None)?))
     }
 
@@ -137,9 +79,7 @@ impl SessionService for SessionApi {
         let body = request.into_inner();
         let id = SessionId::parse(&body.session_id)?;
         let image = image_kind(body.qr_image)?;
-        let view = self
-            .ask(|reply| forward(id, SessionMsg::Connect { request: qr, reply }))
-            .await?;
+        let view = self.sessions.connect(id, qr).await?;
         Ok(Response::new(convert::session(&view, image)?))
     }
 
@@ -148,7 +88,7 @@ impl SessionService for SessionApi {
         request: Request<proto::LogoutSessionRequest>,
     ) -> Result<Response<proto::Session>, Status> {
         let id = SessionId::parse(&request.get_ref().session_id)?;
-        let view = self.ask(|reply| forward(id, SessionMsg::Logout(reply))).await?;
+        let view = self.sessions.logout(id).await?;
         Ok(Response::new(convert::session(&view, None)?))
     }
 
@@ -157,7 +97,7 @@ impl SessionService for SessionApi {
         request: Request<proto::DeleteSessionRequest>,
     ) -> Result<Response<proto::DeleteSessionResponse>, Status> {
         let id = SessionId::parse(&request.get_ref().session_id)?;
-        self.ask(|reply| RegistryMsg::Delete { id, reply }).await?;
+        self.sessions.delete(id).await?;
         Ok(Response::new(proto::DeleteSessionResponse {}))
     }
 
@@ -170,9 +110,7 @@ impl SessionService for SessionApi {
         let to = input::recipient(&body.to)?;
         input::text(&body.text)?;
         let text = body.text;
-        let receipt = self
-            .ask(|reply| forward(id, SessionMsg::SendText { to, text, reply }))
-            .await?;
+        let receipt = self.sessions.send_text(id, to, text).await?;
         Ok(Response::new(proto::SendTextMessageResponse {
             message_id: receipt.message_id,
             sent_at: Some(convert::timestamp(receipt.sent_at)),
@@ -186,9 +124,7 @@ impl SessionService for SessionApi {
         let body = request.into_inner();
         let id = SessionId::parse(&body.session_id)?;
         let phone = input::phone_number(&body.phone_number)?;
-        let code = self
-            .ask(|reply| forward(id, SessionMsg::RequestPairingCode { phone, reply }))
-            .await?;
+        let code = self.sessions.request_pairing_code(id, phone).await?;
         Ok(Response::new(proto::PairingCode {
             code: code.code,
             expires_at: Some(convert::timestamp(code.expires_at)),
@@ -203,15 +139,8 @@ impl SessionService for SessionApi {
         let body = request.into_inner();
         let id = SessionId::parse(&body.session_id)?;
         let image = image_kind(body.qr_image)?;
-        let labels = labels(body.labels)?;
-        let view = self
-            .ask(|reply| RegistryMsg::Create {
-                id,
-                labels,
-                request: qr,
-                reply,
-            })
-            .await?;
+        let labels = input::labels(body.labels)?;
+        let view = self.sessions.create(id, labels, qr).await?;
         Ok(Response::new(convert::session(&view, image)?))
     }
 
@@ -224,9 +153,7 @@ impl SessionService for SessionApi {
         let body = request.into_inner();
         let id = SessionId::parse(&body.session_id)?;
         let image = image_kind(body.qr_image)?;
-        let view = self
-            .ask(|reply| forward(id, SessionMsg::Get { request: qr, reply }))
-            .await?;
+        let view = self.sessions.get(id, qr).await?;
         Ok(Response::new(convert::session(&view, image)?))
     }
 
@@ -236,27 +163,14 @@ impl SessionService for SessionApi {
     ) -> Result<Response<proto::ListSessionsResponse>, Status> {
         let body = request.into_inner();
         let status = convert::status_filter(body.status)?;
-        let page_size = match body.page_size {
-            0 => DEFAULT_PAGE,
-            n if n < 0 => {
-                return Err(SessionError::InvalidArgument("page_size must not be negative".into()).into());
-            }
-            n => (n as usize).min(MAX_PAGE),
-        };
-        let after = page_token(&body.page_token)?;
-        let (views, next) = self
-            .ask(|reply| RegistryMsg::List {
-                status,
-                page_size,
-                after,
-                reply,
-            })
-            .await?;
+        let page_size = input::page_size(body.page_size)?;
+        let after = input::page_token(&body.page_token)?;
+        let (views, next) = self.sessions.list(status, page_size, after).await?;
         let sessions = views
             .iter()
             .map(|view| convert::session(view, None))
             .collect::<Result<_, _>>()?;
-        let next_page_token = next.map(|id| TOKEN.encode(id)).unwrap_or_default();
+        let next_page_token = next.as_ref().map(input::next_page_token).unwrap_or_default();
         Ok(Response::new(proto::ListSessionsResponse {
             sessions,
             next_page_token,
@@ -268,21 +182,7 @@ impl SessionService for SessionApi {
         let body = request.into_inner();
         let id = SessionId::parse(&body.session_id)?;
         let image = image_kind(body.qr_image)?;
-        let view = self
-            .ask(|reply| forward(id, SessionMsg::RefreshQr { request: qr, reply }))
-            .await?;
+        let view = self.sessions.refresh_qr(id, qr).await?;
         Ok(Response::new(convert::session(&view, image)?))
     }
-}
-
-/// Decodes a page token (the last id of the previous page).
-fn page_token(token: &str) -> Result<Option<SessionId>, SessionError> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    let invalid =
-        || SessionError::InvalidArgument("page_token is invalid: pass the next_page_token of the previous page".into());
-    let bytes = TOKEN.decode(token).map_err(|_| invalid())?;
-    let id = String::from_utf8(bytes).map_err(|_| invalid())?;
-    SessionId::parse(&id).map(Some).map_err(|_| invalid())
 }

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use super::convert::status_name;
 use crate::error::SessionError;
 
 /// The `domain` of every `ErrorInfo` this daemon sends.
@@ -20,11 +19,12 @@ pub fn to_status(error: SessionError) -> Status {
         SessionError::FailedPrecondition { status, reason, .. } => {
             let mut metadata = HashMap::new();
             if let Some(status) = status {
-                metadata.insert("status".to_owned(), status_name(status).to_owned());
+                metadata.insert("status".to_owned(), status.wire_name().to_owned());
             }
             let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
             Status::with_error_details(Code::FailedPrecondition, message, details)
         }
+        SessionError::OutOfRange(_) => Status::out_of_range(message),
         SessionError::DeadlineExceeded(_) => Status::deadline_exceeded(message),
         SessionError::Unavailable(_) => Status::unavailable(message),
         SessionError::ResourceExhausted(_) => Status::resource_exhausted(message),

@@ -1,71 +1,110 @@
-//! A session's state rebuilt from its stored record: at startup, after a crash, or
-//! after giving up.
+//! The restore at daemon startup: every stored session's credentials checked once
+//! (off the async workers: it reads files), its state rebuilt from its record, and
+//! its actors spawned in batches.
 
-use std::time::SystemTime;
+use std::{sync::Arc, time::Duration};
 
-use tracing::warn;
+use ractor::{Actor, ActorRef};
+use tokio::{task::JoinSet, time::Instant};
+use tracing::{error, info, warn};
 
+use super::{entry::Entry, RegistryMsg, RegistryState};
 use crate::{
     session::{
-        actor::SessionContext,
-        state::{Identity, SessionState},
-        DisconnectReason, SessionId, Status,
+        actor::{Boot, SessionActor, SessionContext},
+        state::SessionState,
+        SessionId,
     },
     store::SessionRecord,
 };
 
-/// A session's state as its record starts it: id, labels, creation time.
-fn recorded_state(record: &SessionRecord) -> (SessionId, SessionState) {
-    let id = SessionId::parse(&record.id).expect("records are validated on load");
-    let state = SessionState::new(id.clone(), record.labels.clone(), record.created_at());
-    (id, state)
-}
+/// Sessions whose actors start together at startup.
+const RESTORE_BATCH: usize = 256;
 
-/// A session's state at daemon startup: its credentials checked once (unusable ones
-/// wiped, the cause noted in last_error), then rebuilt from its record.
-pub(super) fn state_at_startup(record: &SessionRecord, ctx: &SessionContext) -> SessionState {
-    let id = SessionId::parse(&record.id).expect("records are validated on load");
-    let repaired = ctx.backend.repair(&id);
-    if let Some(why) = &repaired {
-        warn!(session_id = %id, %why, "unusable credentials wiped: the session pairs again");
+/// Restores every session, a batch at a time, with a progress line every 2 s.
+pub(super) async fn restore_all(
+    state: &mut RegistryState,
+    myself: &ActorRef<RegistryMsg>,
+    records: Vec<SessionRecord>,
+) {
+    let total = records.len();
+    let started = Instant::now();
+    let mut progress = Instant::now();
+    let mut records = records.into_iter().peekable();
+    let mut done = 0;
+    while records.peek().is_some() {
+        let batch: Vec<SessionRecord> = records.by_ref().take(RESTORE_BATCH).collect();
+        let ctx = state.ctx.clone();
+        let checked = match tokio::task::spawn_blocking(move || check_batch(&ctx, batch)).await {
+            Ok(checked) => checked,
+            Err(e) => {
+                error!(error = %e, "checking a batch of stored sessions failed; they are skipped");
+                continue;
+            }
+        };
+        done += spawn_batch(state, myself, checked).await;
+        if progress.elapsed() >= Duration::from_secs(2) {
+            info!(restored = done, total, "restoring sessions");
+            progress = Instant::now();
+        }
     }
-    let mut state = restored_state(record, ctx.backend.has_credentials(&id));
-    if let Some(why) = repaired {
-        state.note_error(why);
+    info!(
+        sessions = total,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "sessions restored"
+    );
+}
+
+/// Each record's state at startup: its credentials checked once (unusable ones
+/// wiped, the cause noted in last_error). Blocking.
+fn check_batch(ctx: &Arc<SessionContext>, batch: Vec<SessionRecord>) -> Vec<(SessionId, SessionRecord, SessionState)> {
+    batch
+        .into_iter()
+        .filter_map(|record| {
+            let Ok(id) = SessionId::parse(&record.id) else {
+                error!(id = %record.id, "skipping a stored session with an invalid id");
+                return None;
+            };
+            let repaired = ctx.backend.repair(&id);
+            if let Some(why) = &repaired {
+                warn!(session_id = %id, %why, "unusable credentials wiped: the session pairs again");
+            }
+            let mut state = SessionState::at_rest(&record, ctx.backend.has_credentials(&id));
+            if let Some(why) = repaired {
+                state.note_error(why);
+            }
+            Some((id, record, state))
+        })
+        .collect()
+}
+
+/// Spawns a batch's actors together (each spawn waits for its actor's pre_start).
+/// Returns how many run.
+async fn spawn_batch(
+    state: &mut RegistryState,
+    myself: &ActorRef<RegistryMsg>,
+    checked: Vec<(SessionId, SessionRecord, SessionState)>,
+) -> usize {
+    let mut spawning = JoinSet::new();
+    for (id, record, restored) in checked {
+        let entry = Entry::new(restored.view().clone(), state.supervision);
+        state.sessions.insert(id.clone(), entry);
+        let Some(args) = state.args_for(&id, record, Boot::Restored, restored) else {
+            continue;
+        };
+        let parent = myself.get_cell();
+        spawning.spawn(async move { (id, Actor::spawn_linked(None, SessionActor, args, parent).await) });
     }
-    state
-}
-
-/// A session's state rebuilt from its record (status at rest); `linked`: whether
-/// its credentials are stored. Linked and running comes back CONNECTING (the actor
-/// resumes); unlinked waits in QR_WAITING with no connection until asked.
-pub(super) fn restored_state(record: &SessionRecord, linked: bool) -> SessionState {
-    let (_, mut state) = recorded_state(record);
-    let (status, reason) = match (linked, record.stopped, record.logged_out) {
-        (_, true, _) => (Status::Disconnected, DisconnectReason::Requested),
-        (true, false, _) => (Status::Connecting, DisconnectReason::Unspecified),
-        (false, false, true) => (Status::LoggedOut, DisconnectReason::LoggedOut),
-        // Unlinked: waits with no connection until someone asks for a code.
-        (false, false, false) => (Status::QrWaiting, DisconnectReason::Unspecified),
-    };
-    let identity = Identity {
-        phone_number: record.phone_number.clone(),
-        jid: if linked { record.jid.clone() } else { String::new() },
-        push_name: record.push_name.clone(),
-        connected_at: record.connected_at(),
-    };
-    state.restore(identity, status, reason);
-    // Revisions only grow, across daemon restarts too: a restored session continues
-    // from the boot time in microseconds, past anything an earlier run counted to.
-    let boot_micros = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64);
-    state.continue_revisions(boot_micros);
-    state
-}
-
-pub(super) fn gave_up_state(record: &SessionRecord, reason: &str) -> SessionState {
-    let (_, mut state) = recorded_state(record);
-    state.give_up(reason);
-    state
+    let mut running = 0;
+    while let Some(spawned) = spawning.join_next().await {
+        match spawned {
+            Ok((id, Ok((actor, _)))) => {
+                state.register(&id, actor);
+                running += 1;
+            }
+            Ok((id, Err(e))) => state.spawn_failed(&id, &e.to_string()),
+            Err(e) => error!(error = %e, "spawning a restored session panicked"),
+        }
+    }
+    running
 }

@@ -7,7 +7,7 @@
 
 use std::{sync::Arc, time::Duration, time::SystemTime};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::{
     sync::{broadcast, watch},
@@ -15,20 +15,26 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-pub use super::messages::SessionMsg;
+pub(crate) use super::messages::SessionMsg;
 use super::{
     model::{SessionEvent, SessionView, Status},
     state::{ConnId, QrNeed, SessionState},
     waiters::{QrRequest, Reply, Waiter, Waiters},
     watchers::Watchers,
+    SessionId,
 };
 use crate::{
     backend::{Backend, Connection, EventSink},
     error::SessionError,
     metrics::{Metrics, SessionCount},
-    registry::RegistryMsg,
-    store::{DataDir, SessionDb, SessionRecord},
+    store::{write_failed, DataDir, SessionDb, SessionRecord},
 };
+
+/// The stop reason of a session that deleted itself: its supervisor forgets it.
+pub const DELETED: &str = "deleted";
+/// The stop reason of a new session whose record could not be stored: its
+/// supervisor forgets it (the caller got the error).
+pub const NOT_CREATED: &str = "not created";
 
 /// Server-side bounds and delays.
 #[derive(Debug, Clone)]
@@ -62,18 +68,28 @@ pub struct SessionContext {
 }
 
 /// How a session actor starts.
-#[derive(Debug, Clone)]
-pub enum Boot {
-    /// Just created: start pairing (or resume if credentials exist).
-    New,
-    /// Loaded from disk after a restart.
+pub(crate) enum Boot {
+    /// Just created: store the record, then start pairing (or resume if credentials
+    /// exist) and answer the first caller. A record that cannot be stored is the
+    /// caller's error, and the actor stops with `NOT_CREATED`.
+    New {
+        /// The caller of CreateSession: what it wants of the QR, and its answer.
+        first: Option<(QrRequest, Reply)>,
+    },
+    /// Restored at daemon startup (its state already rebuilt from its record).
     Restored,
-    /// Crashed too often: stay FAILED with this reason.
-    GaveUp(String),
+    /// Started again after a crash (or afresh): it loads its own record; with
+    /// `gave_up`, it stays FAILED with that reason.
+    Reload {
+        /// Why it gave up (the restart budget is spent).
+        gave_up: Option<String>,
+    },
+    /// It was restarting when a delete came: delete at once.
+    Delete(RpcReplyPort<Result<(), SessionError>>),
 }
 
 /// Arguments of a session actor.
-pub struct SessionArgs {
+pub(crate) struct SessionArgs {
     /// The starting state.
     pub state: SessionState,
     /// Its stored record.
@@ -84,15 +100,13 @@ pub struct SessionArgs {
     pub ctx: Arc<SessionContext>,
     /// Where snapshots are published (the registry reads them).
     pub published: watch::Sender<SessionView>,
-    /// The registry, told when the session is deleted.
-    pub registry: ActorRef<RegistryMsg>,
 }
 
 /// The session actor (stateless; its state is `SessionRun`).
-pub struct SessionActor;
+pub(crate) struct SessionActor;
 
 /// A running session.
-pub struct SessionRun {
+pub(crate) struct SessionRun {
     /// The rules and data.
     pub(super) state: SessionState,
     /// What is stored on disk.
@@ -105,9 +119,7 @@ pub struct SessionRun {
     pub(super) conn: Option<Box<dyn Connection>>,
     /// Attached watch streams.
     pub(super) watchers: Watchers,
-    /// The registry.
-    pub(super) registry: ActorRef<RegistryMsg>,
-    /// Deleted: publish nothing more.
+    /// Deleted (or never created): publish nothing more.
     pub(super) deleted: bool,
     /// Callers waiting for a code.
     pub(super) waiters: Waiters,
@@ -121,8 +133,8 @@ pub struct SessionRun {
     published: watch::Sender<SessionView>,
     /// The status last logged.
     logged_status: Status,
-    /// How it started.
-    boot: Boot,
+    /// How it starts (taken by `post_start`).
+    boot: Option<Boot>,
     /// Its place in the sessions-by-status metric.
     counted: SessionCount,
 }
@@ -150,7 +162,6 @@ impl Actor for SessionActor {
             myself,
             conn: None,
             watchers: Watchers::default(),
-            registry: args.registry,
             deleted: false,
             waiters: Waiters::default(),
             qr_timer: None,
@@ -158,14 +169,17 @@ impl Actor for SessionActor {
             reconnect_timer: None,
             published: args.published,
             logged_status,
-            boot: args.boot,
+            boot: Some(args.boot),
             counted,
         })
     }
 
     async fn post_start(&self, _: ActorRef<SessionMsg>, run: &mut SessionRun) -> Result<(), ActorProcessingErr> {
-        run.boot().await?;
-        run.publish();
+        run.boot().await;
+        if !run.deleted {
+            run.settle().await;
+            run.publish();
+        }
         Ok(())
     }
 
@@ -195,7 +209,7 @@ impl Actor for SessionActor {
             SessionMsg::Logout(reply) => {
                 let _ = reply.send(run.logout().await);
             }
-            SessionMsg::Delete(reply) => run.delete(reply).await,
+            SessionMsg::Delete(done) => run.delete(done).await,
             SessionMsg::SendText { to, text, reply } => run.send_text(to, text, reply),
             SessionMsg::Sent => run.state.mark_active(SystemTime::now()),
             SessionMsg::RequestPairingCode { phone, reply } => run.request_pairing_code(phone, reply).await,
@@ -238,26 +252,67 @@ impl SessionRun {
     }
 
     /// The first step after (re)start.
-    async fn boot(&mut self) -> Result<(), ActorProcessingErr> {
+    async fn boot(&mut self) {
         let id = self.state.view().id.clone();
-        match self.boot.clone() {
-            Boot::New => {
-                self.ctx.store.create(self.record.clone()).await?;
-                if self.ctx.backend.has_credentials(&id) {
-                    self.open_resume(Status::Connecting);
-                } else {
-                    self.open_pairing(self.ctx.timeouts.qr).await;
-                }
+        match self.boot.take() {
+            Some(Boot::New { first }) => self.boot_new(first).await,
+            // Its credentials were checked at restore: CONNECTING means linked and running.
+            Some(Boot::Restored) if self.state.view().status == Status::Connecting => {
+                self.open_resume(Status::Connecting);
             }
-            // The registry checked the credentials: CONNECTING means linked and running.
-            Boot::Restored => {
-                if self.state.view().status == Status::Connecting {
-                    self.open_resume(Status::Connecting);
-                }
-            }
-            Boot::GaveUp(reason) => warn!(session_id = %id, %reason, "session gave up after repeated crashes"),
+            Some(Boot::Reload { gave_up }) => self.reload(&id, gave_up).await,
+            Some(Boot::Delete(done)) => self.delete(done).await,
+            Some(Boot::Restored) | None => {}
         }
-        Ok(())
+    }
+
+    /// Stores a new session's record, then starts it and answers its first caller.
+    async fn boot_new(&mut self, first: Option<(QrRequest, Reply)>) {
+        let id = self.state.view().id.clone();
+        if let Err(e) = self.ctx.store.create(self.record.clone()).await {
+            warn!(session_id = %id, error = %e, "a new session's record could not be stored; nothing was created");
+            if let Some((_, reply)) = first {
+                let _ = reply.send(Err(write_failed(&self.ctx.data, &id, &e)));
+            }
+            self.deleted = true;
+            self.myself.stop(Some(NOT_CREATED.into()));
+            return;
+        }
+        if self.ctx.backend.has_credentials(&id) {
+            self.open_resume(Status::Connecting);
+        } else {
+            self.open_pairing(self.ctx.timeouts.qr).await;
+        }
+        if let Some((request, reply)) = first {
+            self.get(request, reply).await;
+        }
+    }
+
+    /// Loads its own record after a crash and rebuilds its state from it; an
+    /// unreadable record leaves it FAILED with the cause.
+    async fn reload(&mut self, id: &SessionId, gave_up: Option<String>) {
+        let revision = self.state.view().revision;
+        let loaded = self.ctx.store.load(id).await;
+        let linked = self.ctx.backend.has_credentials(id);
+        let (record, unreadable) = match loaded {
+            Ok(record) => (record.unwrap_or_else(|| self.record.clone()), None),
+            Err(e) => {
+                warn!(session_id = %id, error = %e, "the session's record cannot be read");
+                let why = format!("its stored record cannot be read ({e}); call ConnectSession to retry");
+                (self.record.clone(), Some(why))
+            }
+        };
+        self.state = SessionState::at_rest(&record, linked);
+        self.state.continue_revisions(revision);
+        self.record = record;
+        if let Some(reason) = gave_up.or(unreadable) {
+            warn!(session_id = %id, %reason, "session left FAILED");
+            self.state.give_up(&reason);
+            return;
+        }
+        if self.state.view().status == Status::Connecting {
+            self.open_resume(Status::Connecting);
+        }
     }
 
     /// Answers now, or registers a waiter (starting a new generation if needed).
@@ -272,17 +327,15 @@ impl SessionRun {
                 self.open_pairing(self.ctx.timeouts.refresh).await;
                 self.wait(request, reply, self.ctx.timeouts.refresh);
             }
+            QrNeed::OutOfRange { longest } => {
+                let _ = reply.send(Err(out_of_range(request.min_validity, longest)));
+            }
         }
     }
 
     async fn refresh(&mut self, request: QrRequest, reply: Reply) {
-        let view = self.state.view();
-        if self.state.is_linked() || view.status == Status::Connected {
-            let message = format!(
-                "session {} is linked ({:?}): a qr code is only for pairing; disconnect or log it out first",
-                view.id, view.status
-            );
-            let _ = reply.send(Err(SessionError::precondition("SESSION_LINKED", view.status, message)));
+        if let Err(linked) = self.state.refuse_if_linked("a qr code") {
+            let _ = reply.send(Err(linked));
             return;
         }
         self.open_pairing(self.ctx.timeouts.qr).await;
@@ -318,8 +371,7 @@ impl SessionRun {
     /// Answers the waiters the state now satisfies; starts one regeneration if some
     /// need it.
     async fn settle(&mut self) {
-        let lazily_expired = self.state.view().status == Status::QrWaiting && self.state.conn().is_none();
-        if lazily_expired && self.watchers.want_fresh_qr() {
+        if self.state.watchers_need_fresh_qr(self.watchers.want_fresh_qr()) {
             info!(session_id = %self.state.view().id, "a watcher keeps the qr fresh: regenerating");
             self.open_pairing(self.ctx.timeouts.refresh).await;
         }
@@ -338,6 +390,7 @@ impl SessionRun {
         self.waiters
             .answer_where(|r| match state.qr_need(now, r.min_validity, r.may_refresh) {
                 QrNeed::Ready => Some(Ok(state.view().clone())),
+                QrNeed::OutOfRange { longest } => Some(Err(out_of_range(r.min_validity, longest))),
                 QrNeed::Wait | QrNeed::Regenerate => None,
             });
     }
@@ -409,13 +462,23 @@ impl SessionRun {
         release_timer(&mut self.reconnect_timer);
     }
 
-    /// Writes the record.
+    /// Writes the record; a failure is the caller's error.
     pub(super) async fn save(&self) -> Result<(), SessionError> {
+        let id = &self.state.view().id;
         self.ctx
             .store
             .save(self.record.clone())
             .await
-            .map_err(|e| SessionError::Internal(format!("could not store the session: {e}")))
+            .map_err(|e| write_failed(&self.ctx.data, id, &e))
+    }
+
+    /// Writes the record after something the session did on its own (no caller to
+    /// tell): a failure shows in `last_error`, the session goes on.
+    pub(super) async fn save_or_note(&mut self) {
+        if let Err(error) = self.save().await {
+            warn!(session_id = %self.state.view().id, %error, "the session's record could not be stored");
+            self.state.note_error(error.to_string());
+        }
     }
 
     pub(super) fn fail_waiters(&mut self, error: SessionError) {
@@ -450,6 +513,15 @@ impl SessionRun {
             let _ = self.ctx.events.send(event);
         }
     }
+}
+
+/// OUT_OF_RANGE: no code lives `wanted`; the longest issued lives `longest`.
+fn out_of_range(wanted: Duration, longest: Duration) -> SessionError {
+    SessionError::OutOfRange(format!(
+        "min_qr_validity {} is longer than any qr code lives: the longest whatsapp issues is valid {}; ask for at most that",
+        humantime::format_duration(wanted),
+        humantime::format_duration(longest)
+    ))
 }
 
 /// Cancels the timer in `slot` and lets its task go (a held handle keeps a finished

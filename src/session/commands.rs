@@ -7,13 +7,19 @@ use ractor::RpcReplyPort;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
+use super::{actor::DELETED, state::ConnectPlan};
 use super::{
     actor::{SessionMsg, SessionRun},
     model::{SessionView, Status},
     state::Purpose,
     waiters::{QrRequest, Reply},
 };
-use crate::{backend::BackendError, error::SessionError, metrics::Logout, registry::RegistryMsg, store::finish_wipe};
+use crate::{
+    backend::BackendError,
+    error::SessionError,
+    metrics::Logout,
+    store::{finish_wipe, write_failed},
+};
 
 /// How long a send may take before the caller hears it timed out.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -73,16 +79,13 @@ impl SessionRun {
             }
         }
         let linked = self.ctx.backend.has_credentials(&self.state.view().id);
-        if linked {
-            if self.state.view().status != Status::Connected && self.state.conn().is_none() {
+        match self.state.connect_plan(linked) {
+            ConnectPlan::Resume => {
                 self.cancel_reconnect();
                 self.open_resume(Status::Connecting);
             }
-            return self.wait(request, reply, self.ctx.timeouts.qr);
-        }
-        let pairing = self.state.conn().is_some_and(|c| c.purpose == Purpose::Pair);
-        if !pairing {
-            self.open_pairing(self.ctx.timeouts.qr).await;
+            ConnectPlan::Pair => self.open_pairing(self.ctx.timeouts.qr).await,
+            ConnectPlan::Wait => {}
         }
         self.wait(request, reply, self.ctx.timeouts.qr);
     }
@@ -130,9 +133,10 @@ impl SessionRun {
         self.ctx.backend.logout_stored(&self.state.view().id).await
     }
 
-    /// Logs out if linked, removes every file, then hands over to the registry to
-    /// forget the session (it answers the caller) and stops.
-    pub(super) async fn delete(&mut self, reply: RpcReplyPort<Result<(), SessionError>>) {
+    /// Logs out if linked, leaves the tombstone, removes every file, then stops with
+    /// `DELETED`: the supervisor forgets the session and answers its callers. `done`
+    /// hears whether the tombstone was written (a failure leaves the session as it is).
+    pub(super) async fn delete(&mut self, done: RpcReplyPort<Result<(), SessionError>>) {
         let id = self.state.view().id.clone();
         self.cancel_reconnect();
         if let Err(cause) = self.unlink().await {
@@ -143,18 +147,16 @@ impl SessionRun {
         // The tombstone is the point of no return: once committed, a restart
         // finishes the wipe and nothing brings the session back.
         if let Err(e) = self.ctx.store.delete(&id).await {
-            let _ = reply.send(Err(SessionError::Internal(format!(
-                "could not delete the session: {e}"
-            ))));
+            let error = write_failed(&self.ctx.data, &id, &e);
+            self.state.note_error(format!("the delete did not finish: {error}"));
+            let _ = done.send(Err(error));
             return;
         }
         finish_wipe(&self.ctx.data, &self.ctx.store, &id).await;
         self.watchers.clear();
         self.deleted = true;
-        let last = Box::new(self.state.view().clone());
-        info!(session_id = %id, "session deleted");
-        let _ = self.registry.cast(RegistryMsg::Deleted { id, last, reply });
-        self.myself.stop(Some("deleted".into()));
+        let _ = done.send(Ok(()));
+        self.myself.stop(Some(DELETED.into()));
     }
 
     /// Sends a text when CONNECTED; the send itself runs off the mailbox.
@@ -164,19 +166,17 @@ impl SessionRun {
         text: String,
         reply: RpcReplyPort<Result<SendReceipt, SessionError>>,
     ) {
-        let view = self.state.view();
-        let conn = self.conn.as_ref().filter(|_| view.status == Status::Connected);
-        let Some(conn) = conn else {
-            let message = format!(
-                "session {} is not connected ({:?}): link it first (its qr code is in GetSession) or wait for it to reconnect",
-                view.id, view.status
-            );
-            let _ = reply.send(Err(SessionError::precondition(
-                "SESSION_NOT_CONNECTED",
-                view.status,
-                message,
-            )));
-            return;
+        let conn = match (self.state.require_connected(), self.conn.as_ref()) {
+            (Ok(()), Some(conn)) => conn,
+            (Err(refused), _) => {
+                let _ = reply.send(Err(refused));
+                return;
+            }
+            (Ok(()), None) => {
+                let message = "the connection closed while sending: retry".to_owned();
+                let _ = reply.send(Err(SessionError::Unavailable(message)));
+                return;
+            }
         };
         let sending = conn.send_text(&to, &text);
         let myself = self.myself.clone();
@@ -205,13 +205,8 @@ impl SessionRun {
         phone: String,
         reply: RpcReplyPort<Result<PairingCodeView, SessionError>>,
     ) {
-        let view = self.state.view();
-        if self.state.is_linked() || view.status == Status::Connected {
-            let message = format!(
-                "session {} is already linked ({:?}): log it out first",
-                view.id, view.status
-            );
-            let _ = reply.send(Err(SessionError::precondition("SESSION_LINKED", view.status, message)));
+        if let Err(linked) = self.state.refuse_if_linked("a pairing code") {
+            let _ = reply.send(Err(linked));
             return;
         }
         let pairing = self.state.conn().is_some_and(|c| c.purpose == Purpose::Pair);

@@ -73,7 +73,7 @@ impl SessionRun {
         self.record.connected_at_ms = view.connected_at.map(unix_ms);
         self.record.logged_out = false;
         self.record.stopped = false;
-        self.ctx.store.save(self.record.clone()).await?;
+        self.save_or_note().await;
         let stable_after = self.ctx.timeouts.stable_after;
         let timer = self.myself.send_after(stable_after, move || SessionMsg::Stable(conn));
         replace_timer(&mut self.reconnect_timer, timer);
@@ -106,7 +106,7 @@ impl SessionRun {
                 self.ctx.backend.wipe(&self.state.view().id).await?;
                 self.record.logged_out = true;
                 self.record.jid.clear();
-                self.ctx.store.save(self.record.clone()).await?;
+                self.save_or_note().await;
             }
             Recovery::Stop => {}
         }

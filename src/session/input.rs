@@ -1,7 +1,21 @@
-//! Checks of what callers send: recipients, texts and phone numbers. Each refusal is
-//! INVALID_ARGUMENT with the rule spelled out.
+//! Checks of what callers send: recipients, texts, phone numbers, labels and list
+//! pages. Each refusal is INVALID_ARGUMENT with the rule spelled out.
+
+use std::collections::{BTreeMap, HashMap};
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD as TOKEN, Engine};
 
 use crate::error::SessionError;
+use crate::id::{is_phone_digits, SessionId};
+
+/// The default and the largest page of ListSessions.
+pub const DEFAULT_PAGE: usize = 100;
+/// The largest page of ListSessions.
+pub const MAX_PAGE: usize = 1000;
+/// Labels per session.
+pub const MAX_LABELS: usize = 64;
+/// The longest label key or value, in bytes.
+pub const MAX_LABEL_LEN: usize = 256;
 
 /// The longest text accepted, in bytes (WhatsApp's limit is about 65k characters).
 pub const MAX_TEXT_BYTES: usize = 65_536;
@@ -45,9 +59,44 @@ pub fn phone_number(raw: &str) -> Result<String, SessionError> {
     )))
 }
 
-/// 7 to 15 digits, nothing else: a phone number with its country code.
-pub fn is_phone_digits(s: &str) -> bool {
-    (7..=15).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
+/// A session's labels: at most `MAX_LABELS`, keys non-empty, keys and values at
+/// most `MAX_LABEL_LEN` bytes.
+pub fn labels(raw: HashMap<String, String>) -> Result<BTreeMap<String, String>, SessionError> {
+    let too_long = raw
+        .iter()
+        .any(|(k, v)| k.is_empty() || k.len() > MAX_LABEL_LEN || v.len() > MAX_LABEL_LEN);
+    if raw.len() > MAX_LABELS || too_long {
+        return Err(SessionError::InvalidArgument(format!(
+            "labels are invalid: at most {MAX_LABELS}, keys non-empty, keys and values at most {MAX_LABEL_LEN} bytes"
+        )));
+    }
+    Ok(raw.into_iter().collect())
+}
+
+/// A page size: 0 means the default, larger than the largest is capped.
+pub fn page_size(raw: i32) -> Result<usize, SessionError> {
+    match raw {
+        0 => Ok(DEFAULT_PAGE),
+        n if n < 0 => Err(SessionError::InvalidArgument("page_size must not be negative".into())),
+        n => Ok((n as usize).min(MAX_PAGE)),
+    }
+}
+
+/// Decodes a page token (the last id of the previous page).
+pub fn page_token(token: &str) -> Result<Option<SessionId>, SessionError> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let invalid =
+        || SessionError::InvalidArgument("page_token is invalid: pass the next_page_token of the previous page".into());
+    let bytes = TOKEN.decode(token).map_err(|_| invalid())?;
+    let id = String::from_utf8(bytes).map_err(|_| invalid())?;
+    SessionId::parse(&id).map(Some).map_err(|_| invalid())
+}
+
+/// The token of the page after the one that ended with `last`.
+pub fn next_page_token(last: &SessionId) -> String {
+    TOKEN.encode(last.as_str())
 }
 
 #[cfg(test)]
@@ -80,5 +129,17 @@ mod tests {
         assert!(text("hi").is_ok());
         assert_eq!(phone_number("+4915112345678").unwrap(), "4915112345678");
         assert!(phone_number("12-34").is_err());
+    }
+
+    #[test]
+    fn a_page_token_round_trips_and_garbage_is_refused() {
+        let id = SessionId::parse("alice").unwrap();
+        assert_eq!(page_token(&next_page_token(&id)).unwrap(), Some(id));
+        assert_eq!(page_token("").unwrap(), None);
+        assert!(page_token("%%%").is_err());
+        assert_eq!(page_size(0).unwrap(), DEFAULT_PAGE);
+        assert_eq!(page_size(5000).unwrap(), MAX_PAGE);
+        assert!(page_size(-1).is_err());
+        assert!(labels(HashMap::from([(String::new(), "v".into())])).is_err());
     }
 }

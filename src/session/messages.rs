@@ -13,7 +13,7 @@ use super::{
 use crate::{backend::BackendEvent, error::SessionError};
 
 /// A session's mailbox.
-pub enum SessionMsg {
+pub(crate) enum SessionMsg {
     /// Return the session, waiting for (or starting) a QR code as asked.
     Get {
         /// What the caller wants of the QR.
@@ -103,7 +103,7 @@ pub enum SessionMsg {
 impl SessionMsg {
     /// Answers the request with `error` instead of handling it (unknown session,
     /// restarting, stopping). Messages without a caller are dropped.
-    pub fn refuse(self, error: SessionError) {
+    pub(crate) fn refuse(self, error: SessionError) {
         match self {
             SessionMsg::Get { reply, .. }
             | SessionMsg::RefreshQr { reply, .. }

@@ -4,14 +4,13 @@
 pub mod actor;
 pub mod commands;
 mod events;
-pub mod id;
 pub mod input;
-pub mod messages;
+pub(crate) mod messages;
 pub mod model;
 pub mod policy;
 pub mod state;
 pub mod waiters;
 pub mod watchers;
 
-pub use id::SessionId;
+pub use crate::id::SessionId;
 pub use model::{DisconnectReason, Qr, SessionEvent, SessionView, Status};

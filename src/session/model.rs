@@ -57,6 +57,71 @@ pub enum DisconnectReason {
     QrTimeout,
 }
 
+/// Every status.
+pub const ALL_STATUSES: [Status; 10] = [
+    Status::Starting,
+    Status::Connecting,
+    Status::QrWaiting,
+    Status::Pairing,
+    Status::Restarting,
+    Status::Connected,
+    Status::Reconnecting,
+    Status::Disconnected,
+    Status::LoggedOut,
+    Status::Failed,
+];
+
+/// Every disconnect reason.
+pub const ALL_REASONS: [DisconnectReason; 10] = [
+    DisconnectReason::Unspecified,
+    DisconnectReason::RestartRequired,
+    DisconnectReason::ConnectionLost,
+    DisconnectReason::LoggedOut,
+    DisconnectReason::Replaced,
+    DisconnectReason::ClientOutdated,
+    DisconnectReason::TemporaryBan,
+    DisconnectReason::QrExhausted,
+    DisconnectReason::Requested,
+    DisconnectReason::QrTimeout,
+];
+
+impl Status {
+    /// Its name on the wire (`SESSION_STATUS_CONNECTED`), for messages, logs and
+    /// metrics.
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            Status::Starting => "SESSION_STATUS_STARTING",
+            Status::Connecting => "SESSION_STATUS_CONNECTING",
+            Status::QrWaiting => "SESSION_STATUS_QR_WAITING",
+            Status::Pairing => "SESSION_STATUS_PAIRING",
+            Status::Restarting => "SESSION_STATUS_RESTARTING",
+            Status::Connected => "SESSION_STATUS_CONNECTED",
+            Status::Reconnecting => "SESSION_STATUS_RECONNECTING",
+            Status::Disconnected => "SESSION_STATUS_DISCONNECTED",
+            Status::LoggedOut => "SESSION_STATUS_LOGGED_OUT",
+            Status::Failed => "SESSION_STATUS_FAILED",
+        }
+    }
+}
+
+impl DisconnectReason {
+    /// Its name on the wire (`DISCONNECT_REASON_REPLACED`).
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            DisconnectReason::Unspecified => "DISCONNECT_REASON_UNSPECIFIED",
+            DisconnectReason::RestartRequired => "DISCONNECT_REASON_RESTART_REQUIRED",
+            DisconnectReason::ConnectionLost => "DISCONNECT_REASON_CONNECTION_LOST",
+            DisconnectReason::LoggedOut => "DISCONNECT_REASON_LOGGED_OUT",
+            DisconnectReason::Replaced => "DISCONNECT_REASON_REPLACED",
+            DisconnectReason::ClientOutdated => "DISCONNECT_REASON_CLIENT_OUTDATED",
+            DisconnectReason::TemporaryBan => "DISCONNECT_REASON_TEMPORARY_BAN",
+            DisconnectReason::QrExhausted => "DISCONNECT_REASON_QR_EXHAUSTED",
+            DisconnectReason::Requested => "DISCONNECT_REASON_REQUESTED",
+            DisconnectReason::QrTimeout => "DISCONNECT_REASON_QR_TIMEOUT",
+        }
+    }
+}
+
 /// One QR code of a batch. `code` is a secret: it holds the device's ADV secret.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Qr {

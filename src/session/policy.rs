@@ -1,29 +1,10 @@
 //! What the session does after a connection ends, per reason, in one place; and the
 //! reconnect backoff.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use super::model::{DisconnectReason, Status};
-
-/// Why a backend connection ended, as the backend reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Disconnect {
-    /// 515 after pair-success: reconnect with the new credentials.
-    RestartRequired,
-    /// Socket loss, 408, 428, 503: the cause in words.
-    ConnectionLost(String),
-    /// 401 / device_removed.
-    LoggedOut,
-    /// 440 conflict replaced.
-    Replaced,
-    /// 405.
-    ClientOutdated,
-    /// 402, with when the ban ends if WhatsApp said.
-    TemporaryBan {
-        /// When the ban ends.
-        ends_at: Option<SystemTime>,
-    },
-}
+use crate::backend::Disconnect;
 
 /// What the session does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +80,8 @@ pub fn backoff_delay(attempt: u32, max: Duration, jitter: f64) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use std::time::SystemTime;
+
     use super::*;
 
     #[test]

@@ -10,15 +10,11 @@
 //!
 //! It links the same bundled SQLite as whatsapp-rust (one `libsqlite3-sys`).
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-    sync::mpsc,
-};
+use std::{collections::BTreeMap, path::Path, sync::mpsc};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::oneshot;
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::{unix_ms, SessionRecord};
 use crate::session::SessionId;
@@ -67,6 +63,24 @@ pub enum DbError {
     /// The writer thread is gone (shutting down).
     #[error("the session list is closed")]
     Closed,
+    /// The file system (or SQLite) has no room left.
+    #[error("{0}")]
+    Full(String),
+}
+
+impl DbError {
+    /// Whether the write failed for want of space (SQLITE_FULL, ENOSPC, a quota).
+    pub fn is_full(&self) -> bool {
+        match self {
+            DbError::Full(_) => true,
+            DbError::Sqlite(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
+            DbError::Io(e) => matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ),
+            DbError::Closed => false,
+        }
+    }
 }
 
 impl From<DbError> for std::io::Error {
@@ -96,8 +110,6 @@ pub struct Restored {
     pub skipped: Vec<Skipped>,
     /// Deleted ids whose files may still be on disk (a delete cut short).
     pub unwiped: Vec<String>,
-    /// Records imported from an older data dir's `session.json` files.
-    pub imported: usize,
 }
 
 /// A write or read queued for the writer thread.
@@ -139,7 +151,7 @@ impl SessionDb {
     pub fn open(root: &Path) -> Result<(Self, Restored), DbError> {
         let path = root.join(DB_FILE);
         super::open_private_file(&path, false)?;
-        let mut conn = Connection::open(&path)?;
+        let conn = Connection::open(&path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -147,7 +159,6 @@ impl SessionDb {
         conn.execute_batch(SCHEMA)?;
         let mut restored = Restored::default();
         if version == 0 {
-            restored.imported = import_legacy(&mut conn, &root.join("sessions"))?;
             conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         read_all(&conn, &mut restored)?;
@@ -214,9 +225,14 @@ fn writer(mut conn: Connection, queue: mpsc::Receiver<Job>) {
             }
             Err(e) => {
                 warn!(error = %e, writes = batch.len(), "the session list could not commit");
-                let message = e.to_string();
+                let (message, full) = (e.to_string(), e.is_full());
                 for job in batch {
-                    let _ = job.done.send(Err(DbError::Io(std::io::Error::other(message.clone()))));
+                    let error = if full {
+                        DbError::Full(message.clone())
+                    } else {
+                        DbError::Io(std::io::Error::other(message.clone()))
+                    };
+                    let _ = job.done.send(Err(error));
                 }
             }
         }
@@ -331,41 +347,6 @@ fn parse_row(row: &Row<'_>) -> Result<SessionRecord, Skipped> {
         push_name: row.get(7).map_err(column)?,
         connected_at_ms: row.get::<_, Option<i64>>(8).map_err(column)?.map(|ms| ms.max(0) as u64),
     })
-}
-
-/// Imports the `session.json` records an older wa-sessiond kept in each session's
-/// folder, then removes them. Runs once, when the database is new.
-fn import_legacy(conn: &mut Connection, sessions: &Path) -> Result<usize, DbError> {
-    let entries = match std::fs::read_dir(sessions) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(e.into()),
-    };
-    let mut found: Vec<(PathBuf, SessionRecord)> = Vec::new();
-    for entry in entries {
-        let path = entry?.path().join(super::LEGACY_RECORD_FILE);
-        let Ok(bytes) = std::fs::read(&path) else { continue };
-        match serde_json::from_slice::<SessionRecord>(&bytes) {
-            Ok(record) if SessionId::parse(&record.id).is_ok() => found.push((path, record)),
-            _ => warn!(path = %path.display(), "skipping an unreadable session record of an older version"),
-        }
-    }
-    let now = unix_ms(std::time::SystemTime::now()) as i64;
-    let tx = conn.transaction()?;
-    for (_, record) in &found {
-        upsert(&tx, record, now, false)?;
-    }
-    tx.commit()?;
-    for (path, _) in &found {
-        super::remove_if_present(path)?;
-    }
-    if !found.is_empty() {
-        info!(
-            sessions = found.len(),
-            "imported the session records of an older version"
-        );
-    }
-    Ok(found.len())
 }
 
 #[cfg(test)]

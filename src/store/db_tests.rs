@@ -106,21 +106,6 @@ async fn a_file_that_is_not_a_database_is_an_error_not_a_fresh_start() {
 }
 
 #[tokio::test]
-async fn records_of_an_older_version_are_imported_once() {
-    let tmp = tempfile::tempdir().unwrap();
-    let folder = tmp.path().join("sessions/alice");
-    std::fs::create_dir_all(&folder).unwrap();
-    let legacy = record("alice");
-    std::fs::write(folder.join("session.json"), serde_json::to_vec(&legacy).unwrap()).unwrap();
-    std::fs::create_dir_all(tmp.path().join("sessions/half-made")).unwrap();
-
-    let (_, restored) = SessionDb::open(tmp.path()).unwrap();
-    assert_eq!(restored.imported, 1);
-    assert_eq!(restored.records, vec![legacy]);
-    assert!(!folder.join("session.json").exists());
-}
-
-#[tokio::test]
 async fn concurrent_writes_are_all_committed() {
     let tmp = tempfile::tempdir().unwrap();
     let (db, _) = SessionDb::open(tmp.path()).unwrap();

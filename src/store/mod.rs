@@ -5,7 +5,7 @@
 
 pub mod db;
 
-pub use db::{Restored, SessionDb, Skipped};
+pub use db::{DbError, Restored, SessionDb, Skipped};
 
 use std::{
     collections::BTreeMap,
@@ -17,9 +17,6 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::session::SessionId;
-
-/// Where an older wa-sessiond kept each record (imported once into the list).
-const LEGACY_RECORD_FILE: &str = "session.json";
 
 /// The lock file that keeps two daemons off one data dir.
 const LOCK_FILE: &str = "wa-sessiond.lock";
@@ -48,6 +45,16 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
+    /// A new session's record.
+    pub fn new(id: &SessionId, labels: BTreeMap<String, String>, created_at: SystemTime) -> Self {
+        Self {
+            id: id.to_string(),
+            labels,
+            created_at_ms: unix_ms(created_at),
+            ..Default::default()
+        }
+    }
+
     /// When the session was created.
     pub fn created_at(&self) -> SystemTime {
         from_unix_ms(self.created_at_ms)
@@ -163,6 +170,22 @@ pub async fn finish_wipe(data: &DataDir, db: &SessionDb, id: &SessionId) -> bool
         tracing::warn!(session_id = %id, error = %e, "a deleted session's files could not be removed; the next start retries");
     }
     result.is_ok()
+}
+
+/// What a caller hears when a session's record could not be written: a full disk
+/// is RESOURCE_EXHAUSTED naming the data dir (retrying cannot help until there is
+/// room), anything else UNAVAILABLE.
+pub fn write_failed(data: &DataDir, id: &SessionId, error: &DbError) -> crate::error::SessionError {
+    use crate::error::SessionError;
+    let dir = data.root().display();
+    if error.is_full() {
+        return SessionError::ResourceExhausted(format!(
+            "the data dir {dir} is full ({error}): session {id} was not stored; free space there, then retry"
+        ));
+    }
+    SessionError::Unavailable(format!(
+        "session {id} could not be stored in the data dir {dir} ({error}): check it, then retry"
+    ))
 }
 
 /// Removes a file; one that is already gone is fine.

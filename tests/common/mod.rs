@@ -15,7 +15,6 @@ use tokio::{
 };
 use tonic::transport::Channel;
 use wa_sessiond::{
-    admin::Admin,
     app,
     backend::emulator::Emulator,
     config::{BackendKind, Config},
@@ -43,7 +42,8 @@ pub struct Daemon {
     pub config: Config,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), app::StartError>>>,
-    admin: JoinHandle<()>,
+    /// The registry actor once it runs.
+    pub registry: Arc<std::sync::OnceLock<ractor::ActorCell>>,
 }
 
 /// The test config: short TTLs, in `data_dir`.
@@ -115,13 +115,16 @@ impl Daemon {
             emulator: Some(emulator.clone()),
             ..wiring
         };
-        let (metrics, readiness) = (wiring.metrics.clone(), wiring.readiness.clone());
-        let admin = Admin {
-            metrics: metrics.clone(),
-            readiness: readiness.clone(),
+        let (metrics, readiness, registry) = (
+            wiring.metrics.clone(),
+            wiring.readiness.clone(),
+            wiring.registry.clone(),
+        );
+        let listeners = app::Listeners {
+            grpc: listener,
+            admin: admin_listener,
         };
-        let admin = tokio::spawn(admin.serve(admin_listener));
-        let task = tokio::spawn(app::run(listener, config.clone(), wiring, shutdown));
+        let task = tokio::spawn(app::run(listeners, config.clone(), wiring, shutdown));
         Self {
             addr,
             emulator,
@@ -131,7 +134,7 @@ impl Daemon {
             config,
             stop: Some(stop),
             task: Some(task),
-            admin,
+            registry,
         }
     }
 
@@ -169,7 +172,6 @@ impl Daemon {
             .await
             .expect("the daemon shuts down within its grace period");
         result.unwrap().unwrap();
-        self.admin.abort();
     }
 
     /// Sends the shutdown signal without waiting (the admin port keeps serving).
@@ -183,7 +185,6 @@ impl Daemon {
             .await
             .expect("the daemon shuts down within its grace period");
         result.unwrap().unwrap();
-        self.admin.abort();
     }
 
     /// GETs `path` on the admin port: the status code and the body.

@@ -4,7 +4,7 @@
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use rand::{Rng, RngCore};
 
-use crate::{error::SessionError, session::state::Identity};
+use crate::{backend::Identity, error::SessionError};
 
 /// The alphabet of WhatsApp's pairing codes (no 0, O, I, U).
 const PAIRING_ALPHABET: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTVWXYZ";
@@ -62,7 +62,7 @@ pub fn phone_or_generated(phone: &str) -> Result<String, SessionError> {
         let subscriber: u32 = rand::thread_rng().gen_range(0..10_000_000);
         return Ok(format!("1555{subscriber:07}"));
     }
-    if crate::session::input::is_phone_digits(phone) {
+    if crate::id::is_phone_digits(phone) {
         return Ok(phone.to_owned());
     }
     Err(SessionError::InvalidArgument(format!(

@@ -20,8 +20,9 @@ use tokio::{
 use self::server::{Control, PAIRING_CODE_TTL};
 use super::{Backend, BackendError, BoxFuture, Connection, EventSink, PairingCodeIssued, SentMessage, CLOSE_TIMEOUT};
 use crate::{
+    backend::Identity,
     error::SessionError,
-    session::{state::Identity, SessionId},
+    id::SessionId,
     store::{remove_if_present, write_atomic, DataDir},
 };
 

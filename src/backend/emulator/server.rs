@@ -11,8 +11,8 @@ use tokio::{
 
 use super::{keys, Device, Emulator, EmulatorConfig};
 use crate::{
-    backend::{BackendError, BackendEvent, EventSink, PairingCodeIssued, SentMessage},
-    session::{policy::Disconnect, state::Identity, state::QrCode, SessionId},
+    backend::{BackendError, BackendEvent, Disconnect, EventSink, Identity, PairingCodeIssued, QrCode, SentMessage},
+    id::SessionId,
 };
 
 /// What the phone, the server or the session does to a connection.

@@ -9,13 +9,7 @@ use whatsapp_rust::{
     Jid,
 };
 
-use crate::{
-    backend::BackendEvent,
-    session::{
-        policy::Disconnect,
-        state::{Identity, QrCode},
-    },
-};
+use crate::backend::{BackendEvent, Disconnect, Identity, QrCode};
 
 /// QR codes in one batch. WhatsApp sends 6 refs per pairing connection (the first
 /// code valid 60 s, the next ones 20 s); the library emits one `PairingQrCode` per ref

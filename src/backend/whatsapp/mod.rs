@@ -15,7 +15,7 @@ use tracing::info_span;
 
 use self::{connection::WhatsappConnection, store::CredentialFiles};
 use super::{Backend, BackendError, BoxFuture, Connection, EventSink};
-use crate::{session::SessionId, store::DataDir};
+use crate::{id::SessionId, store::DataDir};
 
 /// The WhatsApp Web version announced when none is configured. Pinned, so starting a
 /// connection never depends on fetching `web.whatsapp.com/sw.js`.

@@ -11,9 +11,10 @@ use tokio::time::Instant;
 
 use super::{
     model::{DisconnectReason, Qr, SessionView, Status},
-    policy::{recovery_for, Disconnect, Recovery},
+    policy::{recovery_for, Recovery},
     SessionId,
 };
+use crate::backend::{Disconnect, Identity, QrCode};
 
 /// Identifies one backend connection of a session; events from older ones are ignored.
 pub type ConnId = u64;
@@ -42,25 +43,6 @@ pub struct Conn {
     pub first_qr_timeout: Duration,
 }
 
-/// A QR code as a backend reports it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct QrCode {
-    /// The text to encode.
-    pub code: String,
-    /// How long it is valid.
-    pub ttl: Duration,
-    /// 1-based position in the batch.
-    pub index: u32,
-    /// Codes in the batch.
-    pub count: u32,
-}
-
-impl std::fmt::Debug for QrCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "QrCode({}/{}, {:?})", self.index, self.count, self.ttl)
-    }
-}
-
 /// What a caller waiting on the session's QR should get now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum QrNeed {
@@ -70,6 +52,12 @@ pub enum QrNeed {
     Wait,
     /// Start a new pairing connection, then wait.
     Regenerate,
+    /// No code can stay valid that long: the longest this backend issued lives
+    /// `longest`.
+    OutOfRange {
+        /// The longest TTL of any code issued.
+        longest: Duration,
+    },
 }
 
 /// One session's state.
@@ -85,6 +73,8 @@ pub struct SessionState {
     next_conn: ConnId,
     /// Failed reconnects in a row (for the backoff).
     reconnect_attempt: u32,
+    /// The longest TTL of any code issued so far (zero: none yet).
+    longest_ttl: Duration,
 }
 
 impl SessionState {
@@ -113,6 +103,7 @@ impl SessionState {
             conn: None,
             next_conn: 1,
             reconnect_attempt: 0,
+            longest_ttl: Duration::ZERO,
         }
     }
 
@@ -227,6 +218,7 @@ impl SessionState {
         };
         live.first_qr_deadline = None;
         let generation = live.generation;
+        self.longest_ttl = self.longest_ttl.max(qr.ttl);
         self.view.qr = Some(Qr {
             code: qr.code,
             issued_at: sys,
@@ -439,6 +431,12 @@ impl SessionState {
             return QrNeed::Ready;
         }
         let pairing_conn = self.conn.as_ref().filter(|c| c.purpose == Purpose::Pair);
+        let wants_a_code = self.view.status == Status::QrWaiting || pairing_conn.is_some();
+        if wants_a_code && !self.longest_ttl.is_zero() && min_validity > self.longest_ttl {
+            return QrNeed::OutOfRange {
+                longest: self.longest_ttl,
+            };
+        }
         match (self.view.status, pairing_conn, self.view.qr.as_ref()) {
             (Status::Starting, _, _) | (Status::Connecting, _, _) => QrNeed::Wait,
             (Status::QrWaiting, Some(_), Some(qr)) => live_batch_need(qr, now, min_validity),
@@ -459,11 +457,6 @@ fn live_batch_need(qr: &Qr, now: Instant, min_validity: Duration) -> QrNeed {
     if qr.remaining(now) >= wanted {
         return QrNeed::Ready;
     }
-    // A first code is the freshest a batch has: never regenerate for one still valid
-    // (a wish longer than its whole TTL cannot be met by any code).
-    if qr.index == 1 && qr.is_valid_at(now) && wanted > qr.ttl {
-        return QrNeed::Ready;
-    }
     // Codes after the first share one TTL: if this one's is too short, so are theirs.
     let later_codes_too_short = qr.index >= 2 && qr.ttl < wanted;
     if qr.is_last() || later_codes_too_short {
@@ -472,19 +465,9 @@ fn live_batch_need(qr: &Qr, now: Instant, min_validity: Duration) -> QrNeed {
     QrNeed::Wait
 }
 
-/// Who the linked device is.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Identity {
-    /// Digits only.
-    pub phone_number: String,
-    /// The device JID.
-    pub jid: String,
-    /// The account's display name.
-    pub push_name: String,
-    /// When it last connected.
-    pub connected_at: Option<SystemTime>,
-}
+mod rules;
+
+pub use rules::ConnectPlan;
 
 #[cfg(test)]
-#[path = "state_tests.rs"]
 mod tests;

@@ -102,11 +102,14 @@ async fn min_validity_waits_for_the_next_code_or_regenerates_when_none_can_do() 
     s.on_qr(conn, code(2), now, SystemTime::now());
     assert_eq!(s.qr_need(now, Duration::from_secs(10), true), QrNeed::Ready);
     assert_eq!(s.qr_need(now, Duration::from_secs(30), true), QrNeed::Regenerate);
-    // A wish longer than a first code's whole TTL takes a fresh first code as it is.
+    // A wish longer than any code lives cannot be met: out of range, naming the
+    // longest TTL issued (the first code's), never a code that breaks it.
     pairing(&mut s);
     let conn = s.conn().unwrap().id;
     s.on_qr(conn, code(1), now, SystemTime::now());
-    assert_eq!(s.qr_need(now, Duration::from_secs(600), true), QrNeed::Ready);
+    let out_of_range = QrNeed::OutOfRange { longest: FIRST_TTL };
+    assert_eq!(s.qr_need(now, Duration::from_secs(600), true), out_of_range);
+    assert_eq!(s.qr_need(now, FIRST_TTL, true), QrNeed::Ready);
 }
 
 #[tokio::test(start_paused = true)]

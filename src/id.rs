@@ -1,4 +1,5 @@
-//! Session ids: validated once, before they reach any actor or path.
+//! The identifiers every layer shares: session ids, validated once before they
+//! reach any actor or path, and phone numbers.
 
 use std::fmt;
 
@@ -45,6 +46,11 @@ impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// 7 to 15 digits, nothing else: a phone number with its country code.
+pub fn is_phone_digits(s: &str) -> bool {
+    (7..=15).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 #[cfg(test)]
