@@ -1,13 +1,15 @@
 //! The bounds a client cannot push the daemon past: the session limit, the request
-//! size, and the refusal to serve a non-loopback address without authentication.
+//! size, the calls in flight, and the refusal to serve a non-loopback address without
+//! authentication.
 
 mod common;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use common::*;
+use tokio::time::Instant;
 use tonic::Code;
-use wa_sessiond::proto::{CreateSessionRequest, DeleteSessionRequest};
+use wa_sessiond::proto::{CreateSessionRequest, DeleteSessionRequest, ListSessionsRequest, WatchSessionsRequest};
 
 #[tokio::test]
 async fn creating_past_max_sessions_is_resource_exhausted_and_the_others_are_unaffected() {
@@ -39,6 +41,73 @@ async fn creating_past_max_sessions_is_resource_exhausted_and_the_others_are_una
     };
     client.delete_session(delete).await.unwrap();
     client.create_session(create("carol")).await.unwrap();
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn past_max_inflight_calls_a_call_is_resource_exhausted_at_once_while_health_answers() {
+    const HELD: [&str; 4] = ["s1", "s2", "s3", "s4"];
+    let dir = tempfile::tempdir().unwrap();
+    // The first QR code takes a minute: each CreateSession stays in flight until its
+    // caller gives up.
+    let daemon = Daemon::start(dir.path(), |c| {
+        c.edge.max_inflight_calls = 4;
+        c.emulator_qr_delay = Duration::from_secs(60);
+        c.qr_timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut client = daemon.sessions().await;
+    // An open watch stream holds no place: four creates still fit beside it.
+    let _watch = client.watch_sessions(WatchSessionsRequest {}).await.unwrap();
+    let held: Vec<_> = HELD
+        .iter()
+        .map(|id| {
+            let mut client = client.clone();
+            tokio::spawn(async move { client.create_session(create(id)).await })
+        })
+        .collect();
+    let all_in_flight = wait_for(Duration::from_secs(10), "the four creates to be in flight", || async {
+        if held.iter().any(|call| call.is_finished()) {
+            return Some(false);
+        }
+        let mut started = 0;
+        for id in HELD {
+            started += daemon.connections(id).await;
+        }
+        (started == 4).then_some(true)
+    })
+    .await;
+    if !all_in_flight {
+        let finished = held.into_iter().find(|call| call.is_finished()).unwrap();
+        panic!("a create within the bound was answered: {:?}", finished.await.unwrap());
+    }
+
+    let asked = Instant::now();
+    let refused = client.list_sessions(ListSessionsRequest::default()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(asked.elapsed() < Duration::from_secs(2), "refused at once, not queued");
+    let message = refused.message();
+    assert!(message.contains("limit of 4 calls at once"), "{message}");
+    assert!(message.contains("--max-inflight-calls"), "{message}");
+    assert_eq!(
+        daemon.health().await,
+        1,
+        "health answers SERVING while the bound is full"
+    );
+    let scrape = daemon.scrape().await;
+    let counted = [("grpc_method", "ListSessions"), ("grpc_code", "ResourceExhausted")];
+    assert_eq!(scrape.value("grpc_server_handled_total", &counted), 1.0);
+
+    // Callers that give up free their places.
+    for call in &held {
+        call.abort();
+    }
+    let listed = wait_for(Duration::from_secs(10), "a call to be served again", || {
+        let mut client = client.clone();
+        async move { client.list_sessions(ListSessionsRequest::default()).await.ok() }
+    })
+    .await;
+    assert_eq!(listed.into_inner().sessions.len(), 4);
     daemon.stop().await;
 }
 

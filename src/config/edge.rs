@@ -78,6 +78,12 @@ pub struct EdgeConfig {
     /// Calls served at once on one client connection (HTTP/2 streams past it are refused).
     #[arg(long, env = "WA_SESSIOND_MAX_CONCURRENT_REQUESTS_PER_CONNECTION", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_concurrent_requests_per_connection: u32,
+
+    /// Calls in flight at once over all connections; past it a call is refused at once
+    /// (RESOURCE_EXHAUSTED), never queued. A stream counts until its response headers
+    /// are out; health checks never count.
+    #[arg(long, env = "WA_SESSIOND_MAX_INFLIGHT_CALLS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_inflight_calls: u32,
 }
 
 impl EdgeConfig {
@@ -165,6 +171,8 @@ mod tests {
         assert_eq!(config.edge.max_sessions, 10_000);
         assert_eq!(config.edge.max_request_bytes, 131_072);
         assert_eq!(config.edge.max_concurrent_requests_per_connection, 256);
+        assert_eq!(config.edge.max_inflight_calls, 10_000);
         assert!(resolved(&["--max-sessions", "0"]).is_err());
+        assert!(resolved(&["--max-inflight-calls", "0"]).is_err());
     }
 }

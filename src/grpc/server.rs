@@ -1,17 +1,19 @@
 //! The gRPC server's transport: TLS (mutual with a client CA), the HTTP/2 and
 //! per-connection bounds that keep one client from making the daemon hold without
-//! limit, and the metrics layer. Services are added by `app::run`.
+//! limit, the global bound on calls in flight, and the metrics layer. Services are
+//! added by `app::run`.
 
 use std::{sync::Arc, time::Duration};
 
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tower_layer::Stack;
 
-use super::observe::ObserveLayer;
+use super::{inflight::InflightLimitLayer, observe::ObserveLayer};
 use crate::{config::EdgeConfig, metrics::Metrics};
 
-/// The server builder with the metrics layer on.
-pub type Builder = Server<Stack<ObserveLayer, tower_layer::Identity>>;
+/// The server builder with its layers on: metrics outermost (so refused calls are
+/// counted too), then the bound on calls in flight.
+pub type Builder = Server<Stack<InflightLimitLayer, Stack<ObserveLayer, tower_layer::Identity>>>;
 
 /// Stream resets a client may leave pending before its connection is closed.
 const PENDING_ACCEPT_RESETS: usize = 20;
@@ -44,7 +46,10 @@ pub fn builder(edge: &EdgeConfig, metrics: Arc<Metrics>) -> Result<Builder, Stri
     if let Some(tls) = tls_config(edge)? {
         server = server.tls_config(tls).map_err(|e| format!("tls setup failed: {e}"))?;
     }
-    Ok(server.layer(ObserveLayer::new(metrics, &DESCRIPTOR_SETS)))
+    let inflight = InflightLimitLayer::new(edge.max_inflight_calls as usize);
+    Ok(server
+        .layer(ObserveLayer::new(metrics, &DESCRIPTOR_SETS))
+        .layer(inflight))
 }
 
 /// The TLS settings, when --tls-cert is set.

@@ -63,7 +63,9 @@ impl Process {
         command
             .args(base_args(data_dir))
             .args(extra)
-            .env("NO_COLOR", "1")
+            // Its stderr is a pipe, as in a container: no colour without anything
+            // asking for none.
+            .env_remove("NO_COLOR")
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
