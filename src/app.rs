@@ -30,7 +30,7 @@ use crate::{
         actor::{SessionContext, Timeouts},
         SessionId,
     },
-    store::{finish_wipe, DataDir, DirLock, SessionDb},
+    store::{finish_wipe, DataDir, DirLock, PageQuota, SessionDb},
 };
 
 /// Changes a WatchSessions client may lag behind before it is cut off.
@@ -105,6 +105,8 @@ pub struct Wiring {
     pub readiness: Arc<Readiness>,
     /// The registry actor once it runs (a test may stop it to see the process go).
     pub registry: Arc<std::sync::OnceLock<ActorCell>>,
+    /// The session list's page quota (none by default; a test fills the "disk" with it).
+    pub db_quota: PageQuota,
 }
 
 /// Runs the daemon on `listeners` until `shutdown` resolves, then drains within the
@@ -185,7 +187,7 @@ pub async fn run(
 
     let mut shutdown = std::pin::pin!(shutdown);
     let started = tokio::select! {
-        started = start_sessions(&config, data, backend, wiring.metrics.clone()) => Some(started?),
+        started = start_sessions(&config, data, backend, &wiring) => Some(started?),
         () = &mut shutdown => None,
         ended = &mut server => return Err(core_ended(&wiring, "the grpc server", &format!("{ended:?}"))),
     };
@@ -267,14 +269,15 @@ async fn start_sessions(
     config: &Config,
     data: DataDir,
     backend: Arc<dyn Backend>,
-    metrics: Arc<Metrics>,
+    wiring: &Wiring,
 ) -> Result<Started, StartError> {
+    let metrics = wiring.metrics.clone();
     let lock = data.lock().await.map_err(|source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
     })?;
-    let root = data.root().to_owned();
-    let opened = tokio::task::spawn_blocking(move || SessionDb::open(&root))
+    let (root, quota) = (data.root().to_owned(), wiring.db_quota.clone());
+    let opened = tokio::task::spawn_blocking(move || SessionDb::open_with_quota(&root, quota))
         .await
         .map_err(|e| StartError::Registry(e.to_string()))?;
     let (store, restored) = opened.map_err(|e| StartError::SessionList {

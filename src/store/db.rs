@@ -10,7 +10,14 @@
 //!
 //! It links the same bundled SQLite as whatsapp-rust (one `libsqlite3-sys`).
 
-use std::{collections::BTreeMap, path::Path, sync::mpsc};
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        mpsc, Arc,
+    },
+};
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::oneshot;
@@ -112,6 +119,24 @@ pub struct Restored {
     pub unwiped: Vec<String>,
 }
 
+/// The most pages the session list may grow to, shared with its writer thread (0:
+/// no limit of our own, only the disk's). SQLite's `max_page_count` answers past it
+/// exactly as a full disk does (SQLITE_FULL), so tests use it to fill the disk and
+/// to give the space back, without a small file system of their own.
+#[derive(Debug, Clone, Default)]
+pub struct PageQuota(Arc<AtomicU64>);
+
+impl PageQuota {
+    /// Caps the session list at `pages` (0: no cap), from its next write on.
+    pub fn set(&self, pages: u64) {
+        self.0.store(pages, Ordering::Release);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// A write or read queued for the writer thread.
 enum Op {
     /// A new session: clears a tombstone of the same id.
@@ -149,6 +174,11 @@ impl SessionDb {
     /// writer thread. Blocking: call from `spawn_blocking`. A database SQLite cannot
     /// read at all is an error (never silently replaced).
     pub fn open(root: &Path) -> Result<(Self, Restored), DbError> {
+        Self::open_with_quota(root, PageQuota::default())
+    }
+
+    /// `open`, with the session list capped by `quota`.
+    pub fn open_with_quota(root: &Path, quota: PageQuota) -> Result<(Self, Restored), DbError> {
         let path = root.join(DB_FILE);
         super::open_private_file(&path, false)?;
         let conn = Connection::open(&path)?;
@@ -165,7 +195,7 @@ impl SessionDb {
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("session-db".into())
-            .spawn(move || writer(conn, queue))?;
+            .spawn(move || writer(conn, queue, quota))?;
         Ok((Self { jobs }, restored))
     }
 
@@ -203,8 +233,22 @@ impl SessionDb {
 
 /// The writer thread: takes what is queued, runs it in one transaction, commits,
 /// then answers each job. Ends when every `SessionDb` is dropped.
-fn writer(mut conn: Connection, queue: mpsc::Receiver<Job>) {
+fn writer(mut conn: Connection, queue: mpsc::Receiver<Job>, quota: PageQuota) {
+    let mut applied = 0;
     while let Ok(first) = queue.recv() {
+        let pages = quota.get();
+        if pages != applied {
+            // Unlimited again: SQLite's own ceiling.
+            let cap = if pages == 0 {
+                i64::from(u32::MAX - 1)
+            } else {
+                pages as i64
+            };
+            if let Err(e) = conn.pragma_update(None, "max_page_count", cap) {
+                warn!(error = %e, "could not apply the session list's page quota");
+            }
+            applied = pages;
+        }
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match queue.try_recv() {

@@ -5,7 +5,7 @@
 
 pub mod db;
 
-pub use db::{DbError, Restored, SessionDb, Skipped};
+pub use db::{DbError, PageQuota, Restored, SessionDb, Skipped};
 
 use std::{
     collections::BTreeMap,

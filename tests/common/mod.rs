@@ -187,6 +187,14 @@ impl Daemon {
         result.unwrap().unwrap();
     }
 
+    /// Waits (bounded) for the daemon to exit by itself, and returns how it ended.
+    pub async fn exited(mut self) -> Result<(), app::StartError> {
+        tokio::time::timeout(Duration::from_secs(10), self.task.take().unwrap())
+            .await
+            .expect("the daemon exits within 10s")
+            .expect("the daemon's task does not panic")
+    }
+
     /// GETs `path` on the admin port: the status code and the body.
     pub async fn admin_get(&self, path: &str) -> (u16, String) {
         http_get(self.admin_addr, path).await
