@@ -17,6 +17,7 @@ use crate::{
     admin::Admin,
     backend::{
         emulator::{Emulator, EmulatorConfig},
+        paced::Paced,
         whatsapp::WhatsappBackend,
         Backend,
     },
@@ -139,6 +140,8 @@ pub async fn run(
         Some(emulator) => Arc::new(emulator.clone()),
         None => Arc::new(WhatsappBackend::new(data.clone(), config.wa_version)),
     };
+    let width = config.max_concurrent_connects as usize;
+    let backend: Arc<dyn Backend> = Arc::new(Paced::new(backend, width, wiring.metrics.clone()));
 
     let longest_wait = config.qr_timeout.max(config.refresh_timeout);
     let sessions_door = Sessions::new(longest_wait);

@@ -67,6 +67,12 @@ pub struct Config {
     #[arg(long, env = "WA_SESSIOND_RECONNECT_MAX_DELAY", default_value = "60s", value_parser = positive_duration)]
     pub reconnect_max_delay: Duration,
 
+    /// Connection attempts (handshakes) in flight at once across all sessions; more
+    /// wait their turn in order, showing CONNECTING / RECONNECTING. Keeps a restore
+    /// or a mass drop from opening thousands of handshakes at once.
+    #[arg(long, env = "WA_SESSIOND_MAX_CONCURRENT_CONNECTS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_concurrent_connects: u32,
+
     /// Emulator: validity of the first QR code of a batch.
     #[arg(long, env = "WA_SESSIOND_EMULATOR_FIRST_QR_TTL", default_value = "60s", value_parser = positive_duration)]
     pub emulator_first_qr_ttl: Duration,

@@ -94,6 +94,12 @@ pub struct Metrics {
     session_crashes: Counter,
     /// Session actors started again by the registry after a crash.
     session_restarts: Counter,
+    /// Connection attempts past the pacing gate and not yet settled.
+    connects_in_flight: Gauge,
+    /// The most connection attempts ever in flight at once.
+    connects_in_flight_peak: Gauge,
+    /// Connection attempts waiting at the pacing gate.
+    connects_waiting: Gauge,
     /// Finished gRPC calls.
     grpc_handled: Family<CallLabels, Counter>,
     /// gRPC call durations, to the end of the response.
@@ -114,6 +120,9 @@ impl Default for Metrics {
             logouts: Family::default(),
             session_crashes: Counter::default(),
             session_restarts: Counter::default(),
+            connects_in_flight: Gauge::default(),
+            connects_in_flight_peak: Gauge::default(),
+            connects_waiting: Gauge::default(),
             grpc_handled: Family::default(),
             grpc_seconds: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
         };
@@ -168,6 +177,21 @@ impl Metrics {
             "Session actors restarted by the registry after a crash",
             self.session_restarts.clone(),
         );
+        ours.register(
+            "connects_in_flight",
+            "Connection attempts past the --max-concurrent-connects gate, not yet settled",
+            self.connects_in_flight.clone(),
+        );
+        ours.register(
+            "connects_in_flight_peak",
+            "The most connection attempts in flight at once since start",
+            self.connects_in_flight_peak.clone(),
+        );
+        ours.register(
+            "connects_waiting",
+            "Connection attempts waiting for a place under --max-concurrent-connects",
+            self.connects_waiting.clone(),
+        );
         self.registry.register(
             "grpc_server_handled",
             "gRPC calls finished, by method and code",
@@ -187,6 +211,25 @@ impl Metrics {
         let mut out = String::new();
         text::encode(&mut out, &self.registry).expect("writing to a string cannot fail");
         out
+    }
+
+    /// A connection attempt waits at the pacing gate (`waiting` +1), passes it
+    /// (`waiting` -1, `in_flight` +1) or settles (`in_flight` -1).
+    pub(crate) fn connect_waiting(&self, delta: i64) {
+        self.connects_waiting.inc_by(delta);
+    }
+
+    /// A connection attempt passed the gate (+1) or settled (-1).
+    pub(crate) fn connect_in_flight(&self, delta: i64) {
+        let now = self.connects_in_flight.inc_by(delta) + delta;
+        if now > self.connects_in_flight_peak.get() {
+            self.connects_in_flight_peak.set(now);
+        }
+    }
+
+    /// The most connection attempts that were in flight at once.
+    pub fn connects_in_flight_peak(&self) -> i64 {
+        self.connects_in_flight_peak.get()
     }
 
     /// Watch streams attached right now.

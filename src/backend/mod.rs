@@ -3,6 +3,7 @@
 
 pub mod emulator;
 mod event;
+pub mod paced;
 pub mod whatsapp;
 
 pub use event::{Disconnect, Identity, QrCode};
