@@ -106,7 +106,11 @@ pub async fn run(
     };
     let backend: Arc<dyn Backend> = match &emulator {
         Some(emulator) => Arc::new(emulator.clone()),
-        None => Arc::new(WhatsappBackend::new(data.clone(), config.wa_version)),
+        None => Arc::new(WhatsappBackend::new(
+            data.clone(),
+            config.wa_version,
+            config.whatsapp_url.clone(),
+        )),
     };
 
     let handle = RegistryHandle::default();
