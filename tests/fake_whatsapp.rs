@@ -1,0 +1,255 @@
+//! The daemon's real backend (the unmodified whatsapp-rust client) against the
+//! protocol-level fake WhatsApp server, over real gRPC and offline: pairing by QR
+//! code through the 515 restart, reconnecting from stored credentials after a
+//! daemon restart, and what the server can do to a linked device (log it out,
+//! replace its stream, drop its socket).
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use fake_whatsapp::proto::{
+    fake_whatsapp_client::FakeWhatsappClient, CountConnectionsRequest, DropConnectionsRequest, LogoutDeviceRequest,
+    ReplaceStreamRequest, ScanQrRequest,
+};
+use tonic::transport::Channel;
+use wa_sessiond::{
+    config::{BackendKind, Config, WhatsappUrl},
+    proto::{DisconnectReason, Session, SessionStatus, WatchSessionRequest},
+};
+
+/// The bound on each step that involves the client library (a build of a
+/// client, a handshake, a login).
+const STEP_BOUND: Duration = Duration::from_secs(30);
+
+/// The name the fake's phones show.
+const PUSH_NAME: &str = "Fake Phone";
+
+/// A fake WhatsApp on loopback ports, and its control API.
+struct Fake {
+    /// The server.
+    running: fake_whatsapp::Running,
+    /// Its controls.
+    control: FakeWhatsappClient<Channel>,
+}
+
+impl Fake {
+    async fn start() -> Self {
+        let running = fake_whatsapp::Running::start(fake_whatsapp::Options::default())
+            .await
+            .expect("the fake starts");
+        let control = FakeWhatsappClient::connect(running.control_endpoint())
+            .await
+            .expect("the fake's control api answers");
+        Self { running, control }
+    }
+
+    /// The daemon's config tweak: the real backend, dialing this fake.
+    fn wire(&self) -> impl FnOnce(&mut Config) {
+        let url = WhatsappUrl::parse(&self.running.url()).unwrap();
+        move |config| {
+            config.backend = BackendKind::Whatsapp;
+            config.whatsapp_url = url;
+            config.qr_timeout = STEP_BOUND;
+        }
+    }
+
+    /// Connections the fake accepted so far, and open now.
+    async fn connections(&self) -> (u64, u64) {
+        let counted = self.control.clone().count_connections(CountConnectionsRequest {}).await;
+        let counted = counted.unwrap().into_inner();
+        (counted.started, counted.open)
+    }
+}
+
+/// Waits (bounded by `STEP_BOUND`) until the session satisfies `pred`.
+async fn wait_until(daemon: &Daemon, id: &str, what: &str, pred: impl Fn(&Session) -> bool) -> Session {
+    let mut client = daemon.sessions().await;
+    wait_for(STEP_BOUND, what, || {
+        let mut client = client.clone();
+        let pred = &pred;
+        async move {
+            let session = client.get_session(peek(id)).await.ok()?.into_inner();
+            pred(&session).then_some(session)
+        }
+    })
+    .await;
+    client.get_session(peek(id)).await.unwrap().into_inner()
+}
+
+/// Creates `id`, scans its first code with `phone`'s phone and waits for CONNECTED.
+async fn pair(daemon: &Daemon, fake: &Fake, id: &str, phone: &str) -> Session {
+    let mut client = daemon.sessions().await;
+    let created = client.create_session(create(id)).await.unwrap().into_inner();
+    let scan = ScanQrRequest {
+        code: created.qr.expect("a first qr code").code,
+        phone_number: phone.into(),
+    };
+    fake.control.clone().scan_qr(scan).await.unwrap();
+    wait_until(daemon, id, "CONNECTED", |s| status(s) == SessionStatus::Connected).await
+}
+
+#[tokio::test]
+async fn a_scanned_code_pairs_restarts_on_515_and_connects_then_a_restart_reconnects_without_a_qr() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), fake.wire()).await;
+    let mut client = daemon.sessions().await;
+
+    let created = client.create_session(create("alice")).await.unwrap().into_inner();
+    assert_eq!(status(&created), SessionStatus::QrWaiting);
+    let qr = created.qr.clone().expect("a first qr code");
+    assert_eq!((qr.index, qr.count), (1, 6));
+    let ttl = qr_ttl(&created);
+    assert!(
+        ttl > Duration::from_secs(55) && ttl <= Duration::from_secs(60),
+        "the first code is valid about 60 s: {ttl:?}"
+    );
+    assert!(qr_is_valid_now(&created));
+
+    let watch = WatchSessionRequest {
+        session_id: "alice".into(),
+        ..Default::default()
+    };
+    let mut stream = client.watch_session(watch).await.unwrap().into_inner();
+    let scan = ScanQrRequest {
+        code: qr.code,
+        phone_number: "15550001111".into(),
+    };
+    let scanned = fake.control.clone().scan_qr(scan).await.unwrap().into_inner();
+    assert_eq!(scanned.jid, "15550001111:1@s.whatsapp.net");
+
+    let mut seen = vec![next(&mut stream).await.unwrap()];
+    while status(seen.last().unwrap()) != SessionStatus::Connected {
+        let change = tokio::time::timeout(STEP_BOUND, stream.message())
+            .await
+            .expect("a change within the bound")
+            .unwrap()
+            .expect("the stream goes on");
+        seen.push(change);
+    }
+    let statuses: Vec<_> = seen.iter().map(status).collect();
+    let position = |wanted| statuses.iter().position(|s| *s == wanted);
+    let (pairing, restarting) = (position(SessionStatus::Pairing), position(SessionStatus::Restarting));
+    assert!(
+        pairing.is_some() && pairing < restarting,
+        "PAIRING, then RESTARTING, then CONNECTED: {statuses:?}"
+    );
+    let connected = seen.last().unwrap();
+    assert_eq!(connected.restart_count, 1);
+    assert_eq!(connected.phone_number, "15550001111");
+    assert_eq!(connected.jid, "15550001111:1@s.whatsapp.net");
+    assert_eq!(connected.push_name, PUSH_NAME);
+    assert!(connected.qr.is_none());
+    let (started, _) = fake.connections().await;
+    assert_eq!(started, 2, "one pairing connection, one after the 515");
+
+    daemon.stop().await;
+    let (before, _) = fake.connections().await;
+    let daemon = Daemon::start(dir.path(), fake.wire()).await;
+    let mut client = daemon.sessions().await;
+    let mut stream = client
+        .watch_session(WatchSessionRequest {
+            session_id: "alice".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        let change = tokio::time::timeout(STEP_BOUND, stream.message())
+            .await
+            .expect("a change within the bound")
+            .unwrap()
+            .expect("the stream goes on");
+        assert!(change.qr.is_none(), "a linked session shows no qr code");
+        if status(&change) == SessionStatus::Connected {
+            assert_eq!(change.jid, "15550001111:1@s.whatsapp.net");
+            break;
+        }
+    }
+    let (after, open) = fake.connections().await;
+    assert_eq!((after - before, open), (1, 1), "exactly one new connection, open");
+    daemon.stop().await;
+    fake.running.stop().await;
+}
+
+#[tokio::test]
+async fn the_phone_logging_the_device_out_leaves_the_session_logged_out_for_good() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), fake.wire()).await;
+    pair(&daemon, &fake, "bob", "15550002222").await;
+
+    let logout = LogoutDeviceRequest {
+        phone_number: "15550002222".into(),
+    };
+    let removed = fake.control.clone().logout_device(logout).await.unwrap().into_inner();
+    assert_eq!(removed.removed, 1);
+    let session = wait_until(&daemon, "bob", "LOGGED_OUT", |s| status(s) == SessionStatus::LoggedOut).await;
+    assert_eq!(session.disconnect_reason, DisconnectReason::LoggedOut as i32);
+    assert!(session.qr.is_none());
+
+    let (started, _) = fake.connections().await;
+    stays_false(Duration::from_secs(3), "no reconnect after a logout", || async {
+        fake.connections().await.0 != started
+    })
+    .await;
+    assert!(
+        !dir.path().join("sessions/bob/whatsapp.db").exists(),
+        "the credentials are wiped"
+    );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_replaced_stream_stops_the_session_without_a_reconnect_loop() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), fake.wire()).await;
+    pair(&daemon, &fake, "carol", "15550003333").await;
+
+    let replace = ReplaceStreamRequest {
+        phone_number: "15550003333".into(),
+    };
+    let replaced = fake.control.clone().replace_stream(replace).await.unwrap().into_inner();
+    assert_eq!(replaced.replaced, 1);
+    let session = wait_until(&daemon, "carol", "DISCONNECTED", |s| {
+        status(s) == SessionStatus::Disconnected
+    })
+    .await;
+    assert_eq!(session.disconnect_reason, DisconnectReason::Replaced as i32);
+
+    let (started, _) = fake.connections().await;
+    stays_false(
+        Duration::from_secs(3),
+        "no reconnect after a replaced stream",
+        || async { fake.connections().await.0 != started },
+    )
+    .await;
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_dropped_socket_reconnects_to_connected() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), fake.wire()).await;
+    let paired = pair(&daemon, &fake, "dave", "15550004444").await;
+    let (started, _) = fake.connections().await;
+
+    let drop = DropConnectionsRequest {
+        phone_number: "15550004444".into(),
+    };
+    let dropped = fake.control.clone().drop_connections(drop).await.unwrap().into_inner();
+    assert_eq!(dropped.dropped, 1);
+    let session = wait_until(&daemon, "dave", "CONNECTED again", |s| {
+        status(s) == SessionStatus::Connected && s.restart_count > paired.restart_count
+    })
+    .await;
+    assert_eq!(session.jid, "15550004444:1@s.whatsapp.net");
+    let (after, open) = fake.connections().await;
+    assert_eq!((after - started, open), (1, 1), "one reconnect, open");
+    daemon.stop().await;
+}
