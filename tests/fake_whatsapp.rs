@@ -10,13 +10,13 @@ use std::time::Duration;
 
 use common::*;
 use fake_whatsapp::proto::{
-    fake_whatsapp_client::FakeWhatsappClient, CountConnectionsRequest, DropConnectionsRequest, LogoutDeviceRequest,
-    ReplaceStreamRequest, ScanQrRequest,
+    fake_whatsapp_client::FakeWhatsappClient, CountConnectionsRequest, DropConnectionsRequest,
+    ListReceivedMessagesRequest, LogoutDeviceRequest, ReplaceStreamRequest, ScanQrRequest,
 };
 use tonic::transport::Channel;
 use wa_sessiond::{
     config::{BackendKind, Config, WhatsappUrl},
-    proto::{DisconnectReason, Session, SessionStatus, WatchSessionRequest},
+    proto::{DisconnectReason, SendTextMessageRequest, Session, SessionStatus, WatchSessionRequest},
 };
 
 /// The bound on each step that involves the client library (a build of a
@@ -251,5 +251,41 @@ async fn a_dropped_socket_reconnects_to_connected() {
     assert_eq!(session.jid, "15550004444:1@s.whatsapp.net");
     let (after, open) = fake.connections().await;
     assert_eq!((after - started, open), (1, 1), "one reconnect, open");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_sent_text_reaches_whatsapp_encrypted_and_the_fake_decrypts_it_for_the_right_jid() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), fake.wire()).await;
+    pair(&daemon, &fake, "erin", "15550005555").await;
+    let mut client = daemon.sessions().await;
+
+    let text = "hello from the real backend: ünïcödé ✓";
+    let send = SendTextMessageRequest {
+        session_id: "erin".into(),
+        to: "+15559990000".into(),
+        text: text.into(),
+    };
+    let sent = tokio::time::timeout(STEP_BOUND, client.send_text_message(send))
+        .await
+        .expect("the send answers within the bound")
+        .unwrap()
+        .into_inner();
+    assert!(!sent.message_id.is_empty());
+
+    let received = wait_for(STEP_BOUND, "the fake to decrypt the message", || {
+        let (mut control, id) = (fake.control.clone(), sent.message_id.clone());
+        async move {
+            let listed = control.list_received_messages(ListReceivedMessagesRequest {}).await;
+            let messages = listed.unwrap().into_inner().messages;
+            messages.into_iter().find(|m| m.id == id)
+        }
+    })
+    .await;
+    assert_eq!(received.text, text);
+    assert_eq!(received.to, "15559990000@s.whatsapp.net");
+    assert_eq!(received.from_jid, "15550005555:1@s.whatsapp.net");
     daemon.stop().await;
 }

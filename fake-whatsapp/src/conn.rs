@@ -205,8 +205,7 @@ impl Session {
         match node.tag.as_ref() {
             "iq" => self.handle_iq(node).await,
             "message" => {
-                let from = self.device.as_ref().map(DeviceAddr::jid).unwrap_or_default();
-                let acks = messages::receive(&self.shared.world, &from, &node).await;
+                let acks = messages::receive(&self.shared.world, self.device.as_ref(), &node).await;
                 for ack in acks {
                     self.send(&ack).await?;
                 }

@@ -18,6 +18,7 @@ mod messages;
 mod noise;
 mod pairing;
 mod prekeys;
+mod signal;
 mod stanza;
 mod wire;
 mod world;

@@ -6,12 +6,13 @@
 use std::collections::HashMap;
 
 use tokio::sync::{mpsc, Mutex};
-use wacore_binary::Node;
-use wacore_libsignal::protocol::KeyPair;
+use wacore_binary::{Jid, Node, Server};
+use wacore_libsignal::protocol::{KeyPair, PreKeyBundle, ProtocolAddress};
 
 use crate::{
     pairing::{self, Linked, ScannedCode},
     proto::ReceivedMessage,
+    signal::PhoneSignal,
     stanza,
 };
 
@@ -72,6 +73,8 @@ pub enum Refusal {
 struct Account {
     /// The phone's identity key: signs ADV identities.
     identity: KeyPair,
+    /// The phone's Signal keys and sessions.
+    signal: PhoneSignal,
     /// The account's LID user part.
     lid_user: String,
     /// Linked devices by number, with their Noise static key.
@@ -309,6 +312,32 @@ impl World {
         (inner.started, inner.conns.len() as u64)
     }
 
+    /// The pre-key bundle of `phone`'s phone (device 0); the account is created on
+    /// first use, as any number is a WhatsApp user here.
+    pub async fn bundle(&self, user: &Jid) -> Result<PreKeyBundle, String> {
+        let mut inner = self.inner.lock().await;
+        let phone = inner.phone_of(user);
+        inner.account(&phone).signal.bundle()
+    }
+
+    /// Decrypts what `sender` sent to `recipient`'s phone.
+    pub async fn decrypt(
+        &self,
+        recipient: &Jid,
+        sender: &ProtocolAddress,
+        kind: &str,
+        body: &[u8],
+    ) -> Result<Vec<u8>, String> {
+        let mut inner = self.inner.lock().await;
+        let phone = inner.phone_of(recipient);
+        inner.account(&phone).signal.decrypt(sender, kind, body).await
+    }
+
+    /// Records a message a device sent.
+    pub async fn record(&self, message: ReceivedMessage) {
+        self.inner.lock().await.received.push(message);
+    }
+
     /// The messages devices sent, oldest first.
     pub async fn received(&self) -> Vec<ReceivedMessage> {
         self.inner.lock().await.received.clone()
@@ -316,14 +345,32 @@ impl World {
 }
 
 impl Inner {
+    /// The phone number of a user JID, by phone number or by LID.
+    fn phone_of(&self, user: &Jid) -> String {
+        if user.server == Server::Lid {
+            let by_lid = self
+                .accounts
+                .iter()
+                .find(|(_, account)| account.lid_user == user.user.as_str());
+            if let Some((phone, _)) = by_lid {
+                return phone.clone();
+            }
+        }
+        user.user.to_string()
+    }
+
     /// `phone`'s account, created on first use.
     fn account(&mut self, phone: &str) -> &mut Account {
         let next_lid = 100_000_000_000_000 + self.accounts.len() as u64;
-        self.accounts.entry(phone.to_owned()).or_insert_with(|| Account {
-            identity: KeyPair::generate(&mut rand::rng()),
-            lid_user: next_lid.to_string(),
-            devices: HashMap::new(),
-            next_device: 1,
+        self.accounts.entry(phone.to_owned()).or_insert_with(|| {
+            let identity = KeyPair::generate(&mut rand::rng());
+            Account {
+                signal: PhoneSignal::new(&identity).expect("a fresh identity signs its pre-key"),
+                identity,
+                lid_user: next_lid.to_string(),
+                devices: HashMap::new(),
+                next_device: 1,
+            }
         })
     }
 }
