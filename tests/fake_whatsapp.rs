@@ -16,7 +16,9 @@ use fake_whatsapp::proto::{
 use tonic::transport::Channel;
 use wa_sessiond::{
     config::{BackendKind, Config, WhatsappUrl},
-    proto::{DisconnectReason, SendTextMessageRequest, Session, SessionStatus, WatchSessionRequest},
+    proto::{
+        DisconnectReason, LogoutSessionRequest, SendTextMessageRequest, Session, SessionStatus, WatchSessionRequest,
+    },
 };
 
 /// The bound on each step that involves the client library (a build of a
@@ -287,5 +289,38 @@ async fn a_sent_text_reaches_whatsapp_encrypted_and_the_fake_decrypts_it_for_the
     assert_eq!(received.text, text);
     assert_eq!(received.to, "15559990000@s.whatsapp.net");
     assert_eq!(received.from_jid, "15550005555:1@s.whatsapp.net");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn logging_a_session_out_unlinks_the_device_at_whatsapp() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), fake.wire()).await;
+    pair(&daemon, &fake, "frank", "15550006666").await;
+    let mut client = daemon.sessions().await;
+
+    let logout = LogoutSessionRequest {
+        session_id: "frank".into(),
+    };
+    let session = tokio::time::timeout(STEP_BOUND, client.logout_session(logout))
+        .await
+        .expect("the logout answers within the bound")
+        .unwrap()
+        .into_inner();
+    assert_eq!(status(&session), SessionStatus::LoggedOut);
+
+    let phone_side = LogoutDeviceRequest {
+        phone_number: "15550006666".into(),
+    };
+    let left = fake
+        .control
+        .clone()
+        .logout_device(phone_side)
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(left.removed, 0, "whatsapp no longer lists the device");
+    assert!(!dir.path().join("sessions/frank/whatsapp.db").exists());
     daemon.stop().await;
 }
