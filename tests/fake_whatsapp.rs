@@ -10,14 +10,15 @@ use std::time::Duration;
 
 use common::*;
 use fake_whatsapp::proto::{
-    fake_whatsapp_client::FakeWhatsappClient, CountConnectionsRequest, DropConnectionsRequest,
+    fake_whatsapp_client::FakeWhatsappClient, CountConnectionsRequest, DropConnectionsRequest, EnterPairingCodeRequest,
     ListReceivedMessagesRequest, LogoutDeviceRequest, ReplaceStreamRequest, ScanQrRequest,
 };
 use tonic::transport::Channel;
 use wa_sessiond::{
     config::{BackendKind, Config, WhatsappUrl},
     proto::{
-        DisconnectReason, LogoutSessionRequest, SendTextMessageRequest, Session, SessionStatus, WatchSessionRequest,
+        DisconnectReason, LogoutSessionRequest, RequestPairingCodeRequest, SendTextMessageRequest, Session,
+        SessionStatus, WatchSessionRequest,
     },
 };
 
@@ -322,5 +323,38 @@ async fn logging_a_session_out_unlinks_the_device_at_whatsapp() {
         .into_inner();
     assert_eq!(left.removed, 0, "whatsapp no longer lists the device");
     assert!(!dir.path().join("sessions/frank/whatsapp.db").exists());
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_pairing_code_typed_on_the_phone_links_the_session() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), fake.wire()).await;
+    let mut client = daemon.sessions().await;
+    client.create_session(create("gina")).await.unwrap();
+
+    let request = RequestPairingCodeRequest {
+        session_id: "gina".into(),
+        phone_number: "+15550007777".into(),
+    };
+    let issued = tokio::time::timeout(STEP_BOUND, client.request_pairing_code(request))
+        .await
+        .expect("a pairing code within the bound")
+        .unwrap()
+        .into_inner();
+    assert_eq!(issued.code.len(), 9, "shown as XXXX-XXXX: {}", issued.code);
+
+    let typed = EnterPairingCodeRequest { code: issued.code };
+    let linked = tokio::time::timeout(STEP_BOUND, fake.control.clone().enter_pairing_code(typed))
+        .await
+        .expect("the phone finishes within the bound")
+        .unwrap()
+        .into_inner();
+    assert_eq!(linked.phone_number, "15550007777");
+    let session = wait_until(&daemon, "gina", "CONNECTED", |s| status(s) == SessionStatus::Connected).await;
+    assert_eq!(session.phone_number, "15550007777");
+    assert_eq!(session.jid, linked.jid);
+    assert_eq!(session.push_name, PUSH_NAME);
     daemon.stop().await;
 }

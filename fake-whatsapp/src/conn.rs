@@ -232,7 +232,7 @@ impl Session {
         if kind == "result" || kind == "error" {
             return self.handle_answer(&node, &kind).await;
         }
-        let (answers, effect) = iq::answer(&self.shared.world, self.device.as_ref(), &node).await;
+        let (answers, effect) = iq::answer(&self.shared.world, self.id, self.device.as_ref(), &node).await;
         for answer in &answers {
             self.send(answer).await?;
         }

@@ -8,6 +8,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     conn::Shared,
+    pair_code,
     proto::{
         fake_whatsapp_server::FakeWhatsapp, CountConnectionsRequest, CountConnectionsResponse, DropConnectionsRequest,
         DropConnectionsResponse, EnterPairingCodeRequest, EnterPairingCodeResponse, FailConnectsRequest,
@@ -49,9 +50,15 @@ impl FakeWhatsapp for Control {
 
     async fn enter_pairing_code(
         &self,
-        _request: Request<EnterPairingCodeRequest>,
+        request: Request<EnterPairingCodeRequest>,
     ) -> Result<Response<EnterPairingCodeResponse>, Status> {
-        Err(Status::unimplemented("the fake's phones cannot type pairing codes yet"))
+        let code = request.into_inner().code;
+        let device = pair_code::enter(&self.shared.world, &code).await.map_err(status)?;
+        tracing::info!(device = %device.jid(), "a phone typed a pairing code");
+        Ok(Response::new(EnterPairingCodeResponse {
+            jid: device.jid(),
+            phone_number: device.phone,
+        }))
     }
 
     async fn drop_connections(

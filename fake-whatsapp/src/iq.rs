@@ -8,9 +8,9 @@ use tracing::{debug, warn};
 use wacore_binary::{builder::NodeBuilder, Node};
 
 use crate::{
-    prekeys,
+    pair_code, prekeys,
     stanza::{self, attr},
-    world::{DeviceAddr, World},
+    world::{ConnId, DeviceAddr, World},
 };
 
 /// What the connection does besides sending the answer.
@@ -22,8 +22,8 @@ pub enum Effect {
     Unlinked,
 }
 
-/// The answers to `iq`, in order, and what follows.
-pub async fn answer(world: &World, device: Option<&DeviceAddr>, iq: &Node) -> (Vec<Node>, Effect) {
+/// The answers to `iq` from connection `conn`, in order, and what follows.
+pub async fn answer(world: &World, conn: ConnId, device: Option<&DeviceAddr>, iq: &Node) -> (Vec<Node>, Effect) {
     let id = attr(iq, "id").unwrap_or_default();
     let xmlns = attr(iq, "xmlns").unwrap_or_default();
     let kind = attr(iq, "type").unwrap_or_default();
@@ -55,6 +55,7 @@ pub async fn answer(world: &World, device: Option<&DeviceAddr>, iq: &Node) -> (V
         ("privacy", "privacy") if kind == "get" => result(vec![NodeBuilder::new("privacy").build()]),
         ("privacy", _) if kind == "set" => result(vec![]),
         ("w:sync:app:state", _) => result(vec![app_state(iq)]),
+        ("md", "link_code_companion_reg") => link_code(world, conn, &id, iq).await,
         ("md", "remove-companion-device") => {
             let unlinked = match device {
                 Some(device) => world.unlink(device).await,
@@ -69,6 +70,36 @@ pub async fn answer(world: &World, device: Option<&DeviceAddr>, iq: &Node) -> (V
         }
     };
     (answers, Effect::None)
+}
+
+/// The pairing-code stages a device sends: `companion_hello` (answered with a
+/// ref) and `companion_finish` (handed to the phone typing the code).
+async fn link_code(world: &World, conn: ConnId, id: &str, iq: &Node) -> Vec<Node> {
+    let Some(reg) = iq.get_optional_child("link_code_companion_reg") else {
+        return vec![stanza::iq_error(id, 400, "bad-request")];
+    };
+    match attr(reg, "stage").as_deref() {
+        Some("companion_hello") => match pair_code::companion_hello(reg) {
+            Ok(request) => {
+                tracing::info!(phone = %request.phone, "a device asks for a pairing code");
+                let answer = pair_code::companion_hello_answer(id, &request);
+                world.request_code(conn, request).await;
+                vec![answer]
+            }
+            Err(why) => {
+                warn!(%id, %why, "a bad companion_hello");
+                vec![stanza::iq_error(id, 400, "bad-request")]
+            }
+        },
+        Some("companion_finish") => {
+            world.companion_finished(conn, iq.clone()).await;
+            vec![stanza::iq_result(id, vec![])]
+        }
+        other => {
+            warn!(%id, stage = ?other, "unknown link_code_companion_reg stage; answering 501");
+            vec![stanza::iq_error(id, 501, "feature-not-implemented")]
+        }
+    }
 }
 
 /// A usync answer: every user asked about has one device, the phone (device 0).

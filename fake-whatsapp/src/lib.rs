@@ -16,6 +16,7 @@ mod control;
 mod iq;
 mod messages;
 mod noise;
+mod pair_code;
 mod pairing;
 mod prekeys;
 mod signal;

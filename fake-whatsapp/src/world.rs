@@ -5,11 +5,12 @@
 
 use std::collections::HashMap;
 
-use tokio::sync::{mpsc, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex};
 use wacore_binary::{Jid, Node, Server};
 use wacore_libsignal::protocol::{KeyPair, PreKeyBundle, ProtocolAddress};
 
 use crate::{
+    pair_code::CodeRequest,
     pairing::{self, Linked, ScannedCode},
     proto::ReceivedMessage,
     signal::PhoneSignal,
@@ -93,6 +94,10 @@ struct Conn {
     device: Option<DeviceAddr>,
     /// The pair-success it was sent, awaiting the device's answer.
     pending: Option<PendingPair>,
+    /// Its request for a pairing code, until the phone types it.
+    code_request: Option<CodeRequest>,
+    /// Where its `companion_finish` goes.
+    finish_waiter: Option<oneshot::Sender<Node>>,
 }
 
 #[derive(Default)]
@@ -144,6 +149,8 @@ impl World {
                 refs: Vec::new(),
                 device: None,
                 pending: None,
+                code_request: None,
+                finish_waiter: None,
             },
         );
         id
@@ -183,32 +190,61 @@ impl World {
             }
             digits => digits.to_owned(),
         };
-        let account = inner.account(&phone);
-        let addr = DeviceAddr {
-            phone: phone.clone(),
-            device: account.next_device,
-        };
-        account.next_device += 1;
-        let (jid, lid) = (addr.jid(), format!("{}:{}@lid", account.lid_user, addr.device));
-        let linked = Linked {
-            jid: &jid,
-            lid: &lid,
-            push_name: PUSH_NAME,
-            device: addr.device,
-        };
-        let iq_id = stanza::next_id();
-        let success = pairing::pair_success(&iq_id, &account.identity, &code, &linked).map_err(Refusal::Invalid)?;
-        let conn = inner.conns.get_mut(&conn_id).expect("found above");
-        conn.refs.clear();
-        if conn.orders.send(Order::Send(success)).is_err() {
-            return Err(Refusal::NotFound("the connection holding that ref just closed".into()));
+        inner.pair_on(conn_id, &phone, code)
+    }
+
+    /// A device on connection `id` asked for a pairing code for `request.phone`.
+    pub async fn request_code(&self, id: ConnId, request: CodeRequest) {
+        if let Some(conn) = self.inner.lock().await.conns.get_mut(&id) {
+            conn.code_request = Some(request);
         }
-        conn.pending = Some(PendingPair {
-            iq_id,
-            addr: addr.clone(),
-            code,
-        });
-        Ok(addr)
+    }
+
+    /// The connections waiting for a pairing code to be typed, newest first.
+    pub async fn code_requests(&self) -> Vec<(ConnId, CodeRequest)> {
+        let inner = self.inner.lock().await;
+        let mut waiting: Vec<_> = inner
+            .conns
+            .iter()
+            .filter_map(|(id, conn)| Some((*id, conn.code_request.clone()?)))
+            .collect();
+        waiting.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+        waiting
+    }
+
+    /// Sends the phone's `primary_hello` to connection `id`; the device's
+    /// `companion_finish` arrives on the receiver.
+    pub async fn send_primary_hello(&self, id: ConnId, hello: Node) -> Option<oneshot::Receiver<Node>> {
+        let mut inner = self.inner.lock().await;
+        let conn = inner.conns.get_mut(&id)?;
+        let (tx, rx) = oneshot::channel();
+        conn.orders.send(Order::Send(hello)).ok()?;
+        conn.finish_waiter = Some(tx);
+        Some(rx)
+    }
+
+    /// The device on connection `id` sent its `companion_finish`.
+    pub async fn companion_finished(&self, id: ConnId, finish: Node) {
+        let waiter = self
+            .inner
+            .lock()
+            .await
+            .conns
+            .get_mut(&id)
+            .and_then(|conn| conn.finish_waiter.take());
+        match waiter {
+            Some(waiter) => drop(waiter.send(finish)),
+            None => tracing::warn!("a companion_finish nobody waits for"),
+        }
+    }
+
+    /// The typed code checked out: sends the pair-success to connection `id`.
+    pub async fn pair_by_code(&self, id: ConnId, phone: &str, code: ScannedCode) -> Result<DeviceAddr, Refusal> {
+        let mut inner = self.inner.lock().await;
+        if let Some(conn) = inner.conns.get_mut(&id) {
+            conn.code_request = None;
+        }
+        inner.pair_on(id, phone, code)
     }
 
     /// The answer `iq_id` arrived on connection `id`: if it answers a pair-success,
@@ -338,6 +374,11 @@ impl World {
         self.inner.lock().await.received.push(message);
     }
 
+    /// The identity key pair of `phone`'s phone, created with its account.
+    pub async fn phone_identity(&self, phone: &str) -> KeyPair {
+        self.inner.lock().await.account(phone).identity.clone()
+    }
+
     /// The messages devices sent, oldest first.
     pub async fn received(&self) -> Vec<ReceivedMessage> {
         self.inner.lock().await.received.clone()
@@ -345,6 +386,36 @@ impl World {
 }
 
 impl Inner {
+    /// Sends a pair-success for a new device of `phone` to connection `conn_id`
+    /// and waits for its countersignature there.
+    fn pair_on(&mut self, conn_id: ConnId, phone: &str, code: ScannedCode) -> Result<DeviceAddr, Refusal> {
+        let account = self.account(phone);
+        let addr = DeviceAddr {
+            phone: phone.to_owned(),
+            device: account.next_device,
+        };
+        account.next_device += 1;
+        let (jid, lid) = (addr.jid(), format!("{}:{}@lid", account.lid_user, addr.device));
+        let linked = Linked {
+            jid: &jid,
+            lid: &lid,
+            push_name: PUSH_NAME,
+            device: addr.device,
+        };
+        let iq_id = stanza::next_id();
+        let success = pairing::pair_success(&iq_id, &account.identity, &code, &linked).map_err(Refusal::Invalid)?;
+        let closed = || Refusal::NotFound("the device's connection just closed".into());
+        let conn = self.conns.get_mut(&conn_id).ok_or_else(closed)?;
+        conn.refs.clear();
+        conn.orders.send(Order::Send(success)).map_err(|_| closed())?;
+        conn.pending = Some(PendingPair {
+            iq_id,
+            addr: addr.clone(),
+            code,
+        });
+        Ok(addr)
+    }
+
     /// The phone number of a user JID, by phone number or by LID.
     fn phone_of(&self, user: &Jid) -> String {
         if user.server == Server::Lid {
