@@ -11,7 +11,7 @@ use std::time::Duration;
 use common::*;
 use fake_whatsapp::proto::{
     fake_whatsapp_client::FakeWhatsappClient, CountConnectionsRequest, DropConnectionsRequest, EnterPairingCodeRequest,
-    ListReceivedMessagesRequest, LogoutDeviceRequest, ReplaceStreamRequest, ScanQrRequest,
+    FailConnectsRequest, ListReceivedMessagesRequest, LogoutDeviceRequest, ReplaceStreamRequest, ScanQrRequest,
 };
 use tonic::transport::Channel;
 use wa_sessiond::{
@@ -356,5 +356,67 @@ async fn a_pairing_code_typed_on_the_phone_links_the_session() {
     assert_eq!(session.phone_number, "15550007777");
     assert_eq!(session.jid, linked.jid);
     assert_eq!(session.push_name, PUSH_NAME);
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn refused_connects_are_retried_until_whatsapp_takes_the_device_back() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), fake.wire()).await;
+    pair(&daemon, &fake, "hank", "15550008888").await;
+    let (started, _) = fake.connections().await;
+
+    let mut control = fake.control.clone();
+    control.fail_connects(FailConnectsRequest { count: 3 }).await.unwrap();
+    let drop = DropConnectionsRequest {
+        phone_number: "15550008888".into(),
+    };
+    control.drop_connections(drop).await.unwrap();
+    wait_until(&daemon, "hank", "RECONNECTING", |s| {
+        status(s) == SessionStatus::Reconnecting
+    })
+    .await;
+    // When each attempt reaches the fake (polled every few milliseconds).
+    let mut attempts = Vec::new();
+    let deadline = tokio::time::Instant::now() + STEP_BOUND;
+    while attempts.len() < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "4 attempts within {STEP_BOUND:?}: {attempts:?}"
+        );
+        let (now_started, _) = fake.connections().await;
+        while started + (attempts.len() as u64) < now_started {
+            attempts.push(tokio::time::Instant::now());
+        }
+        if attempts.len() < 4 {
+            let session = daemon
+                .sessions()
+                .await
+                .get_session(peek("hank"))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(
+                status(&session),
+                SessionStatus::Reconnecting,
+                "waiting between attempts"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let gaps: Vec<_> = attempts.windows(2).map(|w| w[1] - w[0]).collect();
+    assert!(gaps[0] < gaps[1], "the wait grows after each refusal: {gaps:?}");
+    let session = wait_until(&daemon, "hank", "CONNECTED after the refusals", |s| {
+        status(s) == SessionStatus::Connected
+    })
+    .await;
+    assert_eq!(session.jid, "15550008888:1@s.whatsapp.net");
+    let (after, open) = fake.connections().await;
+    assert_eq!(
+        (after - started, open),
+        (4, 1),
+        "three refused attempts, then one that stays"
+    );
     daemon.stop().await;
 }
