@@ -138,7 +138,11 @@ pub async fn run(
     };
     let backend: Arc<dyn Backend> = match &emulator {
         Some(emulator) => Arc::new(emulator.clone()),
-        None => Arc::new(WhatsappBackend::new(data.clone(), config.wa_version)),
+        None => Arc::new(WhatsappBackend::new(
+            data.clone(),
+            config.wa_version,
+            config.whatsapp_url.clone(),
+        )),
     };
     let width = config.max_concurrent_connects as usize;
     let backend: Arc<dyn Backend> = Arc::new(Paced::new(backend, width, wiring.metrics.clone()));

@@ -7,7 +7,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Parser, ValueEnum};
 
 mod edge;
+mod whatsapp_url;
 pub use edge::{EdgeConfig, Secret};
+pub use whatsapp_url::{WhatsappUrl, CERTIFICATE_CHECK_OFF, DEFAULT_WHATSAPP_URL, UNVERIFIED_WARNING};
 
 /// Exit status for bad configuration (EX_USAGE).
 pub const EXIT_USAGE: i32 = 64;
@@ -54,6 +56,11 @@ pub struct Config {
     /// raise it when WhatsApp refuses the client as outdated (405).
     #[arg(long, env = "WA_SESSIOND_WA_VERSION", default_value = "2.3000.1042742319", value_parser = wa_version)]
     pub wa_version: (u32, u32, u32),
+
+    /// WhatsApp Web's websocket, for the real backend (`ws://` or `wss://`). A build
+    /// with the `fake-whatsapp` feature accepts only loopback hosts.
+    #[arg(long, env = "WA_SESSIOND_WHATSAPP_URL", default_value = DEFAULT_WHATSAPP_URL, value_parser = WhatsappUrl::parse)]
+    pub whatsapp_url: WhatsappUrl,
 
     /// How long CreateSession / RefreshQr wait for the first QR code.
     #[arg(long, env = "WA_SESSIOND_QR_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
@@ -145,7 +152,20 @@ impl Config {
             eprintln!("wa-sessiond: {line}");
             std::process::exit(EXIT_USAGE);
         }
+        if let Err(line) = config.check_whatsapp_url() {
+            eprintln!("wa-sessiond: {line}");
+            std::process::exit(EXIT_USAGE);
+        }
         config
+    }
+
+    /// The loopback rule of `fake-whatsapp` builds, for the backend that dials
+    /// `--whatsapp-url` (the emulator never does).
+    pub fn check_whatsapp_url(&self) -> Result<(), String> {
+        match self.backend {
+            BackendKind::Whatsapp => self.whatsapp_url.allowed(),
+            BackendKind::Emulator => Ok(()),
+        }
     }
 
     /// The defaults (for tests and embedding).
@@ -172,6 +192,19 @@ mod tests {
         assert_eq!(config.session_restart_budget, 5);
         assert_eq!(config.session_restart_window, Duration::from_secs(60));
         assert_eq!(config.shutdown_grace, Duration::from_secs(20));
+        assert_eq!(config.whatsapp_url.as_str(), "wss://web.whatsapp.com/ws/chat");
+    }
+
+    #[test]
+    fn the_whatsapp_url_is_a_websocket_url_and_the_loopback_rule_spares_the_emulator() {
+        let local = Config::try_parse_from(["wa-sessiond", "--whatsapp-url", "ws://127.0.0.1:4000/ws/chat"]).unwrap();
+        assert_eq!(local.whatsapp_url.port(), 4000);
+        assert!(local.check_whatsapp_url().is_ok());
+        assert!(Config::try_parse_from(["wa-sessiond", "--whatsapp-url", "https://example.com"]).is_err());
+        let remote = Config::try_parse_from(["wa-sessiond", "--whatsapp-url", "ws://10.0.0.1/ws/chat"]).unwrap();
+        assert_eq!(remote.check_whatsapp_url().is_err(), CERTIFICATE_CHECK_OFF);
+        let emulator = Config::try_parse_from(["wa-sessiond", "--backend", "emulator"]).unwrap();
+        assert!(emulator.check_whatsapp_url().is_ok());
     }
 
     #[test]

@@ -15,6 +15,9 @@ use wa_sessiond::{
 fn main() -> ExitCode {
     let config = Config::from_env_or_exit();
     telemetry::init(config.log_format);
+    if config::CERTIFICATE_CHECK_OFF {
+        tracing::warn!("{}", config::UNVERIFIED_WARNING);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

@@ -17,7 +17,7 @@ use tonic::transport::Channel;
 use wa_sessiond::{
     app,
     backend::emulator::Emulator,
-    config::{BackendKind, Config},
+    config::{BackendKind, Config, WhatsappUrl},
     proto::{
         emulator_service_client::EmulatorServiceClient, session_service_client::SessionServiceClient, Session,
         SessionStatus,
@@ -46,11 +46,24 @@ pub struct Daemon {
     pub registry: Arc<std::sync::OnceLock<ractor::ActorCell>>,
 }
 
-/// The test config: short TTLs, in `data_dir`.
+/// A `ws://` URL on a loopback port nothing listens on: where the real backend
+/// dials unless a test points it at a fake server. Tests never touch the network.
+pub fn closed_local_url() -> WhatsappUrl {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    WhatsappUrl::parse(&format!("ws://127.0.0.1:{port}/ws/chat")).unwrap()
+}
+
+/// The test config: short TTLs, in `data_dir`, the real backend (when chosen)
+/// dialing a closed local port.
 pub fn test_config(data_dir: &std::path::Path) -> Config {
     let mut config = Config::defaults();
     config.data_dir = data_dir.to_path_buf();
     config.backend = BackendKind::Emulator;
+    config.whatsapp_url = closed_local_url();
     config.emulator_first_qr_ttl = FIRST_TTL;
     config.emulator_next_qr_ttl = NEXT_TTL;
     config.emulator_qr_count = QR_COUNT;

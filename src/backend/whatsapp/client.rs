@@ -1,6 +1,6 @@
 //! Building one whatsapp-rust client on a session's credential store: the pinned
-//! WhatsApp Web version (no network fetch), the session's tracing span on every task,
-//! and an inline event handler that forwards the events the session cares about, in
+//! WhatsApp Web version (no network fetch), the configured websocket URL, the
+//! session's tracing span on every task, and an inline event handler that forwards the events the session cares about, in
 //! arrival order, to the connection task.
 
 use std::sync::{atomic::Ordering, Arc};
@@ -10,11 +10,22 @@ use tracing::Span;
 use whatsapp_rust::{
     bot::Bot,
     store::SqliteStore,
+    transport::TokioWebSocketTransportFactory,
     types::events::{Event, EventHandler, EventInterest, EventKind},
     Client,
 };
 
 use super::{events::OwnDevice, runtime::SessionRuntime, store::CredentialFiles};
+use crate::config::WhatsappUrl;
+
+/// How a client reaches WhatsApp; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Dial {
+    /// The WhatsApp Web version the client announces.
+    pub version: (u32, u32, u32),
+    /// The websocket it dials.
+    pub url: WhatsappUrl,
+}
 
 /// The events a connection translates; the rest (messages, presence...) are not
 /// even queued.
@@ -60,8 +71,11 @@ impl EventHandler for Forwarder {
 }
 
 /// Opens the store (creating it private) and builds a client with auto-reconnect
-/// off: the session actor decides every reconnect. Errors are causes in words.
-pub async fn build(files: &CredentialFiles, version: (u32, u32, u32), span: Span) -> Result<Built, String> {
+/// off: the session actor decides every reconnect. Errors are causes in words. A
+/// build that does not verify the server certificate refuses a non-loopback URL
+/// here too, whoever configured it.
+pub async fn build(files: &CredentialFiles, dial: &Dial, span: Span) -> Result<Built, String> {
+    dial.url.allowed()?;
     let prepared = files.clone();
     tokio::task::spawn_blocking(move || prepared.prepare())
         .await
@@ -75,7 +89,8 @@ pub async fn build(files: &CredentialFiles, version: (u32, u32, u32), span: Span
     let bot = Bot::builder()
         .with_backend(store)
         .with_runtime(SessionRuntime::new(span))
-        .with_version(version)
+        .with_version(dial.version)
+        .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(dial.url.as_str()))
         .skip_history_sync()
         .with_event_handler(Forwarder { tx })
         .build()

@@ -21,7 +21,7 @@ use tracing::{debug, info, warn, Instrument, Span};
 use whatsapp_rust::Client;
 
 use super::{
-    client::{self, own_device},
+    client::{self, own_device, Dial},
     events::{EventMapper, RunEnd},
     reach,
     store::CredentialFiles,
@@ -86,7 +86,7 @@ pub struct WhatsappConnection {
 
 impl WhatsappConnection {
     /// Starts the connection task on `files` and returns at once.
-    pub fn start(files: CredentialFiles, version: (u32, u32, u32), span: Span, sink: EventSink) -> Self {
+    pub fn start(files: CredentialFiles, dial: Dial, span: Span, sink: EventSink) -> Self {
         let (client, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             closed: AtomicBool::new(false),
@@ -94,7 +94,7 @@ impl WhatsappConnection {
             client,
             sink,
         });
-        let task = tokio::spawn(run(shared.clone(), files, version, span.clone()).instrument(span.clone()));
+        let task = tokio::spawn(run(shared.clone(), files, dial, span.clone()).instrument(span.clone()));
         Self { shared, task, span }
     }
 
@@ -189,11 +189,11 @@ fn send_error(error: whatsapp_rust::send::SendError) -> BackendError {
 }
 
 /// The connection task: build, run once, report, stop.
-async fn run(shared: Arc<Shared>, files: CredentialFiles, version: (u32, u32, u32), span: Span) {
+async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span) {
     // Probed alongside the library's own attempt, to name a failure quickly.
-    let mut probe = tokio::spawn(reach::probe());
+    let mut probe = tokio::spawn(reach::probe(dial.url.clone()));
     let built = tokio::select! {
-        built = client::build(&files, version, span) => built,
+        built = client::build(&files, &dial, span) => built,
         () = shared.stop.notified() => {
             probe.abort();
             return;
@@ -272,7 +272,7 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, version: (u32, u32, u3
             };
             let cause = probed
                 .err()
-                .unwrap_or_else(|| reach::handshake_failed(mapper.last_trouble()));
+                .unwrap_or_else(|| reach::handshake_failed(&dial.url, mapper.last_trouble()));
             info!(%cause, "could not connect to whatsapp");
             shared.report(BackendEvent::ConnectFailed(cause));
         }

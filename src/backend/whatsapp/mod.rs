@@ -13,9 +13,9 @@ mod store;
 
 use tracing::info_span;
 
-use self::{connection::WhatsappConnection, store::CredentialFiles};
+use self::{client::Dial, connection::WhatsappConnection, store::CredentialFiles};
 use super::{Backend, BackendError, BoxFuture, Connection, EventSink};
-use crate::{id::SessionId, store::DataDir};
+use crate::{config::WhatsappUrl, id::SessionId, store::DataDir};
 
 /// The WhatsApp Web version announced when none is configured. Pinned, so starting a
 /// connection never depends on fetching `web.whatsapp.com/sw.js`.
@@ -26,14 +26,17 @@ pub const DEFAULT_WA_VERSION: (u32, u32, u32) = (2, 3000, 1_042_742_319);
 pub struct WhatsappBackend {
     /// Where each session's store lives.
     data: DataDir,
-    /// The WhatsApp Web version the clients announce.
-    version: (u32, u32, u32),
+    /// The version the clients announce and the websocket they dial.
+    dial: Dial,
 }
 
 impl WhatsappBackend {
-    /// A backend keeping stores under `data`, announcing `version`.
-    pub fn new(data: DataDir, version: (u32, u32, u32)) -> Self {
-        Self { data, version }
+    /// A backend keeping stores under `data`, announcing `version`, dialing `url`.
+    pub fn new(data: DataDir, version: (u32, u32, u32), url: WhatsappUrl) -> Self {
+        Self {
+            data,
+            dial: Dial { version, url },
+        }
     }
 
     fn files(&self, session: &SessionId) -> CredentialFiles {
@@ -56,7 +59,12 @@ impl Backend for WhatsappBackend {
 
     fn connect(&self, session: &SessionId, sink: EventSink) -> Box<dyn Connection> {
         let span = info_span!("whatsapp", session_id = %session);
-        Box::new(WhatsappConnection::start(self.files(session), self.version, span, sink))
+        Box::new(WhatsappConnection::start(
+            self.files(session),
+            self.dial.clone(),
+            span,
+            sink,
+        ))
     }
 
     fn wipe(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>> {
@@ -66,7 +74,7 @@ impl Backend for WhatsappBackend {
     fn logout_stored(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>> {
         use tracing::Instrument;
         let span = info_span!("whatsapp", session_id = %session);
-        Box::pin(pairing::logout_stored(self.files(session), self.version).instrument(span))
+        Box::pin(pairing::logout_stored(self.files(session), self.dial.clone()).instrument(span))
     }
 }
 
@@ -79,8 +87,16 @@ mod tests {
     use super::*;
     use crate::backend::{BackendEvent, CLOSE_TIMEOUT};
 
+    /// A backend dialing a local port nothing listens on: tests never touch the
+    /// network.
     fn backend(dir: &std::path::Path) -> WhatsappBackend {
-        WhatsappBackend::new(DataDir::open(dir).unwrap(), DEFAULT_WA_VERSION)
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = WhatsappUrl::parse(&format!("ws://127.0.0.1:{port}/ws/chat")).unwrap();
+        WhatsappBackend::new(DataDir::open(dir).unwrap(), DEFAULT_WA_VERSION, url)
     }
 
     fn sink() -> (EventSink, mpsc::UnboundedReceiver<BackendEvent>) {
@@ -103,7 +119,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_connection_either_shows_a_code_or_names_why_whatsapp_is_unreachable() {
+    async fn a_connection_to_a_closed_port_names_why_whatsapp_is_unreachable() {
         let tmp = tempfile::tempdir().unwrap();
         let backend = backend(tmp.path());
         let session = SessionId::parse("bob").unwrap();
@@ -114,8 +130,7 @@ mod tests {
             .expect("the connection reports within the bound")
             .expect("an event");
         match first {
-            BackendEvent::Qr(code) => assert_eq!((code.index, code.count), (1, events::QR_BATCH)),
-            BackendEvent::ConnectFailed(cause) => assert!(cause.contains("whatsapp"), "{cause}"),
+            BackendEvent::ConnectFailed(cause) => assert!(cause.contains("refused"), "{cause}"),
             other => panic!("unexpected first event {other:?}"),
         }
         tokio::time::timeout(CLOSE_TIMEOUT + Duration::from_secs(1), connection.close())

@@ -47,12 +47,14 @@ pub async fn request(client: Arc<Client>, phone_number: String) -> Result<Pairin
 
 /// Logs the stored device in, unlinks it on WhatsApp's side and deletes the store.
 /// Unreachable WhatsApp answers `Unreachable` quickly and keeps the store.
-pub async fn logout_stored(files: CredentialFiles, version: (u32, u32, u32)) -> Result<(), BackendError> {
+pub async fn logout_stored(files: CredentialFiles, dial: client::Dial) -> Result<(), BackendError> {
     if !files.is_linked() {
         return wipe(files).await;
     }
-    reach::probe().await.map_err(BackendError::Unreachable)?;
-    let built = client::build(&files, version, tracing::Span::current())
+    reach::probe(dial.url.clone())
+        .await
+        .map_err(BackendError::Unreachable)?;
+    let built = client::build(&files, &dial, tracing::Span::current())
         .await
         .map_err(BackendError::Storage)?;
     let client = built.client.clone();

@@ -1,0 +1,273 @@
+//! One client connection, start to end: the WebSocket upgrade (then a refusal, if
+//! the control API asked for one), the Noise handshake, then either pairing (a batch of
+//! refs, the phone's pair-success, the device's countersignature, 515) or login
+//! (`<success>` for a linked device, `<failure reason="401">` otherwise), and the
+//! stanza loop that answers the device and carries out the control API's orders.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use base64::{prelude::BASE64_STANDARD, Engine as _};
+use rand::RngExt as _;
+use tokio::{net::TcpStream, sync::mpsc};
+use tokio_websockets::ServerBuilder;
+use tracing::{debug, info, warn, Instrument};
+use wacore_binary::{builder::NodeBuilder, Node};
+
+use crate::{
+    iq::{self, Effect},
+    messages,
+    noise::{Channel, Handshaken, Responder, ServerIdentity},
+    stanza::{self, attr},
+    wire::{Wire, WireEnd},
+    world::{ConnId, DeviceAddr, Order, World},
+};
+
+/// How long a client may take over each handshake message (the client's own
+/// bound is 20 s).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What every connection shares.
+pub struct Shared {
+    /// Accounts, connections, counters.
+    pub world: World,
+    /// The server's Noise identity.
+    pub identity: ServerIdentity,
+    /// Refs per pairing batch.
+    pub refs: u32,
+}
+
+/// Serves one accepted TCP connection to its end.
+pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    let span = tracing::info_span!("conn", %peer);
+    async move {
+        // A bare TCP connect (a client's reachability probe) is not a connection.
+        let socket = match ServerBuilder::new().accept(stream).await {
+            Ok((_request, socket)) => socket,
+            Err(e) => {
+                debug!(error = %e, "no websocket upgrade");
+                return;
+            }
+        };
+        let mut wire = Wire::new(socket);
+        if !shared.world.accept().await {
+            info!("refusing the connection before its handshake (fail-connects)");
+            wire.close().await;
+            return;
+        }
+        let handshaken = match handshake(&shared.identity, &mut wire).await {
+            Ok(handshaken) => handshaken,
+            Err(why) => {
+                info!(%why, "handshake failed");
+                return;
+            }
+        };
+        let (orders_tx, orders) = mpsc::unbounded_channel();
+        let id = shared.world.open(orders_tx).await;
+        let mut session = Session {
+            id,
+            shared: shared.clone(),
+            wire,
+            channel: handshaken.channel,
+            device: None,
+        };
+        let end = session.run(handshaken.payload, handshaken.client_static, orders).await;
+        shared.world.close(id).await;
+        info!(end = %end, device = ?session.device.as_ref().map(DeviceAddr::jid), "connection closed");
+    }
+    .instrument(span)
+    .await;
+}
+
+/// Runs the XX handshake on `wire`.
+async fn handshake(identity: &ServerIdentity, wire: &mut Wire) -> Result<Handshaken, String> {
+    let hello = wire
+        .next_frame_within(HANDSHAKE_TIMEOUT)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let (responder, server_hello) = Responder::hello(identity, &hello).map_err(|e| e.to_string())?;
+    wire.send(server_hello).await.map_err(|e| format!("{e:?}"))?;
+    let finish = wire
+        .next_frame_within(HANDSHAKE_TIMEOUT)
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    responder.finish(&finish).map_err(|e| e.to_string())
+}
+
+/// A connection after its handshake.
+struct Session {
+    /// Its number in the world.
+    id: ConnId,
+    /// What all connections share.
+    shared: Arc<Shared>,
+    /// The socket.
+    wire: Wire,
+    /// The Noise transport.
+    channel: Channel,
+    /// The device logged in on it.
+    device: Option<DeviceAddr>,
+}
+
+/// Why a session stopped.
+type End = String;
+
+impl Session {
+    async fn run(
+        &mut self,
+        payload: waproto::whatsapp::ClientPayload,
+        client_static: [u8; 32],
+        mut orders: mpsc::UnboundedReceiver<Order>,
+    ) -> End {
+        let opened = match payload.username {
+            Some(phone) => self.login(phone, payload.device.unwrap_or(0), &client_static).await,
+            None => self.offer_refs().await,
+        };
+        if let Err(end) = opened {
+            return end;
+        }
+        loop {
+            let step = tokio::select! {
+                frame = self.wire.next_frame() => match frame {
+                    Ok(frame) => match self.channel.open(frame) {
+                        Ok(node) => self.handle(node).await,
+                        Err(why) => Err(format!("bad frame: {why}")),
+                    },
+                    Err(WireEnd::Closed) => Err("closed by the client".into()),
+                    Err(WireEnd::Broken(why)) => Err(why),
+                },
+                Some(order) = orders.recv() => match order {
+                    Order::Send(node) => self.send(&node).await,
+                    Order::End(error) => Err(self.end_with(&error).await),
+                    Order::Drop => Err("dropped (control)".into()),
+                },
+            };
+            if let Err(end) = step {
+                return end;
+            }
+        }
+    }
+
+    /// Seals and sends one stanza.
+    async fn send(&mut self, node: &Node) -> Result<(), End> {
+        debug!(tag = %node.tag, "send");
+        let bytes = self.channel.seal(node).map_err(|e| e.to_string())?;
+        self.wire.send(bytes).await.map_err(|e| format!("{e:?}"))
+    }
+
+    /// Sends a stream error and closes the socket.
+    async fn end_with(&mut self, error: &Node) -> End {
+        let _ = self.send(error).await;
+        self.wire.close().await;
+        let code = attr(error, "code").unwrap_or_default();
+        let conflict = error
+            .get_optional_child("conflict")
+            .and_then(|c| attr(c, "type"))
+            .unwrap_or_default();
+        format!("stream error {code} {conflict}").trim_end().to_owned()
+    }
+
+    /// A new device: offer it a batch of refs, one QR code each.
+    async fn offer_refs(&mut self) -> Result<(), End> {
+        let refs: Vec<String> = (0..self.shared.refs).map(|_| fresh_ref()).collect();
+        self.shared.world.offer_refs(self.id, refs.clone()).await;
+        let refs: Vec<Node> = refs
+            .into_iter()
+            .map(|r| NodeBuilder::new("ref").bytes(r.into_bytes()).build())
+            .collect();
+        let pair_device = NodeBuilder::new("pair-device").children(refs).build();
+        info!(refs = self.shared.refs, "new device: offering refs");
+        self.send(&stanza::server_iq(&stanza::next_id(), "set", "md", vec![pair_device]))
+            .await
+    }
+
+    /// A linked device logs in: `<success>` if the world knows it by its key.
+    async fn login(&mut self, phone: u64, device: u32, client_static: &[u8; 32]) -> Result<(), End> {
+        let addr = DeviceAddr {
+            phone: phone.to_string(),
+            device: u16::try_from(device).unwrap_or(u16::MAX),
+        };
+        match self.shared.world.login(self.id, &addr, client_static).await {
+            Some(lid) => {
+                info!(device = %addr.jid(), "device logged in");
+                self.device = Some(addr);
+                self.send(&stanza::success(&lid)).await
+            }
+            None => {
+                info!(device = %addr.jid(), "unknown device: login refused (401)");
+                let _ = self.send(&stanza::failure(401)).await;
+                self.wire.close().await;
+                Err("login refused".into())
+            }
+        }
+    }
+
+    /// One stanza from the device.
+    async fn handle(&mut self, node: Node) -> Result<(), End> {
+        match node.tag.as_ref() {
+            "iq" => self.handle_iq(node).await,
+            "message" => {
+                let acks = messages::receive(&self.shared.world, self.device.as_ref(), &node).await;
+                for ack in acks {
+                    self.send(&ack).await?;
+                }
+                Ok(())
+            }
+            "receipt" => {
+                let id = attr(&node, "id").unwrap_or_default();
+                let to = attr(&node, "to").unwrap_or_default();
+                self.send(&stanza::ack("receipt", &id, &to)).await
+            }
+            "ib" | "presence" | "ack" | "chatstate" | "notification" => {
+                debug!(tag = %node.tag, "ignored");
+                Ok(())
+            }
+            other => {
+                warn!(tag = %other, "unknown stanza; ignored");
+                Ok(())
+            }
+        }
+    }
+
+    async fn handle_iq(&mut self, node: Node) -> Result<(), End> {
+        let kind = attr(&node, "type").unwrap_or_default();
+        if kind == "result" || kind == "error" {
+            return self.handle_answer(&node, &kind).await;
+        }
+        let (answers, effect) = iq::answer(&self.shared.world, self.id, self.device.as_ref(), &node).await;
+        for answer in &answers {
+            self.send(answer).await?;
+        }
+        match effect {
+            Effect::None => Ok(()),
+            Effect::Unlinked => {
+                self.wire.close().await;
+                Err("the device unlinked itself".into())
+            }
+        }
+    }
+
+    /// An answer to one of the server's requests: the pair-device ack, or the
+    /// device's pair-device-sign (then 515: restart with the new credentials).
+    async fn handle_answer(&mut self, node: &Node, kind: &str) -> Result<(), End> {
+        let id = attr(node, "id").unwrap_or_default();
+        match self.shared.world.answer_pairing(self.id, &id, node).await {
+            Some(Ok(addr)) => {
+                info!(device = %addr.jid(), "device linked; restart required (515)");
+                Err(self.end_with(&stanza::stream_error(515)).await)
+            }
+            Some(Err(why)) => {
+                warn!(%id, %kind, %why, "the device's pairing answer was refused");
+                Ok(())
+            }
+            None => {
+                debug!(%id, %kind, "answer");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A ref like WhatsApp's: `2@` and random base64.
+fn fresh_ref() -> String {
+    let bytes: [u8; 24] = rand::rng().random();
+    format!("2@{}", BASE64_STANDARD.encode(bytes))
+}

@@ -1,0 +1,160 @@
+//! Answers to the requests (`<iq type="get|set">`) a logged-in or pairing device
+//! sends, by namespace, each by its id in whatever order they come: keepalive,
+//! passive/active (then the offline marker), pre-keys, usync device lists, A/B
+//! props, blocklist, privacy, app state, companion removal. Anything else gets an
+//! error answer and a log line, never silence.
+
+use tracing::{debug, warn};
+use wacore_binary::{builder::NodeBuilder, Node};
+
+use crate::{
+    pair_code, prekeys,
+    stanza::{self, attr},
+    world::{ConnId, DeviceAddr, World},
+};
+
+/// What the connection does besides sending the answer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Nothing.
+    None,
+    /// The device unlinked itself: close its stream.
+    Unlinked,
+}
+
+/// The answers to `iq` from connection `conn`, in order, and what follows.
+pub async fn answer(world: &World, conn: ConnId, device: Option<&DeviceAddr>, iq: &Node) -> (Vec<Node>, Effect) {
+    let id = attr(iq, "id").unwrap_or_default();
+    let xmlns = attr(iq, "xmlns").unwrap_or_default();
+    let kind = attr(iq, "type").unwrap_or_default();
+    let first = iq
+        .children()
+        .and_then(|c| c.first())
+        .map(|c| c.tag.to_string())
+        .unwrap_or_default();
+    debug!(%id, %xmlns, %kind, child = %first, "iq");
+    let result = |children: Vec<Node>| vec![stanza::iq_result(&id, children)];
+    let answers = match (xmlns.as_str(), first.as_str()) {
+        ("w:p", _) => result(vec![]),
+        // Going active: the offline queue (empty) follows the answer.
+        ("passive", _) => vec![stanza::iq_result(&id, vec![]), stanza::offline_done(0)],
+        ("encrypt", "count") => result(vec![NodeBuilder::new("count").attr("value", "50").build()]),
+        // Leaving the digest unparseable makes the client skip its validation quietly.
+        ("encrypt", "digest") => result(vec![]),
+        ("encrypt", "key") => match prekeys::bundles(world, iq).await {
+            Ok(list) => result(vec![list]),
+            Err(why) => {
+                warn!(%id, %why, "could not answer a pre-key fetch");
+                vec![stanza::iq_error(&id, 500, "internal-server-error")]
+            }
+        },
+        ("encrypt", _) if kind == "set" => result(vec![]),
+        ("usync", _) => result(vec![usync(iq)]),
+        ("abt", _) => result(vec![NodeBuilder::new("props").attr("protocol", "1").build()]),
+        ("blocklist", _) => result(vec![NodeBuilder::new("list").build()]),
+        ("privacy", "privacy") if kind == "get" => result(vec![NodeBuilder::new("privacy").build()]),
+        ("privacy", _) if kind == "set" => result(vec![]),
+        ("w:sync:app:state", _) => result(vec![app_state(iq)]),
+        ("md", "link_code_companion_reg") => link_code(world, conn, &id, iq).await,
+        ("md", "remove-companion-device") => {
+            let unlinked = match device {
+                Some(device) => world.unlink(device).await,
+                None => false,
+            };
+            tracing::info!(device = ?device.map(DeviceAddr::jid), unlinked, "device removed itself");
+            return (result(vec![]), Effect::Unlinked);
+        }
+        _ => {
+            warn!(%id, %xmlns, %kind, child = %first, "unknown iq; answering 501");
+            vec![stanza::iq_error(&id, 501, "feature-not-implemented")]
+        }
+    };
+    (answers, Effect::None)
+}
+
+/// The pairing-code stages a device sends: `companion_hello` (answered with a
+/// ref) and `companion_finish` (handed to the phone typing the code).
+async fn link_code(world: &World, conn: ConnId, id: &str, iq: &Node) -> Vec<Node> {
+    let Some(reg) = iq.get_optional_child("link_code_companion_reg") else {
+        return vec![stanza::iq_error(id, 400, "bad-request")];
+    };
+    match attr(reg, "stage").as_deref() {
+        Some("companion_hello") => match pair_code::companion_hello(reg) {
+            Ok(request) => {
+                tracing::info!(phone = %request.phone, "a device asks for a pairing code");
+                let answer = pair_code::companion_hello_answer(id, &request);
+                world.request_code(conn, request).await;
+                vec![answer]
+            }
+            Err(why) => {
+                warn!(%id, %why, "a bad companion_hello");
+                vec![stanza::iq_error(id, 400, "bad-request")]
+            }
+        },
+        Some("companion_finish") => {
+            world.companion_finished(conn, iq.clone()).await;
+            vec![stanza::iq_result(id, vec![])]
+        }
+        other => {
+            warn!(%id, stage = ?other, "unknown link_code_companion_reg stage; answering 501");
+            vec![stanza::iq_error(id, 501, "feature-not-implemented")]
+        }
+    }
+}
+
+/// A usync answer: every user asked about has one device, the phone (device 0).
+/// No LID, no key index: the client addresses by phone number.
+fn usync(iq: &Node) -> Node {
+    let Some(query) = iq.get_optional_child("usync") else {
+        return NodeBuilder::new("usync").build();
+    };
+    let users = query
+        .get_optional_child("list")
+        .map(|list| {
+            list.get_children_by_tag("user")
+                .filter_map(|user| attr(user, "jid"))
+                .map(|jid| {
+                    let devices = NodeBuilder::new("devices")
+                        .children([NodeBuilder::new("device-list")
+                            .children([NodeBuilder::new("device").attr("id", "0").build()])
+                            .build()])
+                        .build();
+                    NodeBuilder::new("user").attr("jid", jid).children([devices]).build()
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let mut answer = NodeBuilder::new("usync");
+    for key in ["sid", "mode", "context", "index", "last"] {
+        if let Some(value) = attr(query, key) {
+            answer = answer.attr(key, value);
+        }
+    }
+    answer
+        .children([
+            NodeBuilder::new("result")
+                .children([NodeBuilder::new("devices").build()])
+                .build(),
+            NodeBuilder::new("list").children(users).build(),
+        ])
+        .build()
+}
+
+/// An app-state answer: every collection asked for is empty (synced at version 0).
+fn app_state(iq: &Node) -> Node {
+    let collections = iq
+        .get_optional_child("sync")
+        .map(|sync| {
+            sync.get_children_by_tag("collection")
+                .filter_map(|collection| attr(collection, "name"))
+                .map(|name| {
+                    NodeBuilder::new("collection")
+                        .attr("name", name)
+                        .attr("version", "0")
+                        .build()
+                })
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    NodeBuilder::new("sync").children(collections).build()
+}

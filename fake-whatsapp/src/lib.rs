@@ -1,0 +1,156 @@
+//! A protocol-level fake WhatsApp Web server, for proving wa-sessiond's real
+//! backend (the unmodified whatsapp-rust client) offline: a plain `ws://` listener
+//! speaking WhatsApp's Noise XX handshake, binary nodes, pairing by QR code (with
+//! its own phones, whose keys sign the devices they link), the 515 restart, login
+//! with stored credentials and the stanzas a client awaits before it is online;
+//! and a gRPC control API (`wasessiond.fake.v1.FakeWhatsapp`, with reflection) to
+//! scan codes, drop, log out and replace streams, refuse connects and count them.
+//!
+//! Clients must be built without the server certificate check (whatsapp-rust's
+//! `danger-skip-cert-chain-verify`): the fake's chain is not signed by WhatsApp.
+
+#![forbid(unsafe_code)]
+
+mod conn;
+mod control;
+mod iq;
+mod messages;
+mod noise;
+mod pair_code;
+mod pairing;
+mod prekeys;
+mod signal;
+mod stanza;
+mod wire;
+mod world;
+
+use std::{future::Future, io, net::SocketAddr, sync::Arc};
+
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio_stream::wrappers::TcpListenerStream;
+
+/// The generated wire types and service of `wasessiond.fake.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod proto {
+    tonic::include_proto!("wasessiond.fake.v1");
+
+    /// The descriptor set served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("fake_whatsapp_descriptor");
+}
+
+/// Refs per pairing batch, as WhatsApp sends.
+pub const DEFAULT_REFS: u32 = 6;
+
+/// How the fake behaves.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Refs (QR codes) offered to each new device.
+    pub refs: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { refs: DEFAULT_REFS }
+    }
+}
+
+/// Serves WhatsApp on `listener` and the control API on `control` until
+/// `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    control: TcpListener,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let shared = Arc::new(conn::Shared {
+        world: world::World::default(),
+        identity: noise::ServerIdentity::generate(),
+        refs: options.refs.max(1),
+    });
+    let (stop_accepting, mut stopped) = oneshot::channel::<()>();
+    let accept = {
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, peer)) => {
+                            tokio::spawn(conn::serve(shared.clone(), stream, peer));
+                        }
+                        Err(e) => tracing::warn!(error = %e, "accept failed"),
+                    },
+                    _ = &mut stopped => return,
+                }
+            }
+        })
+    };
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("the descriptor set is valid");
+    let service = proto::fake_whatsapp_server::FakeWhatsappServer::new(control::Control { shared });
+    let served = tonic::transport::Server::builder()
+        .add_service(reflection)
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(control), shutdown)
+        .await;
+    let _ = stop_accepting.send(());
+    let _ = accept.await;
+    served
+}
+
+/// A fake running in the background on 127.0.0.1 (for tests).
+pub struct Running {
+    /// The WhatsApp websocket's address.
+    pub addr: SocketAddr,
+    /// The control API's address.
+    pub control_addr: SocketAddr,
+    /// Stops it.
+    stop: Option<oneshot::Sender<()>>,
+    /// The server task.
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl Running {
+    /// Starts a fake on two free loopback ports.
+    pub async fn start(options: Options) -> io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let control = TcpListener::bind("127.0.0.1:0").await?;
+        let (addr, control_addr) = (listener.local_addr()?, control.local_addr()?);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let shutdown = async {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(serve(listener, control, options, shutdown));
+        Ok(Self {
+            addr,
+            control_addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// The URL a client dials: `ws://127.0.0.1:PORT/ws/chat`.
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws/chat", self.addr)
+    }
+
+    /// The control API's endpoint: `http://127.0.0.1:PORT`.
+    pub fn control_endpoint(&self) -> String {
+        format!("http://{}", self.control_addr)
+    }
+
+    /// Stops the fake and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
