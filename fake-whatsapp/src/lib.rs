@@ -88,7 +88,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the descriptor set is valid");
-    let service = proto::fake_whatsapp_server::FakeWhatsappServer::new(control::Control { shared });
+    let service = proto::fake_whatsapp_server::FakeWhatsappServer::new(control::Control { shared: shared.clone() });
     let served = tonic::transport::Server::builder()
         .add_service(reflection)
         .add_service(service)
@@ -96,6 +96,8 @@ pub async fn serve(
         .await;
     let _ = stop_accepting.send(());
     let _ = accept.await;
+    // The server goes away: so do its sockets.
+    shared.world.drop_connections("").await;
     served
 }
 
