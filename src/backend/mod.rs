@@ -3,6 +3,8 @@
 
 pub mod emulator;
 mod event;
+#[cfg(test)]
+pub(crate) mod scripted;
 pub mod whatsapp;
 
 pub use event::{Disconnect, Identity, QrCode};

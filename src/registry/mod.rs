@@ -435,3 +435,6 @@ impl RegistryState {
         self.launch(myself, id, record, boot, state).await;
     }
 }
+
+#[cfg(test)]
+mod tests;
