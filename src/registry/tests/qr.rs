@@ -109,6 +109,28 @@ async fn concurrent_gets_on_an_exhausted_batch_share_one_regeneration() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_backend_that_shows_no_code_fails_the_create_after_the_qr_timeout() {
+    let daemon = Daemon::start().await;
+    let alice = id("alice");
+    let start = Instant::now();
+    let creating = daemon.spawn_create(&alice, fresh());
+    daemon.backend.connection(1).await; // it never shows a code
+
+    let error = creating.await.unwrap().unwrap_err();
+    assert!(
+        matches!(&error, SessionError::DeadlineExceeded(m) if m.contains("the session is FAILED")),
+        "{error:?}"
+    );
+    // The QR timeout (30 s), as the defaults have it longer than the refresh timeout.
+    assert_eq!(Instant::now() - start, QR_TIMEOUT);
+    let view = daemon.now(&alice).await.unwrap();
+    assert_eq!(view.status, Status::Failed);
+    assert_eq!(view.disconnect_reason, DisconnectReason::QrTimeout);
+    assert!(view.last_error.contains("30s"), "{}", view.last_error);
+    assert_eq!(daemon.backend.open(), 0, "the silent connection is closed");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_callers_deadline_shorter_than_the_servers_is_honoured_and_pairing_goes_on() {
     let daemon = Daemon::start().await;
     let alice = id("alice");
