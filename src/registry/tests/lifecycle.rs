@@ -50,7 +50,7 @@ async fn a_crashed_session_is_unavailable_while_restarting_then_back_with_its_re
         Instant::now() - crashed_at >= FIRST_BACKOFF,
         "restarted after its backoff"
     );
-    assert_eq!(back.labels, before.labels);
+    assert_eq!((back.labels, back.created_at), (before.labels, before.created_at));
     assert_eq!(
         back.status,
         Status::QrWaiting,
