@@ -2,8 +2,9 @@
 //! them to. The test takes each connection as it starts ([`Scripted::connection`]),
 //! makes it emit what a real one would (QR codes with their TTLs, exhaustion,
 //! pair-success, CONNECTED, a disconnect with its reason, a failure to connect),
-//! and counts the connections started and still open. Stored credentials are a set
-//! of linked ids. No socket, file or timer: time moves only when the test moves it.
+//! and counts the connections started and still open. It can hold every close at a
+//! gate until the test releases it, to catch a session mid-step. Stored credentials
+//! are a set of linked ids. No socket, file or timer: time moves only when the test moves it.
 
 use std::{
     collections::BTreeSet,
@@ -35,6 +36,17 @@ pub(crate) struct Scripted {
     lines: Arc<watch::Sender<Vec<Line>>>,
     /// The sessions with stored credentials.
     linked: Arc<watch::Sender<BTreeSet<SessionId>>>,
+    /// The gate of closes: what the test holds, and how many wait at it.
+    gate: Gate,
+}
+
+/// While `held`, closing a connection waits (and the session actor with it).
+#[derive(Clone, Default)]
+struct Gate {
+    /// Whether closes wait.
+    held: Arc<watch::Sender<bool>>,
+    /// Closes waiting now.
+    waiting: Arc<watch::Sender<usize>>,
 }
 
 /// One connection, as the test drives it.
@@ -70,6 +82,24 @@ impl Scripted {
             Ok(Ok(lines)) => lines[n - 1].clone(),
             _ => panic!("connection {n} did not start (started: {})", self.started()),
         }
+    }
+
+    /// From now on, closing a connection waits until [`Scripted::release_closes`].
+    pub fn hold_closes(&self) {
+        self.gate.held.send_replace(true);
+    }
+
+    /// Lets held closes (and later ones) finish.
+    pub fn release_closes(&self) {
+        self.gate.held.send_replace(false);
+    }
+
+    /// Waits until a close is held at the gate; panics when none is before the
+    /// runtime would go idle.
+    pub async fn close_held(&self) {
+        let mut waiting = self.gate.waiting.subscribe();
+        let held = tokio::time::timeout(PROMPT, waiting.wait_for(|n| *n > 0)).await;
+        assert!(matches!(held, Ok(Ok(_))), "no close is held");
     }
 
     /// Stores credentials for `session`, as a pairing would.
@@ -114,6 +144,8 @@ impl Line {
 struct ScriptedConnection {
     /// The flag its `Line` reads.
     open: Arc<AtomicBool>,
+    /// Where its close may wait.
+    gate: Gate,
 }
 
 impl Drop for ScriptedConnection {
@@ -124,8 +156,14 @@ impl Drop for ScriptedConnection {
 
 impl Connection for ScriptedConnection {
     fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
-        drop(self);
-        Box::pin(async {})
+        Box::pin(async move {
+            let mut held = self.gate.held.subscribe();
+            if *held.borrow_and_update() {
+                self.gate.waiting.send_modify(|n| *n += 1);
+                let _ = held.wait_for(|held| !held).await;
+                self.gate.waiting.send_modify(|n| *n -= 1);
+            }
+        })
     }
 
     fn logout(self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>> {
@@ -172,7 +210,10 @@ impl Backend for Scripted {
                 open: open.clone(),
             });
         });
-        Box::new(ScriptedConnection { open })
+        Box::new(ScriptedConnection {
+            open,
+            gate: self.gate.clone(),
+        })
     }
 
     fn wipe(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>> {

@@ -109,6 +109,26 @@ async fn concurrent_gets_on_an_exhausted_batch_share_one_regeneration() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn refresh_qr_closes_the_old_connection_before_it_starts_the_next() {
+    let daemon = Daemon::start().await;
+    let alice = id("alice");
+    let (_, old) = daemon.create_paired(&alice, 1).await;
+    daemon.backend.hold_closes();
+
+    let (sessions, id) = (daemon.sessions.clone(), alice.clone());
+    let refreshing = tokio::spawn(async move { sessions.refresh_qr(id, fresh()).await });
+    daemon.backend.close_held().await;
+    assert_eq!(daemon.backend.started(), 1, "nothing new while the old one closes");
+    daemon.backend.release_closes();
+
+    let code = daemon.backend.connection(2).await.qr(1, 6, FIRST_TTL);
+    let qr = refreshing.await.unwrap().unwrap().qr.unwrap();
+    assert_eq!((qr.code, qr.generation), (code, 2));
+    assert!(!old.is_open());
+    assert_eq!(daemon.backend.open(), 1);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_backend_that_shows_no_code_fails_the_create_after_the_qr_timeout() {
     let daemon = Daemon::start().await;
     let alice = id("alice");
