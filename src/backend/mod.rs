@@ -4,6 +4,8 @@
 pub mod emulator;
 mod event;
 pub mod paced;
+#[cfg(test)]
+pub(crate) mod scripted;
 pub mod whatsapp;
 
 pub use event::{Disconnect, Identity, QrCode};

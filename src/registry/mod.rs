@@ -261,9 +261,9 @@ impl RegistryState {
             let _ = reply.send(Err(SessionError::session_limit(self.ctx.max_sessions)));
             return;
         }
-        let created_at = SystemTime::now();
-        let record = SessionRecord::new(&id, labels.clone(), created_at);
-        let state = SessionState::new(id.clone(), labels, created_at);
+        let record = SessionRecord::new(&id, labels.clone(), SystemTime::now());
+        // As stored (whole milliseconds), so it reads the same after a restart.
+        let state = SessionState::new(id.clone(), labels, record.created_at());
         self.sessions
             .insert(id.clone(), Entry::new(state.view().clone(), self.supervision));
         info!(session_id = %id, "session created");
@@ -435,3 +435,6 @@ impl RegistryState {
         self.launch(myself, id, record, boot, state).await;
     }
 }
+
+#[cfg(test)]
+mod tests;

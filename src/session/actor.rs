@@ -190,7 +190,10 @@ impl Actor for SessionActor {
         run: &mut SessionRun,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SessionMsg::Get { request, reply } => run.get(request, reply).await,
+            SessionMsg::Get { request, reply } => {
+                let bound = run.ctx.timeouts.refresh;
+                run.get(request, reply, bound).await;
+            }
             SessionMsg::RefreshQr { request, reply } => run.refresh(request, reply).await,
             SessionMsg::Backend { conn, event } => run.on_backend(conn, event).await?,
             SessionMsg::FirstQrDue(conn) => run.first_qr_due(conn).await,
@@ -284,7 +287,8 @@ impl SessionRun {
             self.open_pairing(self.ctx.timeouts.qr).await;
         }
         if let Some((request, reply)) = first {
-            self.get(request, reply).await;
+            // The creator waits as long as its new connection may take: the QR timeout.
+            self.get(request, reply, self.ctx.timeouts.qr).await;
         }
     }
 
@@ -315,14 +319,15 @@ impl SessionRun {
         }
     }
 
-    /// Answers now, or registers a waiter (starting a new generation if needed).
-    async fn get(&mut self, request: QrRequest, reply: Reply) {
+    /// Answers now, or registers a waiter for at most `bound` (starting a new
+    /// generation if needed).
+    async fn get(&mut self, request: QrRequest, reply: Reply, bound: Duration) {
         let (now, _) = Self::now();
         match self.state.qr_need(now, request.min_validity, request.may_refresh) {
             QrNeed::Ready => {
                 let _ = reply.send(Ok(self.state.view().clone()));
             }
-            QrNeed::Wait => self.wait(request, reply, self.ctx.timeouts.refresh),
+            QrNeed::Wait => self.wait(request, reply, bound),
             QrNeed::Regenerate => {
                 self.open_pairing(self.ctx.timeouts.refresh).await;
                 self.wait(request, reply, self.ctx.timeouts.refresh);

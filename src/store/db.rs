@@ -159,8 +159,19 @@ struct Job {
 /// The session list (cheap to clone; every clone talks to the one writer thread).
 #[derive(Debug, Clone)]
 pub struct SessionDb {
+    /// Where its reads and writes run.
+    runner: Runner,
+}
+
+/// Where a `SessionDb` runs its reads and writes.
+#[derive(Debug, Clone)]
+enum Runner {
     /// The writer thread's queue.
-    jobs: mpsc::Sender<Job>,
+    Thread(mpsc::Sender<Job>),
+    /// Tests on a paused clock: one connection, each operation run in place (see
+    /// [`SessionDb::open_inline`]).
+    #[cfg(test)]
+    Inline(std::sync::Arc<tokio::sync::Mutex<Connection>>),
 }
 
 impl std::fmt::Debug for Job {
@@ -179,24 +190,30 @@ impl SessionDb {
 
     /// `open`, with the session list capped by `quota`.
     pub fn open_with_quota(root: &Path, quota: PageQuota) -> Result<(Self, Restored), DbError> {
-        let path = root.join(DB_FILE);
-        super::open_private_file(&path, false)?;
-        let conn = Connection::open(&path)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
-        conn.execute_batch(SCHEMA)?;
-        let mut restored = Restored::default();
-        if version == 0 {
-            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-        }
-        read_all(&conn, &mut restored)?;
+        let (conn, restored) = open_connection(root)?;
         let (jobs, queue) = mpsc::channel();
         std::thread::Builder::new()
             .name("session-db".into())
             .spawn(move || writer(conn, queue, quota))?;
-        Ok((Self { jobs }, restored))
+        let runner = Runner::Thread(jobs);
+        Ok((Self { runner }, restored))
+    }
+
+    /// The same list, for tests on tokio's paused clock: no writer thread; each read
+    /// or write runs in place, inside the async call, in a transaction of its own.
+    ///
+    /// Why: with `start_paused`, tokio moves virtual time forward whenever every task
+    /// waits. A task awaiting the writer thread's answer is waiting on something tokio
+    /// cannot see (unlike `spawn_blocking`, which holds the clock), so timers would
+    /// fire "early" in virtual time while a write is in flight, and a test would
+    /// prove nothing about timing. Run in place, a write takes no virtual time, and
+    /// the clock moves only when the test lets it. Same schema, same SQL, same
+    /// commit and error mapping as the writer thread; only the group commit is gone.
+    #[cfg(test)]
+    pub(crate) fn open_inline(root: &Path) -> Result<(Self, Restored), DbError> {
+        let (conn, restored) = open_connection(root)?;
+        let runner = Runner::Inline(std::sync::Arc::new(tokio::sync::Mutex::new(conn)));
+        Ok((Self { runner }, restored))
     }
 
     /// Stores a new session's record (clearing a tombstone of its id).
@@ -226,13 +243,36 @@ impl SessionDb {
 
     async fn run(&self, op: Op) -> Result<Option<SessionRecord>, DbError> {
         let (done, answer) = oneshot::channel();
-        self.jobs.send(Job { op, done }).map_err(|_| DbError::Closed)?;
+        let job = Job { op, done };
+        match &self.runner {
+            Runner::Thread(jobs) => jobs.send(job).map_err(|_| DbError::Closed)?,
+            #[cfg(test)]
+            Runner::Inline(conn) => commit(&mut *conn.lock().await, vec![job]),
+        }
         answer.await.map_err(|_| DbError::Closed)?
     }
 }
 
-/// The writer thread: takes what is queued, runs it in one transaction, commits,
-/// then answers each job. Ends when every `SessionDb` is dropped.
+/// Opens (or creates) `<root>/sessions.db` and reads every record. Blocking.
+fn open_connection(root: &Path) -> Result<(Connection, Restored), DbError> {
+    let path = root.join(DB_FILE);
+    super::open_private_file(&path, false)?;
+    let conn = Connection::open(&path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    conn.execute_batch(SCHEMA)?;
+    let mut restored = Restored::default();
+    if version == 0 {
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    read_all(&conn, &mut restored)?;
+    Ok((conn, restored))
+}
+
+/// The writer thread: takes what is queued and commits it. Ends when every
+/// `SessionDb` is dropped.
 fn writer(mut conn: Connection, queue: mpsc::Receiver<Job>, quota: PageQuota) {
     let mut applied = 0;
     while let Ok(first) = queue.recv() {
@@ -256,28 +296,34 @@ fn writer(mut conn: Connection, queue: mpsc::Receiver<Job>, quota: PageQuota) {
                 Err(_) => break,
             }
         }
-        let outcome = conn.transaction().map_err(DbError::from).and_then(|tx| {
-            let results: Vec<_> = batch.iter().map(|job| apply(&tx, &job.op)).collect();
-            tx.commit()?;
-            Ok(results)
-        });
-        match outcome {
-            Ok(results) => {
-                for (job, result) in batch.into_iter().zip(results) {
-                    let _ = job.done.send(result);
-                }
+        commit(&mut conn, batch);
+    }
+}
+
+/// Runs a batch in one transaction, commits, then answers each job (every one with
+/// the error when the commit fails).
+fn commit(conn: &mut Connection, batch: Vec<Job>) {
+    let outcome = conn.transaction().map_err(DbError::from).and_then(|tx| {
+        let results: Vec<_> = batch.iter().map(|job| apply(&tx, &job.op)).collect();
+        tx.commit()?;
+        Ok(results)
+    });
+    match outcome {
+        Ok(results) => {
+            for (job, result) in batch.into_iter().zip(results) {
+                let _ = job.done.send(result);
             }
-            Err(e) => {
-                warn!(error = %e, writes = batch.len(), "the session list could not commit");
-                let (message, full) = (e.to_string(), e.is_full());
-                for job in batch {
-                    let error = if full {
-                        DbError::Full(message.clone())
-                    } else {
-                        DbError::Io(std::io::Error::other(message.clone()))
-                    };
-                    let _ = job.done.send(Err(error));
-                }
+        }
+        Err(e) => {
+            warn!(error = %e, writes = batch.len(), "the session list could not commit");
+            let (message, full) = (e.to_string(), e.is_full());
+            for job in batch {
+                let error = if full {
+                    DbError::Full(message.clone())
+                } else {
+                    DbError::Io(std::io::Error::other(message.clone()))
+                };
+                let _ = job.done.send(Err(error));
             }
         }
     }

@@ -120,3 +120,29 @@ async fn concurrent_writes_are_all_committed() {
     let (_, restored) = SessionDb::open(tmp.path()).unwrap();
     assert_eq!(restored.records.len(), 300);
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_inline_list_keeps_the_same_file_and_takes_no_virtual_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (db, _) = SessionDb::open_inline(tmp.path()).unwrap();
+    // A timer pending: were the runtime to go idle during a write, the paused
+    // clock would jump to it.
+    let alarm = tokio::spawn(tokio::time::sleep(std::time::Duration::from_secs(3600)));
+    tokio::task::yield_now().await;
+    let before = tokio::time::Instant::now();
+    db.create(record("alice")).await.unwrap();
+    db.delete(&id("alice")).await.unwrap();
+    db.create(record("bob")).await.unwrap();
+    assert_eq!(db.load(&id("bob")).await.unwrap(), Some(record("bob")));
+    assert_eq!(
+        tokio::time::Instant::now(),
+        before,
+        "a write in place lets no time pass"
+    );
+    assert!(!alarm.is_finished());
+    drop(db);
+
+    let (_, restored) = SessionDb::open(tmp.path()).unwrap();
+    assert_eq!(restored.records, vec![record("bob")]);
+    assert_eq!(restored.unwiped, vec!["alice".to_owned()]);
+}
