@@ -18,6 +18,7 @@ use crate::{
     },
     config::{BackendKind, Config},
     grpc::{auth::BearerAuth, emulator_service::EmulatorApi, server, session_service::SessionApi},
+    link::{LinkService, Sessions},
     metrics::Metrics,
     proto::{emulator_service_server::EmulatorServiceServer, session_service_server::SessionServiceServer},
     readiness::Readiness,
@@ -88,6 +89,8 @@ pub struct Wiring {
     pub metrics: Arc<Metrics>,
     /// Whether the daemon should get traffic (`/readyz`).
     pub readiness: Arc<Readiness>,
+    /// Where the link page listens (bound from `--link-listen`); None switches it off.
+    pub link_listener: Option<Arc<std::net::TcpListener>>,
 }
 
 /// Runs the daemon on `listener` until `shutdown` resolves, then drains within the
@@ -129,7 +132,19 @@ pub async fn run(
         BearerAuth::new(config.edge.auth_token.as_ref()),
         config.edge.max_request_bytes as usize,
     );
-    let sessions = SessionServiceServer::new(SessionApi::new(handle.clone(), longest_wait));
+    let link = match &wiring.link_listener {
+        Some(listener) => {
+            let sessions = Sessions::new(handle.clone(), longest_wait);
+            let link = LinkService::prepare(&config.link, listener, data.root(), sessions);
+            Some(link.map_err(|source| StartError::DataDir {
+                path: config.data_dir.display().to_string(),
+                source,
+            })?)
+        }
+        None => None,
+    };
+    let api = SessionApi::new(handle.clone(), longest_wait).with_links(link.as_ref().map(LinkService::issuer));
+    let sessions = SessionServiceServer::new(api);
     let sessions = InterceptedService::new(sessions.max_decoding_message_size(max_request), auth.clone());
     let emulator_service = emulator.map(|e| {
         let service =
@@ -153,6 +168,7 @@ pub async fn run(
             let _ = server_stopped.await;
         });
     let server = tokio::spawn(server);
+    let link = link.map(|link| tokio::spawn(link.serve()));
 
     let mut shutdown = std::pin::pin!(shutdown);
     let started = tokio::select! {
@@ -186,6 +202,9 @@ pub async fn run(
         server.await
     })
     .await;
+    if let Some(link) = link {
+        link.abort();
+    }
     match drained {
         Ok(Ok(Ok(()))) => info!("shut down cleanly"),
         Ok(Ok(Err(e))) => return Err(StartError::Server(e.to_string())),

@@ -7,7 +7,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Parser, ValueEnum};
 
 mod edge;
+mod link;
 pub use edge::{EdgeConfig, Secret};
+pub use link::{LinkConfig, MaybeAddr};
 
 /// Exit status for bad configuration (EX_USAGE).
 pub const EXIT_USAGE: i32 = 64;
@@ -103,6 +105,10 @@ pub struct Config {
     /// Admin port, authentication, TLS and limits.
     #[command(flatten)]
     pub edge: EdgeConfig,
+
+    /// The link page.
+    #[command(flatten)]
+    pub link: LinkConfig,
 }
 
 fn positive_duration(raw: &str) -> Result<Duration, String> {

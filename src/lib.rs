@@ -10,6 +10,7 @@ pub mod backend;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod link;
 pub mod metrics;
 pub mod qr_render;
 pub mod readiness;

@@ -3,7 +3,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::{net::SocketAddr, process::ExitCode};
+use std::{net::SocketAddr, process::ExitCode, sync::Arc};
 
 use tokio::net::TcpListener;
 use wa_sessiond::{
@@ -31,7 +31,23 @@ fn main() -> ExitCode {
                 return ExitCode::from(config::EXIT_UNAVAILABLE);
             }
         };
-        let wiring = app::Wiring::default();
+        let link_listener = match config.link.link_listen {
+            Some(addr) => match bind(addr)
+                .await
+                .and_then(|l| l.into_std().map_err(|e| format!("cannot listen on {addr}: {e}")))
+            {
+                Ok(listener) => Some(Arc::new(listener)),
+                Err(line) => {
+                    eprintln!("wa-sessiond: {line} (--link-listen; empty switches the link page off)");
+                    return ExitCode::from(config::EXIT_UNAVAILABLE);
+                }
+            },
+            None => None,
+        };
+        let wiring = app::Wiring {
+            link_listener,
+            ..app::Wiring::default()
+        };
         let admin = Admin {
             metrics: wiring.metrics.clone(),
             readiness: wiring.readiness.clone(),

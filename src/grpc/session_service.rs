@@ -13,6 +13,7 @@ use super::{
 };
 use crate::{
     error::SessionError,
+    link::{self, LinkIssuer},
     proto::{self, session_service_server::SessionService},
     registry::{RegistryHandle, RegistryMsg},
     session::{actor::SessionMsg, input, waiters::QrRequest, SessionId},
@@ -37,6 +38,8 @@ pub struct SessionApi {
     /// The longest any session request may wait server-side, plus slack: the bound of
     /// every call to the registry.
     call_bound: Duration,
+    /// Makes link page URLs (CreateLinkUrl); None when the page is switched off.
+    links: Option<LinkIssuer>,
 }
 
 impl SessionApi {
@@ -45,7 +48,14 @@ impl SessionApi {
         Self {
             registry,
             call_bound: longest_wait + Duration::from_secs(2),
+            links: None,
         }
+    }
+
+    /// Serves CreateLinkUrl with `links` (None: FAILED_PRECONDITION, page switched off).
+    pub fn with_links(mut self, links: Option<LinkIssuer>) -> Self {
+        self.links = links;
+        self
     }
 
     /// Sends a request to the registry and waits (bounded) for the answer.
@@ -260,6 +270,29 @@ impl SessionService for SessionApi {
         Ok(Response::new(proto::ListSessionsResponse {
             sessions,
             next_page_token,
+        }))
+    }
+
+    async fn create_link_url(
+        &self,
+        request: Request<proto::CreateLinkUrlRequest>,
+    ) -> Result<Response<proto::CreateLinkUrlResponse>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        let links = self.links.as_ref().ok_or_else(link::disabled)?;
+        let order = links.order(convert::duration(body.ttl, "ttl")?, &body.redirect_url)?;
+        let peek = QrRequest {
+            min_validity: Duration::ZERO,
+            may_refresh: false,
+            deadline: None,
+        };
+        let view = self
+            .ask(|reply| forward(id, SessionMsg::Get { request: peek, reply }))
+            .await?;
+        let issued = links.issue(&view, order, std::time::SystemTime::now());
+        Ok(Response::new(proto::CreateLinkUrlResponse {
+            url: issued.url,
+            expires_at: Some(convert::timestamp(issued.expires_at)),
         }))
     }
 
