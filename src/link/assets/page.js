@@ -81,6 +81,9 @@
 
   function statusText() {
     let text = STATUS[state.status] || "Working…";
+    if (state.status === "SESSION_STATUS_QR_WAITING" && !$("phone-view").hidden) {
+      text = pairing ? "Enter the code on your phone" : "Enter your phone number to get a code";
+    }
     if (state.status === "SESSION_STATUS_FAILED" && state.error) {
       text = "Linking failed: " + state.error + ". Get a new code to try again.";
     }
@@ -103,7 +106,9 @@
         countdown.classList.toggle("over", left <= 0);
         if (left <= 0) {
           expired = !feedLive || left < -LIVE_GRACE_MS;
-          text = expired ? "This code expired. Select Get a new code." : "Getting a new code…";
+          if ($("phone-view").hidden) {
+            text = expired ? "This code expired. Select Get a new code." : "Getting a new code…";
+          }
         }
       } else {
         countdown.hidden = true;
@@ -222,8 +227,7 @@
       $("pairing-code").setAttribute("aria-label", "Pairing code " + code.code.split("").join(" "));
       $("phone-form").hidden = true;
       $("pairing").hidden = false;
-      setStatus("Enter the code on your phone");
-      if (feedStopped === "idle" || !feed) openFeed();
+      openFeed(); // a fresh feed, so the link is seen for as long as the code lives
       tick();
     } catch (error) {
       if (!finished) setText($("phone-error"), error.message);
