@@ -85,9 +85,10 @@ impl LinkIssuer {
             session_id: session.id.as_str().to_owned(),
             created_ms: unix_ms(session.created_at),
             expires_ms: expiry_ms(now, order.ttl),
-            redirect_url: order.redirect_url,
+            redirect_url: order.redirect_url.clone(),
         };
         let token = self.key.sign(&claims);
+        tracing::info!(session_id = %session.id, ttl = ?order.ttl, "link page url issued");
         IssuedLink {
             url: format!("{}{PAGE_PREFIX}{token}", self.base_url),
             expires_at: SystemTime::UNIX_EPOCH + Duration::from_millis(claims.expires_ms),
