@@ -319,14 +319,17 @@ impl RegistryState {
         id: &SessionId,
         labels: BTreeMap<String, String>,
     ) -> Result<(), ActorProcessingErr> {
-        let created_at = SystemTime::now();
+        // Kept to the millisecond, as stored: the session is created at the same
+        // instant before and after a restart.
         let record = SessionRecord {
             id: id.to_string(),
             labels: labels.clone(),
-            created_at_ms: unix_ms(created_at),
+            created_at_ms: unix_ms(SystemTime::now()),
             ..Default::default()
         };
-        let view = SessionState::new(id.clone(), labels, created_at).view().clone();
+        let view = SessionState::new(id.clone(), labels, record.created_at())
+            .view()
+            .clone();
         self.sessions.insert(id.clone(), Entry::new(view, self.supervision));
         info!(session_id = %id, "session created");
         self.spawn(myself, id, record, Boot::New).await
@@ -341,7 +344,7 @@ impl RegistryState {
         boot: Boot,
     ) -> Result<(), ActorProcessingErr> {
         let state = match &boot {
-            Boot::New => SessionState::new(id.clone(), record.labels.clone(), SystemTime::now()),
+            Boot::New => SessionState::new(id.clone(), record.labels.clone(), record.created_at()),
             Boot::Restored => restored_state(&record, self.ctx.backend.has_credentials(id)),
             Boot::GaveUp(reason) => gave_up_state(&record, reason),
         };

@@ -55,7 +55,7 @@ impl Drop for Browser {
 
 fn find_program(env: &str, names: &[&str]) -> Option<PathBuf> {
     if let Ok(path) = std::env::var(env) {
-        return Some(PathBuf::from(path));
+        return Some(PathBuf::from(path)).filter(|path| path.is_file());
     }
     let paths = std::env::var_os("PATH")?;
     std::env::split_paths(&paths)

@@ -6,7 +6,10 @@ use std::time::Duration;
 use tonic::Code;
 use wa_sessiond::proto::CreateLinkUrlRequest;
 
-use super::{common::Daemon, http, LinkDaemon};
+use super::{
+    common::{process::Process, Daemon},
+    http, LinkDaemon,
+};
 
 fn link_request(id: &str, ttl: Option<Duration>, redirect_url: &str) -> CreateLinkUrlRequest {
     CreateLinkUrlRequest {
@@ -194,4 +197,54 @@ async fn a_feed_resumed_at_the_current_revision_sends_nothing_old() {
     let caught_up = http::request("GET", &format!("{events}?last_event_id={behind}"), &[], "").await;
     assert!(caught_up.body.contains(&format!("id: {id}")), "{}", caught_up.body);
     daemon.daemon.stop().await;
+}
+
+/// The link page's prefix (`http://host:port/link/`) and token of a link URL.
+fn split_link(url: &str) -> (&str, &str) {
+    let at = url.rfind("/link/").expect("a link url") + "/link/".len();
+    (&url[..at], &url[at..])
+}
+
+#[tokio::test]
+async fn the_binary_serves_the_page_on_link_listen_and_a_link_works_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = Process::start(dir.path(), &[]).await;
+    first
+        .sessions()
+        .await
+        .create_session(super::create("mona"))
+        .await
+        .unwrap();
+    let link = first
+        .sessions()
+        .await
+        .create_link_url(link_request("mona", None, ""))
+        .await
+        .unwrap();
+    let url = link.into_inner().url;
+    assert_eq!(http::get(&url).await.status, 200);
+    let serving = first
+        .log()
+        .await
+        .into_iter()
+        .any(|line| line.contains("link page serving"));
+    assert!(serving, "the daemon says where the page is");
+    assert!(
+        !first.log().await.iter().any(|line| line.contains(split_link(&url).1)),
+        "no token in the log"
+    );
+    first.sigterm();
+    first.wait_exit(Duration::from_secs(10)).await;
+
+    // Same data dir, same key: the link still opens on the restarted daemon's page.
+    let second = Process::start(dir.path(), &[]).await;
+    let fresh = second
+        .sessions()
+        .await
+        .create_link_url(link_request("mona", None, ""))
+        .await
+        .unwrap();
+    let (prefix, _) = split_link(&fresh.get_ref().url);
+    let (_, token) = split_link(&url);
+    assert_eq!(http::get(&format!("{prefix}{token}")).await.status, 200);
 }

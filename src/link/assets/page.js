@@ -74,6 +74,8 @@
     } else {
       img.hidden = true;
       img.removeAttribute("src");
+      const scanned = ["SESSION_STATUS_PAIRING", "SESSION_STATUS_RESTARTING"].includes(state.status);
+      setText($("qr-placeholder"), scanned ? "Scanned. Linking your phone…" : "Preparing a code…");
       $("qr-placeholder").hidden = false;
     }
     tick();
