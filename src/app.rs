@@ -23,6 +23,7 @@ use crate::{
     },
     config::{BackendKind, Config},
     grpc::{auth::BearerAuth, emulator_service::EmulatorApi, server, session_service::SessionApi},
+    link::{LinkService, Sessions as LinkSessions},
     metrics::Metrics,
     proto::{emulator_service_server::EmulatorServiceServer, session_service_server::SessionServiceServer},
     readiness::Readiness,
@@ -108,6 +109,8 @@ pub struct Wiring {
     pub registry: Arc<std::sync::OnceLock<ActorCell>>,
     /// The session list's page quota (none by default; a test fills the "disk" with it).
     pub db_quota: PageQuota,
+    /// Where the link page listens (bound from `--link-listen`); None switches it off.
+    pub link_listener: Option<Arc<std::net::TcpListener>>,
 }
 
 /// Runs the daemon on `listeners` until `shutdown` resolves, then drains within the
@@ -167,7 +170,19 @@ pub async fn run(
         BearerAuth::new(config.edge.auth_token.as_ref()),
         config.edge.max_request_bytes as usize,
     );
-    let sessions = SessionServiceServer::new(SessionApi::new(sessions_door.clone()));
+    let link = match &wiring.link_listener {
+        Some(listener) => {
+            let sessions = LinkSessions::new(sessions_door.clone());
+            let link = LinkService::prepare(&config.link, listener, data.root(), sessions);
+            Some(link.map_err(|source| StartError::DataDir {
+                path: config.data_dir.display().to_string(),
+                source,
+            })?)
+        }
+        None => None,
+    };
+    let api = SessionApi::new(sessions_door.clone()).with_links(link.as_ref().map(LinkService::issuer));
+    let sessions = SessionServiceServer::new(api);
     let sessions = InterceptedService::new(sessions.max_decoding_message_size(max_request), auth.clone());
     let emulator_service = emulator.map(|e| {
         let service = EmulatorServiceServer::new(EmulatorApi::new(e, sessions_door.clone()))
@@ -191,6 +206,7 @@ pub async fn run(
             let _ = server_stopped.await;
         });
     let mut server = tokio::spawn(server);
+    let link = link.map(|link| tokio::spawn(link.serve()));
 
     let mut shutdown = std::pin::pin!(shutdown);
     let started = tokio::select! {
@@ -234,6 +250,9 @@ pub async fn run(
     })
     .await;
     drop(admin);
+    if let Some(link) = link {
+        link.abort();
+    }
     match drained {
         Ok(Ok(Ok(()))) => info!("shut down cleanly"),
         Ok(Ok(Err(e))) => return Err(StartError::Server(e.to_string())),

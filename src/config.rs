@@ -7,8 +7,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Parser, ValueEnum};
 
 mod edge;
+mod link;
 mod whatsapp_url;
 pub use edge::{EdgeConfig, Secret};
+pub use link::{LinkConfig, MaybeAddr};
 pub use whatsapp_url::{WhatsappUrl, CERTIFICATE_CHECK_OFF, DEFAULT_WHATSAPP_URL, UNVERIFIED_WARNING};
 
 /// Exit status for bad configuration (EX_USAGE).
@@ -116,6 +118,10 @@ pub struct Config {
     /// Admin port, authentication, TLS and limits.
     #[command(flatten)]
     pub edge: EdgeConfig,
+
+    /// The link page.
+    #[command(flatten)]
+    pub link: LinkConfig,
 }
 
 fn positive_duration(raw: &str) -> Result<Duration, String> {

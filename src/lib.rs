@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod grpc;
 pub mod id;
+pub mod link;
 pub mod metrics;
 pub mod qr_render;
 pub mod readiness;

@@ -3,7 +3,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::{net::SocketAddr, process::ExitCode};
+use std::{net::SocketAddr, process::ExitCode, sync::Arc};
 
 use tokio::net::TcpListener;
 use wa_sessiond::{
@@ -33,7 +33,24 @@ fn main() -> ExitCode {
                 return ExitCode::from(config::EXIT_UNAVAILABLE);
             }
         };
-        let result = app::run(listeners, config, app::Wiring::default(), app::shutdown_signal()).await;
+        let link_listener = match config.link.link_listen {
+            Some(addr) => match bind(addr)
+                .await
+                .and_then(|l| l.into_std().map_err(|e| format!("cannot listen on {addr}: {e}")))
+            {
+                Ok(listener) => Some(Arc::new(listener)),
+                Err(line) => {
+                    eprintln!("wa-sessiond: {line} (--link-listen; empty switches the link page off)");
+                    return ExitCode::from(config::EXIT_UNAVAILABLE);
+                }
+            },
+            None => None,
+        };
+        let wiring = app::Wiring {
+            link_listener,
+            ..app::Wiring::default()
+        };
+        let result = app::run(listeners, config, wiring, app::shutdown_signal()).await;
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

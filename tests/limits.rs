@@ -165,6 +165,8 @@ fn a_non_loopback_listen_without_a_token_exits_64_with_one_line() {
             "0.0.0.0:0",
             "--admin-listen",
             "127.0.0.1:0",
+            "--link-listen",
+            "127.0.0.1:0",
         ])
         .arg("--data-dir")
         .arg(dir.path())

@@ -114,4 +114,11 @@ impl SessionService for Baseline {
     ) -> Result<Response<proto::PairingCode>, Status> {
         unimplemented()
     }
+
+    async fn create_link_url(
+        &self,
+        _: Request<proto::CreateLinkUrlRequest>,
+    ) -> Result<Response<proto::CreateLinkUrlResponse>, Status> {
+        unimplemented()
+    }
 }

@@ -75,6 +75,8 @@ impl BenchEnv {
                 "emulator",
                 "--admin-listen",
                 "127.0.0.1:0",
+                "--link-listen",
+                "",
                 "--listen",
                 &addr.to_string(),
             ])

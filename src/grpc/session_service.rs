@@ -10,6 +10,7 @@ use super::{
     streams::{self, WireStream},
 };
 use crate::{
+    link::{self, LinkIssuer},
     proto::{self, session_service_server::SessionService},
     registry::Sessions,
     session::{input, waiters::QrRequest, SessionId},
@@ -20,12 +21,20 @@ use crate::{
 pub struct SessionApi {
     /// Where calls go.
     sessions: Sessions,
+    /// Makes link page URLs (CreateLinkUrl); None when the page is switched off.
+    links: Option<LinkIssuer>,
 }
 
 impl SessionApi {
     /// Serves `sessions`.
     pub fn new(sessions: Sessions) -> Self {
-        Self { sessions }
+        Self { sessions, links: None }
+    }
+
+    /// Serves CreateLinkUrl with `links` (None: FAILED_PRECONDITION, page switched off).
+    pub fn with_links(mut self, links: Option<LinkIssuer>) -> Self {
+        self.links = links;
+        self
     }
 }
 
@@ -174,6 +183,27 @@ impl SessionService for SessionApi {
         Ok(Response::new(proto::ListSessionsResponse {
             sessions,
             next_page_token,
+        }))
+    }
+
+    async fn create_link_url(
+        &self,
+        request: Request<proto::CreateLinkUrlRequest>,
+    ) -> Result<Response<proto::CreateLinkUrlResponse>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        let links = self.links.as_ref().ok_or_else(link::disabled)?;
+        let order = links.order(convert::duration(body.ttl, "ttl")?, &body.redirect_url)?;
+        let peek = QrRequest {
+            min_validity: Duration::ZERO,
+            may_refresh: false,
+            deadline: None,
+        };
+        let view = self.sessions.get(id, peek).await?;
+        let issued = links.issue(&view, order, std::time::SystemTime::now());
+        Ok(Response::new(proto::CreateLinkUrlResponse {
+            url: issued.url,
+            expires_at: Some(convert::timestamp(issued.expires_at)),
         }))
     }
 

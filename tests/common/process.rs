@@ -37,6 +37,8 @@ fn base_args(data_dir: &Path) -> Vec<String> {
         "127.0.0.1:0",
         "--admin-listen",
         "127.0.0.1:0",
+        "--link-listen",
+        "127.0.0.1:0",
         "--emulator-first-qr-ttl",
         "3s",
         "--emulator-next-qr-ttl",

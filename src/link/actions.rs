@@ -1,0 +1,189 @@
+//! What a page may do besides watching: get a new QR code (`POST …/refresh`) and
+//! ask for a pairing code (`POST …/pairing-code`), both scoped to the link's one
+//! session. Against cross-site requests: the body must be JSON (a cross-origin
+//! page cannot send that without a CORS preflight, which is never granted), and an
+//! `Origin` or `Sec-Fetch-Site` that names another site is refused.
+
+use std::{sync::Arc, time::SystemTime};
+
+use axum::{body::Body, response::Response};
+use http::{header, HeaderMap, Request, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use super::{
+    page,
+    server::{Admitted, LinkApp, PEEK},
+    view::{PagePairingCode, PageState},
+};
+use crate::{error::SessionError, session::waiters::QrRequest};
+
+/// The largest request body accepted.
+const MAX_BODY: usize = 1024;
+
+/// The body of `POST …/pairing-code`.
+#[derive(Deserialize)]
+struct PairingCodeBody {
+    /// `+15551234567` or digits.
+    phone_number: String,
+}
+
+/// `POST …/refresh`: a new connection and its first code (the page's "Get a new
+/// code"). A session that linked meanwhile answers with its state instead.
+pub async fn refresh(app: Arc<LinkApp>, token: &str, request: Request<Incoming>) -> Response {
+    let admitted = match admit_post(&app, token, request).await {
+        Ok((admitted, _)) => admitted,
+        Err(response) => return response,
+    };
+    let request = QrRequest {
+        min_validity: std::time::Duration::ZERO,
+        may_refresh: true,
+        deadline: None,
+    };
+    let view = match app.sessions.refresh_qr(&admitted.id, request).await {
+        Err(SessionError::FailedPrecondition { .. }) => app.sessions.get(&admitted.id, PEEK).await,
+        answer => answer,
+    };
+    match view {
+        Ok(view) => page::json(StatusCode::OK, PageState::of(&view, SystemTime::now()).json()),
+        Err(e) => failure(&e),
+    }
+}
+
+/// `POST …/pairing-code` with `{"phone_number": "+15551234567"}`.
+pub async fn pairing_code(app: Arc<LinkApp>, token: &str, request: Request<Incoming>) -> Response {
+    let (admitted, body) = match admit_post(&app, token, request).await {
+        Ok(admitted) => admitted,
+        Err(response) => return response,
+    };
+    let Ok(body) = serde_json::from_slice::<PairingCodeBody>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "send {\"phone_number\": \"+15551234567\"} as json",
+        );
+    };
+    match app.sessions.request_pairing_code(&admitted.id, body.phone_number).await {
+        Ok(code) => {
+            let code = PagePairingCode::of(&code, SystemTime::now());
+            page::json(StatusCode::OK, serde_json::to_string(&code).expect("serializes"))
+        }
+        Err(e) => failure(&e),
+    }
+}
+
+/// Checks that the request comes from the page itself, reads its body, and admits
+/// its token.
+async fn admit_post(
+    app: &LinkApp,
+    token: &str,
+    request: Request<Incoming>,
+) -> Result<(Admitted, axum::body::Bytes), Response> {
+    if let Err(why) = same_site(request.headers(), app.public_origin.as_deref()) {
+        return Err(error(StatusCode::FORBIDDEN, why));
+    }
+    let body = axum::body::to_bytes(Body::new(request.into_body()), MAX_BODY)
+        .await
+        .map_err(|_| error(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large"))?;
+    match app.admit(token).await {
+        Ok(admitted) => Ok((admitted, body)),
+        Err(why) => Err(error(why.status(), "this link is no longer valid: ask for a new one")),
+    }
+}
+
+/// Whether the headers show a request the page itself made: JSON, and not from
+/// another site.
+fn same_site(headers: &HeaderMap, public_origin: Option<&str>) -> Result<(), &'static str> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json {
+        return Err("send the request as application/json from the link page");
+    }
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if fetch_site.is_some_and(|site| site != "same-origin" && site != "none") {
+        return Err("requests from other sites are refused");
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return Ok(());
+    };
+    let origin = origin.to_str().unwrap_or_default();
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let authority = origin.split_once("://").map(|(_, rest)| rest).unwrap_or_default();
+    if (!host.is_empty() && authority.eq_ignore_ascii_case(host))
+        || public_origin.is_some_and(|o| o.eq_ignore_ascii_case(origin))
+    {
+        return Ok(());
+    }
+    Err("requests from other sites are refused")
+}
+
+/// A failed session call, as the page reads it.
+fn failure(e: &SessionError) -> Response {
+    let status = match e {
+        SessionError::NotFound(_) => StatusCode::GONE,
+        SessionError::InvalidArgument(_) | SessionError::OutOfRange(_) => StatusCode::BAD_REQUEST,
+        SessionError::FailedPrecondition { .. } => StatusCode::CONFLICT,
+        SessionError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
+        SessionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        SessionError::ResourceExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
+        SessionError::Unauthenticated(_) | SessionError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    error(status, &e.to_string())
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    page::json(status, serde_json::json!({ "error": message }).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, value.parse().unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn only_json_from_the_page_itself_is_accepted() {
+        let page = [("content-type", "application/json"), ("host", "127.0.0.1:8080")];
+        assert!(same_site(&headers(&page), None).is_ok());
+        let mut same = page.to_vec();
+        same.extend([("origin", "http://127.0.0.1:8080"), ("sec-fetch-site", "same-origin")]);
+        assert!(same_site(&headers(&same), None).is_ok());
+
+        let form = [
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("host", "127.0.0.1:8080"),
+        ];
+        assert!(same_site(&headers(&form), None).is_err());
+        let mut other = page.to_vec();
+        other.push(("origin", "https://evil.example.com"));
+        assert!(same_site(&headers(&other), None).is_err());
+        let mut cross = page.to_vec();
+        cross.push(("sec-fetch-site", "cross-site"));
+        assert!(same_site(&headers(&cross), None).is_err());
+    }
+
+    #[test]
+    fn behind_a_proxy_the_public_origin_counts_as_the_page() {
+        let proxied = [
+            ("content-type", "application/json; charset=utf-8"),
+            ("host", "wa-sessiond:8080"),
+            ("origin", "https://link.example.com"),
+        ];
+        assert!(same_site(&headers(&proxied), Some("https://link.example.com")).is_ok());
+        assert!(same_site(&headers(&proxied), None).is_err());
+    }
+}

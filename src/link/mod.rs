@@ -1,0 +1,122 @@
+//! The link page: a page for people, on its own listener (`--link-listen`), that
+//! shows one session's live QR code with a countdown, refreshes it, offers a
+//! pairing code instead, and says so the moment the phone is linked. It is reached
+//! only through a signed, expiring, one-session URL that `CreateLinkUrl` issues.
+//!
+//! `token` signs and checks links · `issue` makes them for `CreateLinkUrl` ·
+//! `server` listens and routes · `page` the documents and their headers · `feed`
+//! the live updates (SSE) · `actions` refresh and pairing code · `view` what the
+//! page is told · `sessions` the one door to the sessions.
+
+pub mod actions;
+pub mod feed;
+pub mod issue;
+pub mod page;
+pub mod server;
+pub mod sessions;
+pub mod token;
+pub mod view;
+
+use std::{net::SocketAddr, path::Path, sync::Arc};
+
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+pub use issue::{disabled, IssuedLink, LinkIssuer, LinkOrder};
+pub use sessions::Sessions;
+
+use crate::config::LinkConfig;
+
+/// The link page, ready to serve.
+pub struct LinkService {
+    /// What the routes read.
+    app: Arc<server::LinkApp>,
+    /// Where it listens.
+    listener: TcpListener,
+    /// Makes the links that lead here.
+    issuer: LinkIssuer,
+}
+
+impl LinkService {
+    /// Reads (or creates) the signing key in `data_dir` and takes `listener`.
+    pub fn prepare(
+        config: &LinkConfig,
+        listener: &std::net::TcpListener,
+        data_dir: &Path,
+        sessions: Sessions,
+    ) -> std::io::Result<Self> {
+        let key = Arc::new(token::LinkKey::load_or_create(data_dir)?);
+        let listener = listener.try_clone()?;
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
+        let addr = listener.local_addr()?;
+        let base_url = match &config.link_base_url {
+            Some(base) => base.clone(),
+            None => default_base_url(addr),
+        };
+        let public_origin = config.link_base_url.as_deref().and_then(origin_of);
+        let app = Arc::new(server::LinkApp {
+            key: key.clone(),
+            sessions,
+            idle_timeout: config.link_idle_timeout,
+            public_origin,
+        });
+        Ok(Self {
+            app,
+            listener,
+            issuer: LinkIssuer::new(key, base_url),
+        })
+    }
+
+    /// Makes the links that lead to this page.
+    pub fn issuer(&self) -> LinkIssuer {
+        self.issuer.clone()
+    }
+
+    /// Serves until the task is dropped.
+    pub async fn serve(self) {
+        if let Ok(addr) = self.listener.local_addr() {
+            info!(%addr, base_url = %self.issuer.base_url(), "link page serving");
+        }
+        server::serve(self.app, self.listener).await;
+    }
+}
+
+/// `http://<addr>`; an unspecified address (`0.0.0.0`) becomes loopback, which only
+/// works on this machine: say so.
+fn default_base_url(addr: SocketAddr) -> String {
+    if addr.ip().is_unspecified() {
+        warn!(%addr, "the link page listens on all interfaces but links are built on loopback: set --link-base-url to the address people reach");
+        let loopback = SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port());
+        return format!("http://{loopback}");
+    }
+    format!("http://{addr}")
+}
+
+/// `https://host[:port]` of a base URL.
+fn origin_of(base_url: &str) -> Option<String> {
+    let uri: http::Uri = base_url.parse().ok()?;
+    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_default_to_the_listen_address_and_origins_drop_the_path() {
+        assert_eq!(
+            default_base_url("127.0.0.1:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(default_base_url("[::1]:8080".parse().unwrap()), "http://[::1]:8080");
+        assert_eq!(
+            default_base_url("0.0.0.0:8080".parse().unwrap()),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            origin_of("https://link.example.com:8443/wa").as_deref(),
+            Some("https://link.example.com:8443")
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! The link page's HTTP listener (HTTP/1.1 on hyper, a bounded number of
+//! connections) and its routes. Every route sits under `…/link/<token>` (whatever
+//! prefix an ingress keeps in front of it) and starts by checking the token and
+//! that its session still exists.
+
+use std::{convert::Infallible, sync::Arc, time::Duration, time::SystemTime};
+
+use axum::response::Response;
+use http::{Method, Request, StatusCode};
+use hyper::{body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{net::TcpListener, task::JoinSet};
+use tracing::{debug, warn};
+
+use super::{
+    actions, feed,
+    page::{self, Unusable},
+    sessions::Sessions,
+    token::{Claims, LinkKey, Refusal},
+};
+use crate::{
+    error::SessionError,
+    session::{waiters::QrRequest, SessionId, SessionView},
+    store::unix_ms,
+};
+
+/// Connections served at once (each open page holds one for its feed); more wait
+/// in the listen backlog.
+const MAX_CONNECTIONS: usize = 1024;
+/// How long a client may take to send a request head.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The pause after a failed accept (e.g. out of file descriptors).
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// What every route reads.
+pub struct LinkApp {
+    /// Checks tokens.
+    pub key: Arc<LinkKey>,
+    /// The sessions.
+    pub sessions: Sessions,
+    /// How long a page's feed lasts.
+    pub idle_timeout: Duration,
+    /// The public origin (`https://host[:port]`) of `--link-base-url`, if set: posts
+    /// from it are same-origin even when a proxy rewrites `Host`.
+    pub public_origin: Option<String>,
+}
+
+/// A link that checked out: its claims, and its session as it is now.
+pub struct Admitted {
+    /// What the link grants.
+    pub claims: Claims,
+    /// The session's id.
+    pub id: SessionId,
+}
+
+/// Serves `app` on `listener` until the task is dropped.
+pub async fn serve(app: Arc<LinkApp>, listener: TcpListener) {
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.len() >= MAX_CONNECTIONS {
+            connections.join_next().await;
+        }
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(connection(app.clone(), TokioIo::new(stream)));
+                }
+                Err(e) => {
+                    warn!(error = %e, "link page could not accept a connection");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                }
+            },
+            Some(_) = connections.join_next() => {}
+        }
+    }
+}
+
+async fn connection(app: Arc<LinkApp>, io: TokioIo<tokio::net::TcpStream>) {
+    let service = service_fn(move |request| {
+        let app = app.clone();
+        async move { Ok::<_, Infallible>(route(app, request).await) }
+    });
+    let served = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(io, service)
+        .await;
+    if let Err(e) = served {
+        debug!(error = %e, "link page connection ended with an error");
+    }
+}
+
+/// `…/link/<token>[/<action>]` → (token, action).
+fn split_path(path: &str) -> Option<(&str, &str)> {
+    let segments: Vec<&str> = path.split('/').collect();
+    let at = segments.iter().rposition(|s| *s == "link")?;
+    match &segments[at + 1..] {
+        [token] if !token.is_empty() => Some((token, "")),
+        [token, action] if !token.is_empty() => Some((token, action)),
+        _ => None,
+    }
+}
+
+async fn route(app: Arc<LinkApp>, request: Request<Incoming>) -> Response {
+    let Some((token, action)) = split_path(request.uri().path()) else {
+        return page::text(StatusCode::NOT_FOUND, "not found: open the link you were sent\n");
+    };
+    let token = token.to_owned();
+    match (request.method().clone(), action) {
+        (Method::GET | Method::HEAD, "") => match app.admit(&token).await {
+            Ok(admitted) => page::link_page(&serde_json::json!({
+                "redirect_url": admitted.claims.redirect_url,
+            })),
+            Err(why) => page::unusable_page(why),
+        },
+        (Method::GET, "events") => feed::events(app, &token, &request).await,
+        (Method::POST, "refresh") => actions::refresh(app, &token, request).await,
+        (Method::POST, "pairing-code") => actions::pairing_code(app, &token, request).await,
+        (_, "" | "events" | "refresh" | "pairing-code") => {
+            page::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
+        _ => page::text(StatusCode::NOT_FOUND, "not found: open the link you were sent\n"),
+    }
+}
+
+/// Reads the state of a session without starting anything.
+pub const PEEK: QrRequest = QrRequest {
+    min_validity: Duration::ZERO,
+    may_refresh: false,
+    deadline: None,
+};
+
+impl LinkApp {
+    /// Checks `token` and that the session it was made for still exists.
+    pub async fn admit(&self, token: &str) -> Result<Admitted, Unusable> {
+        let claims = self
+            .key
+            .verify(token, SystemTime::now())
+            .map_err(|refusal| match refusal {
+                Refusal::Forged => Unusable::Forged,
+                Refusal::Expired => Unusable::Expired,
+            })?;
+        let id = SessionId::parse(&claims.session_id).map_err(|_| Unusable::Forged)?;
+        let view = self.sessions.get(&id, PEEK).await.map_err(|e| unusable(&e))?;
+        if !same_session(&claims, &view) {
+            return Err(Unusable::Deleted);
+        }
+        Ok(Admitted { claims, id })
+    }
+}
+
+/// Whether `view` is the session the link was made for (not a later one of the
+/// same id).
+pub fn same_session(claims: &Claims, view: &SessionView) -> bool {
+    unix_ms(view.created_at) == claims.created_ms
+}
+
+/// What a failed session call means for a link.
+pub fn unusable(error: &SessionError) -> Unusable {
+    match error {
+        SessionError::NotFound(_) => Unusable::Deleted,
+        _ => Unusable::Unavailable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_are_found_under_any_prefix() {
+        assert_eq!(split_path("/link/abc"), Some(("abc", "")));
+        assert_eq!(split_path("/link/abc/events"), Some(("abc", "events")));
+        assert_eq!(split_path("/wa/link/abc/refresh"), Some(("abc", "refresh")));
+        assert_eq!(split_path("/link/"), None);
+        assert_eq!(split_path("/link"), None);
+        assert_eq!(split_path("/"), None);
+        assert_eq!(split_path("/link/abc/events/more"), None);
+    }
+}
