@@ -202,8 +202,8 @@ async fn the_drawn_code_rotates_to_the_next_of_the_batch_without_a_reload() {
 async fn when_the_feed_stops_the_expired_code_gets_an_overlay_and_the_button_brings_a_new_generation() {
     let daemon = LinkDaemon::start(|c| {
         c.link.link_idle_timeout = Duration::from_secs(1);
-        c.emulator_first_qr_ttl = Duration::from_secs(3);
-        c.emulator_next_qr_ttl = Duration::from_secs(3);
+        c.emulator_first_qr_ttl = Duration::from_secs(6);
+        c.emulator_next_qr_ttl = Duration::from_secs(6);
         c.emulator_qr_count = 3;
     })
     .await;
@@ -213,7 +213,7 @@ async fn when_the_feed_stops_the_expired_code_gets_an_overlay_and_the_button_bri
     let shown = wait_drawn(&page, &daemon, "carol", "the first code", |_| true).await;
     assert!(!page.shown("#expired").await);
 
-    // The feed idles out after 1 s; the code it showed expires 3 s after issue.
+    // The feed idles out after 1 s; the code it showed expires 6 s after issue.
     page.until(SHOWN, "the expired overlay and its button", || async {
         (page.shown("#expired").await && page.shown("#renew").await).then_some(())
     })
