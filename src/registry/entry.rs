@@ -120,7 +120,7 @@ impl RegistryState {
         mut state: SessionState,
     ) -> Option<SessionArgs> {
         let entry = self.sessions.get(id)?;
-        state.continue_revisions(entry.view.borrow().revision);
+        state.continue_from(&entry.view.borrow());
         Some(SessionArgs {
             state,
             record,
@@ -148,8 +148,8 @@ impl RegistryState {
         entry.actor = None;
         entry.gave_up = true;
         let view = entry.view();
-        let mut state = SessionState::new(id.clone(), view.labels, view.created_at);
-        state.continue_revisions(view.revision);
+        let mut state = SessionState::new(id.clone(), view.labels.clone(), view.created_at);
+        state.continue_from(&view);
         state.give_up(&format!(
             "the session could not start ({cause}): call ConnectSession or RefreshQr to try again"
         ));

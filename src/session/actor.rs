@@ -295,7 +295,7 @@ impl SessionRun {
     /// Loads its own record after a crash and rebuilds its state from it; an
     /// unreadable record leaves it FAILED with the cause.
     async fn reload(&mut self, id: &SessionId, gave_up: Option<String>) {
-        let revision = self.state.view().revision;
+        let last = self.state.view().clone();
         let loaded = self.ctx.store.load(id).await;
         let linked = self.ctx.backend.has_credentials(id);
         let (record, unreadable) = match loaded {
@@ -307,7 +307,7 @@ impl SessionRun {
             }
         };
         self.state = SessionState::at_rest(&record, linked);
-        self.state.continue_revisions(revision);
+        self.state.continue_from(&last);
         self.record = record;
         if let Some(reason) = gave_up.or(unreadable) {
             warn!(session_id = %id, %reason, "session left FAILED");

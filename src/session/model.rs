@@ -203,6 +203,9 @@ pub struct SessionView {
     pub restart_count: u32,
     /// Grows with every change.
     pub revision: u64,
+    /// The newest pairing connection's generation (0: none yet); grows across
+    /// restarts of the session's actor too.
+    pub generation: u64,
     /// The caller's labels.
     pub labels: BTreeMap<String, String>,
 }

@@ -65,7 +65,9 @@ async fn a_crashed_session_is_unavailable_while_restarting_then_back_with_its_re
 
     let getting = daemon.spawn_get(&alice, fresh());
     let code = daemon.backend.connection(2).await.qr(1, 6, FIRST_TTL);
-    assert_eq!(getting.await.unwrap().unwrap().qr.unwrap().code, code);
+    let regenerated = getting.await.unwrap().unwrap().qr.unwrap();
+    assert_eq!(regenerated.code, code);
+    assert_eq!(regenerated.generation, 2, "generations go on growing across a crash");
 }
 
 #[tokio::test(start_paused = true)]

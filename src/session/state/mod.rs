@@ -95,6 +95,7 @@ impl SessionState {
             disconnect_reason: DisconnectReason::Unspecified,
             restart_count: 0,
             revision: 1,
+            generation: 0,
             labels,
         };
         Self {
@@ -158,6 +159,14 @@ impl SessionState {
         self.view.revision = self.view.revision.max(last + 1);
     }
 
+    /// Continues an earlier incarnation seen last as `last`: its revisions and its
+    /// QR generations only grow.
+    pub fn continue_from(&mut self, last: &SessionView) {
+        self.continue_revisions(last.revision);
+        self.generation = self.generation.max(last.generation);
+        self.view.generation = self.generation;
+    }
+
     /// Crashed too often: FAILED with `reason`, nothing more will start by itself.
     pub fn give_up(&mut self, reason: &str) {
         self.view.status = Status::Failed;
@@ -168,6 +177,7 @@ impl SessionState {
     /// within `timeout`.
     pub fn open_pairing(&mut self, now: Instant, sys: SystemTime, timeout: Duration) -> ConnId {
         self.generation += 1;
+        self.view.generation = self.generation;
         let id = self.take_conn_id();
         self.conn = Some(Conn {
             id,
