@@ -8,17 +8,15 @@ use std::{convert::Infallible, sync::Arc, time::Duration};
 use http::{header, Method, Request, Response, StatusCode};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::{net::TcpListener, task::JoinSet};
-use tracing::{debug, info, warn};
+use tokio::net::TcpListener;
+use tracing::{debug, info};
 
-use crate::{metrics::Metrics, readiness::Readiness};
+use crate::{http_accept::accept_loop, metrics::Metrics, readiness::Readiness};
 
 /// Connections served at once; more wait in the listen backlog.
 const MAX_CONNECTIONS: usize = 64;
 /// How long a client may take to send its request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// The pause after a failed accept (e.g. out of file descriptors).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// The content type of `/metrics`.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -37,24 +35,10 @@ impl Admin {
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, "admin port serving /livez, /readyz, /metrics");
         }
-        let mut connections = JoinSet::new();
-        loop {
-            while connections.len() >= MAX_CONNECTIONS {
-                connections.join_next().await;
-            }
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _)) => {
-                        connections.spawn(self.clone().connection(TokioIo::new(stream)));
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "admin port could not accept a connection");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                    }
-                },
-                Some(_) = connections.join_next() => {}
-            }
-        }
+        accept_loop(listener, MAX_CONNECTIONS, "admin port", |stream| {
+            self.clone().connection(TokioIo::new(stream))
+        })
+        .await;
     }
 
     async fn connection(self, io: TokioIo<tokio::net::TcpStream>) {

@@ -23,7 +23,7 @@ use crate::{
     },
     config::{BackendKind, Config},
     grpc::{auth::BearerAuth, emulator_service::EmulatorApi, server, session_service::SessionApi},
-    link::{LinkService, Sessions as LinkSessions},
+    link::LinkService,
     metrics::Metrics,
     proto::{emulator_service_server::EmulatorServiceServer, session_service_server::SessionServiceServer},
     readiness::Readiness,
@@ -172,7 +172,7 @@ pub async fn run(
     );
     let link = match &wiring.link_listener {
         Some(listener) => {
-            let sessions = LinkSessions::new(sessions_door.clone());
+            let sessions = sessions_door.clone();
             let link = LinkService::prepare(&config.link, listener, data.root(), sessions);
             Some(link.map_err(|source| StartError::DataDir {
                 path: config.data_dir.display().to_string(),

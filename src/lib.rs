@@ -10,6 +10,7 @@ pub mod backend;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod http_accept;
 pub mod id;
 pub mod link;
 pub mod metrics;

@@ -16,7 +16,10 @@ use super::{
     server::{Admitted, LinkApp, PEEK},
     view::{PagePairingCode, PageState},
 };
-use crate::{error::SessionError, session::waiters::QrRequest};
+use crate::{
+    error::SessionError,
+    session::{input, waiters::QrRequest},
+};
 
 /// The largest request body accepted.
 const MAX_BODY: usize = 1024;
@@ -40,8 +43,8 @@ pub async fn refresh(app: Arc<LinkApp>, token: &str, request: Request<Incoming>)
         may_refresh: true,
         deadline: None,
     };
-    let view = match app.sessions.refresh_qr(&admitted.id, request).await {
-        Err(SessionError::FailedPrecondition { .. }) => app.sessions.get(&admitted.id, PEEK).await,
+    let view = match app.sessions.refresh_qr(admitted.id.clone(), request).await {
+        Err(SessionError::FailedPrecondition { .. }) => app.sessions.get(admitted.id.clone(), PEEK).await,
         answer => answer,
     };
     match view {
@@ -62,7 +65,11 @@ pub async fn pairing_code(app: Arc<LinkApp>, token: &str, request: Request<Incom
             "send {\"phone_number\": \"+15551234567\"} as json",
         );
     };
-    match app.sessions.request_pairing_code(&admitted.id, body.phone_number).await {
+    let phone = match input::phone_number(&body.phone_number) {
+        Ok(phone) => phone,
+        Err(e) => return failure(&e),
+    };
+    match app.sessions.request_pairing_code(admitted.id.clone(), phone).await {
         Ok(code) => {
             let code = PagePairingCode::of(&code, SystemTime::now());
             page::json(StatusCode::OK, serde_json::to_string(&code).expect("serializes"))

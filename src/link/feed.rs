@@ -67,7 +67,7 @@ async fn run(
     tx: &mpsc::Sender<Result<Event, Infallible>>,
 ) {
     let Admitted { claims, id } = admitted;
-    let mut changes = match app.sessions.watch(&id, true).await {
+    let mut changes = match app.sessions.watch(id.clone(), true).await {
         Ok(changes) => changes,
         Err(SessionError::NotFound(_)) => {
             let _ = tx.send(Ok(gone())).await;
@@ -104,7 +104,7 @@ async fn run(
                 None => {
                     // Deleted (the watch ends), or restarting / shutting down (the page
                     // reconnects and resumes).
-                    if let Err(e) = app.sessions.get(&id, PEEK).await {
+                    if let Err(e) = app.sessions.get(id.clone(), PEEK).await {
                         if unusable(&e) == Unusable::Deleted {
                             let _ = tx.send(Ok(gone())).await;
                         }

@@ -6,14 +6,14 @@
 //! `token` signs and checks links · `issue` makes them for `CreateLinkUrl` ·
 //! `server` listens and routes · `page` the documents and their headers · `feed`
 //! the live updates (SSE) · `actions` refresh and pairing code · `view` what the
-//! page is told · `sessions` the one door to the sessions.
+//! page is told. Sessions are reached only through the daemon's door,
+//! `registry::Sessions`.
 
 pub mod actions;
 pub mod feed;
 pub mod issue;
 pub mod page;
 pub mod server;
-pub mod sessions;
 pub mod token;
 pub mod view;
 
@@ -23,9 +23,8 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 pub use issue::{disabled, IssuedLink, LinkIssuer, LinkOrder};
-pub use sessions::Sessions;
 
-use crate::config::LinkConfig;
+use crate::{config::LinkConfig, registry::Sessions};
 
 /// The link page, ready to serve.
 pub struct LinkService {

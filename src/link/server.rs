@@ -9,17 +9,18 @@ use axum::response::Response;
 use http::{Method, Request, StatusCode};
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::{net::TcpListener, task::JoinSet};
-use tracing::{debug, warn};
+use tokio::net::TcpListener;
+use tracing::debug;
 
 use super::{
     actions, feed,
     page::{self, Unusable},
-    sessions::Sessions,
     token::{Claims, LinkKey, Refusal},
 };
 use crate::{
     error::SessionError,
+    http_accept::accept_loop,
+    registry::Sessions,
     session::{waiters::QrRequest, SessionId, SessionView},
     store::unix_ms,
 };
@@ -29,8 +30,6 @@ use crate::{
 const MAX_CONNECTIONS: usize = 1024;
 /// How long a client may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// The pause after a failed accept (e.g. out of file descriptors).
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// What every route reads.
 pub struct LinkApp {
@@ -55,25 +54,11 @@ pub struct Admitted {
 
 /// Serves `app` on `listener` until the task is dropped.
 pub async fn serve(app: Arc<LinkApp>, listener: TcpListener) {
-    let mut connections = JoinSet::new();
-    loop {
-        while connections.len() >= MAX_CONNECTIONS {
-            connections.join_next().await;
-        }
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    connections.spawn(connection(app.clone(), TokioIo::new(stream)));
-                }
-                Err(e) => {
-                    warn!(error = %e, "link page could not accept a connection");
-                    tokio::time::sleep(ACCEPT_BACKOFF).await;
-                }
-            },
-            Some(_) = connections.join_next() => {}
-        }
-    }
+    accept_loop(listener, MAX_CONNECTIONS, "link page", |stream| {
+        let _ = stream.set_nodelay(true);
+        connection(app.clone(), TokioIo::new(stream))
+    })
+    .await;
 }
 
 async fn connection(app: Arc<LinkApp>, io: TokioIo<tokio::net::TcpStream>) {
@@ -142,7 +127,7 @@ impl LinkApp {
                 Refusal::Expired => Unusable::Expired,
             })?;
         let id = SessionId::parse(&claims.session_id).map_err(|_| Unusable::Forged)?;
-        let view = self.sessions.get(&id, PEEK).await.map_err(|e| unusable(&e))?;
+        let view = self.sessions.get(id.clone(), PEEK).await.map_err(|e| unusable(&e))?;
         if !same_session(&claims, &view) {
             return Err(Unusable::Deleted);
         }
