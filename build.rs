@@ -6,6 +6,7 @@ use std::{env, path::PathBuf};
 const PROTOS: &[&str] = &[
     "proto/wasessiond/v1/session.proto",
     "proto/wasessiond/v1/emulator.proto",
+    "proto/wasessiond/v1/events.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

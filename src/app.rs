@@ -22,10 +22,20 @@ use crate::{
         Backend,
     },
     config::{BackendKind, Config},
-    grpc::{auth::BearerAuth, emulator_service::EmulatorApi, server, session_service::SessionApi},
+    events::{retention::Retention, EventLog},
+    grpc::{
+        auth::BearerAuth,
+        emulator_service::EmulatorApi,
+        event_service::{EventApi, LogSlot},
+        server,
+        session_service::SessionApi,
+    },
     link::LinkService,
     metrics::Metrics,
-    proto::{emulator_service_server::EmulatorServiceServer, session_service_server::SessionServiceServer},
+    proto::{
+        emulator_service_server::EmulatorServiceServer, event_service_server::EventServiceServer,
+        session_service_server::SessionServiceServer,
+    },
     readiness::Readiness,
     registry::{Registry, RegistryArgs, Sessions, Supervision},
     session::{
@@ -55,6 +65,14 @@ pub enum StartError {
     /// The session list could not be read.
     #[error("the session list {path} cannot be read ({cause}): restore it from a backup, or move it aside to start with no sessions")]
     SessionList {
+        /// The database file.
+        path: String,
+        /// Why.
+        cause: String,
+    },
+    /// The event log could not be opened.
+    #[error("the event log {path} cannot be opened ({cause}): fix its permissions or free space; moving it aside starts an empty log and loses every consumer's position")]
+    EventLog {
         /// The database file.
         path: String,
         /// Why.
@@ -181,6 +199,9 @@ pub async fn run(
         }
         None => None,
     };
+    let log_slot = LogSlot::default();
+    let events = EventServiceServer::new(EventApi::new(log_slot.clone(), sessions_door.clone()));
+    let events = InterceptedService::new(events.max_decoding_message_size(max_request), auth.clone());
     let api = SessionApi::new(sessions_door.clone()).with_links(link.as_ref().map(LinkService::issuer));
     let sessions = SessionServiceServer::new(api);
     let sessions = InterceptedService::new(sessions.max_decoding_message_size(max_request), auth.clone());
@@ -200,6 +221,7 @@ pub async fn run(
         .add_service(reflection_v1.max_decoding_message_size(max_request))
         .add_service(reflection_v1alpha.max_decoding_message_size(max_request))
         .add_service(sessions)
+        .add_service(events)
         .add_optional_service(emulator_service)
         // Small responses go out at once (Nagle would hold them for a delayed ACK, ~40 ms).
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {
@@ -210,7 +232,7 @@ pub async fn run(
 
     let mut shutdown = std::pin::pin!(shutdown);
     let started = tokio::select! {
-        started = start_sessions(&config, data, backend, &wiring) => Some(started?),
+        started = start_sessions(&config, data, backend, &wiring, &log_slot) => Some(started?),
         () = &mut shutdown => None,
         ended = &mut server => return Err(core_ended(&wiring, "the grpc server", &format!("{ended:?}"))),
     };
@@ -219,8 +241,10 @@ pub async fn run(
         registry: actor,
         mut task,
         lock,
+        retention,
     }) = started
     {
+        let _retention = retention;
         let _ = wiring.registry.set(actor.get_cell());
         sessions_door.open(actor.clone());
         health.set_serving::<SessionServiceServer<SessionApi>>().await;
@@ -287,6 +311,8 @@ struct Started {
     registry: ActorRef<crate::registry::RegistryMsg>,
     task: tokio::task::JoinHandle<()>,
     lock: DirLock,
+    /// The event log's retention task (ends with `run`).
+    retention: AbortOnDrop,
 }
 
 /// Takes the data dir (waiting while another daemon holds it), reads the session
@@ -296,6 +322,7 @@ async fn start_sessions(
     data: DataDir,
     backend: Arc<dyn Backend>,
     wiring: &Wiring,
+    log_slot: &LogSlot,
 ) -> Result<Started, StartError> {
     let metrics = wiring.metrics.clone();
     let lock = data.lock().await.map_err(|source| StartError::DataDir {
@@ -316,6 +343,21 @@ async fn start_sessions(
     for id in &restored.unwiped {
         finish_delete(&data, &store, id).await;
     }
+    let (root, event_metrics) = (data.root().to_owned(), metrics.events.clone());
+    let log = tokio::task::spawn_blocking(move || EventLog::open(&root, event_metrics))
+        .await
+        .map_err(|e| StartError::Registry(e.to_string()))?
+        .map_err(|e| StartError::EventLog {
+            path: config.data_dir.join(crate::events::EVENTS_FILE).display().to_string(),
+            cause: e.to_string(),
+        })?;
+    let retention = Retention {
+        max_age: config.events.event_retention,
+        max_bytes: config.events.event_retention_bytes,
+        every: config.events.event_trim_interval,
+    };
+    let retention = AbortOnDrop(tokio::spawn(crate::events::retention::run(log.clone(), retention)));
+    let _ = log_slot.set(log.clone());
     let timeouts = Timeouts {
         qr: config.qr_timeout,
         refresh: config.refresh_timeout,
@@ -327,6 +369,7 @@ async fn start_sessions(
         backend,
         data,
         store,
+        log,
         timeouts,
         events,
         metrics,
@@ -343,7 +386,12 @@ async fn start_sessions(
     let (registry, task) = Actor::spawn(None, Registry, args)
         .await
         .map_err(|e| StartError::Registry(e.to_string()))?;
-    Ok(Started { registry, task, lock })
+    Ok(Started {
+        registry,
+        task,
+        lock,
+        retention,
+    })
 }
 
 /// Finishes the wipe of a session whose delete a crash cut short.

@@ -7,9 +7,11 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::{Parser, ValueEnum};
 
 mod edge;
+mod events;
 mod link;
 mod whatsapp_url;
 pub use edge::{EdgeConfig, Secret};
+pub use events::EventsConfig;
 pub use link::{LinkConfig, MaybeAddr};
 pub use whatsapp_url::{WhatsappUrl, CERTIFICATE_CHECK_OFF, DEFAULT_WHATSAPP_URL, UNVERIFIED_WARNING};
 
@@ -122,6 +124,10 @@ pub struct Config {
     /// The link page.
     #[command(flatten)]
     pub link: LinkConfig,
+
+    /// The event log.
+    #[command(flatten)]
+    pub events: EventsConfig,
 }
 
 fn positive_duration(raw: &str) -> Result<Duration, String> {
@@ -199,6 +205,8 @@ mod tests {
         assert_eq!(config.session_restart_window, Duration::from_secs(60));
         assert_eq!(config.shutdown_grace, Duration::from_secs(20));
         assert_eq!(config.whatsapp_url.as_str(), "wss://web.whatsapp.com/ws/chat");
+        assert_eq!(config.events.event_retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(config.events.event_retention_bytes, 1 << 30);
     }
 
     #[test]

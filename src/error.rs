@@ -22,6 +22,14 @@ pub enum SessionError {
         /// A stable machine-readable reason, e.g. `SESSION_NOT_CONNECTED`.
         reason: &'static str,
     },
+    /// A cursor or consumer position older than what the event log keeps.
+    #[error("{message}")]
+    CursorExpired {
+        /// What happened and what to do.
+        message: String,
+        /// The oldest cursor kept (empty: the log is empty).
+        oldest_cursor: String,
+    },
     /// A request no session can satisfy (a QR validity longer than any code lives).
     #[error("{0}")]
     OutOfRange(String),

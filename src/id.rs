@@ -31,7 +31,8 @@ impl SessionId {
     }
 }
 
-fn is_valid(raw: &str) -> bool {
+/// Whether `raw` follows the id rule (also the rule of consumer names).
+pub fn is_valid(raw: &str) -> bool {
     let bytes = raw.as_bytes();
     let Some(first) = bytes.first() else {
         return false;

@@ -9,6 +9,7 @@ pub mod app;
 pub mod backend;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod grpc;
 pub mod http_accept;
 pub mod id;

@@ -11,6 +11,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
+use crate::events::metrics::EventMetrics;
 use crate::session::{model::ALL_STATUSES as STATUSES, DisconnectReason, Status};
 
 /// Latency buckets of gRPC calls, in seconds: from a cache hit to a QR wait.
@@ -104,6 +105,8 @@ pub struct Metrics {
     grpc_handled: Family<CallLabels, Counter>,
     /// gRPC call durations, to the end of the response.
     grpc_seconds: Family<MethodLabels, Histogram, NewHistogram>,
+    /// The event log's.
+    pub events: Arc<EventMetrics>,
 }
 
 impl Default for Metrics {
@@ -125,6 +128,7 @@ impl Default for Metrics {
             connects_waiting: Gauge::default(),
             grpc_handled: Family::default(),
             grpc_seconds: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
+            events: Arc::default(),
         };
         metrics.registered()
     }
@@ -139,6 +143,7 @@ impl Metrics {
             drop(self.logouts.get_or_create(&origin));
         }
         let ours = self.registry.sub_registry_with_prefix("wa_sessiond");
+        self.events.register(ours);
         ours.register("sessions", "Sessions by status", self.sessions.clone());
         ours.register("watchers", "Watch streams attached", self.watchers.clone());
         ours.register(

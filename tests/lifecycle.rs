@@ -178,6 +178,12 @@ async fn failed_reconnects_back_off_with_growing_gaps_under_the_cap() {
         })
         .await
         .unwrap();
+    // The drop is taken up asynchronously: wait for the attempts, then the state.
+    common::wait_for(Duration::from_secs(20), "4 connection attempts", || {
+        let daemon = &daemon;
+        async move { (daemon.connections("frank").await as usize >= before + 4).then_some(()) }
+    })
+    .await;
     wait_session(&mut client, "frank", "CONNECTED after 3 failures", |s| {
         status(s) == SessionStatus::Connected
     })

@@ -13,6 +13,7 @@ mod baseline;
 mod child;
 mod client;
 mod create_burst;
+mod events;
 mod get_hot;
 mod load;
 mod regen_storm;
@@ -37,6 +38,9 @@ pub enum Scenario {
     RegenStorm,
     /// Thousands of idle sessions: memory, create and restore time.
     Scale,
+    /// Inbound messages end to end: events/s and latency to a consumer, against a bare
+    /// SQLite group-commit loop.
+    Events,
 }
 
 /// Benchmarks wa-sessiond against a plain tonic server.
@@ -160,6 +164,9 @@ async fn run(env: &child::BenchEnv) -> Result<(), String> {
         for &count in &args.scale {
             report::outcome("scale", scale::run(env, count).await, &mut failed);
         }
+    }
+    if args.runs(Scenario::Events) {
+        report::outcome("events", events::run(env).await, &mut failed);
     }
     if failed.is_empty() {
         Ok(())

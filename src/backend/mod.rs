@@ -12,7 +12,7 @@ pub use event::{Disconnect, Identity, QrCode};
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use crate::id::SessionId;
+use crate::{events::Inbox, id::SessionId};
 
 /// A boxed future, so backends stay object safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -104,8 +104,10 @@ pub trait Backend: Send + Sync + 'static {
     /// startup only.
     fn repair(&self, session: &SessionId) -> Option<String>;
 
-    /// Starts a connection; events arrive on `sink`. Returns at once.
-    fn connect(&self, session: &SessionId, sink: EventSink) -> Box<dyn Connection>;
+    /// Starts a connection; events arrive on `sink`, and what WhatsApp sends the
+    /// account goes to `inbox` (acked to WhatsApp only once the inbox committed it).
+    /// Returns at once.
+    fn connect(&self, session: &SessionId, sink: EventSink, inbox: Inbox) -> Box<dyn Connection>;
 
     /// Deletes the session's credentials.
     fn wipe(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>>;

@@ -18,7 +18,7 @@ use tokio::{
 };
 
 use super::{Backend, BackendError, BoxFuture, Connection, EventSink, PairingCodeIssued, SentMessage, CLOSE_TIMEOUT};
-use crate::{id::SessionId, metrics::Metrics};
+use crate::{events::Inbox, id::SessionId, metrics::Metrics};
 
 /// A backend whose connection attempts pass a gate of bounded width.
 pub struct Paced {
@@ -93,7 +93,7 @@ impl Backend for Paced {
         self.inner.repair(session)
     }
 
-    fn connect(&self, session: &SessionId, sink: EventSink) -> Box<dyn Connection> {
+    fn connect(&self, session: &SessionId, sink: EventSink, inbox: Inbox) -> Box<dyn Connection> {
         let slot = Arc::new(Mutex::new(Slot::Waiting));
         let (inner, gate, metrics) = (self.inner.clone(), self.gate.clone(), self.metrics.clone());
         let settled = Arc::new(Notify::new());
@@ -121,7 +121,7 @@ impl Backend for Paced {
                 first_event.release();
                 sink(event);
             });
-            *slot = Slot::Open(inner.connect(&session, paced_sink), place);
+            *slot = Slot::Open(inner.connect(&session, paced_sink, inbox), place);
             wake.notify_waiters();
         });
         Box::new(PacedConnection {

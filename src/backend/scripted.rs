@@ -21,7 +21,7 @@ use super::{
     Backend, BackendError, BackendEvent, BoxFuture, Connection, EventSink, Identity, PairingCodeIssued, QrCode,
     SentMessage,
 };
-use crate::id::SessionId;
+use crate::{events::Inbox, id::SessionId};
 
 /// How long the test waits for a connection to start, in virtual time: a
 /// connection starts while the actors handle messages, never after a timer, so
@@ -200,7 +200,7 @@ impl Backend for Scripted {
         None
     }
 
-    fn connect(&self, session: &SessionId, sink: EventSink) -> Box<dyn Connection> {
+    fn connect(&self, session: &SessionId, sink: EventSink, _inbox: Inbox) -> Box<dyn Connection> {
         let open = Arc::new(AtomicBool::new(true));
         self.lines.send_modify(|lines| {
             lines.push(Line {

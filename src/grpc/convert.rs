@@ -83,35 +83,11 @@ pub fn status_filter(raw: i32) -> Result<Option<Status>, SessionError> {
 
 /// The wire form of a status.
 pub fn status(status: Status) -> proto::SessionStatus {
-    use proto::SessionStatus as P;
-    match status {
-        Status::Starting => P::Starting,
-        Status::Connecting => P::Connecting,
-        Status::QrWaiting => P::QrWaiting,
-        Status::Pairing => P::Pairing,
-        Status::Restarting => P::Restarting,
-        Status::Connected => P::Connected,
-        Status::Reconnecting => P::Reconnecting,
-        Status::Disconnected => P::Disconnected,
-        Status::LoggedOut => P::LoggedOut,
-        Status::Failed => P::Failed,
-    }
+    status.into()
 }
 
 fn reason(reason: DisconnectReason) -> proto::DisconnectReason {
-    use proto::DisconnectReason as P;
-    match reason {
-        DisconnectReason::Unspecified => P::Unspecified,
-        DisconnectReason::RestartRequired => P::RestartRequired,
-        DisconnectReason::ConnectionLost => P::ConnectionLost,
-        DisconnectReason::LoggedOut => P::LoggedOut,
-        DisconnectReason::Replaced => P::Replaced,
-        DisconnectReason::ClientOutdated => P::ClientOutdated,
-        DisconnectReason::TemporaryBan => P::TemporaryBan,
-        DisconnectReason::QrExhausted => P::QrExhausted,
-        DisconnectReason::Requested => P::Requested,
-        DisconnectReason::QrTimeout => P::QrTimeout,
-    }
+    reason.into()
 }
 
 /// A protobuf timestamp.

@@ -134,4 +134,34 @@ impl EmulatorService for EmulatorApi {
             .collect();
         Ok(Response::new(proto::ListSentMessagesResponse { messages }))
     }
+
+    async fn deliver_message(
+        &self,
+        request: Request<proto::DeliverMessageRequest>,
+    ) -> Result<Response<proto::DeliverMessageResponse>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        let message_id = self.emulator.deliver_message(&id, &body.from, &body.text).await?;
+        Ok(Response::new(proto::DeliverMessageResponse { message_id }))
+    }
+
+    async fn send_receipt(
+        &self,
+        request: Request<proto::SendReceiptRequest>,
+    ) -> Result<Response<proto::SendReceiptResponse>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        let kind = proto::ReceiptKind::try_from(body.kind).unwrap_or(proto::ReceiptKind::Unspecified);
+        self.emulator.send_receipt(&id, &body.message_id, kind).await?;
+        Ok(Response::new(proto::SendReceiptResponse {}))
+    }
+
+    async fn count_pending(
+        &self,
+        request: Request<proto::CountPendingRequest>,
+    ) -> Result<Response<proto::CountPendingResponse>, Status> {
+        let id = SessionId::parse(&request.get_ref().session_id)?;
+        let pending = self.emulator.count_pending(&id).await?;
+        Ok(Response::new(proto::CountPendingResponse { pending }))
+    }
 }

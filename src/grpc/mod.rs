@@ -4,6 +4,7 @@ pub mod auth;
 pub mod convert;
 pub mod deadline;
 pub mod emulator_service;
+pub mod event_service;
 pub mod inflight;
 pub mod observe;
 pub mod server;

@@ -24,6 +24,11 @@ pub fn to_status(error: SessionError) -> Status {
             let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
             Status::with_error_details(Code::FailedPrecondition, message, details)
         }
+        SessionError::CursorExpired { oldest_cursor, .. } => {
+            let metadata = HashMap::from([("oldest_cursor".to_owned(), oldest_cursor)]);
+            let details = ErrorDetails::with_error_info("CURSOR_EXPIRED", ERROR_DOMAIN, metadata);
+            Status::with_error_details(Code::FailedPrecondition, message, details)
+        }
         SessionError::OutOfRange(_) => Status::out_of_range(message),
         SessionError::DeadlineExceeded(_) => Status::deadline_exceeded(message),
         SessionError::Unavailable(_) => Status::unavailable(message),

@@ -137,7 +137,7 @@ fn failure(e: &SessionError) -> Response {
     let status = match e {
         SessionError::NotFound(_) => StatusCode::GONE,
         SessionError::InvalidArgument(_) | SessionError::OutOfRange(_) => StatusCode::BAD_REQUEST,
-        SessionError::FailedPrecondition { .. } => StatusCode::CONFLICT,
+        SessionError::FailedPrecondition { .. } | SessionError::CursorExpired { .. } => StatusCode::CONFLICT,
         SessionError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
         SessionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         SessionError::ResourceExhausted(_) => StatusCode::TOO_MANY_REQUESTS,

@@ -26,6 +26,7 @@ use super::{
 use crate::{
     backend::{Backend, Connection, EventSink},
     error::SessionError,
+    events::{Body, EventLog, Inbox, NewEvent},
     metrics::{Metrics, SessionCount},
     store::{write_failed, DataDir, SessionDb, SessionRecord},
 };
@@ -57,6 +58,8 @@ pub struct SessionContext {
     pub data: DataDir,
     /// The session list on disk.
     pub store: SessionDb,
+    /// The event log (status changes go in; connections deliver messages to it).
+    pub log: EventLog,
     /// Bounds and delays.
     pub timeouts: Timeouts,
     /// Every session's changes, for WatchSessions.
@@ -133,6 +136,8 @@ pub(crate) struct SessionRun {
     published: watch::Sender<SessionView>,
     /// The status last logged.
     logged_status: Status,
+    /// The status change last written to the event log.
+    journaled: Option<crate::proto::StatusChange>,
     /// How it starts (taken by `post_start`).
     boot: Option<Boot>,
     /// Its place in the sessions-by-status metric.
@@ -154,6 +159,8 @@ impl Actor for SessionActor {
         args: SessionArgs,
     ) -> Result<SessionRun, ActorProcessingErr> {
         let logged_status = args.state.view().status;
+        // The state it starts in is not a change: only what follows goes to the log.
+        let journaled = Some(args.state.view().status_change());
         let counted = SessionCount::new(args.ctx.metrics.clone(), logged_status);
         Ok(SessionRun {
             state: args.state,
@@ -169,6 +176,7 @@ impl Actor for SessionActor {
             reconnect_timer: None,
             published: args.published,
             logged_status,
+            journaled,
             boot: Some(args.boot),
             counted,
         })
@@ -451,7 +459,9 @@ impl SessionRun {
         let sink: EventSink = Arc::new(move |event| {
             let _ = myself.cast(SessionMsg::Backend { conn, event });
         });
-        self.conn = Some(self.ctx.backend.connect(&self.state.view().id, sink));
+        let id = &self.state.view().id;
+        let inbox = Inbox::new(self.ctx.log.clone(), id.as_str());
+        self.conn = Some(self.ctx.backend.connect(id, sink, inbox));
     }
 
     /// Closes the live connection (without logging out) and waits for it.
@@ -506,6 +516,14 @@ impl SessionRun {
                 "session status changed"
             );
             self.logged_status = view.status;
+        }
+        let change = view.status_change();
+        if self.journaled.as_ref() != Some(&change) {
+            let id = view.id.as_str();
+            self.ctx
+                .log
+                .append_detached(NewEvent::now(id, Body::Status(change.clone())));
+            self.journaled = Some(change);
         }
         let changed = self.published.borrow().revision != view.revision;
         if changed {

@@ -152,6 +152,10 @@ impl SessionRun {
             let _ = done.send(Err(error));
             return;
         }
+        let mut last = self.state.view().status_change();
+        last.deleted = true;
+        // Queued now, after every earlier event of the session; not waited for.
+        drop(self.ctx.log.delete_session(id.as_str(), last));
         finish_wipe(&self.ctx.data, &self.ctx.store, &id).await;
         self.watchers.clear();
         self.deleted = true;

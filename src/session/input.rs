@@ -73,6 +73,17 @@ pub fn labels(raw: HashMap<String, String>) -> Result<BTreeMap<String, String>, 
     Ok(raw.into_iter().collect())
 }
 
+/// An event consumer's name: the session id rule.
+pub fn consumer(raw: &str) -> Result<String, SessionError> {
+    if crate::id::is_valid(raw) {
+        return Ok(raw.to_owned());
+    }
+    let shown: String = raw.chars().take(72).collect();
+    Err(SessionError::InvalidArgument(format!(
+        "consumer name {shown:?} is invalid: use 1 to 64 characters from A-Z a-z 0-9 . _ -, starting with a letter or digit"
+    )))
+}
+
 /// A page size: 0 means the default, larger than the largest is capped.
 pub fn page_size(raw: i32) -> Result<usize, SessionError> {
     match raw {

@@ -218,3 +218,51 @@ pub struct SessionEvent {
     /// The session was deleted.
     pub deleted: bool,
 }
+
+impl From<Status> for crate::proto::SessionStatus {
+    fn from(status: Status) -> Self {
+        use crate::proto::SessionStatus as P;
+        match status {
+            Status::Starting => P::Starting,
+            Status::Connecting => P::Connecting,
+            Status::QrWaiting => P::QrWaiting,
+            Status::Pairing => P::Pairing,
+            Status::Restarting => P::Restarting,
+            Status::Connected => P::Connected,
+            Status::Reconnecting => P::Reconnecting,
+            Status::Disconnected => P::Disconnected,
+            Status::LoggedOut => P::LoggedOut,
+            Status::Failed => P::Failed,
+        }
+    }
+}
+
+impl From<DisconnectReason> for crate::proto::DisconnectReason {
+    fn from(reason: DisconnectReason) -> Self {
+        use crate::proto::DisconnectReason as P;
+        match reason {
+            DisconnectReason::Unspecified => P::Unspecified,
+            DisconnectReason::RestartRequired => P::RestartRequired,
+            DisconnectReason::ConnectionLost => P::ConnectionLost,
+            DisconnectReason::LoggedOut => P::LoggedOut,
+            DisconnectReason::Replaced => P::Replaced,
+            DisconnectReason::ClientOutdated => P::ClientOutdated,
+            DisconnectReason::TemporaryBan => P::TemporaryBan,
+            DisconnectReason::QrExhausted => P::QrExhausted,
+            DisconnectReason::Requested => P::Requested,
+            DisconnectReason::QrTimeout => P::QrTimeout,
+        }
+    }
+}
+
+impl SessionView {
+    /// What the event log records of this state (never the QR code).
+    pub fn status_change(&self) -> crate::proto::StatusChange {
+        crate::proto::StatusChange {
+            status: crate::proto::SessionStatus::from(self.status) as i32,
+            disconnect_reason: crate::proto::DisconnectReason::from(self.disconnect_reason) as i32,
+            last_error: self.last_error.clone(),
+            deleted: false,
+        }
+    }
+}

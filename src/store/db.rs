@@ -15,15 +15,16 @@ use std::{
     path::Path,
     sync::{
         atomic::{AtomicU64, Ordering},
-        mpsc, Arc,
+        Arc,
     },
 };
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
+#[cfg(test)]
 use tokio::sync::oneshot;
 use tracing::warn;
 
-use super::{unix_ms, SessionRecord};
+use super::{group_commit, unix_ms, SessionRecord};
 use crate::session::SessionId;
 
 /// The database's file name under the data dir.
@@ -151,10 +152,8 @@ enum Op {
     Load(String),
 }
 
-struct Job {
-    op: Op,
-    done: oneshot::Sender<Result<Option<SessionRecord>, DbError>>,
-}
+#[cfg(test)]
+type Job = group_commit::Job<Op, Option<SessionRecord>>;
 
 /// The session list (cheap to clone; every clone talks to the one writer thread).
 #[derive(Debug, Clone)]
@@ -167,17 +166,11 @@ pub struct SessionDb {
 #[derive(Debug, Clone)]
 enum Runner {
     /// The writer thread's queue.
-    Thread(mpsc::Sender<Job>),
+    Thread(group_commit::Queue<Writer>),
     /// Tests on a paused clock: one connection, each operation run in place (see
     /// [`SessionDb::open_inline`]).
     #[cfg(test)]
     Inline(std::sync::Arc<tokio::sync::Mutex<Connection>>),
-}
-
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Job")
-    }
 }
 
 impl SessionDb {
@@ -191,11 +184,8 @@ impl SessionDb {
     /// `open`, with the session list capped by `quota`.
     pub fn open_with_quota(root: &Path, quota: PageQuota) -> Result<(Self, Restored), DbError> {
         let (conn, restored) = open_connection(root)?;
-        let (jobs, queue) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("session-db".into())
-            .spawn(move || writer(conn, queue, quota))?;
-        let runner = Runner::Thread(jobs);
+        let writer = Writer { quota, applied: 0 };
+        let runner = Runner::Thread(group_commit::spawn("session-db", conn, writer, MAX_BATCH)?);
         Ok((Self { runner }, restored))
     }
 
@@ -242,25 +232,23 @@ impl SessionDb {
     }
 
     async fn run(&self, op: Op) -> Result<Option<SessionRecord>, DbError> {
-        let (done, answer) = oneshot::channel();
-        let job = Job { op, done };
         match &self.runner {
-            Runner::Thread(jobs) => jobs.send(job).map_err(|_| DbError::Closed)?,
+            Runner::Thread(jobs) => jobs.call(op).await,
             #[cfg(test)]
-            Runner::Inline(conn) => commit(&mut *conn.lock().await, vec![job]),
+            Runner::Inline(conn) => {
+                let (done, answer) = oneshot::channel();
+                let job = Job { op, done: Some(done) };
+                let mut writer = Writer::default();
+                group_commit::commit("session-db", &mut *conn.lock().await, &mut writer, vec![job]);
+                answer.await.map_err(|_| DbError::Closed)?
+            }
         }
-        answer.await.map_err(|_| DbError::Closed)?
     }
 }
 
 /// Opens (or creates) `<root>/sessions.db` and reads every record. Blocking.
 fn open_connection(root: &Path) -> Result<(Connection, Restored), DbError> {
-    let path = root.join(DB_FILE);
-    super::open_private_file(&path, false)?;
-    let conn = Connection::open(&path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(None, "synchronous", "FULL")?;
+    let conn = group_commit::open(&root.join(DB_FILE))?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     conn.execute_batch(SCHEMA)?;
     let mut restored = Restored::default();
@@ -271,13 +259,22 @@ fn open_connection(root: &Path) -> Result<(Connection, Restored), DbError> {
     Ok((conn, restored))
 }
 
-/// The writer thread: takes what is queued and commits it. Ends when every
-/// `SessionDb` is dropped.
-fn writer(mut conn: Connection, queue: mpsc::Receiver<Job>, quota: PageQuota) {
-    let mut applied = 0;
-    while let Ok(first) = queue.recv() {
-        let pages = quota.get();
-        if pages != applied {
+/// The session list's side of the writer thread: applies the page quota before
+/// each batch, then each write.
+#[derive(Default)]
+struct Writer {
+    quota: PageQuota,
+    /// The quota last applied.
+    applied: u64,
+}
+
+impl group_commit::Apply for Writer {
+    type Op = Op;
+    type Out = Option<SessionRecord>;
+
+    fn before_batch(&mut self, conn: &Connection) {
+        let pages = self.quota.get();
+        if pages != self.applied {
             // Unlimited again: SQLite's own ceiling.
             let cap = if pages == 0 {
                 i64::from(u32::MAX - 1)
@@ -287,45 +284,12 @@ fn writer(mut conn: Connection, queue: mpsc::Receiver<Job>, quota: PageQuota) {
             if let Err(e) = conn.pragma_update(None, "max_page_count", cap) {
                 warn!(error = %e, "could not apply the session list's page quota");
             }
-            applied = pages;
+            self.applied = pages;
         }
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        commit(&mut conn, batch);
     }
-}
 
-/// Runs a batch in one transaction, commits, then answers each job (every one with
-/// the error when the commit fails).
-fn commit(conn: &mut Connection, batch: Vec<Job>) {
-    let outcome = conn.transaction().map_err(DbError::from).and_then(|tx| {
-        let results: Vec<_> = batch.iter().map(|job| apply(&tx, &job.op)).collect();
-        tx.commit()?;
-        Ok(results)
-    });
-    match outcome {
-        Ok(results) => {
-            for (job, result) in batch.into_iter().zip(results) {
-                let _ = job.done.send(result);
-            }
-        }
-        Err(e) => {
-            warn!(error = %e, writes = batch.len(), "the session list could not commit");
-            let (message, full) = (e.to_string(), e.is_full());
-            for job in batch {
-                let error = if full {
-                    DbError::Full(message.clone())
-                } else {
-                    DbError::Io(std::io::Error::other(message.clone()))
-                };
-                let _ = job.done.send(Err(error));
-            }
-        }
+    fn apply(&mut self, tx: &rusqlite::Transaction<'_>, op: &Op) -> Result<Option<SessionRecord>, DbError> {
+        apply(tx, op)
     }
 }
 

@@ -4,6 +4,7 @@
 //! file, fsync, rename, fsync of the folder).
 
 pub mod db;
+pub mod group_commit;
 
 pub use db::{DbError, PageQuota, Restored, SessionDb, Skipped};
 

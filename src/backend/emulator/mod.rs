@@ -5,7 +5,9 @@
 //! server's side are driven through `EmulatorService`. Credentials live in the
 //! session's folder, like the real store.
 
+mod inbound;
 mod keys;
+mod queue;
 mod server;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -22,6 +24,7 @@ use super::{Backend, BackendError, BoxFuture, Connection, EventSink, PairingCode
 use crate::{
     backend::Identity,
     error::SessionError,
+    events::Inbox,
     id::SessionId,
     store::{remove_if_present, write_atomic, DataDir},
 };
@@ -76,6 +79,8 @@ struct Inner {
     data: DataDir,
     /// The server's view of each account.
     accounts: Mutex<HashMap<SessionId, Account>>,
+    /// What the server holds for accounts (opened on first use).
+    queue: tokio::sync::OnceCell<queue::ServerQueue>,
 }
 
 /// The server's view of one session's account.
@@ -89,6 +94,8 @@ struct Account {
     live: Option<Live>,
     /// Messages sent through it.
     sent: Vec<EmulatedMessage>,
+    /// Wakes its online connection when the server queues something for it.
+    inbound: Arc<tokio::sync::Notify>,
 }
 
 /// An open connection, as the phone can see it.
@@ -119,6 +126,7 @@ impl Emulator {
             config,
             data,
             accounts: Mutex::default(),
+            queue: tokio::sync::OnceCell::new(),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -255,8 +263,11 @@ impl Emulator {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// The device is unlinked: its credentials go, and the server forgets what it
+    /// held for it.
     async fn remove_device(&self, session: &SessionId) {
         let _ = tokio::fs::remove_file(self.device_path(session)).await;
+        self.forget_held(session).await;
     }
 
     /// Registers a new connection; returns its number and whether to refuse it.
@@ -439,15 +450,17 @@ impl Backend for Emulator {
         Some("the stored credentials were unreadable and have been wiped: pair the session again".into())
     }
 
-    fn connect(&self, session: &SessionId, sink: EventSink) -> Box<dyn Connection> {
+    fn connect(&self, session: &SessionId, sink: EventSink, inbox: Inbox) -> Box<dyn Connection> {
         let (control, rx) = mpsc::channel(16);
-        let task = tokio::spawn(self.clone().serve(session.clone(), control.clone(), rx, sink));
+        let task = tokio::spawn(self.clone().serve(session.clone(), control.clone(), rx, sink, inbox));
         Box::new(EmulatedConnection { control, task })
     }
 
     fn wipe(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>> {
         let path = self.device_path(session);
+        let (emulator, session) = (self.clone(), session.clone());
         Box::pin(async move {
+            emulator.forget_held(&session).await;
             let removed = tokio::task::spawn_blocking(move || remove_if_present(&path)).await;
             match removed.map_err(std::io::Error::other).and_then(|r| r) {
                 Ok(()) => Ok(()),

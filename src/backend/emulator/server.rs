@@ -12,6 +12,7 @@ use tokio::{
 use super::{keys, Device, Emulator, EmulatorConfig};
 use crate::{
     backend::{BackendError, BackendEvent, Disconnect, EventSink, Identity, PairingCodeIssued, QrCode, SentMessage},
+    events::Inbox,
     id::SessionId,
 };
 
@@ -73,6 +74,7 @@ impl Emulator {
         control: mpsc::Sender<Control>,
         mut rx: mpsc::Receiver<Control>,
         sink: EventSink,
+        inbox: Inbox,
     ) {
         let (number, refuse) = self.register(&session, control).await;
         let config = self.config();
@@ -101,7 +103,7 @@ impl Emulator {
         };
         if connected {
             match self.read_device(&session) {
-                Some(device) => self.online(&session, device, &mut rx, &sink).await,
+                Some(device) => self.online(&session, device, &mut rx, &sink, &inbox).await,
                 None => self.pair(&session, number, &config, pending, &mut rx, &sink).await,
             }
         }
@@ -209,39 +211,78 @@ impl Emulator {
         sink(BackendEvent::Disconnected(Disconnect::RestartRequired));
     }
 
-    async fn online(&self, session: &SessionId, device: Device, rx: &mut mpsc::Receiver<Control>, sink: &EventSink) {
+    /// Online with stored credentials: hands what the server holds to the inbox
+    /// (a batch at a time, controls in between) and follows the controls.
+    async fn online(
+        &self,
+        session: &SessionId,
+        device: Device,
+        rx: &mut mpsc::Receiver<Control>,
+        sink: &EventSink,
+        inbox: &Inbox,
+    ) {
         sink(BackendEvent::Connected(Identity {
             phone_number: device.phone_number,
             jid: device.jid,
             push_name: device.push_name,
             connected_at: None,
         }));
-        while let Some(control) = rx.recv().await {
-            match control {
-                Control::Close => return,
-                Control::Drop => {
-                    let lost = Disconnect::ConnectionLost("socket closed (emulated drop)".into());
-                    return sink(BackendEvent::Disconnected(lost));
+        let online_at_ms = crate::store::unix_ms(std::time::SystemTime::now());
+        let wake = self.inbound_wake(session).await;
+        loop {
+            let more = self.deliver_batch(session, inbox, online_at_ms).await;
+            let control = if more {
+                match rx.try_recv() {
+                    Ok(control) => Some(control),
+                    Err(mpsc::error::TryRecvError::Empty) => None,
+                    Err(mpsc::error::TryRecvError::Disconnected) => Some(Control::Close),
                 }
-                Control::RemoteLogout => {
-                    self.remove_device(session).await;
-                    return sink(BackendEvent::Disconnected(Disconnect::LoggedOut));
+            } else {
+                tokio::select! {
+                    control = rx.recv() => Some(control.unwrap_or(Control::Close)),
+                    () = wake.notified() => None,
                 }
-                Control::Replace => return sink(BackendEvent::Disconnected(Disconnect::Replaced)),
-                Control::Logout(done) => {
-                    self.remove_device(session).await;
-                    let _ = done.send(());
+            };
+            if let Some(control) = control {
+                if let Flow::End = self.online_control(session, control, sink).await {
                     return;
                 }
-                Control::Send { to, text, reply } => {
-                    let _ = reply.send(Ok(self.record_sent(session, to, text).await));
-                }
-                Control::PairingCode { reply, .. } => {
-                    let _ = reply.send(Err(BackendError::Refused("the device is already linked".into())));
-                }
-                Control::Scanned(_) => {}
             }
         }
+    }
+
+    /// A control while online.
+    async fn online_control(&self, session: &SessionId, control: Control, sink: &EventSink) -> Flow {
+        match control {
+            Control::Close => return Flow::End,
+            Control::Drop => {
+                let lost = Disconnect::ConnectionLost("socket closed (emulated drop)".into());
+                sink(BackendEvent::Disconnected(lost));
+                return Flow::End;
+            }
+            Control::RemoteLogout => {
+                self.remove_device(session).await;
+                sink(BackendEvent::Disconnected(Disconnect::LoggedOut));
+                return Flow::End;
+            }
+            Control::Replace => {
+                sink(BackendEvent::Disconnected(Disconnect::Replaced));
+                return Flow::End;
+            }
+            Control::Logout(done) => {
+                self.remove_device(session).await;
+                let _ = done.send(());
+                return Flow::End;
+            }
+            Control::Send { to, text, reply } => {
+                let _ = reply.send(Ok(self.record_sent(session, to, text).await));
+            }
+            Control::PairingCode { reply, .. } => {
+                let _ = reply.send(Err(BackendError::Refused("the device is already linked".into())));
+            }
+            Control::Scanned(_) => {}
+        }
+        Flow::Continue
     }
 }
 

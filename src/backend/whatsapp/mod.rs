@@ -15,7 +15,7 @@ use tracing::info_span;
 
 use self::{client::Dial, connection::WhatsappConnection, store::CredentialFiles};
 use super::{Backend, BackendError, BoxFuture, Connection, EventSink};
-use crate::{config::WhatsappUrl, id::SessionId, store::DataDir};
+use crate::{config::WhatsappUrl, events::Inbox, id::SessionId, store::DataDir};
 
 /// The WhatsApp Web version announced when none is configured. Pinned, so starting a
 /// connection never depends on fetching `web.whatsapp.com/sw.js`.
@@ -57,7 +57,7 @@ impl Backend for WhatsappBackend {
         self.files(session).repair()
     }
 
-    fn connect(&self, session: &SessionId, sink: EventSink) -> Box<dyn Connection> {
+    fn connect(&self, session: &SessionId, sink: EventSink, _inbox: Inbox) -> Box<dyn Connection> {
         let span = info_span!("whatsapp", session_id = %session);
         Box::new(WhatsappConnection::start(
             self.files(session),
@@ -99,6 +99,11 @@ mod tests {
         WhatsappBackend::new(DataDir::open(dir).unwrap(), DEFAULT_WA_VERSION, url)
     }
 
+    fn inbox(dir: &std::path::Path) -> crate::events::Inbox {
+        let log = crate::events::EventLog::open(dir, Arc::default()).unwrap();
+        crate::events::Inbox::new(log, "test")
+    }
+
     fn sink() -> (EventSink, mpsc::UnboundedReceiver<BackendEvent>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Arc::new(move |event| drop(tx.send(event))), rx)
@@ -110,7 +115,7 @@ mod tests {
         let backend = backend(tmp.path());
         let session = SessionId::parse("alice").unwrap();
         let (sink, mut events) = sink();
-        let connection = backend.connect(&session, sink);
+        let connection = backend.connect(&session, sink, inbox(tmp.path()));
         tokio::time::timeout(CLOSE_TIMEOUT + Duration::from_secs(1), connection.close())
             .await
             .expect("close is bounded");
@@ -124,7 +129,7 @@ mod tests {
         let backend = backend(tmp.path());
         let session = SessionId::parse("bob").unwrap();
         let (sink, mut events) = sink();
-        let connection = backend.connect(&session, sink);
+        let connection = backend.connect(&session, sink, inbox(tmp.path()));
         let first = tokio::time::timeout(Duration::from_secs(30), events.recv())
             .await
             .expect("the connection reports within the bound")

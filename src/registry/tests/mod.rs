@@ -70,6 +70,7 @@ impl Daemon {
             backend: Arc::new(backend.clone()),
             data,
             store,
+            log: crate::events::EventLog::open(dir.path(), Arc::default()).unwrap(),
             timeouts: Timeouts {
                 qr: QR_TIMEOUT,
                 refresh: REFRESH_TIMEOUT,

@@ -1,0 +1,187 @@
+//! What phones send an emulated account: the phone's side (`DeliverMessage`,
+//! `SendReceipt`, `CountPending`) puts items in the server's durable queue; an
+//! online connection hands them to the session's inbox in order, in batches, and
+//! acks them to the server only once the inbox has them on disk. What was handed
+//! over but not acked (a crash, a failed commit) is handed over again.
+
+use std::{sync::Arc, time::SystemTime};
+
+use tokio::sync::Notify;
+use tracing::warn;
+
+use super::{
+    keys,
+    queue::{ServerQueue, DELIVERY_BATCH},
+    refused, Emulator,
+};
+use crate::{
+    error::SessionError,
+    events::{Body, InboundMessage, Inbox, Receipt, ReceiptKind},
+    id::{is_phone_digits, SessionId},
+    proto::MessageKind,
+    session::input,
+    store::DbError,
+};
+
+/// UNAVAILABLE: the emulated server's queue failed.
+fn queue_failed(error: DbError) -> SessionError {
+    SessionError::Unavailable(format!("the emulated server's queue failed: {error}; try again"))
+}
+
+fn jid(phone: &str) -> String {
+    format!("{phone}@s.whatsapp.net")
+}
+
+impl Emulator {
+    /// The server's queue, opened on first use.
+    async fn server_queue(&self) -> Result<&ServerQueue, SessionError> {
+        self.inner
+            .queue
+            .get_or_try_init(|| async {
+                let root = self.inner.data.root().to_owned();
+                tokio::task::spawn_blocking(move || ServerQueue::open(&root))
+                    .await
+                    .map_err(|e| DbError::Io(std::io::Error::other(e)))?
+            })
+            .await
+            .map_err(queue_failed)
+    }
+
+    /// Wakes the account's online connection when something is queued for it.
+    pub(super) async fn inbound_wake(&self, session: &SessionId) -> Arc<Notify> {
+        let mut accounts = self.inner.accounts.lock().await;
+        accounts.entry(session.clone()).or_default().inbound.clone()
+    }
+
+    /// Queues an item for a linked account and wakes its connection.
+    async fn hold(&self, session: &SessionId, body: Body) -> Result<(), SessionError> {
+        self.server_queue()
+            .await?
+            .push(session.as_str(), body)
+            .await
+            .map_err(queue_failed)?;
+        self.inbound_wake(session).await.notify_one();
+        Ok(())
+    }
+
+    fn require_linked(&self, session: &SessionId) -> Result<(), SessionError> {
+        if self.read_device(session).is_none() {
+            return Err(refused(format!(
+                "session {session} has no linked account on the emulated server: link it first"
+            )));
+        }
+        Ok(())
+    }
+
+    /// A phone (`from`, digits) sends the account a text. Returns its id once the
+    /// server holds it.
+    pub async fn deliver_message(&self, session: &SessionId, from: &str, text: &str) -> Result<String, SessionError> {
+        if !is_phone_digits(from) {
+            return Err(SessionError::InvalidArgument(format!(
+                "from {from:?} is not a phone number: use 7 to 15 digits with the country code"
+            )));
+        }
+        input::text(text)?;
+        self.require_linked(session)?;
+        let id = keys::message_id();
+        let message = InboundMessage {
+            id: id.clone(),
+            chat: jid(from),
+            sender: jid(from),
+            sent_at: Some(SystemTime::now().into()),
+            push_name: format!("Phone {from}"),
+            text: text.to_owned(),
+            kind: MessageKind::Text as i32,
+            ..Default::default()
+        };
+        self.hold(session, Body::Message(message)).await?;
+        Ok(id)
+    }
+
+    /// The recipient of a message the session sent reports it delivered, read or
+    /// played.
+    pub async fn send_receipt(
+        &self,
+        session: &SessionId,
+        message_id: &str,
+        kind: ReceiptKind,
+    ) -> Result<(), SessionError> {
+        if kind == ReceiptKind::Unspecified {
+            return Err(SessionError::InvalidArgument(
+                "kind is required: RECEIPT_KIND_DELIVERED, RECEIPT_KIND_READ or RECEIPT_KIND_PLAYED".into(),
+            ));
+        }
+        let sent = self.sent_messages(session).await;
+        let Some(message) = sent.iter().find(|m| m.message_id == message_id) else {
+            return Err(SessionError::NotFound(format!(
+                "message {message_id} of session {session}"
+            )));
+        };
+        let receipt = Receipt {
+            chat: message.to.clone(),
+            from: message.to.clone(),
+            message_ids: vec![message_id.to_owned()],
+            kind: kind as i32,
+            at: Some(SystemTime::now().into()),
+        };
+        self.hold(session, Body::Receipt(receipt)).await
+    }
+
+    /// Items the server still holds for the session (queued or not acked).
+    pub async fn count_pending(&self, session: &SessionId) -> Result<u64, SessionError> {
+        self.server_queue()
+            .await?
+            .count(session.as_str())
+            .await
+            .map_err(queue_failed)
+    }
+
+    /// The device was removed: the server forgets what it held for it.
+    pub(super) async fn forget_held(&self, session: &SessionId) {
+        if let Ok(queue) = self.server_queue().await {
+            if let Err(error) = queue.clear(session.as_str()).await {
+                warn!(session_id = %session, %error, "the emulated server could not forget a removed device's queue");
+            }
+        }
+    }
+
+    /// Hands one batch of held items to the inbox and acks it once committed.
+    /// Returns whether a full batch went (more may be waiting).
+    pub(super) async fn deliver_batch(&self, session: &SessionId, inbox: &Inbox, online_at_ms: u64) -> bool {
+        let Ok(queue) = self.server_queue().await else {
+            return false;
+        };
+        let held = match queue.take(session.as_str(), DELIVERY_BATCH).await {
+            Ok(held) => held,
+            Err(error) => {
+                warn!(session_id = %session, %error, "the emulated server could not read its queue");
+                return false;
+            }
+        };
+        let Some(last) = held.last().map(|h| h.n) else {
+            return false;
+        };
+        let full = held.len() == DELIVERY_BATCH;
+        let bodies = held
+            .into_iter()
+            .map(|item| match item.body {
+                Body::Message(mut message) => {
+                    // Sent while the account's device was away: it comes from the
+                    // offline queue.
+                    message.offline = item.queued_at_ms < online_at_ms;
+                    Body::Message(message)
+                }
+                other => other,
+            })
+            .collect();
+        if let Err(error) = inbox.commit(bodies).await {
+            warn!(session_id = %session, %error, "the daemon did not commit a delivery; the server keeps it for later");
+            return false;
+        }
+        if let Err(error) = queue.ack(session.as_str(), last).await {
+            warn!(session_id = %session, %error, "the emulated server could not drop acked items; they come again");
+            return false;
+        }
+        full
+    }
+}

@@ -1,0 +1,366 @@
+//! The event log's tables and its writer thread's side: appends (with per-session
+//! sequence numbers and the message dedupe), consumer acks, deletion of a session's
+//! events, and trimming. The head is published only after a batch committed, so a
+//! reader that sees head H finds every event up to H on disk.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{atomic::Ordering, Arc},
+};
+
+use prost::Message as _;
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use tokio::sync::watch;
+
+use super::{metrics::EventMetrics, Appended, Body, Event, EventKind, NewEvent, Shared};
+use crate::store::{group_commit::Apply, unix_ms, DbError};
+
+/// Jobs committed together at most.
+pub const MAX_BATCH: usize = 1024;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    cursor     INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    time_ms    INTEGER NOT NULL,
+    kind       INTEGER NOT NULL,
+    dedupe     TEXT,
+    body       BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_dedupe ON events (session_id, dedupe) WHERE dedupe IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_session ON events (session_id, cursor);
+CREATE TABLE IF NOT EXISTS session_seq (
+    session_id TEXT PRIMARY KEY NOT NULL,
+    last_seq   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS consumers (
+    name          TEXT PRIMARY KEY NOT NULL,
+    cursor        INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Per-row bytes counted beyond the body (keys, columns, index entries).
+const ROW_OVERHEAD: u64 = 64;
+
+/// A job of the writer thread.
+#[derive(Debug)]
+pub enum Op {
+    /// Append in order.
+    Append(Vec<NewEvent>),
+    /// A consumer's position.
+    Ack {
+        /// Its name.
+        consumer: String,
+        /// Its newest processed event.
+        cursor: u64,
+    },
+    /// Append the session's last event, then remove its earlier ones.
+    DeleteSession(Box<NewEvent>),
+    /// Remove one chunk of the oldest events that are too old or too many.
+    Trim {
+        /// Events logged before this go.
+        before_ms: i64,
+        /// While more bytes than this are kept (0: no bound), the oldest go.
+        max_bytes: u64,
+        /// At most this many per job.
+        chunk: usize,
+    },
+}
+
+/// A job's answer.
+#[derive(Debug)]
+pub enum Out {
+    /// What an append did.
+    Appended(Appended),
+    /// A consumer's stored position.
+    Position(u64),
+    /// Events trimmed.
+    Trimmed(usize),
+    /// Done.
+    Done,
+}
+
+/// The writer thread's state.
+pub struct Writer {
+    /// Each session's last sequence number (a cache of `session_seq`).
+    seqs: HashMap<String, u64>,
+    /// Sessions whose cached number the current batch changed.
+    touched: HashSet<String>,
+    /// The newest cursor committed, and the newest written in this batch.
+    head: u64,
+    pending_head: u64,
+    /// Bytes added (or removed) by this batch; trimmed_through set by it.
+    pending_bytes: i64,
+    pending_trimmed: Option<u64>,
+    /// Events added by this batch, by kind.
+    pending_kinds: [u64; 3],
+    published: watch::Sender<u64>,
+    shared: Arc<Shared>,
+    metrics: Arc<EventMetrics>,
+}
+
+impl Writer {
+    /// Creates the tables and reads where the log stands. Blocking.
+    pub fn new(
+        conn: &Connection,
+        shared: Arc<Shared>,
+        metrics: Arc<EventMetrics>,
+    ) -> Result<(Self, watch::Receiver<u64>), DbError> {
+        conn.execute_batch(SCHEMA)?;
+        let head: i64 = conn
+            .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'events'", [], |row| {
+                row.get(0)
+            })
+            .optional()?
+            .unwrap_or(0);
+        let trimmed: i64 = conn
+            .query_row("SELECT value FROM meta WHERE key = 'trimmed_through'", [], |row| {
+                row.get(0)
+            })
+            .optional()?
+            .unwrap_or(0);
+        let (bodies, rows): (i64, i64) = conn.query_row(
+            "SELECT COALESCE(SUM(length(body)), 0), COUNT(*) FROM events",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        let bytes = bodies as u64 + rows as u64 * ROW_OVERHEAD;
+        shared.trimmed_through.store(trimmed as u64, Ordering::Release);
+        shared.bytes.store(bytes, Ordering::Relaxed);
+        metrics.set_bytes(bytes);
+        let head = head as u64;
+        let (published, receiver) = watch::channel(head);
+        let writer = Self {
+            seqs: HashMap::new(),
+            touched: HashSet::new(),
+            head,
+            pending_head: head,
+            pending_bytes: 0,
+            pending_trimmed: None,
+            pending_kinds: [0; 3],
+            published,
+            shared,
+            metrics,
+        };
+        Ok((writer, receiver))
+    }
+
+    /// The session's last sequence number, from the cache or the table.
+    fn last_seq(&mut self, tx: &Transaction<'_>, session_id: &str) -> Result<u64, DbError> {
+        if let Some(&seq) = self.seqs.get(session_id) {
+            return Ok(seq);
+        }
+        let seq: Option<i64> = tx
+            .query_row(
+                "SELECT last_seq FROM session_seq WHERE session_id = ?1",
+                [session_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let seq = seq.unwrap_or(0) as u64;
+        self.seqs.insert(session_id.to_owned(), seq);
+        Ok(seq)
+    }
+
+    /// Writes events in order. Its state changes only once all of it is written.
+    fn append(&mut self, tx: &Transaction<'_>, events: &[NewEvent]) -> Result<Appended, DbError> {
+        let mut appended = Appended::default();
+        let mut last_seqs: HashMap<&str, u64> = HashMap::new();
+        let (mut head, mut bytes, mut kinds) = (self.pending_head, 0u64, [0u64; 3]);
+        for event in events {
+            let seq = match last_seqs.get(event.session_id.as_str()) {
+                Some(&seq) => seq,
+                None => self.last_seq(tx, &event.session_id)?,
+            } + 1;
+            let Some((cursor, size)) = insert(tx, event, seq)? else {
+                appended.duplicates += 1;
+                continue;
+            };
+            appended.added += 1;
+            last_seqs.insert(&event.session_id, seq);
+            head = cursor;
+            bytes += size;
+            kinds[event.kind() as usize - 1] += 1;
+        }
+        let mut save = tx.prepare_cached(
+            "INSERT INTO session_seq (session_id, last_seq) VALUES (?1, ?2)
+             ON CONFLICT(session_id) DO UPDATE SET last_seq = excluded.last_seq",
+        )?;
+        for (&session_id, &seq) in &last_seqs {
+            save.execute(params![session_id, seq as i64])?;
+        }
+        for (session_id, seq) in last_seqs {
+            self.seqs.insert(session_id.to_owned(), seq);
+            self.touched.insert(session_id.to_owned());
+        }
+        self.added(head, bytes as i64, kinds);
+        Ok(appended)
+    }
+
+    /// Notes what a job wrote, for the commit.
+    fn added(&mut self, head: u64, bytes: i64, kinds: [u64; 3]) {
+        self.pending_head = head;
+        self.pending_bytes += bytes;
+        for (pending, added) in self.pending_kinds.iter_mut().zip(kinds) {
+            *pending += added;
+        }
+    }
+
+    fn ack(&mut self, tx: &Transaction<'_>, consumer: &str, cursor: u64) -> Result<u64, DbError> {
+        let now = unix_ms(std::time::SystemTime::now()) as i64;
+        let stored: i64 = tx.query_row(
+            "INSERT INTO consumers (name, cursor, updated_at_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT(name) DO UPDATE SET cursor = max(cursor, excluded.cursor), updated_at_ms = excluded.updated_at_ms
+             RETURNING cursor",
+            params![consumer, cursor as i64, now],
+            |row| row.get(0),
+        )?;
+        Ok(stored as u64)
+    }
+
+    fn delete_session(&mut self, tx: &Transaction<'_>, last: &NewEvent) -> Result<(), DbError> {
+        let id = &last.session_id;
+        let (bodies, rows): (i64, i64) = tx.query_row(
+            "SELECT COALESCE(SUM(length(body)), 0), COUNT(*) FROM events WHERE session_id = ?1",
+            [id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )?;
+        let seq = self.last_seq(tx, id)? + 1;
+        tx.execute("DELETE FROM events WHERE session_id = ?1", [id])?;
+        // A session created again under this id starts again at 1.
+        tx.execute("DELETE FROM session_seq WHERE session_id = ?1", [id])?;
+        let (cursor, size) = insert(tx, last, seq)?.ok_or(rusqlite::Error::StatementChangedRows(0))?;
+        self.seqs.remove(id);
+        self.touched.insert(id.clone());
+        let removed = bodies as u64 + rows as u64 * ROW_OVERHEAD;
+        let mut kinds = [0; 3];
+        kinds[last.kind() as usize - 1] = 1;
+        self.added(cursor, size as i64 - removed as i64, kinds);
+        Ok(())
+    }
+
+    fn trim(&mut self, tx: &Transaction<'_>, before_ms: i64, max_bytes: u64, chunk: usize) -> Result<usize, DbError> {
+        let kept = self.shared.bytes.load(Ordering::Relaxed) as i64 + self.pending_bytes;
+        let mut kept = kept.max(0) as u64;
+        let mut last = None;
+        let mut removed = 0usize;
+        let mut freed = 0u64;
+        {
+            let mut oldest =
+                tx.prepare_cached("SELECT cursor, time_ms, length(body) FROM events ORDER BY cursor LIMIT ?1")?;
+            let mut rows = oldest.query([chunk as i64])?;
+            while let Some(row) = rows.next()? {
+                let (cursor, time_ms, size): (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
+                let too_old = time_ms < before_ms;
+                let too_many = max_bytes > 0 && kept > max_bytes;
+                if !too_old && !too_many {
+                    break;
+                }
+                let bytes = size as u64 + ROW_OVERHEAD;
+                kept = kept.saturating_sub(bytes);
+                freed += bytes;
+                removed += 1;
+                last = Some(cursor);
+            }
+        }
+        let Some(last) = last else { return Ok(0) };
+        tx.execute("DELETE FROM events WHERE cursor <= ?1", [last])?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('trimmed_through', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
+            [last],
+        )?;
+        self.pending_bytes -= freed as i64;
+        self.pending_trimmed = Some(last as u64);
+        Ok(removed)
+    }
+}
+
+/// Writes one event as number `seq` of its session; None when the message is
+/// already in the log. Returns its cursor and the bytes it counts for.
+fn insert(tx: &Transaction<'_>, event: &NewEvent, seq: u64) -> Result<Option<(u64, u64)>, DbError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO events (session_id, seq, time_ms, kind, dedupe, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let body = Event {
+        body: Some(event.body.clone()),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let written = insert.execute(params![
+        event.session_id,
+        seq as i64,
+        unix_ms(event.time) as i64,
+        event.kind() as i32,
+        dedupe_key(&event.body),
+        body,
+    ])?;
+    if written == 0 {
+        return Ok(None);
+    }
+    Ok(Some((tx.last_insert_rowid() as u64, body.len() as u64 + ROW_OVERHEAD)))
+}
+
+/// What makes a message the same message: (chat, sender, id) within its session.
+fn dedupe_key(body: &Body) -> Option<String> {
+    match body {
+        Body::Message(m) => Some(format!("{}\u{1f}{}\u{1f}{}", m.chat, m.sender, m.id)),
+        _ => None,
+    }
+}
+
+impl Apply for Writer {
+    type Op = Op;
+    type Out = Out;
+
+    fn apply(&mut self, tx: &Transaction<'_>, op: &Op) -> Result<Out, DbError> {
+        match op {
+            Op::Append(events) => self.append(tx, events).map(Out::Appended),
+            Op::Ack { consumer, cursor } => self.ack(tx, consumer, *cursor).map(Out::Position),
+            Op::DeleteSession(last) => self.delete_session(tx, last).map(|()| Out::Done),
+            Op::Trim {
+                before_ms,
+                max_bytes,
+                chunk,
+            } => self.trim(tx, *before_ms, *max_bytes, *chunk).map(Out::Trimmed),
+        }
+    }
+
+    fn committed(&mut self) {
+        self.touched.clear();
+        let bytes = (self.shared.bytes.load(Ordering::Relaxed) as i64 + self.pending_bytes).max(0) as u64;
+        self.shared.bytes.store(bytes, Ordering::Relaxed);
+        self.metrics.set_bytes(bytes);
+        self.pending_bytes = 0;
+        if let Some(trimmed) = self.pending_trimmed.take() {
+            self.shared.trimmed_through.fetch_max(trimmed, Ordering::AcqRel);
+        }
+        for (index, kind) in [EventKind::Message, EventKind::Receipt, EventKind::Status]
+            .into_iter()
+            .enumerate()
+        {
+            self.metrics
+                .appended(kind, std::mem::take(&mut self.pending_kinds[index]));
+        }
+        if self.pending_head != self.head {
+            self.head = self.pending_head;
+            self.published.send_replace(self.head);
+        }
+    }
+
+    fn rolled_back(&mut self) {
+        for session_id in self.touched.drain() {
+            self.seqs.remove(&session_id);
+        }
+        self.pending_head = self.head;
+        self.pending_bytes = 0;
+        self.pending_trimmed = None;
+        self.pending_kinds = [0; 3];
+    }
+}

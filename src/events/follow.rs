@@ -1,0 +1,86 @@
+//! One reader following the log: it reads pages from disk after its position and,
+//! once caught up, waits for the head to move. Replay and live are the same loop, so
+//! there is no seam to lose or repeat an event at. Its memory is one page plus what
+//! its output channel holds, however far behind it is.
+
+use tokio::sync::mpsc;
+
+use super::{parse_cursor, EventLog, Filter};
+use crate::{proto::Event, store::DbError};
+
+/// Events read per page.
+const PAGE: usize = 256;
+
+/// Why a reader stopped before its receiver went away.
+#[derive(Debug)]
+pub enum FollowEnd {
+    /// Its position was trimmed away: the oldest event kept is `oldest` (None: the
+    /// log is empty), the newest is `head`.
+    Expired {
+        /// The oldest cursor kept.
+        oldest: Option<u64>,
+        /// The newest cursor.
+        head: u64,
+    },
+    /// The log could not be read.
+    Failed(DbError),
+}
+
+/// Whether a reader at `after` (it has seen everything up to it) missed trimmed
+/// events: the oldest cursor kept, when it did.
+pub async fn expired(log: &EventLog, after: u64) -> Result<Option<FollowEnd>, DbError> {
+    if after >= log.trimmed_through() {
+        return Ok(None);
+    }
+    let oldest = log.oldest().await?.map(|(cursor, _)| cursor);
+    Ok(Some(FollowEnd::Expired {
+        oldest,
+        head: log.head(),
+    }))
+}
+
+/// Sends every event after `after` that passes `filter` to `out`, in order, then
+/// follows the log, until `out` is dropped or the log fails.
+pub async fn follow(log: EventLog, mut after: u64, filter: Filter, out: mpsc::Sender<Result<Event, FollowEnd>>) {
+    let mut head = log.watch_head();
+    loop {
+        let seen_head = *head.borrow_and_update();
+        if after >= seen_head {
+            tokio::select! {
+                changed = head.changed() => if changed.is_err() { return },
+                () = out.closed() => return,
+            }
+            continue;
+        }
+        let page = match log.page(after, &filter, PAGE).await {
+            Ok(page) => page,
+            Err(error) => {
+                let _ = out.send(Err(FollowEnd::Failed(error))).await;
+                return;
+            }
+        };
+        // Events after `after` were trimmed while this reader lagged: say so.
+        match expired(&log, after).await {
+            Ok(None) => {}
+            Ok(Some(end)) => {
+                let _ = out.send(Err(end)).await;
+                return;
+            }
+            Err(error) => {
+                let _ = out.send(Err(FollowEnd::Failed(error))).await;
+                return;
+            }
+        }
+        let full = page.len() == PAGE;
+        for event in page {
+            after = parse_cursor(&event.cursor).unwrap_or(after);
+            if out.send(Ok(event)).await.is_err() {
+                return;
+            }
+        }
+        if !full {
+            // The page held every matching event committed up to `seen_head`.
+            after = after.max(seen_head);
+        }
+    }
+}

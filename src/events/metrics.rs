@@ -1,0 +1,99 @@
+//! The event log's metrics: events appended by kind, bytes kept, the oldest event's
+//! age and each consumer's lag (events between its acked position and the head).
+
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
+    registry::Registry,
+};
+
+use super::EventKind;
+
+/// A `kind` label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    /// `message`, `receipt` or `status`.
+    kind: &'static str,
+}
+
+/// A `consumer` label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConsumerLabel {
+    /// The consumer's name.
+    consumer: String,
+}
+
+/// The event log's metrics (registered into the daemon's registry).
+#[derive(Debug, Default)]
+pub struct EventMetrics {
+    appended: Family<KindLabel, Counter>,
+    bytes: Gauge,
+    oldest_age_seconds: Gauge,
+    consumer_lag: Family<ConsumerLabel, Gauge>,
+}
+
+fn label(kind: EventKind) -> KindLabel {
+    let kind = match kind {
+        EventKind::Message => "message",
+        EventKind::Receipt => "receipt",
+        EventKind::Status => "status",
+        EventKind::Unspecified => "unspecified",
+    };
+    KindLabel { kind }
+}
+
+impl EventMetrics {
+    /// Registers them under `wa_sessiond_events_*`.
+    pub fn register(&self, ours: &mut Registry) {
+        for kind in [EventKind::Message, EventKind::Receipt, EventKind::Status] {
+            drop(self.appended.get_or_create(&label(kind)));
+        }
+        ours.register(
+            "events_appended",
+            "Events written to the event log, by kind (redeliveries already in it not counted)",
+            self.appended.clone(),
+        );
+        ours.register(
+            "events_log_bytes",
+            "Bytes the event log keeps (bodies and rows, estimated)",
+            self.bytes.clone(),
+        );
+        ours.register(
+            "events_oldest_age_seconds",
+            "Age of the oldest event kept (0: none)",
+            self.oldest_age_seconds.clone(),
+        );
+        ours.register(
+            "events_consumer_lag",
+            "Events between a consumer's acked position and the newest event",
+            self.consumer_lag.clone(),
+        );
+    }
+
+    /// `n` events of `kind` were committed.
+    pub fn appended(&self, kind: EventKind, n: u64) {
+        if n > 0 {
+            self.appended.get_or_create(&label(kind)).inc_by(n);
+        }
+    }
+
+    /// The log keeps `bytes`.
+    pub fn set_bytes(&self, bytes: u64) {
+        self.bytes.set(bytes as i64);
+    }
+
+    /// The oldest event kept is `seconds` old.
+    pub fn set_oldest_age(&self, seconds: u64) {
+        self.oldest_age_seconds.set(seconds as i64);
+    }
+
+    /// `consumer` acked `position` with the head at `head`.
+    pub fn consumer_acked(&self, consumer: &str, head: u64, position: u64) {
+        let lag = head.saturating_sub(position) as i64;
+        self.consumer_lag
+            .get_or_create(&ConsumerLabel {
+                consumer: consumer.to_owned(),
+            })
+            .set(lag);
+    }
+}

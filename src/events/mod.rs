@@ -1,0 +1,277 @@
+//! The event log: every inbound message, receipt and status change of every session,
+//! in one ordered, durable log on disk (`<data-dir>/events.db`), and where each named
+//! consumer has acked up to. Appends go through one writer thread with group commit
+//! ([`crate::store::group_commit`]): an append is answered only once it is on disk,
+//! which is what lets a backend ack a message to WhatsApp only after that. Messages
+//! are kept once per (session, chat, sender, id), however often they are delivered.
+//!
+//! Readers (streams) read pages from disk on a small pool of read-only connections
+//! and follow the head, published after each commit: a stream that falls behind costs
+//! disk reads, never memory, and never slows a writer.
+
+mod cursor;
+mod db;
+mod follow;
+pub mod metrics;
+mod read;
+pub mod retention;
+
+pub use cursor::{format_cursor, parse_cursor};
+pub use follow::{expired, follow, FollowEnd};
+pub use read::Filter;
+
+use std::{
+    path::Path,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::SystemTime,
+};
+
+use tokio::sync::watch;
+
+pub use crate::proto::{event::Body, Event, EventKind, InboundMessage, Receipt, ReceiptKind, StatusChange};
+use crate::store::{group_commit, DbError};
+
+/// The log's file name under the data dir.
+pub const EVENTS_FILE: &str = "events.db";
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Whose event it is.
+    pub session_id: String,
+    /// When it happened (the log's time).
+    pub time: SystemTime,
+    /// What happened.
+    pub body: Body,
+}
+
+impl NewEvent {
+    /// An event of `session_id` now.
+    pub fn now(session_id: impl Into<String>, body: Body) -> Self {
+        Self {
+            session_id: session_id.into(),
+            time: SystemTime::now(),
+            body,
+        }
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> EventKind {
+        kind_of(&self.body)
+    }
+}
+
+/// The kind of a body.
+pub fn kind_of(body: &Body) -> EventKind {
+    match body {
+        Body::Message(_) => EventKind::Message,
+        Body::Receipt(_) => EventKind::Receipt,
+        Body::Status(_) => EventKind::Status,
+    }
+}
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Appended {
+    /// Events written.
+    pub added: usize,
+    /// Messages already in the log (redeliveries), skipped.
+    pub duplicates: usize,
+}
+
+/// What the writer and the readers share.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Every event up to this cursor has been trimmed (0: none).
+    pub trimmed_through: AtomicU64,
+    /// Bytes of event bodies kept (an estimate of the log's size).
+    pub bytes: AtomicU64,
+}
+
+/// The event log (cheap to clone).
+#[derive(Clone)]
+pub struct EventLog {
+    queue: group_commit::Queue<db::Writer>,
+    head: watch::Receiver<u64>,
+    shared: Arc<Shared>,
+    readers: read::Readers,
+    metrics: Arc<metrics::EventMetrics>,
+}
+
+impl std::fmt::Debug for EventLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLog").field("head", &*self.head.borrow()).finish()
+    }
+}
+
+impl EventLog {
+    /// Opens (or creates) `<root>/events.db` and starts its writer thread. Blocking:
+    /// call from `spawn_blocking`.
+    pub fn open(root: &Path, metrics: Arc<metrics::EventMetrics>) -> Result<Self, DbError> {
+        let path = root.join(EVENTS_FILE);
+        let conn = group_commit::open(&path)?;
+        let shared = Arc::new(Shared::default());
+        let (writer, head) = db::Writer::new(&conn, Arc::clone(&shared), Arc::clone(&metrics))?;
+        let queue = group_commit::spawn("event-log", conn, writer, db::MAX_BATCH)?;
+        let readers = read::Readers::new(path);
+        Ok(Self {
+            queue,
+            head,
+            shared,
+            readers,
+            metrics,
+        })
+    }
+
+    /// Appends events (in order) and answers once they are on disk. A message
+    /// already in the log is skipped, not an error.
+    pub async fn append(&self, events: Vec<NewEvent>) -> Result<Appended, DbError> {
+        match self.run(db::Op::Append(events)).await? {
+            db::Out::Appended(appended) => Ok(appended),
+            _ => unreachable!("append answers Appended"),
+        }
+    }
+
+    /// Queues an event without waiting for its commit (status changes, receipts):
+    /// its order among the session's other events is the order of the calls.
+    pub fn append_detached(&self, event: NewEvent) {
+        self.queue.detach(db::Op::Append(vec![event]));
+    }
+
+    /// Stores `consumer`'s position (creating the consumer), keeping the newer of the
+    /// stored one and `cursor`; answers the position stored, once on disk.
+    pub async fn ack(&self, consumer: &str, cursor: u64) -> Result<u64, DbError> {
+        let op = db::Op::Ack {
+            consumer: consumer.to_owned(),
+            cursor,
+        };
+        match self.run(op).await? {
+            db::Out::Position(position) => {
+                self.metrics.consumer_acked(consumer, self.head(), position);
+                Ok(position)
+            }
+            _ => unreachable!("ack answers Position"),
+        }
+    }
+
+    /// Appends the session's final status event (`deleted`), then removes its
+    /// earlier events. Queued at once: the returned future only tells when it is on
+    /// disk, and may be dropped.
+    pub fn delete_session(
+        &self,
+        session_id: &str,
+        last: StatusChange,
+    ) -> impl std::future::Future<Output = Result<(), DbError>> + Send + 'static {
+        let event = NewEvent::now(session_id, Body::Status(last));
+        let answer = self.queue.submit(db::Op::DeleteSession(Box::new(event)));
+        async move { answer.await.map_err(|_| DbError::Closed)?.map(drop) }
+    }
+
+    /// Trims one chunk of the oldest events: those logged before `before` or beyond
+    /// `max_bytes` (0: no byte bound). Returns how many went.
+    pub async fn trim(&self, before: SystemTime, max_bytes: u64, chunk: usize) -> Result<usize, DbError> {
+        let op = db::Op::Trim {
+            before_ms: crate::store::unix_ms(before) as i64,
+            max_bytes,
+            chunk,
+        };
+        match self.run(op).await? {
+            db::Out::Trimmed(n) => Ok(n),
+            _ => unreachable!("trim answers Trimmed"),
+        }
+    }
+
+    /// The cursor of the newest event on disk (0: none yet).
+    pub fn head(&self) -> u64 {
+        *self.head.borrow()
+    }
+
+    /// Follows the head.
+    pub fn watch_head(&self) -> watch::Receiver<u64> {
+        self.head.clone()
+    }
+
+    /// Every event up to this cursor is gone (0: none trimmed).
+    pub fn trimmed_through(&self) -> u64 {
+        self.shared.trimmed_through.load(Ordering::Acquire)
+    }
+
+    /// Bytes of event bodies kept.
+    pub fn bytes(&self) -> u64 {
+        self.shared.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Events after `after` that pass `filter`, oldest first, at most `limit`.
+    pub async fn page(&self, after: u64, filter: &Filter, limit: usize) -> Result<Vec<Event>, DbError> {
+        self.readers.page(after, filter.clone(), limit).await
+    }
+
+    /// A consumer's acked position (None: unknown consumer).
+    pub async fn position(&self, consumer: &str) -> Result<Option<u64>, DbError> {
+        self.readers.position(consumer.to_owned()).await
+    }
+
+    /// The oldest event kept: its cursor and when it was logged (None: empty log).
+    pub async fn oldest(&self) -> Result<Option<(u64, SystemTime)>, DbError> {
+        self.readers.oldest().await
+    }
+
+    /// Every consumer and its acked position.
+    pub async fn consumers(&self) -> Result<Vec<(String, u64)>, DbError> {
+        self.readers.consumers().await
+    }
+
+    /// The log's metrics.
+    pub fn metrics(&self) -> &metrics::EventMetrics {
+        &self.metrics
+    }
+
+    async fn run(&self, op: db::Op) -> Result<db::Out, DbError> {
+        self.queue.call(op).await
+    }
+}
+
+/// Where a backend connection delivers what WhatsApp sends one session's account.
+#[derive(Clone, Debug)]
+pub struct Inbox {
+    log: EventLog,
+    session_id: String,
+}
+
+impl Inbox {
+    /// The inbox of `session_id`.
+    pub fn new(log: EventLog, session_id: impl Into<String>) -> Self {
+        Self {
+            log,
+            session_id: session_id.into(),
+        }
+    }
+
+    /// Commits what WhatsApp delivered (messages, receipts), in order; Ok only once
+    /// it is on disk, so the backend may ack it to WhatsApp then (and not before).
+    /// Redeliveries of messages already in the log are skipped.
+    pub async fn commit(&self, bodies: Vec<Body>) -> Result<Appended, DbError> {
+        let time = SystemTime::now();
+        let events = bodies
+            .into_iter()
+            .map(|body| NewEvent {
+                session_id: self.session_id.clone(),
+                time,
+                body,
+            })
+            .collect();
+        self.log.append(events).await
+    }
+
+    /// Logs a receipt for messages the session sent (queued; not awaited).
+    pub fn receipt(&self, receipt: Receipt) {
+        self.log
+            .append_detached(NewEvent::now(self.session_id.clone(), Body::Receipt(receipt)));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! Reading the event log: pages of events after a cursor (filtered by session and
+//! kind), consumer positions and the oldest event, on a small pool of read-only
+//! connections run off the async workers. WAL lets them read while the writer
+//! commits.
+
+use std::{
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use prost::Message as _;
+use rusqlite::{types::Value, Connection, OpenFlags, OptionalExtension};
+
+use super::{format_cursor, Event, EventKind};
+use crate::store::DbError;
+
+/// Connections kept for reuse (more may be open while busy).
+const POOL: usize = 4;
+
+/// Which events a reader wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    /// Only these sessions (empty: all).
+    pub sessions: Vec<String>,
+    /// Only these kinds (empty: all).
+    pub kinds: Vec<EventKind>,
+}
+
+/// The pool of read connections.
+#[derive(Clone)]
+pub(super) struct Readers {
+    path: Arc<PathBuf>,
+    idle: Arc<tokio::sync::Mutex<Vec<Connection>>>,
+}
+
+impl Readers {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path: Arc::new(path),
+            idle: Arc::default(),
+        }
+    }
+
+    /// Runs `read` on a pooled connection, off the async workers.
+    async fn with<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+    ) -> Result<T, DbError> {
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match pool.idle.blocking_lock().pop() {
+                Some(conn) => conn,
+                None => open_reader(&pool.path)?,
+            };
+            let result = read(&conn);
+            let mut idle = pool.idle.blocking_lock();
+            if idle.len() < POOL {
+                idle.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| DbError::Io(std::io::Error::other(e)))?
+    }
+
+    pub async fn page(&self, after: u64, filter: Filter, limit: usize) -> Result<Vec<Event>, DbError> {
+        self.with(move |conn| read_page(conn, after, &filter, limit)).await
+    }
+
+    pub async fn position(&self, consumer: String) -> Result<Option<u64>, DbError> {
+        self.with(move |conn| {
+            let cursor: Option<i64> = conn
+                .query_row("SELECT cursor FROM consumers WHERE name = ?1", [&consumer], |row| {
+                    row.get(0)
+                })
+                .optional()?;
+            Ok(cursor.map(|c| c as u64))
+        })
+        .await
+    }
+
+    pub async fn oldest(&self) -> Result<Option<(u64, SystemTime)>, DbError> {
+        self.with(|conn| {
+            let row: Option<(i64, i64)> = conn
+                .query_row(
+                    "SELECT cursor, time_ms FROM events ORDER BY cursor LIMIT 1",
+                    [],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()?;
+            Ok(row.map(|(cursor, ms)| (cursor as u64, at_ms(ms))))
+        })
+        .await
+    }
+
+    pub async fn consumers(&self) -> Result<Vec<(String, u64)>, DbError> {
+        self.with(|conn| {
+            let mut statement = conn.prepare_cached("SELECT name, cursor FROM consumers ORDER BY name")?;
+            let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await
+    }
+}
+
+fn open_reader(path: &std::path::Path) -> Result<Connection, DbError> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    Ok(conn)
+}
+
+fn at_ms(ms: i64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+/// The events after `after` that pass `filter`, in log order.
+fn read_page(conn: &Connection, after: u64, filter: &Filter, limit: usize) -> Result<Vec<Event>, DbError> {
+    let mut sql = String::from("SELECT cursor, session_id, seq, time_ms, body FROM events WHERE cursor > ?");
+    let mut values = vec![Value::Integer(after as i64)];
+    if !filter.sessions.is_empty() {
+        sql.push_str(" AND session_id IN (");
+        sql.push_str(&vec!["?"; filter.sessions.len()].join(","));
+        sql.push(')');
+        values.extend(filter.sessions.iter().map(|s| Value::Text(s.clone())));
+    }
+    if !filter.kinds.is_empty() {
+        sql.push_str(" AND kind IN (");
+        sql.push_str(&vec!["?"; filter.kinds.len()].join(","));
+        sql.push(')');
+        values.extend(filter.kinds.iter().map(|k| Value::Integer(*k as i64)));
+    }
+    sql.push_str(" ORDER BY cursor LIMIT ?");
+    values.push(Value::Integer(limit as i64));
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query(rusqlite::params_from_iter(values))?;
+    let mut page = Vec::new();
+    while let Some(row) = rows.next()? {
+        let body: Vec<u8> = row.get(4)?;
+        let mut event = Event::decode(body.as_slice())
+            .map_err(|e| DbError::Io(std::io::Error::other(format!("event body: {e}"))))?;
+        event.cursor = format_cursor(row.get::<_, i64>(0)? as u64);
+        event.session_id = row.get(1)?;
+        event.seq = row.get::<_, i64>(2)? as u64;
+        event.time = Some(at_ms(row.get(3)?).into());
+        page.push(event);
+    }
+    Ok(page)
+}

@@ -1,0 +1,67 @@
+//! Retention: a background task that trims the event log to `--event-retention`
+//! (age) and `--event-retention-bytes` (size), a chunk at a time so appends queued
+//! meanwhile commit between chunks, and refreshes the age and lag metrics.
+
+use std::time::{Duration, SystemTime};
+
+use tracing::{info, warn};
+
+use super::EventLog;
+
+/// Events removed per trim job: small enough that an append waits at most one
+/// chunk's delete.
+const CHUNK: usize = 2_000;
+
+/// How much of the log is kept.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Events older than this go.
+    pub max_age: Duration,
+    /// The oldest events go while the log is bigger than this (0: no bound).
+    pub max_bytes: u64,
+    /// How often it checks.
+    pub every: Duration,
+}
+
+/// Runs until the log closes (or the task is aborted).
+pub async fn run(log: EventLog, retention: Retention) {
+    let mut tick = tokio::time::interval(retention.every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(error) = pass(&log, retention).await {
+            warn!(%error, "the event log could not be trimmed; it will try again");
+            if matches!(error, crate::store::DbError::Closed) {
+                return;
+            }
+        }
+    }
+}
+
+/// One pass: trims what is due, then refreshes the metrics. Returns events trimmed.
+pub async fn pass(log: &EventLog, retention: Retention) -> Result<usize, crate::store::DbError> {
+    let mut trimmed = 0;
+    loop {
+        let before = SystemTime::now()
+            .checked_sub(retention.max_age)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let n = log.trim(before, retention.max_bytes, CHUNK).await?;
+        trimmed += n;
+        if n < CHUNK {
+            break;
+        }
+    }
+    if trimmed > 0 {
+        info!(trimmed, kept_bytes = log.bytes(), "event log trimmed");
+    }
+    let age = match log.oldest().await? {
+        Some((_, at)) => SystemTime::now().duration_since(at).unwrap_or_default().as_secs(),
+        None => 0,
+    };
+    log.metrics().set_oldest_age(age);
+    let head = log.head();
+    for (consumer, position) in log.consumers().await? {
+        log.metrics().consumer_acked(&consumer, head, position);
+    }
+    Ok(trimmed)
+}

@@ -1,0 +1,164 @@
+//! Group commit for a SQLite database: one writer thread owns the connection, takes
+//! whatever is queued (up to a batch), applies it in one transaction, commits, and
+//! only then answers each job. A kill -9 at any moment loses nothing answered Ok
+//! (WAL with `synchronous=FULL`). Used by the session list and the event log.
+
+use std::sync::mpsc;
+
+use rusqlite::{Connection, Transaction};
+use tokio::sync::oneshot;
+use tracing::warn;
+
+use super::db::DbError;
+
+/// What a database does with its jobs, on its writer thread.
+pub trait Apply: Send + 'static {
+    /// A queued write or read.
+    type Op: Send + 'static;
+    /// Its answer.
+    type Out: Send + 'static;
+
+    /// Runs before each batch (settings that may change between batches).
+    fn before_batch(&mut self, _conn: &Connection) {}
+
+    /// Applies one job inside the batch's transaction (in a savepoint of its own).
+    /// On error, it must leave its in-memory state as it was.
+    fn apply(&mut self, tx: &Transaction<'_>, op: &Self::Op) -> Result<Self::Out, DbError>;
+
+    /// The batch's transaction committed.
+    fn committed(&mut self) {}
+
+    /// The batch's transaction failed: forget what `apply` noted in memory.
+    fn rolled_back(&mut self) {}
+}
+
+/// One job and where its answer goes.
+pub struct Job<Op, Out> {
+    /// What to do.
+    pub op: Op,
+    /// The answer, sent once committed (dropped receivers are fine).
+    pub done: Option<oneshot::Sender<Result<Out, DbError>>>,
+}
+
+/// Where jobs are queued for a writer thread (cheap to clone).
+pub struct Queue<A: Apply> {
+    jobs: mpsc::Sender<Job<A::Op, A::Out>>,
+}
+
+impl<A: Apply> Clone for Queue<A> {
+    fn clone(&self) -> Self {
+        Self {
+            jobs: self.jobs.clone(),
+        }
+    }
+}
+
+impl<A: Apply> std::fmt::Debug for Queue<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("group_commit::Queue")
+    }
+}
+
+impl<A: Apply> Queue<A> {
+    /// Queues `op`; the receiver hears its answer once committed (it is dropped
+    /// unanswered when the writer is gone, which reads as [`DbError::Closed`]).
+    pub fn submit(&self, op: A::Op) -> oneshot::Receiver<Result<A::Out, DbError>> {
+        let (done, answer) = oneshot::channel();
+        let _ = self.jobs.send(Job { op, done: Some(done) });
+        answer
+    }
+
+    /// Queues `op` without waiting for (or hearing) its commit.
+    pub fn detach(&self, op: A::Op) {
+        let _ = self.jobs.send(Job { op, done: None });
+    }
+
+    /// Queues `op` and waits for its answer.
+    pub async fn call(&self, op: A::Op) -> Result<A::Out, DbError> {
+        self.submit(op).await.map_err(|_| DbError::Closed)?
+    }
+}
+
+/// Starts the writer thread `name`; it ends when every sender is dropped.
+pub fn spawn<A: Apply>(name: &str, mut conn: Connection, mut state: A, max_batch: usize) -> std::io::Result<Queue<A>> {
+    let (jobs, queue) = mpsc::channel::<Job<A::Op, A::Out>>();
+    let jobs = Queue { jobs };
+    let label = name.to_owned();
+    std::thread::Builder::new().name(name.into()).spawn(move || {
+        while let Ok(first) = queue.recv() {
+            state.before_batch(&conn);
+            let mut batch = vec![first];
+            while batch.len() < max_batch {
+                match queue.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            commit(&label, &mut conn, &mut state, batch);
+        }
+    })?;
+    Ok(jobs)
+}
+
+/// Runs a batch in one transaction, commits, then answers each job (every one with
+/// the error when the commit fails).
+pub fn commit<A: Apply>(label: &str, conn: &mut Connection, state: &mut A, batch: Vec<Job<A::Op, A::Out>>) {
+    let outcome = conn.transaction().map_err(DbError::from).and_then(|tx| {
+        let results: Vec<_> = batch.iter().map(|job| apply_one(&tx, state, &job.op)).collect();
+        tx.commit()?;
+        Ok(results)
+    });
+    match outcome {
+        Ok(results) => {
+            state.committed();
+            for (job, result) in batch.into_iter().zip(results) {
+                if let Some(done) = job.done {
+                    let _ = done.send(result);
+                }
+            }
+        }
+        Err(e) => {
+            state.rolled_back();
+            warn!(error = %e, writes = batch.len(), database = label, "a batch could not commit");
+            let (message, full) = (e.to_string(), e.is_full());
+            for job in batch {
+                let error = if full {
+                    DbError::Full(message.clone())
+                } else {
+                    DbError::Io(std::io::Error::other(message.clone()))
+                };
+                if let Some(done) = job.done {
+                    let _ = done.send(Err(error));
+                }
+            }
+        }
+    }
+}
+
+/// Applies one job inside a savepoint: a job that fails leaves nothing behind, and
+/// the others in its batch still commit. `apply` changes its in-memory state only
+/// once its SQL succeeded.
+fn apply_one<A: Apply>(tx: &Transaction<'_>, state: &mut A, op: &A::Op) -> Result<A::Out, DbError> {
+    tx.execute_batch("SAVEPOINT job")?;
+    match state.apply(tx, op) {
+        Ok(out) => {
+            tx.execute_batch("RELEASE job")?;
+            Ok(out)
+        }
+        Err(error) => {
+            let _ = tx.execute_batch("ROLLBACK TO job; RELEASE job");
+            Err(error)
+        }
+    }
+}
+
+/// Opens (or creates, 0600) a database for group commit: WAL, `synchronous=FULL`.
+/// Blocking.
+pub fn open(path: &std::path::Path) -> Result<Connection, DbError> {
+    super::open_private_file(path, false)?;
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    Ok(conn)
+}
