@@ -6,249 +6,11 @@
 //! phone's receipt for what the device sent arrives as the client's `Receipt`.
 //! Loopback only; every wait is bounded.
 
-use std::{
-    future::Future,
-    path::Path,
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+mod common;
 
-use fake_whatsapp::proto::{
-    fake_whatsapp_client::FakeWhatsappClient, CountPendingRequest, DropConnectionsRequest, ReceiptKind, ScanQrRequest,
-    SendMessageRequest, SendReceiptRequest,
-};
-use tokio::sync::mpsc;
-use tonic::transport::Channel;
-use whatsapp_rust::{
-    anyhow,
-    bot::{Bot, BotHandle},
-    store::SqliteStore,
-    transport::TokioWebSocketTransportFactory,
-    types::{
-        durability_hook::InboundMessage,
-        events::{Event, EventHandler},
-        presence::ReceiptType,
-    },
-    Client, InboundDurabilityHook, Jid,
-};
-
-/// The bound on each step (a pairing, a delivery, a reconnect).
-const STEP: Duration = Duration::from_secs(30);
-
-/// The version the daemon announces by default.
-const WA_VERSION: (u32, u32, u32) = (2, 3000, 1_042_742_319);
-
-/// The account the device is linked to.
-const OWNER: &str = "15550001111";
-
-/// A phone that messages it.
-const FRIEND: &str = "15550002222";
-
-/// The fake on loopback, and its controls.
-struct Fake {
-    /// The server.
-    running: fake_whatsapp::Running,
-    /// Its control API.
-    control: FakeWhatsappClient<Channel>,
-}
-
-impl Fake {
-    async fn start() -> Self {
-        let running = fake_whatsapp::Running::start(fake_whatsapp::Options::default())
-            .await
-            .expect("the fake starts");
-        let control = FakeWhatsappClient::connect(running.control_endpoint())
-            .await
-            .expect("the fake's control api answers");
-        Self { running, control }
-    }
-
-    /// `from` messages the owner's devices: the message id.
-    async fn send(&self, from: &str, text: &str) -> String {
-        let request = SendMessageRequest {
-            to_phone_number: OWNER.into(),
-            from_phone_number: from.into(),
-            text: text.into(),
-        };
-        let sent = self
-            .control
-            .clone()
-            .send_message(request)
-            .await
-            .expect("the fake takes the message");
-        sent.into_inner().message_id
-    }
-
-    /// Messages the fake holds for the owner.
-    async fn pending(&self) -> u64 {
-        let request = CountPendingRequest {
-            phone_number: OWNER.into(),
-        };
-        self.control
-            .clone()
-            .count_pending(request)
-            .await
-            .unwrap()
-            .into_inner()
-            .pending
-    }
-
-    /// Waits (bounded) until the fake holds `wanted` messages for the owner.
-    async fn wait_pending(&self, wanted: u64) {
-        bounded(&format!("{wanted} pending at the fake"), async {
-            while self.pending().await != wanted {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
-    }
-}
-
-/// Forwards every event the client dispatches, in order.
-struct Forward(mpsc::UnboundedSender<Arc<Event>>);
-
-impl EventHandler for Forward {
-    fn handle_event(&self, event: Arc<Event>) {
-        let _ = self.0.send(event);
-    }
-}
-
-/// A durability hook that refuses the first `refusals` batches (a store that
-/// could not commit) and reports every message it is handed: (id, offline).
-struct Hook {
-    /// Batches still to refuse.
-    refusals: AtomicUsize,
-    /// Where each message it sees is reported.
-    seen: mpsc::UnboundedSender<(String, bool)>,
-}
-
-#[whatsapp_rust::async_trait]
-impl InboundDurabilityHook for Hook {
-    async fn on_messages(&self, _client: Arc<Client>, batch: &[InboundMessage]) -> anyhow::Result<()> {
-        for message in batch {
-            let _ = self.seen.send((message.info.id.clone(), message.info.is_offline));
-        }
-        let refuse = self
-            .refusals
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if refuse {
-            anyhow::bail!("refused (test)");
-        }
-        Ok(())
-    }
-}
-
-/// A running client and what it dispatched.
-struct Device {
-    /// The running bot.
-    handle: BotHandle,
-    /// Its events, in order.
-    events: mpsc::UnboundedReceiver<Arc<Event>>,
-}
-
-impl Device {
-    /// Runs a client on the store in `dir`, dialing the fake.
-    async fn start(fake: &Fake, dir: &Path, hook: Option<Hook>) -> Self {
-        let store = SqliteStore::new(&dir.join("whatsapp.db").to_string_lossy())
-            .await
-            .expect("the store opens");
-        let (tx, events) = mpsc::unbounded_channel();
-        let mut builder = Bot::builder()
-            .with_backend(store)
-            .with_version(WA_VERSION)
-            .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(fake.running.url()))
-            .skip_history_sync()
-            .with_event_handler(Forward(tx));
-        if let Some(hook) = hook {
-            builder = builder.with_inbound_durability_hook(hook);
-        }
-        let bot = builder.build().await.expect("the client builds");
-        Self {
-            handle: bot.spawn(),
-            events,
-        }
-    }
-
-    /// Runs a new client and links it to the owner's account by its first code.
-    async fn pair(fake: &Fake, dir: &Path, hook: Option<Hook>) -> Self {
-        let mut device = Self::start(fake, dir, hook).await;
-        let code = device
-            .next(|event| match event {
-                Event::PairingQrCode(qr) => Some(qr.code.clone()),
-                _ => None,
-            })
-            .await;
-        let scan = ScanQrRequest {
-            code,
-            phone_number: OWNER.into(),
-        };
-        fake.control
-            .clone()
-            .scan_qr(scan)
-            .await
-            .expect("the phone scans the code");
-        device.connected().await;
-        device
-    }
-
-    fn client(&self) -> Arc<Client> {
-        self.handle.client()
-    }
-
-    /// The next event `pick` takes, skipping the others (bounded).
-    async fn next<T>(&mut self, mut pick: impl FnMut(&Event) -> Option<T>) -> T {
-        bounded("an event", async {
-            loop {
-                let event = self.events.recv().await.expect("the client goes on");
-                if let Some(picked) = pick(&event) {
-                    return picked;
-                }
-            }
-        })
-        .await
-    }
-
-    async fn connected(&mut self) {
-        self.next(|event| matches!(event, Event::Connected(_)).then_some(()))
-            .await;
-    }
-
-    /// The next `count` inbound messages, across batches.
-    async fn messages(&mut self, count: usize) -> Vec<InboundMessage> {
-        let mut messages = Vec::new();
-        while messages.len() < count {
-            let batch = self
-                .next(|event| event.as_messages().map(|batch| batch.messages.clone()))
-                .await;
-            messages.extend(batch.iter().cloned());
-        }
-        messages
-    }
-
-    /// Stops the client as the daemon does on shutdown (no logout).
-    async fn stop(self) {
-        bounded("the client stops", self.handle.shutdown()).await;
-    }
-}
-
-/// Runs `step` within `STEP`, or fails naming `what`.
-async fn bounded<T>(what: &str, step: impl Future<Output = T>) -> T {
-    tokio::time::timeout(STEP, step)
-        .await
-        .unwrap_or_else(|_| panic!("no {what} within {STEP:?}"))
-}
-
-fn text(message: &InboundMessage) -> Option<&str> {
-    message.message.conversation.as_deref()
-}
-
-fn user(phone: &str) -> Jid {
-    format!("{phone}@s.whatsapp.net").parse().unwrap()
-}
+use common::*;
+use fake_whatsapp::proto::{DropConnectionsRequest, ReceiptKind, SendReceiptRequest};
+use whatsapp_rust::types::{durability_hook::InboundMessage, events::Event, presence::ReceiptType};
 
 #[tokio::test]
 async fn a_message_to_a_connected_device_arrives_decrypted_with_its_sender_and_chat_and_a_second_follows() {
@@ -323,15 +85,11 @@ async fn messages_sent_while_the_device_is_offline_arrive_in_order_marked_offlin
 async fn a_delivery_the_device_did_not_ack_comes_again_with_the_same_id_after_a_reconnect() {
     let fake = Fake::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (seen_tx, mut seen) = mpsc::unbounded_channel();
-    let hook = Hook {
-        refusals: AtomicUsize::new(1),
-        seen: seen_tx,
-    };
+    let (hook, mut probe) = Hook::new(1, true);
     let mut device = Device::pair(&fake, dir.path(), Some(hook)).await;
 
     let id = fake.send(FRIEND, "commit me").await;
-    let (first, offline) = bounded("the hook's first call", seen.recv()).await.unwrap();
+    let (first, offline) = bounded("the hook's first call", probe.seen.recv()).await.unwrap();
     assert_eq!((first.as_str(), offline), (id.as_str(), false));
     assert_eq!(fake.pending().await, 1, "refused by the hook: not acked, still held");
 
@@ -339,7 +97,7 @@ async fn a_delivery_the_device_did_not_ack_comes_again_with_the_same_id_after_a_
         phone_number: OWNER.into(),
     };
     fake.control.clone().drop_connections(drop).await.unwrap();
-    let (again, offline) = bounded("the hook's second call", seen.recv()).await.unwrap();
+    let (again, offline) = bounded("the hook's second call", probe.seen.recv()).await.unwrap();
     assert_eq!(again, id, "the same message, under the same id");
     assert!(offline, "redelivered in the offline batch of the next connection");
     let [message] = <[InboundMessage; 1]>::try_from(device.messages(1).await).ok().unwrap();
