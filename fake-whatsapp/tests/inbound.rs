@@ -149,3 +149,38 @@ async fn a_phones_receipt_for_a_sent_message_arrives_as_the_clients_receipt_even
     device.stop().await;
     fake.running.stop().await;
 }
+
+#[tokio::test]
+async fn a_message_after_the_device_uploaded_its_pre_keys_opens_the_session_on_one_of_them_and_decrypts_first_time() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut device = Device::pair(&fake, dir.path(), None).await;
+    let client = device.client();
+    bounded("the device's pre-key upload", async {
+        while !client.persistence_manager().get_device_snapshot().server_has_prekeys {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+
+    let id = fake.send("15550004444", "on a one-time pre-key").await;
+    let mut undecryptable = false;
+    let message = device
+        .next(|event| match event {
+            Event::UndecryptableMessage(_) => {
+                undecryptable = true;
+                None
+            }
+            Event::Messages(batch) => batch.first().cloned(),
+            _ => None,
+        })
+        .await;
+    assert!(!undecryptable, "the first copy decrypts: no retry");
+    assert_eq!(
+        (message.info.id.as_str(), text(&message)),
+        (id.as_str(), Some("on a one-time pre-key"))
+    );
+    fake.wait_pending(0).await;
+    device.stop().await;
+    fake.running.stop().await;
+}
