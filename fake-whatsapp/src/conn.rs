@@ -3,6 +3,9 @@
 //! refs, the phone's pair-success, the device's countersignature, 515) or login
 //! (`<success>` for a linked device, `<failure reason="401">` otherwise), and the
 //! stanza loop that answers the device and carries out the control API's orders.
+//! Once the device goes active, what the server holds for it goes out as the
+//! offline batch (each stanza marked `offline`, then `<ib><offline count>`), and
+//! from then on live; its receipts and acks tell the server what to forget.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -14,6 +17,8 @@ use tracing::{debug, info, warn, Instrument};
 use wacore_binary::{builder::NodeBuilder, Node};
 
 use crate::{
+    device_keys::DeviceKeys,
+    inbox::Class,
     iq::{self, Effect},
     messages,
     noise::{Channel, Handshaken, Responder, ServerIdentity},
@@ -69,6 +74,7 @@ pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
             wire,
             channel: handshaken.channel,
             device: None,
+            live: false,
         };
         let end = session.run(handshaken.payload, handshaken.client_static, orders).await;
         shared.world.close(id).await;
@@ -105,6 +111,9 @@ struct Session {
     channel: Channel,
     /// The device logged in on it.
     device: Option<DeviceAddr>,
+    /// Whether the offline batch went out: what arrives for the device now goes
+    /// out at once.
+    live: bool,
 }
 
 /// Why a session stopped.
@@ -117,9 +126,14 @@ impl Session {
         client_static: [u8; 32],
         mut orders: mpsc::UnboundedReceiver<Order>,
     ) -> End {
+        let registration = payload
+            .device_pairing_data
+            .as_option()
+            .map(DeviceKeys::from_registration)
+            .and_then(|keys| keys.inspect_err(|why| warn!(%why, "unreadable registration keys")).ok());
         let opened = match payload.username {
             Some(phone) => self.login(phone, payload.device.unwrap_or(0), &client_static).await,
-            None => self.offer_refs().await,
+            None => self.offer_refs(registration).await,
         };
         if let Err(end) = opened {
             return end;
@@ -138,6 +152,8 @@ impl Session {
                     Order::Send(node) => self.send(&node).await,
                     Order::End(error) => Err(self.end_with(&error).await),
                     Order::Drop => Err("dropped (control)".into()),
+                    Order::Deliver if self.live => self.deliver(false).await.map(|_| ()),
+                    Order::Deliver => Ok(()),
                 },
             };
             if let Err(end) = step {
@@ -166,9 +182,9 @@ impl Session {
     }
 
     /// A new device: offer it a batch of refs, one QR code each.
-    async fn offer_refs(&mut self) -> Result<(), End> {
+    async fn offer_refs(&mut self, registration: Option<DeviceKeys>) -> Result<(), End> {
         let refs: Vec<String> = (0..self.shared.refs).map(|_| fresh_ref()).collect();
-        self.shared.world.offer_refs(self.id, refs.clone()).await;
+        self.shared.world.offer_refs(self.id, refs.clone(), registration).await;
         let refs: Vec<Node> = refs
             .into_iter()
             .map(|r| NodeBuilder::new("ref").bytes(r.into_bytes()).build())
@@ -214,9 +230,14 @@ impl Session {
             "receipt" => {
                 let id = attr(&node, "id").unwrap_or_default();
                 let to = attr(&node, "to").unwrap_or_default();
+                self.receipt_from_device(&node).await;
                 self.send(&stanza::ack("receipt", &id, &to)).await
             }
-            "ib" | "presence" | "ack" | "chatstate" | "notification" => {
+            "ack" => {
+                self.ack_from_device(&node).await;
+                Ok(())
+            }
+            "ib" | "presence" | "chatstate" | "notification" => {
                 debug!(tag = %node.tag, "ignored");
                 Ok(())
             }
@@ -242,7 +263,79 @@ impl Session {
                 self.wire.close().await;
                 Err("the device unlinked itself".into())
             }
+            Effect::WentActive => self.offline_batch().await,
         }
+    }
+
+    /// The device went active: what the server holds for it goes out, each
+    /// stanza marked `offline`, then `<ib><offline count=N>`; from now on it
+    /// goes out live.
+    async fn offline_batch(&mut self) -> Result<(), End> {
+        let count = self.deliver(true).await?;
+        self.live = true;
+        info!(device = ?self.device.as_ref().map(DeviceAddr::jid), count, "offline batch delivered");
+        self.send(&stanza::offline_done(count)).await
+    }
+
+    /// Sends what the server holds for the device and this connection did not
+    /// send yet, in order (`offline`: as part of the offline batch, announced by
+    /// an `offline_preview`). How many stanzas went out.
+    async fn deliver(&mut self, offline: bool) -> Result<u32, End> {
+        let Some(device) = self.device.clone() else {
+            return Ok(0);
+        };
+        let stanzas = self.shared.world.take_unsent(self.id, &device).await;
+        let count = u32::try_from(stanzas.len()).unwrap_or(u32::MAX);
+        if offline && count > 0 {
+            let messages = stanzas.iter().filter(|node| node.tag == "message").count();
+            let messages = u32::try_from(messages).unwrap_or(u32::MAX);
+            self.send(&stanza::offline_preview(count, messages)).await?;
+        }
+        for mut node in stanzas {
+            if offline {
+                node.attrs.insert("offline", "0");
+            }
+            self.send(&node).await?;
+        }
+        Ok(count)
+    }
+
+    /// A `<receipt>` the device sent: a delivery (or read) receipt acks the
+    /// messages it names; a retry receipt asks their sender for a resend.
+    async fn receipt_from_device(&mut self, receipt: &Node) {
+        let Some(device) = self.device.clone() else { return };
+        match attr(receipt, "type").as_deref() {
+            Some("retry") => {
+                if let Err(why) = self.shared.world.resend(&device, receipt).await {
+                    warn!(device = %device.jid(), %why, "a retry receipt left unanswered");
+                }
+            }
+            Some("enc_rekey_retry") => debug!("a call rekey retry; ignored"),
+            _ => {
+                self.shared
+                    .world
+                    .acked(&device, Class::Message, &stanza::ids_of(receipt))
+                    .await;
+            }
+        }
+    }
+
+    /// An `<ack>` the device sent for a message (a transport ack or a refusal)
+    /// or a receipt it took.
+    async fn ack_from_device(&mut self, ack: &Node) {
+        let Some(device) = self.device.clone() else { return };
+        let class = match attr(ack, "class").as_deref() {
+            Some("message") => Class::Message,
+            Some("receipt") => Class::Receipt,
+            other => {
+                debug!(class = ?other, "an ack; ignored");
+                return;
+            }
+        };
+        if let Some(error) = attr(ack, "error") {
+            warn!(device = %device.jid(), %error, id = ?attr(ack, "id"), "the device refused a stanza");
+        }
+        self.shared.world.acked(&device, class, &stanza::ids_of(ack)).await;
     }
 
     /// An answer to one of the server's requests: the pair-device ack, or the

@@ -10,12 +10,14 @@ use crate::{
     conn::Shared,
     pair_code,
     proto::{
-        fake_whatsapp_server::FakeWhatsapp, CountConnectionsRequest, CountConnectionsResponse, DropConnectionsRequest,
-        DropConnectionsResponse, EnterPairingCodeRequest, EnterPairingCodeResponse, FailConnectsRequest,
-        FailConnectsResponse, ListReceivedMessagesRequest, ListReceivedMessagesResponse, LogoutDeviceRequest,
-        LogoutDeviceResponse, ReplaceStreamRequest, ReplaceStreamResponse, ScanQrRequest, ScanQrResponse,
+        self, fake_whatsapp_server::FakeWhatsapp, CountConnectionsRequest, CountConnectionsResponse,
+        CountPendingRequest, CountPendingResponse, DropConnectionsRequest, DropConnectionsResponse,
+        EnterPairingCodeRequest, EnterPairingCodeResponse, FailConnectsRequest, FailConnectsResponse,
+        ListReceivedMessagesRequest, ListReceivedMessagesResponse, LogoutDeviceRequest, LogoutDeviceResponse,
+        ReplaceStreamRequest, ReplaceStreamResponse, ScanQrRequest, ScanQrResponse, SendMessageRequest,
+        SendMessageResponse, SendReceiptRequest, SendReceiptResponse,
     },
-    world::Refusal,
+    world::{ReceiptKind, Refusal},
 };
 
 /// The service over the shared state.
@@ -115,5 +117,55 @@ impl FakeWhatsapp for Control {
     ) -> Result<Response<CountConnectionsResponse>, Status> {
         let (started, open) = self.shared.world.count_connections().await;
         Ok(Response::new(CountConnectionsResponse { started, open }))
+    }
+
+    async fn send_message(
+        &self,
+        request: Request<SendMessageRequest>,
+    ) -> Result<Response<SendMessageResponse>, Status> {
+        let request = request.into_inner();
+        let (to, from) = (request.to_phone_number, request.from_phone_number);
+        let message_id = self
+            .shared
+            .world
+            .send_message(&to, &from, &request.text)
+            .await
+            .map_err(status)?;
+        tracing::debug!(%to, %from, %message_id, "a phone sent a message");
+        Ok(Response::new(SendMessageResponse { message_id }))
+    }
+
+    async fn send_receipt(
+        &self,
+        request: Request<SendReceiptRequest>,
+    ) -> Result<Response<SendReceiptResponse>, Status> {
+        let request = request.into_inner();
+        let kind = match proto::ReceiptKind::try_from(request.kind) {
+            Ok(proto::ReceiptKind::Delivered) => ReceiptKind::Delivered,
+            Ok(proto::ReceiptKind::Read) => ReceiptKind::Read,
+            Ok(proto::ReceiptKind::Played) => ReceiptKind::Played,
+            Ok(proto::ReceiptKind::Unspecified) | Err(_) => {
+                return Err(Status::invalid_argument(
+                    "a receipt kind is required: delivered, read or played",
+                ))
+            }
+        };
+        let (to, from) = (request.to_phone_number, request.from_phone_number);
+        self.shared
+            .world
+            .send_receipt(&to, &from, &request.message_ids, kind)
+            .await
+            .map_err(status)?;
+        tracing::debug!(%to, %from, ?kind, ids = request.message_ids.len(), "a phone sent a receipt");
+        Ok(Response::new(SendReceiptResponse {}))
+    }
+
+    async fn count_pending(
+        &self,
+        request: Request<CountPendingRequest>,
+    ) -> Result<Response<CountPendingResponse>, Status> {
+        let phone = request.into_inner().phone_number;
+        let pending = self.shared.world.count_pending(&phone).await.map_err(status)?;
+        Ok(Response::new(CountPendingResponse { pending }))
     }
 }

@@ -1,8 +1,10 @@
 //! Answers to the requests (`<iq type="get|set">`) a logged-in or pairing device
 //! sends, by namespace, each by its id in whatever order they come: keepalive,
-//! passive/active (then the offline marker), pre-keys, usync device lists, A/B
-//! props, blocklist, privacy, app state, companion removal. Anything else gets an
-//! error answer and a log line, never silence.
+//! passive/active (going active starts the offline batch), pre-keys (fetches of
+//! the phones' bundles; the device's own uploads and rotations are kept for the
+//! phones that message it), usync device lists, A/B props, blocklist, privacy,
+//! app state, companion removal. Anything else gets an error answer and a log
+//! line, never silence.
 
 use tracing::{debug, warn};
 use wacore_binary::{builder::NodeBuilder, Node};
@@ -20,6 +22,8 @@ pub enum Effect {
     None,
     /// The device unlinked itself: close its stream.
     Unlinked,
+    /// The device went active: the offline batch and its end marker follow.
+    WentActive,
 }
 
 /// The answers to `iq` from connection `conn`, in order, and what follows.
@@ -36,8 +40,9 @@ pub async fn answer(world: &World, conn: ConnId, device: Option<&DeviceAddr>, iq
     let result = |children: Vec<Node>| vec![stanza::iq_result(&id, children)];
     let answers = match (xmlns.as_str(), first.as_str()) {
         ("w:p", _) => result(vec![]),
-        // Going active: the offline queue (empty) follows the answer.
-        ("passive", _) => vec![stanza::iq_result(&id, vec![]), stanza::offline_done(0)],
+        // Going active: the offline batch and its marker follow the answer.
+        ("passive", "active") => return (result(vec![]), Effect::WentActive),
+        ("passive", _) => result(vec![]),
         ("encrypt", "count") => result(vec![NodeBuilder::new("count").attr("value", "50").build()]),
         // Leaving the digest unparseable makes the client skip its validation quietly.
         ("encrypt", "digest") => result(vec![]),
@@ -48,7 +53,14 @@ pub async fn answer(world: &World, conn: ConnId, device: Option<&DeviceAddr>, iq
                 vec![stanza::iq_error(&id, 500, "internal-server-error")]
             }
         },
-        ("encrypt", _) if kind == "set" => result(vec![]),
+        ("encrypt", _) if kind == "set" => {
+            if let Some(device) = device {
+                if let Err(why) = world.publish_keys(device, iq).await {
+                    warn!(%id, %why, "could not read the device's keys");
+                }
+            }
+            result(vec![])
+        }
         ("usync", _) => result(vec![usync(iq)]),
         ("abt", _) => result(vec![NodeBuilder::new("props").attr("protocol", "1").build()]),
         ("blocklist", _) => result(vec![NodeBuilder::new("list").build()]),

@@ -3,8 +3,11 @@
 //! speaking WhatsApp's Noise XX handshake, binary nodes, pairing by QR code (with
 //! its own phones, whose keys sign the devices they link), the 515 restart, login
 //! with stored credentials and the stanzas a client awaits before it is online;
-//! and a gRPC control API (`wasessiond.fake.v1.FakeWhatsapp`, with reflection) to
-//! scan codes, drop, log out and replace streams, refuse connects and count them.
+//! inbound traffic to linked devices (Signal-encrypted messages from the fake's
+//! phones and their receipts, held until each device acks them, delivered live or
+//! as the offline batch); and a gRPC control API (`wasessiond.fake.v1.FakeWhatsapp`,
+//! with reflection) to scan codes, send messages and receipts, count what is
+//! pending, drop, log out and replace streams, refuse connects and count them.
 //!
 //! Clients must be built without the server certificate check (whatsapp-rust's
 //! `danger-skip-cert-chain-verify`): the fake's chain is not signed by WhatsApp.
@@ -13,6 +16,8 @@
 
 mod conn;
 mod control;
+mod device_keys;
+mod inbox;
 mod iq;
 mod messages;
 mod noise;

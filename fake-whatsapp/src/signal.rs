@@ -1,15 +1,18 @@
 //! The Signal side of a fake phone (its device 0): an identity (the account key
 //! that also signs ADV identities), a registration id and a signed pre-key, the
 //! pre-key bundle devices fetch to open a session with it, and the in-memory stores
-//! that decrypt what they send (`pkmsg`, then `msg`).
+//! that decrypt what they send (`pkmsg`, then `msg`) and encrypt what the phone
+//! sends them (a session opened from the device's bundle: `pkmsg` until the device
+//! acked one, then `msg`).
 
 use std::collections::HashMap;
 
 use wacore_libsignal::protocol::{
-    message_decrypt_prekey, message_decrypt_signal, Direction, GenericSignedPreKey, IdentityChange, IdentityKey,
-    IdentityKeyPair, IdentityKeyStore, KeyPair, PreKeyBundle, PreKeyId, PreKeyRecord, PreKeySignalMessage, PreKeyStore,
-    ProtocolAddress, SessionRecord, SessionStore, SignalMessage, SignalProtocolError, SignedPreKeyId,
-    SignedPreKeyRecord, SignedPreKeyStore, Timestamp, UsePQRatchet,
+    message_decrypt_prekey, message_decrypt_signal, message_encrypt, process_prekey_bundle, CiphertextMessage,
+    Direction, GenericSignedPreKey, IdentityChange, IdentityKey, IdentityKeyPair, IdentityKeyStore, KeyPair,
+    PreKeyBundle, PreKeyId, PreKeyRecord, PreKeySignalMessage, PreKeyStore, ProtocolAddress, SessionRecord,
+    SessionStore, SignalMessage, SignalProtocolError, SignedPreKeyId, SignedPreKeyRecord, SignedPreKeyStore, Timestamp,
+    UsePQRatchet,
 };
 
 type SignalResult<T> = Result<T, SignalProtocolError>;
@@ -96,6 +99,60 @@ impl PhoneSignal {
             other => return Err(format!("cannot decrypt an enc of type {other:?}")),
         };
         decrypted.map(|result| result.plaintext).map_err(|e| e.to_string())
+    }
+
+    /// Encrypts `plaintext` for `device`, first opening a session from the bundle
+    /// `bundle` gives if there is none: the `<enc type>` (`pkmsg` or `msg`) and
+    /// the body.
+    pub async fn encrypt(
+        &mut self,
+        device: &ProtocolAddress,
+        bundle: impl FnOnce() -> Result<PreKeyBundle, String>,
+        plaintext: &[u8],
+    ) -> Result<(&'static str, Vec<u8>), String> {
+        if !self.sessions.0.contains_key(device) {
+            self.open_session(device, &bundle()?).await?;
+        }
+        let message = message_encrypt(plaintext, device, &mut self.sessions, &mut self.identities)
+            .await
+            .map_err(|e| format!("could not encrypt for {device}: {e}"))?;
+        let kind = match &message {
+            CiphertextMessage::PreKeySignalMessage(_) => "pkmsg",
+            CiphertextMessage::SignalMessage(_) => "msg",
+            _ => return Err("a 1:1 session produced neither pkmsg nor msg".into()),
+        };
+        Ok((kind, message.serialize().to_vec()))
+    }
+
+    /// Opens a new session with `device` from its `bundle` (replacing any): what
+    /// follows goes as `pkmsg` until the device acks one.
+    pub async fn open_session(&mut self, device: &ProtocolAddress, bundle: &PreKeyBundle) -> Result<(), String> {
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        let opened = process_prekey_bundle(
+            device,
+            &mut self.sessions,
+            &mut self.identities,
+            bundle,
+            &mut rng,
+            UsePQRatchet::No,
+        )
+        .await;
+        opened
+            .map(|_| ())
+            .map_err(|e| format!("could not open a session with {device}: {e}"))
+    }
+
+    /// `device` acked a `pkmsg`: it holds the session, so what follows goes as `msg`.
+    pub fn session_confirmed(&mut self, device: &ProtocolAddress) -> Result<(), String> {
+        let Some(bytes) = self.sessions.0.get_mut(device) else {
+            return Ok(());
+        };
+        let mut record = SessionRecord::deserialize(bytes).map_err(|e| e.to_string())?;
+        if let Some(state) = record.session_state_mut() {
+            state.clear_unacknowledged_pre_key_message();
+        }
+        *bytes = record.serialize().map_err(|e| e.to_string())?;
+        Ok(())
     }
 }
 
@@ -193,5 +250,39 @@ impl PreKeyStore for NoPreKeys {
 
     async fn remove_pre_key(&mut self, _: PreKeyId) -> SignalResult<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phone() -> PhoneSignal {
+        PhoneSignal::new(&KeyPair::generate(&mut rand::rng())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn messages_go_as_pkmsg_until_the_session_is_confirmed_then_as_msg_and_all_decrypt() {
+        let (mut alice, mut bob) = (phone(), phone());
+        let (to_bob, from_alice) = (
+            ProtocolAddress::new("bob", 1.into()),
+            ProtocolAddress::new("alice", 0.into()),
+        );
+        let bundle = bob.bundle().unwrap();
+
+        let mut kinds = Vec::new();
+        for (text, confirm_before) in [("one", false), ("two", false), ("three", true)] {
+            if confirm_before {
+                alice.session_confirmed(&to_bob).unwrap();
+            }
+            let (kind, body) = alice
+                .encrypt(&to_bob, || Ok(bundle.clone()), text.as_bytes())
+                .await
+                .unwrap();
+            let plain = bob.decrypt(&from_alice, kind, &body).await.unwrap();
+            assert_eq!(plain, text.as_bytes());
+            kinds.push(kind);
+        }
+        assert_eq!(kinds, ["pkmsg", "pkmsg", "msg"]);
     }
 }

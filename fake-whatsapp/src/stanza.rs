@@ -126,3 +126,67 @@ pub fn ack(class: &'static str, id: &str, from: &str) -> Node {
         .attr("t", now().to_string())
         .build()
 }
+
+/// `<message from=FROM id=ID t=T type="text" notify=NAME><enc v="2" type=KIND>`: a
+/// message the server relays to a device, as WhatsApp sends a 1:1 text.
+pub fn relayed_message(from: &str, id: &str, t: u64, notify: &str, kind: &'static str, body: Vec<u8>) -> Node {
+    NodeBuilder::new("message")
+        .attr("from", from.to_owned())
+        .attr("id", id.to_owned())
+        .attr("t", t.to_string())
+        .attr("type", "text")
+        .attr("notify", notify.to_owned())
+        .children([NodeBuilder::new("enc")
+            .attr("v", "2")
+            .attr("type", kind)
+            .bytes(body)
+            .build()])
+        .build()
+}
+
+/// `<receipt from=FROM id=IDS[0] t=NOW [type=KIND]>` with the other ids in
+/// `<list><item id/></list>`: a recipient's receipt for messages a device sent
+/// (no type: delivered; `read`; `played`).
+pub fn relayed_receipt(from: &str, ids: &[String], kind: Option<&'static str>) -> Node {
+    let mut builder = NodeBuilder::new("receipt")
+        .attr("from", from.to_owned())
+        .attr("id", ids.first().cloned().unwrap_or_default())
+        .attr("t", now().to_string());
+    if let Some(kind) = kind {
+        builder = builder.attr("type", kind);
+    }
+    if ids.len() > 1 {
+        let items = ids[1..]
+            .iter()
+            .map(|id| NodeBuilder::new("item").attr("id", id.clone()).build());
+        builder = builder.children([NodeBuilder::new("list").children(items).build()]);
+    }
+    builder.build()
+}
+
+/// `<ib><offline_preview count=N message=N .../></ib>`: what the offline batch
+/// that follows holds.
+pub fn offline_preview(count: u32, messages: u32) -> Node {
+    NodeBuilder::new("ib")
+        .children([NodeBuilder::new("offline_preview")
+            .attr("count", count.to_string())
+            .attr("message", messages.to_string())
+            .attr("receipt", (count - messages).to_string())
+            .attr("notification", "0")
+            .attr("call", "0")
+            .attr("appdata", "0")
+            .attr("status", "0")
+            .build()])
+        .build()
+}
+
+/// Every id a `<receipt>` or `<ack>` names: its `id` and those of
+/// `<list><item id/></list>`.
+pub fn ids_of(node: &Node) -> Vec<String> {
+    let listed = node
+        .get_optional_child("list")
+        .into_iter()
+        .flat_map(|list| list.get_children_by_tag("item"))
+        .filter_map(|item| attr(item, "id"));
+    attr(node, "id").into_iter().chain(listed).collect()
+}

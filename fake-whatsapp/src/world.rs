@@ -1,7 +1,10 @@
 //! What the fake server knows across connections: the accounts (one per phone
 //! number, with the phone's identity key and its linked devices), the open
 //! connections and the orders the control API gives them, the refs each pairing
-//! connection was offered, the counters, and the messages devices sent.
+//! connection was offered, the counters, the messages devices sent, and what the
+//! server holds for devices (the inbox, driven from `mail`).
+
+mod mail;
 
 use std::collections::HashMap;
 
@@ -9,7 +12,11 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use wacore_binary::{Jid, Node, Server};
 use wacore_libsignal::protocol::{KeyPair, PreKeyBundle, ProtocolAddress};
 
+pub use mail::ReceiptKind;
+
 use crate::{
+    device_keys::DeviceKeys,
+    inbox::Inbox,
     pair_code::CodeRequest,
     pairing::{self, Linked, ScannedCode},
     proto::ReceivedMessage,
@@ -32,6 +39,8 @@ pub enum Order {
     End(Node),
     /// Drop the socket without a word (socket loss).
     Drop,
+    /// Send the device what the server holds for it and did not send yet.
+    Deliver,
 }
 
 /// A device of an account.
@@ -98,6 +107,8 @@ struct Conn {
     code_request: Option<CodeRequest>,
     /// Where its `companion_finish` goes.
     finish_waiter: Option<oneshot::Sender<Node>>,
+    /// The keys its registration payload carried (pairing connections).
+    registration: Option<DeviceKeys>,
 }
 
 #[derive(Default)]
@@ -116,6 +127,8 @@ struct Inner {
     phones_issued: u64,
     /// Messages devices sent, decrypted.
     received: Vec<ReceivedMessage>,
+    /// What the server holds for devices, and their keys.
+    inbox: Inbox,
 }
 
 /// The shared state.
@@ -151,6 +164,7 @@ impl World {
                 pending: None,
                 code_request: None,
                 finish_waiter: None,
+                registration: None,
             },
         );
         id
@@ -161,10 +175,12 @@ impl World {
         self.inner.lock().await.conns.remove(&id);
     }
 
-    /// Records the refs offered to a pairing connection.
-    pub async fn offer_refs(&self, id: ConnId, refs: Vec<String>) {
+    /// Records the refs offered to a pairing connection, and the keys its
+    /// registration carried.
+    pub async fn offer_refs(&self, id: ConnId, refs: Vec<String>, keys: Option<DeviceKeys>) {
         if let Some(conn) = self.inner.lock().await.conns.get_mut(&id) {
             conn.refs = refs;
+            conn.registration = keys;
         }
     }
 
@@ -260,8 +276,10 @@ impl World {
         if let Err(why) = pairing::countersigned(answer, &pending.code) {
             return Some(Err(why));
         }
+        let keys = conn.registration.take();
         let account = inner.account(&pending.addr.phone);
         account.devices.insert(pending.addr.device, pending.code.noise_key);
+        inner.inbox.link(pending.addr.clone(), keys);
         Some(Ok(pending.addr))
     }
 
@@ -319,6 +337,7 @@ impl World {
                 .ok_or_else(|| Refusal::NotFound(format!("no account for phone number {phone}")))?;
             let removed = account.devices.len();
             account.devices.clear();
+            inner.inbox.unlink_all(phone);
             u32::try_from(removed).unwrap_or(u32::MAX)
         };
         self.order_each(phone, || {
@@ -331,6 +350,7 @@ impl World {
     /// A device unlinked itself (`remove-companion-device`).
     pub async fn unlink(&self, addr: &DeviceAddr) -> bool {
         let mut inner = self.inner.lock().await;
+        inner.inbox.unlink(addr);
         inner
             .accounts
             .get_mut(&addr.phone)

@@ -15,8 +15,12 @@ use rusqlite::{types::Value, Connection, OpenFlags, OptionalExtension};
 use super::{format_cursor, Event, EventKind};
 use crate::store::DbError;
 
-/// Connections kept for reuse (more may be open while busy).
+/// Read connections at most: readers beyond it wait their turn (a page read is
+/// short), so any number of streams costs at most this many SQLite caches.
 const POOL: usize = 4;
+
+/// Each read connection's page cache, in KiB.
+const CACHE_KIB: i64 = 1024;
 
 /// Which events a reader wants.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -32,6 +36,8 @@ pub struct Filter {
 pub(super) struct Readers {
     path: Arc<PathBuf>,
     idle: Arc<tokio::sync::Mutex<Vec<Connection>>>,
+    /// One permit per connection that may be open.
+    turns: Arc<tokio::sync::Semaphore>,
 }
 
 impl Readers {
@@ -39,6 +45,7 @@ impl Readers {
         Self {
             path: Arc::new(path),
             idle: Arc::default(),
+            turns: Arc::new(tokio::sync::Semaphore::new(POOL)),
         }
     }
 
@@ -48,16 +55,15 @@ impl Readers {
         read: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {
         let pool = self.clone();
+        let turn = self.turns.clone().acquire_owned().await.map_err(|_| DbError::Closed)?;
         tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             let conn = match pool.idle.blocking_lock().pop() {
                 Some(conn) => conn,
                 None => open_reader(&pool.path)?,
             };
             let result = read(&conn);
-            let mut idle = pool.idle.blocking_lock();
-            if idle.len() < POOL {
-                idle.push(conn);
-            }
+            pool.idle.blocking_lock().push(conn);
             result
         })
         .await
@@ -107,6 +113,7 @@ impl Readers {
 fn open_reader(path: &std::path::Path) -> Result<Connection, DbError> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.busy_timeout(Duration::from_secs(10))?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     Ok(conn)
 }
 
