@@ -214,13 +214,13 @@ impl Writer {
 
     fn ack(&mut self, tx: &Transaction<'_>, consumer: &str, cursor: u64) -> Result<u64, DbError> {
         let now = unix_ms(std::time::SystemTime::now()) as i64;
-        let stored: i64 = tx.query_row(
-            "INSERT INTO consumers (name, cursor, updated_at_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT(name) DO UPDATE SET cursor = max(cursor, excluded.cursor), updated_at_ms = excluded.updated_at_ms
-             RETURNING cursor",
-            params![consumer, cursor as i64, now],
-            |row| row.get(0),
-        )?;
+        let stored: i64 = tx
+            .prepare_cached(
+                "INSERT INTO consumers (name, cursor, updated_at_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO UPDATE SET cursor = max(cursor, excluded.cursor), updated_at_ms = excluded.updated_at_ms
+                 RETURNING cursor",
+            )?
+            .query_row(params![consumer, cursor as i64, now], |row| row.get(0))?;
         Ok(stored as u64)
     }
 

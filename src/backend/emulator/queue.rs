@@ -18,7 +18,7 @@ use rusqlite::{params, Transaction};
 pub const QUEUE_FILE: &str = "emulated-whatsapp.db";
 
 /// Items handed to the daemon per delivery at most.
-pub const DELIVERY_BATCH: usize = 256;
+pub const DELIVERY_BATCH: usize = 1024;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS inbound (
@@ -100,9 +100,9 @@ impl group_commit::Apply for Writer {
                 Ok(Out::Pushed)
             }
             Op::Count(account) => {
-                let count: i64 = tx.query_row("SELECT COUNT(*) FROM inbound WHERE account = ?1", [account], |row| {
-                    row.get(0)
-                })?;
+                let count: i64 = tx
+                    .prepare_cached("SELECT COUNT(*) FROM inbound WHERE account = ?1")?
+                    .query_row([account], |row| row.get(0))?;
                 Ok(Out::Count(count as u64))
             }
             Op::Clear(account) => {
