@@ -8,90 +8,15 @@ mod common;
 
 use std::time::Duration;
 
-use common::*;
+use common::{fake::*, *};
 use fake_whatsapp::proto::{
-    fake_whatsapp_client::FakeWhatsappClient, CountConnectionsRequest, DropConnectionsRequest, EnterPairingCodeRequest,
-    FailConnectsRequest, ListReceivedMessagesRequest, LogoutDeviceRequest, ReplaceStreamRequest, ScanQrRequest,
+    DropConnectionsRequest, EnterPairingCodeRequest, FailConnectsRequest, ListReceivedMessagesRequest,
+    LogoutDeviceRequest, ReplaceStreamRequest, ScanQrRequest,
 };
-use tonic::transport::Channel;
-use wa_sessiond::{
-    config::{BackendKind, Config, WhatsappUrl},
-    proto::{
-        DisconnectReason, LogoutSessionRequest, RequestPairingCodeRequest, SendTextMessageRequest, Session,
-        SessionStatus, WatchSessionRequest,
-    },
+use wa_sessiond::proto::{
+    DisconnectReason, LogoutSessionRequest, RequestPairingCodeRequest, SendTextMessageRequest, SessionStatus,
+    WatchSessionRequest,
 };
-
-/// The bound on each step that involves the client library (a build of a
-/// client, a handshake, a login).
-const STEP_BOUND: Duration = Duration::from_secs(30);
-
-/// The name the fake's phones show.
-const PUSH_NAME: &str = "Fake Phone";
-
-/// A fake WhatsApp on loopback ports, and its control API.
-struct Fake {
-    /// The server.
-    running: fake_whatsapp::Running,
-    /// Its controls.
-    control: FakeWhatsappClient<Channel>,
-}
-
-impl Fake {
-    async fn start() -> Self {
-        let running = fake_whatsapp::Running::start(fake_whatsapp::Options::default())
-            .await
-            .expect("the fake starts");
-        let control = FakeWhatsappClient::connect(running.control_endpoint())
-            .await
-            .expect("the fake's control api answers");
-        Self { running, control }
-    }
-
-    /// The daemon's config tweak: the real backend, dialing this fake.
-    fn wire(&self) -> impl FnOnce(&mut Config) {
-        let url = WhatsappUrl::parse(&self.running.url()).unwrap();
-        move |config| {
-            config.backend = BackendKind::Whatsapp;
-            config.whatsapp_url = url;
-            config.qr_timeout = STEP_BOUND;
-        }
-    }
-
-    /// Connections the fake accepted so far, and open now.
-    async fn connections(&self) -> (u64, u64) {
-        let counted = self.control.clone().count_connections(CountConnectionsRequest {}).await;
-        let counted = counted.unwrap().into_inner();
-        (counted.started, counted.open)
-    }
-}
-
-/// Waits (bounded by `STEP_BOUND`) until the session satisfies `pred`.
-async fn wait_until(daemon: &Daemon, id: &str, what: &str, pred: impl Fn(&Session) -> bool) -> Session {
-    let mut client = daemon.sessions().await;
-    wait_for(STEP_BOUND, what, || {
-        let mut client = client.clone();
-        let pred = &pred;
-        async move {
-            let session = client.get_session(peek(id)).await.ok()?.into_inner();
-            pred(&session).then_some(session)
-        }
-    })
-    .await;
-    client.get_session(peek(id)).await.unwrap().into_inner()
-}
-
-/// Creates `id`, scans its first code with `phone`'s phone and waits for CONNECTED.
-async fn pair(daemon: &Daemon, fake: &Fake, id: &str, phone: &str) -> Session {
-    let mut client = daemon.sessions().await;
-    let created = client.create_session(create(id)).await.unwrap().into_inner();
-    let scan = ScanQrRequest {
-        code: created.qr.expect("a first qr code").code,
-        phone_number: phone.into(),
-    };
-    fake.control.clone().scan_qr(scan).await.unwrap();
-    wait_until(daemon, id, "CONNECTED", |s| status(s) == SessionStatus::Connected).await
-}
 
 #[tokio::test]
 async fn a_scanned_code_pairs_restarts_on_515_and_connects_then_a_restart_reconnects_without_a_qr() {

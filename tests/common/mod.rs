@@ -2,6 +2,7 @@
 //! waits on conditions.
 #![allow(dead_code)]
 
+pub mod fake;
 pub mod process;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};

@@ -1,5 +1,5 @@
-//! The real `wa-sessiond` binary as a child process (emulator backend, short
-//! timings), for tests that kill it with -9, send it SIGTERM and restart it on the
+//! The real `wa-sessiond` binary as a child process (emulator backend with short
+//! timings, or the real backend dialing a loopback fake WhatsApp), for tests that kill it with -9, send it SIGTERM and restart it on the
 //! same data dir.
 
 use std::{
@@ -28,25 +28,29 @@ pub struct Process {
     pub data_dir: PathBuf,
 }
 
-/// The flags every test process gets: emulator, short timings, any free port.
+/// The backend flags of a test process: the emulator with short timings.
+const EMULATOR: &[&str] = &[
+    "--backend",
+    "emulator",
+    "--emulator-first-qr-ttl",
+    "3s",
+    "--emulator-next-qr-ttl",
+    "1s",
+    "--emulator-qr-count",
+    "3",
+    "--emulator-qr-delay",
+    "20ms",
+];
+
+/// The flags every test process gets: any free port, short waits, `data_dir`.
 fn base_args(data_dir: &Path) -> Vec<String> {
     let args = [
-        "--backend",
-        "emulator",
         "--listen",
         "127.0.0.1:0",
         "--admin-listen",
         "127.0.0.1:0",
         "--link-listen",
         "127.0.0.1:0",
-        "--emulator-first-qr-ttl",
-        "3s",
-        "--emulator-next-qr-ttl",
-        "1s",
-        "--emulator-qr-count",
-        "3",
-        "--emulator-qr-delay",
-        "20ms",
         "--reconnect-max-delay",
         "1s",
         "--shutdown-grace",
@@ -58,12 +62,26 @@ fn base_args(data_dir: &Path) -> Vec<String> {
 }
 
 impl Process {
-    /// Starts the binary on `data_dir` with `extra` flags; returns once it listens
-    /// (it may still be restoring: see `wait_ready`).
+    /// Starts the binary (emulated WhatsApp) on `data_dir` with `extra` flags;
+    /// returns once it listens (it may still be restoring: see `wait_ready`).
     pub async fn spawn(data_dir: &Path, extra: &[&str]) -> Self {
+        Self::spawn_with(data_dir, EMULATOR, extra).await
+    }
+
+    /// Starts the binary on the real backend dialing `url` (a loopback fake
+    /// WhatsApp), with a 30 s QR timeout, and waits until it is ready.
+    pub async fn start_whatsapp(data_dir: &Path, url: &str) -> Self {
+        let backend = ["--backend", "whatsapp", "--whatsapp-url", url, "--qr-timeout", "30s"];
+        let process = Self::spawn_with(data_dir, &backend, &[]).await;
+        process.wait_ready().await;
+        process
+    }
+
+    async fn spawn_with(data_dir: &Path, backend: &[&str], extra: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wa-sessiond"));
         command
             .args(base_args(data_dir))
+            .args(backend)
             .args(extra)
             // Its stderr is a pipe, as in a container: no colour without anything
             // asking for none.

@@ -1,7 +1,9 @@
 //! Building one whatsapp-rust client on a session's credential store: the pinned
 //! WhatsApp Web version (no network fetch), the configured websocket URL, the
-//! session's tracing span on every task, and an inline event handler that forwards the events the session cares about, in
-//! arrival order, to the connection task.
+//! session's tracing span on every task, an inline event handler that forwards the
+//! events the session cares about, in arrival order, to the connection task, and the
+//! durability hook that commits inbound messages to the session's inbox before they
+//! are acked.
 
 use std::sync::{atomic::Ordering, Arc};
 
@@ -15,8 +17,8 @@ use whatsapp_rust::{
     Client,
 };
 
-use super::{events::OwnDevice, runtime::SessionRuntime, store::CredentialFiles};
-use crate::config::WhatsappUrl;
+use super::{events::OwnDevice, inbound::InboxHook, runtime::SessionRuntime, store::CredentialFiles};
+use crate::{config::WhatsappUrl, events::Inbox};
 
 /// How a client reaches WhatsApp; cheap to clone.
 #[derive(Debug, Clone)]
@@ -27,8 +29,8 @@ pub struct Dial {
     pub url: WhatsappUrl,
 }
 
-/// The events a connection translates; the rest (messages, presence...) are not
-/// even queued.
+/// The events a connection translates; the rest (presence...) are not even queued.
+/// Messages are not events here: they reach the inbox through the durability hook.
 const FORWARDED: &[EventKind] = &[
     EventKind::PairingQrCode,
     EventKind::PairingQrCodesExhausted,
@@ -42,6 +44,7 @@ const FORWARDED: &[EventKind] = &[
     EventKind::TemporaryBan,
     EventKind::ConnectFailure,
     EventKind::StreamError,
+    EventKind::Receipt,
 ];
 
 /// A built client, not yet running.
@@ -71,10 +74,12 @@ impl EventHandler for Forwarder {
 }
 
 /// Opens the store (creating it private) and builds a client with auto-reconnect
-/// off: the session actor decides every reconnect. Errors are causes in words. A
-/// build that does not verify the server certificate refuses a non-loopback URL
-/// here too, whoever configured it.
-pub async fn build(files: &CredentialFiles, dial: &Dial, span: Span) -> Result<Built, String> {
+/// off: the session actor decides every reconnect. Inbound messages are acked to
+/// WhatsApp only once committed to `inbox`; without one (a client built only to
+/// unlink the device) they are acked as they arrive and kept nowhere. Errors are
+/// causes in words. A build that does not verify the server certificate refuses a
+/// non-loopback URL here too, whoever configured it.
+pub async fn build(files: &CredentialFiles, dial: &Dial, span: Span, inbox: Option<Inbox>) -> Result<Built, String> {
     dial.url.allowed()?;
     let prepared = files.clone();
     tokio::task::spawn_blocking(move || prepared.prepare())
@@ -86,19 +91,28 @@ pub async fn build(files: &CredentialFiles, dial: &Dial, span: Span) -> Result<B
         .await
         .map_err(|e| format!("could not open the credential store {}: {e}", db_path.display()))?;
     let (tx, events) = mpsc::unbounded_channel();
-    let bot = Bot::builder()
+    let mut builder = Bot::builder()
         .with_backend(store)
         .with_runtime(SessionRuntime::new(span))
         .with_version(dial.version)
         .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(dial.url.as_str()))
         .skip_history_sync()
-        .with_event_handler(Forwarder { tx })
+        .with_event_handler(Forwarder { tx });
+    if let Some(inbox) = inbox {
+        builder = builder.with_inbound_durability_hook(InboxHook::new(inbox));
+    }
+    let bot = builder
         .build()
         .await
         .map_err(|e| format!("could not build the whatsapp client: {e}"))?;
     let client = bot.client();
     client.enable_auto_reconnect.store(false, Ordering::SeqCst);
     Ok(Built { bot, client, events })
+}
+
+/// The account's JIDs (phone number and LID), once paired.
+pub fn own_jids(client: &Client) -> Vec<whatsapp_rust::Jid> {
+    client.pn().into_iter().chain(client.lid()).collect()
 }
 
 /// Who the client is, from its device store.

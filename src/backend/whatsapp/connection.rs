@@ -1,7 +1,9 @@
 //! One connection of a session to WhatsApp: a task that builds a whatsapp-rust client
 //! on the session's store, runs it once (auto-reconnect off: the session actor owns
 //! every restart) and reports what happens on the sink; and the handle the session
-//! actor holds to close it, log out, send and ask for pairing codes. Every wait is
+//! actor holds to close it, log out, send and ask for pairing codes. Inbound
+//! messages go to the session's inbox through the client's durability hook;
+//! receipts are logged from here, off the library's dispatch path. Every wait is
 //! bounded, and nothing is reported once `close` or `logout` has begun.
 
 use std::{
@@ -21,12 +23,15 @@ use tracing::{debug, info, warn, Instrument, Span};
 use whatsapp_rust::Client;
 
 use super::{
-    client::{self, own_device, Dial},
+    client::{self, own_device, own_jids, Dial},
     events::{EventMapper, RunEnd},
-    reach,
+    inbound, reach,
     store::CredentialFiles,
 };
-use crate::backend::{BackendError, BackendEvent, BoxFuture, Connection, EventSink, CLOSE_TIMEOUT};
+use crate::{
+    backend::{BackendError, BackendEvent, BoxFuture, Connection, EventSink, CLOSE_TIMEOUT},
+    events::Inbox,
+};
 
 /// How long a flush of the device state may take before a step goes on without it.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -85,8 +90,9 @@ pub struct WhatsappConnection {
 }
 
 impl WhatsappConnection {
-    /// Starts the connection task on `files` and returns at once.
-    pub fn start(files: CredentialFiles, dial: Dial, span: Span, sink: EventSink) -> Self {
+    /// Starts the connection task on `files`, delivering to `inbox`, and returns at
+    /// once.
+    pub fn start(files: CredentialFiles, dial: Dial, span: Span, sink: EventSink, inbox: Inbox) -> Self {
         let (client, _) = watch::channel(None);
         let shared = Arc::new(Shared {
             closed: AtomicBool::new(false),
@@ -94,7 +100,7 @@ impl WhatsappConnection {
             client,
             sink,
         });
-        let task = tokio::spawn(run(shared.clone(), files, dial, span.clone()).instrument(span.clone()));
+        let task = tokio::spawn(run(shared.clone(), files, dial, span.clone(), inbox).instrument(span.clone()));
         Self { shared, task, span }
     }
 
@@ -189,11 +195,11 @@ fn send_error(error: whatsapp_rust::send::SendError) -> BackendError {
 }
 
 /// The connection task: build, run once, report, stop.
-async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span) {
+async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span, inbox: Inbox) {
     // Probed alongside the library's own attempt, to name a failure quickly.
     let mut probe = tokio::spawn(reach::probe(dial.url.clone()));
     let built = tokio::select! {
-        built = client::build(&files, &dial, span) => built,
+        built = client::build(&files, &dial, span, Some(inbox.clone())) => built,
         () = shared.stop.notified() => {
             probe.abort();
             return;
@@ -225,6 +231,9 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span
         tokio::select! {
             biased;
             Some(event) = built.events.recv() => {
+                if log_receipt(&inbox, &client, &event) {
+                    continue;
+                }
                 let mapped = mapper.on_event(&event, || own_device(&client), SystemTime::now());
                 if let Some(mapped) = mapped {
                     deliver(&shared, &files, &client, mapped).await;
@@ -247,6 +256,9 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span
     }
     // Everything the loop dispatched before it ended is queued by now.
     while let Ok(event) = built.events.try_recv() {
+        if log_receipt(&inbox, &client, &event) {
+            continue;
+        }
         if let Some(mapped) = mapper.on_event(&event, || own_device(&client), SystemTime::now()) {
             deliver(&shared, &files, &client, mapped).await;
         }
@@ -279,6 +291,23 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span
     }
     probe.abort();
     let _ = timeout(CLOSE_TIMEOUT, client.disconnect()).await;
+}
+
+/// Logs a receipt event (queued, not awaited) if it is one worth logging; true
+/// when `event` was a receipt.
+fn log_receipt(inbox: &Inbox, client: &Client, event: &whatsapp_rust::types::events::Event) -> bool {
+    let whatsapp_rust::types::events::Event::Receipt(receipt) = event else {
+        return false;
+    };
+    if let Some(receipt) = inbound::receipt(receipt, &own_jids(client)) {
+        debug!(
+            messages = receipt.message_ids.len(),
+            kind = receipt.kind,
+            "receipt logged"
+        );
+        inbox.receipt(receipt);
+    }
+    true
 }
 
 /// Reports `event`, first persisting what it means for the store: a paired device

@@ -1,11 +1,13 @@
 //! The real WhatsApp backend, on whatsapp-rust: one SQLite credential store per
 //! session (`<data-dir>/sessions/<id>/whatsapp.db`), one client per connection with
 //! auto-reconnect off (the session actor decides every reconnect, including the 515
-//! after pairing), and the library's events translated into `BackendEvent`s.
+//! after pairing), the library's events translated into `BackendEvent`s, and what
+//! WhatsApp delivers (messages, receipts) committed to the session's inbox.
 
 mod client;
 mod connection;
 pub mod events;
+mod inbound;
 mod pairing;
 mod reach;
 mod runtime;
@@ -57,13 +59,14 @@ impl Backend for WhatsappBackend {
         self.files(session).repair()
     }
 
-    fn connect(&self, session: &SessionId, sink: EventSink, _inbox: Inbox) -> Box<dyn Connection> {
+    fn connect(&self, session: &SessionId, sink: EventSink, inbox: Inbox) -> Box<dyn Connection> {
         let span = info_span!("whatsapp", session_id = %session);
         Box::new(WhatsappConnection::start(
             self.files(session),
             self.dial.clone(),
             span,
             sink,
+            inbox,
         ))
     }
 

@@ -54,7 +54,7 @@ pub async fn logout_stored(files: CredentialFiles, dial: client::Dial) -> Result
     reach::probe(dial.url.clone())
         .await
         .map_err(BackendError::Unreachable)?;
-    let built = client::build(&files, &dial, tracing::Span::current())
+    let built = client::build(&files, &dial, tracing::Span::current(), None)
         .await
         .map_err(BackendError::Storage)?;
     let client = built.client.clone();

@@ -1,0 +1,116 @@
+//! The protocol-level fake WhatsApp on loopback ports, its control API, and a
+//! daemon on the real backend wired to it: what the fake-WhatsApp tests share.
+
+use std::time::Duration;
+
+use fake_whatsapp::proto::{
+    fake_whatsapp_client::FakeWhatsappClient, CountConnectionsRequest, CountPendingRequest, ScanQrRequest,
+    SendMessageRequest,
+};
+use tonic::transport::Channel;
+use wa_sessiond::{
+    config::{BackendKind, Config, WhatsappUrl},
+    proto::{Session, SessionStatus},
+};
+
+use super::{create, peek, status, wait_for, Daemon};
+
+/// The bound on each step that involves the client library (a build of a
+/// client, a handshake, a login).
+pub const STEP_BOUND: Duration = Duration::from_secs(30);
+
+/// The name the fake's phones show.
+pub const PUSH_NAME: &str = "Fake Phone";
+
+/// A fake WhatsApp on loopback ports, and its control API.
+pub struct Fake {
+    /// The server.
+    pub running: fake_whatsapp::Running,
+    /// Its controls.
+    pub control: FakeWhatsappClient<Channel>,
+}
+
+impl Fake {
+    pub async fn start() -> Self {
+        let running = fake_whatsapp::Running::start(fake_whatsapp::Options::default())
+            .await
+            .expect("the fake starts");
+        let control = FakeWhatsappClient::connect(running.control_endpoint())
+            .await
+            .expect("the fake's control api answers");
+        Self { running, control }
+    }
+
+    /// The daemon's config tweak: the real backend, dialing this fake.
+    pub fn wire(&self) -> impl FnOnce(&mut Config) {
+        let url = WhatsappUrl::parse(&self.running.url()).unwrap();
+        move |config| {
+            config.backend = BackendKind::Whatsapp;
+            config.whatsapp_url = url;
+            config.qr_timeout = STEP_BOUND;
+        }
+    }
+
+    /// Connections the fake accepted so far, and open now.
+    pub async fn connections(&self) -> (u64, u64) {
+        let counted = self.control.clone().count_connections(CountConnectionsRequest {}).await;
+        let counted = counted.unwrap().into_inner();
+        (counted.started, counted.open)
+    }
+
+    /// The phone `from` sends `text` to the account of `to` (digits); its id.
+    pub async fn send(&self, to: &str, from: &str, text: &str) -> String {
+        let request = SendMessageRequest {
+            to_phone_number: to.into(),
+            from_phone_number: from.into(),
+            text: text.into(),
+        };
+        let sent = self.control.clone().send_message(request).await;
+        sent.expect("the fake takes the message").into_inner().message_id
+    }
+
+    /// Messages the fake still holds for the devices of `phone`'s account.
+    pub async fn pending(&self, phone: &str) -> u64 {
+        let request = CountPendingRequest {
+            phone_number: phone.into(),
+        };
+        let counted = self.control.clone().count_pending(request).await;
+        counted.unwrap().into_inner().pending
+    }
+
+    /// Waits (bounded by `STEP_BOUND`) until the fake holds `wanted` messages for
+    /// `phone`'s account.
+    pub async fn wait_pending(&self, phone: &str, wanted: u64) {
+        wait_for(STEP_BOUND, &format!("{wanted} pending at the fake"), || async {
+            (self.pending(phone).await == wanted).then_some(())
+        })
+        .await;
+    }
+}
+
+/// Waits (bounded by `STEP_BOUND`) until the session satisfies `pred`.
+pub async fn wait_until(daemon: &Daemon, id: &str, what: &str, pred: impl Fn(&Session) -> bool) -> Session {
+    let mut client = daemon.sessions().await;
+    wait_for(STEP_BOUND, what, || {
+        let mut client = client.clone();
+        let pred = &pred;
+        async move {
+            let session = client.get_session(peek(id)).await.ok()?.into_inner();
+            pred(&session).then_some(session)
+        }
+    })
+    .await;
+    client.get_session(peek(id)).await.unwrap().into_inner()
+}
+
+/// Creates `id`, scans its first code with `phone`'s phone and waits for CONNECTED.
+pub async fn pair(daemon: &Daemon, fake: &Fake, id: &str, phone: &str) -> Session {
+    let mut client = daemon.sessions().await;
+    let created = client.create_session(create(id)).await.unwrap().into_inner();
+    let scan = ScanQrRequest {
+        code: created.qr.expect("a first qr code").code,
+        phone_number: phone.into(),
+    };
+    fake.control.clone().scan_qr(scan).await.unwrap();
+    wait_until(daemon, id, "CONNECTED", |s| status(s) == SessionStatus::Connected).await
+}
