@@ -200,7 +200,8 @@ pub async fn run(
         None => None,
     };
     let log_slot = LogSlot::default();
-    let events = EventServiceServer::new(EventApi::new(log_slot.clone(), sessions_door.clone()));
+    let (stopping, stopping_rx) = tokio::sync::watch::channel(false);
+    let events = EventServiceServer::new(EventApi::new(log_slot.clone(), sessions_door.clone(), stopping_rx));
     let events = InterceptedService::new(events.max_decoding_message_size(max_request), auth.clone());
     let api = SessionApi::new(sessions_door.clone()).with_links(link.as_ref().map(LinkService::issuer));
     let sessions = SessionServiceServer::new(api);
@@ -264,8 +265,10 @@ pub async fn run(
     health.set_not_serving::<SessionServiceServer<SessionApi>>().await;
     wiring.readiness.mark_draining();
     let drained = tokio::time::timeout(config.shutdown_grace, async {
-        // No new calls; the ones in flight are answered as their sessions stop.
+        // No new calls; the ones in flight are answered as their sessions stop, and
+        // event streams end (their clients resume from their cursors).
         let _ = stop_server.send(());
+        stopping.send_replace(true);
         if let Some((registry, task, _lock)) = registry {
             registry.stop(Some("shutdown".into()));
             let _ = task.await;

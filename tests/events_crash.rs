@@ -287,3 +287,35 @@ async fn a_burst_survives_kill_9_exactly_once_and_a_crashing_consumer_misses_not
         "no gap and no repeat across the consumer's lifetimes"
     );
 }
+
+#[tokio::test]
+async fn an_open_event_stream_ends_at_sigterm_and_does_not_hold_the_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Process::start(dir.path(), &[]).await;
+    let mut client = EventServiceClient::new(daemon.channel().await);
+    let request = StreamEventsRequest {
+        from_beginning: true,
+        ..Default::default()
+    };
+    let mut stream = client.stream_events(request).await.unwrap().into_inner();
+    daemon.sigterm();
+    // The stream ends (cleanly or with an error), it does not hang.
+    let ended = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match stream.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => return,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stream ended at shutdown");
+    let (status, _) = daemon.wait_exit(Duration::from_secs(30)).await;
+    assert!(status.success(), "{status:?}");
+    let log = daemon.log().await;
+    assert!(
+        log.iter().any(|l| l.contains("shut down cleanly")),
+        "drained, not cut off at the grace period"
+    );
+    assert!(!log.iter().any(|l| l.contains("grace period passed")));
+}

@@ -3,7 +3,7 @@
 //! there is no seam to lose or repeat an event at. Its memory is one page plus what
 //! its output channel holds, however far behind it is.
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::{parse_cursor, EventLog, Filter};
 use crate::{proto::Event, store::DbError};
@@ -40,15 +40,28 @@ pub async fn expired(log: &EventLog, after: u64) -> Result<Option<FollowEnd>, Db
 }
 
 /// Sends every event after `after` that passes `filter` to `out`, in order, then
-/// follows the log, until `out` is dropped or the log fails.
-pub async fn follow(log: EventLog, mut after: u64, filter: Filter, out: mpsc::Sender<Result<Event, FollowEnd>>) {
+/// follows the log, until `out` is dropped, the log fails or `stopping` turns true
+/// (the daemon shuts down: the stream ends, the client resumes from its cursor) or
+/// its sender is dropped.
+pub async fn follow(
+    log: EventLog,
+    mut after: u64,
+    filter: Filter,
+    out: mpsc::Sender<Result<Event, FollowEnd>>,
+    mut stopping: watch::Receiver<bool>,
+) {
     let mut head = log.watch_head();
     loop {
+        if *stopping.borrow() {
+            return;
+        }
         let seen_head = *head.borrow_and_update();
         if after >= seen_head {
             tokio::select! {
                 changed = head.changed() => if changed.is_err() { return },
                 () = out.closed() => return,
+                // Its sender gone means its daemon is gone too.
+                stop = stopping.changed() => if stop.is_err() { return },
             }
             continue;
         }
@@ -74,8 +87,9 @@ pub async fn follow(log: EventLog, mut after: u64, filter: Filter, out: mpsc::Se
         let full = page.len() == PAGE;
         for event in page {
             after = parse_cursor(&event.cursor).unwrap_or(after);
-            if out.send(Ok(event)).await.is_err() {
-                return;
+            tokio::select! {
+                sent = out.send(Ok(event)) => if sent.is_err() { return },
+                _ = stopping.wait_for(|stop| *stop) => return,
             }
         }
         if !full {

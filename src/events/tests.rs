@@ -225,7 +225,8 @@ async fn a_follower_replays_then_follows_live_without_gap_or_repeat() {
         .collect();
     log.append(first).await.unwrap();
     let (tx, mut rx) = mpsc::channel(8);
-    let follower = tokio::spawn(follow(log.clone(), 0, Filter::default(), tx));
+    let (_running, stopping) = tokio::sync::watch::channel(false);
+    let follower = tokio::spawn(follow(log.clone(), 0, Filter::default(), tx, stopping));
     // Live appends race the replay.
     let writer = {
         let log = log.clone();
@@ -262,7 +263,8 @@ async fn a_follower_behind_the_trim_is_told_the_oldest_cursor() {
         .await
         .unwrap();
     let (tx, mut rx) = mpsc::channel(8);
-    tokio::spawn(follow(log.clone(), 1, Filter::default(), tx));
+    let (_running, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(follow(log.clone(), 1, Filter::default(), tx, stopping));
     match rx.recv().await.expect("an answer") {
         Err(FollowEnd::Expired { oldest, head }) => assert_eq!((oldest, head), (Some(3), 4)),
         other => panic!("expected CURSOR_EXPIRED, got {other:?}"),

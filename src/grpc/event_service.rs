@@ -31,13 +31,19 @@ pub type LogSlot = Arc<OnceLock<EventLog>>;
 pub struct EventApi {
     log: LogSlot,
     sessions: Sessions,
+    /// Turns true when the daemon shuts down: every stream ends.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 impl EventApi {
     /// Serves the log in `log` once it is there; `sessions` answers whether a
     /// filtered id exists.
-    pub fn new(log: LogSlot, sessions: Sessions) -> Self {
-        Self { log, sessions }
+    pub fn new(log: LogSlot, sessions: Sessions, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self {
+            log,
+            sessions,
+            stopping,
+        }
     }
 
     /// The log; UNAVAILABLE until the daemon has restored its state.
@@ -153,7 +159,13 @@ impl EventService for EventApi {
         let filter = self.filter(&body).await?;
         let after = self.start(&body).await?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::spawn(events::follow(self.log()?.clone(), after, filter, tx));
+        tokio::spawn(events::follow(
+            self.log()?.clone(),
+            after,
+            filter,
+            tx,
+            self.stopping.clone(),
+        ));
         let stream = ReceiverStream::new(rx).map(|item| item.map_err(|end| Status::from(end_error(end))));
         Ok(Response::new(Box::pin(stream)))
     }
