@@ -137,6 +137,24 @@ async fn a_phones_message_a_receipt_and_status_changes_arrive_in_order() {
         .into_inner()
         .pending;
     assert_eq!(pending, 0, "the server forgot what the daemon acked");
+
+    // The log's metrics say the same.
+    let ack = proto::AckEventsRequest {
+        consumer: "ops".into(),
+        cursor: event.cursor.clone(),
+    };
+    events(&daemon).await.ack_events(ack).await.unwrap();
+    let scrape = daemon.scrape().await;
+    assert_eq!(
+        scrape.value("wa_sessiond_events_appended_total", &[("kind", "message")]),
+        1.0
+    );
+    assert!(scrape.value("wa_sessiond_events_appended_total", &[("kind", "status")]) >= 3.0);
+    assert!(scrape.value("wa_sessiond_events_log_bytes", &[]) > 0.0);
+    assert!(
+        scrape.value("wa_sessiond_events_consumer_lag", &[("consumer", "ops")]) >= 1.0,
+        "the receipt came after its position"
+    );
 }
 
 #[tokio::test]
