@@ -30,7 +30,7 @@ const PER_ROUND: usize = 10;
 
 /// The binary on the real backend, dialing `fake`.
 async fn start(dir: &Path, fake: &Fake) -> Process {
-    Process::start_whatsapp(dir, &fake.running.url()).await
+    Process::start_real(dir, &fake.running.url(), &["--qr-timeout", "30s"]).await
 }
 
 /// Waits (bounded) until `id` is CONNECTED.

@@ -1,4 +1,6 @@
-//! Pause, resume, log out, delete; and the reconnect policy per disconnect reason.
+//! Pause, resume, log out, delete; and the backoff of failed reconnects. (What the
+//! phone and the server do to a linked device, a logout, a replaced stream, a
+//! dropped socket, is in `tests/fake_whatsapp/alike.rs`, run on both backends.)
 
 mod common;
 
@@ -9,8 +11,7 @@ use tonic::Code;
 use wa_sessiond::{
     proto::{
         ConnectSessionRequest, DeleteSessionRequest, DisconnectReason, DisconnectSessionRequest, DropConnectionRequest,
-        FailConnectsRequest, LogoutFromPhoneRequest, LogoutSessionRequest, ReplaceStreamRequest, ScanQrRequest,
-        SessionStatus,
+        FailConnectsRequest, LogoutSessionRequest, ScanQrRequest, SessionStatus,
     },
     session::SessionId,
 };
@@ -68,92 +69,6 @@ async fn disconnecting_a_pairing_session_closes_it_and_clears_the_qr() {
     };
     let refused = daemon.phone().await.scan_qr(scan).await.unwrap_err();
     assert_eq!(refused.code(), Code::FailedPrecondition, "no connection shows a code");
-    daemon.stop().await;
-}
-
-#[tokio::test]
-async fn logout_from_the_phone_stays_logged_out_until_asked_then_pairs_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(dir.path(), |_| {}).await;
-    let mut client = daemon.sessions().await;
-    paired(&daemon, "carol").await;
-    let before = daemon.connections("carol").await;
-
-    let request = LogoutFromPhoneRequest {
-        session_id: "carol".into(),
-    };
-    daemon.phone().await.logout_from_phone(request).await.unwrap();
-    let out = wait_session(&mut client, "carol", "LOGGED_OUT", |s| {
-        status(s) == SessionStatus::LoggedOut
-    })
-    .await;
-    assert!(out.jid.is_empty());
-    stays_false(Duration::from_millis(2500), "no reconnect after a 401", || async {
-        daemon.connections("carol").await > before
-    })
-    .await;
-
-    let fresh = client.get_session(get("carol")).await.unwrap().into_inner();
-    assert_eq!(status(&fresh), SessionStatus::QrWaiting);
-    assert!(fresh.qr.is_some());
-    assert_eq!(
-        fresh.disconnect_reason,
-        DisconnectReason::LoggedOut as i32,
-        "the reason stays visible"
-    );
-    daemon.stop().await;
-}
-
-#[tokio::test]
-async fn a_replaced_stream_stays_disconnected_without_retrying() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(dir.path(), |_| {}).await;
-    let mut client = daemon.sessions().await;
-    paired(&daemon, "dave").await;
-    let before = daemon.connections("dave").await;
-
-    let request = ReplaceStreamRequest {
-        session_id: "dave".into(),
-    };
-    daemon.phone().await.replace_stream(request).await.unwrap();
-
-    let replaced = wait_session(&mut client, "dave", "DISCONNECTED", |s| {
-        status(s) == SessionStatus::Disconnected
-    })
-    .await;
-    assert_eq!(replaced.disconnect_reason, DisconnectReason::Replaced as i32);
-    stays_false(Duration::from_millis(2500), "no blind retry after a 440", || async {
-        daemon.connections("dave").await > before
-    })
-    .await;
-    let still = client.get_session(get("dave")).await.unwrap().into_inner();
-    assert_eq!(status(&still), SessionStatus::Disconnected);
-    daemon.stop().await;
-}
-
-#[tokio::test]
-async fn a_dropped_connection_comes_back_by_itself() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(dir.path(), |_| {}).await;
-    let mut client = daemon.sessions().await;
-    let linked = paired(&daemon, "erin").await;
-
-    let request = DropConnectionRequest {
-        session_id: "erin".into(),
-    };
-    daemon.phone().await.drop_connection(request).await.unwrap();
-
-    let lost = wait_session(&mut client, "erin", "RECONNECTING", |s| {
-        status(s) == SessionStatus::Reconnecting
-    })
-    .await;
-    assert_eq!(lost.disconnect_reason, DisconnectReason::ConnectionLost as i32);
-    let back = wait_session(&mut client, "erin", "CONNECTED again", |s| {
-        status(s) == SessionStatus::Connected
-    })
-    .await;
-    assert_eq!(back.jid, linked.jid);
-    assert!(back.restart_count > linked.restart_count);
     daemon.stop().await;
 }
 

@@ -67,27 +67,6 @@ async fn exhausted(
 }
 
 #[tokio::test]
-async fn get_after_exhaustion_starts_one_new_generation_with_a_valid_code() {
-    let dir = tempfile::tempdir().unwrap();
-    let daemon = Daemon::start(dir.path(), |_| {}).await;
-    let mut client = daemon.sessions().await;
-    let lazy = exhausted(&mut client, "carol").await;
-    assert_eq!(status(&lazy), SessionStatus::QrWaiting);
-    assert_eq!(lazy.qr.as_ref().unwrap().index, QR_COUNT);
-    assert!(!qr_is_valid_now(&lazy), "the last code stays, expired");
-    assert_eq!(daemon.connections("carol").await, 1, "nobody asked: no new connection");
-
-    let fresh = client.get_session(get("carol")).await.unwrap().into_inner();
-
-    assert_eq!(status(&fresh), SessionStatus::QrWaiting);
-    let qr = fresh.qr.as_ref().unwrap();
-    assert_eq!((qr.generation, qr.index), (2, 1));
-    assert!(qr_is_valid_now(&fresh));
-    assert_eq!(daemon.connections("carol").await, 2);
-    daemon.stop().await;
-}
-
-#[tokio::test]
 async fn concurrent_gets_on_an_exhausted_session_share_one_regeneration() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path(), |_| {}).await;

@@ -1,6 +1,7 @@
 //! The processes a run starts: the daemon (the real `wa-sessiond` binary, emulator
-//! backend, a temp data dir, a free port) and the baseline server (this executable
-//! re-run), each killed when its handle drops; their memory read from `/proc`.
+//! or real backend, a temp data dir, free ports), the baseline server (this
+//! executable re-run) and the fake WhatsApp (`fake-whatsapp`), each killed when its
+//! handle drops; their memory and CPU read from `/proc`.
 
 use std::{
     future::Future,
@@ -67,14 +68,25 @@ impl BenchEnv {
     /// Starts the daemon with the emulator on `data_dir` plus `extra` flags, and waits
     /// until it reports SERVING.
     pub async fn daemon(&self, label: &str, data_dir: &Path, extra: &[&str]) -> Result<Proc, String> {
-        let addr = free_addr()?;
+        self.daemon_on(label, data_dir, &["--backend", "emulator"], extra).await
+    }
+
+    /// Starts the daemon with `backend` (its flags) on `data_dir` plus `extra` flags,
+    /// its admin port on a free port, and waits until it reports SERVING.
+    pub async fn daemon_on(
+        &self,
+        label: &str,
+        data_dir: &Path,
+        backend: &[&str],
+        extra: &[&str],
+    ) -> Result<Proc, String> {
+        let (addr, admin) = (free_addr()?, free_addr()?);
         let mut command = Command::new(&self.daemon_bin);
         command
+            .args(backend)
             .args([
-                "--backend",
-                "emulator",
                 "--admin-listen",
-                "127.0.0.1:0",
+                &admin.to_string(),
                 "--link-listen",
                 "",
                 "--listen",
@@ -84,8 +96,34 @@ impl BenchEnv {
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", &self.args.daemon_log);
-        let proc = self.spawn(label, addr, command)?;
+        let mut proc = self.spawn(label, addr, command)?;
+        proc.admin = Some(admin);
         proc.wait_serving(Duration::from_secs(60)).await?;
+        Ok(proc)
+    }
+
+    /// Starts the fake WhatsApp (`fake-whatsapp`, next to this executable) with its
+    /// websocket on `addr` and its control API on `control`, and waits until the
+    /// control API answers.
+    pub async fn fake_whatsapp(&self, addr: SocketAddr, control: SocketAddr) -> Result<Proc, String> {
+        let bin = self.self_exe.with_file_name("fake-whatsapp");
+        if !bin.is_file() {
+            return Err(format!(
+                "no fake-whatsapp binary at {}: build it with `cargo build --release --features fake-whatsapp --bins`",
+                bin.display()
+            ));
+        }
+        let mut command = Command::new(bin);
+        command
+            .args(["--listen", &addr.to_string(), "--control", &control.to_string()])
+            .env("RUST_LOG", "warn");
+        let proc = self.spawn("fake-whatsapp", control, command)?;
+        proc.wait_for(
+            Duration::from_secs(30),
+            "the fake's control api to answer",
+            || async move { crate::fake::Fake::connect(control).await.ok().map(|_| ()) },
+        )
+        .await?;
         Ok(proc)
     }
 
@@ -125,6 +163,7 @@ impl BenchEnv {
         Ok(Proc {
             child,
             addr,
+            admin: None,
             label: label.to_owned(),
             log_path,
             started: Instant::now(),
@@ -138,7 +177,7 @@ impl BenchEnv {
 }
 
 /// A free port on 127.0.0.1 (the OS's pick, released for the child to bind).
-fn free_addr() -> Result<SocketAddr, String> {
+pub fn free_addr() -> Result<SocketAddr, String> {
     let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("no free port: {e}"))?;
     listener.local_addr().map_err(|e| format!("no free port: {e}"))
 }
@@ -146,8 +185,10 @@ fn free_addr() -> Result<SocketAddr, String> {
 /// A child process; killed when dropped.
 pub struct Proc {
     child: Child,
-    /// Where it serves gRPC.
+    /// Where it serves gRPC (the fake: its control API).
     pub addr: SocketAddr,
+    /// The daemon's admin port (`/metrics`).
+    pub admin: Option<SocketAddr>,
     /// For messages and its log file's name.
     label: String,
     /// Its stderr.

@@ -1,5 +1,6 @@
-//! gRPC client helpers: connections, requests, and the waits every scenario needs
-//! (sessions CONNECTED, connections closed, every session listed).
+//! Client helpers: gRPC connections, requests, and the waits every scenario needs
+//! (sessions CONNECTED, connections closed, every session listed); one metric read
+//! from the daemon's admin port.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -125,13 +126,19 @@ pub async fn connected_sessions(channel: &Channel, ids: &[String]) -> Result<(),
 
 /// Pages through ListSessions; returns how many sessions it listed.
 pub async fn list_all(sessions: &mut Sessions) -> Result<u64, String> {
+    list_with(sessions, SessionStatus::Unspecified).await
+}
+
+/// Pages through ListSessions of one status (UNSPECIFIED: all); returns how many
+/// sessions it listed.
+pub async fn list_with(sessions: &mut Sessions, status: SessionStatus) -> Result<u64, String> {
     let mut listed = 0;
     let mut page_token = String::new();
     loop {
         let request = ListSessionsRequest {
             page_size: 1000,
             page_token,
-            ..Default::default()
+            status: status as i32,
         };
         let page = sessions
             .list_sessions(request)
@@ -144,4 +151,24 @@ pub async fn list_all(sessions: &mut Sessions) -> Result<u64, String> {
         }
         page_token = page.next_page_token;
     }
+}
+
+/// The value of the sample `name` (no labels) on the admin port's `/metrics`.
+pub async fn metric(admin: SocketAddr, name: &str) -> Result<f64, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(admin).await?;
+        let request = format!("GET /metrics HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut body = String::new();
+        stream.read_to_string(&mut body).await?;
+        Ok::<_, std::io::Error>(body)
+    };
+    let body = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| format!("{admin}/metrics did not answer in 10 s"))?
+        .map_err(|e| format!("cannot read {admin}/metrics: {e}"))?;
+    body.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+        .ok_or_else(|| format!("no {name} in {admin}/metrics"))
 }

@@ -3,9 +3,12 @@
 //! (`wa-sessiond --backend emulator`, next to this executable) and, for `get_hot`, a
 //! baseline server (this executable re-run with `--baseline-server`) as child
 //! processes, drives them over gRPC, and prints a table plus one JSON line per
-//! scenario. Figures, not tests: nothing here asserts.
+//! scenario. `real` runs the daemon's real backend against the fake WhatsApp
+//! (`fake-whatsapp`, next to this executable). Figures, not tests: nothing here
+//! asserts.
 //!
 //! `cargo build --release --bins && target/release/wa-sessiond-bench [--scenario all]`
+//! `cargo build --release --features fake-whatsapp --bins && target/release/wa-sessiond-bench --scenario real`
 
 #![forbid(unsafe_code)]
 
@@ -14,8 +17,10 @@ mod child;
 mod client;
 mod create_burst;
 mod events;
+mod fake;
 mod get_hot;
 mod load;
+mod real;
 mod regen_storm;
 mod report;
 mod scale;
@@ -28,7 +33,7 @@ use clap::{Parser, ValueEnum};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "snake_case")]
 pub enum Scenario {
-    /// Every scenario, in order.
+    /// Every scenario, in order (`real` only when `fake-whatsapp` was built).
     All,
     /// GetSession on CONNECTED sessions, against the baseline.
     GetHot,
@@ -41,6 +46,9 @@ pub enum Scenario {
     /// Inbound messages end to end: events/s and latency to a consumer, against a bare
     /// SQLite group-commit loop.
     Events,
+    /// The real backend against the fake WhatsApp: memory and idle CPU per
+    /// CONNECTED session, and the restore of all of them.
+    Real,
 }
 
 /// Benchmarks wa-sessiond against a plain tonic server.
@@ -83,7 +91,19 @@ pub struct Args {
     #[arg(long, default_value = "10000,100000", value_delimiter = ',')]
     pub scale: Vec<u32>,
 
-    /// scale: creates in flight.
+    /// real: sessions to link, in steps (memory is read at each), comma separated.
+    #[arg(long, default_value = "100,1000", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub real_sessions: Vec<u32>,
+
+    /// real: how long the connected sessions idle while their CPU is measured.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub idle_window: Duration,
+
+    /// real: the daemon's --max-concurrent-connects.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_concurrent_connects: u32,
+
+    /// scale and real: creates (real: links) in flight.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub in_flight: u32,
 
@@ -168,6 +188,12 @@ async fn run(env: &child::BenchEnv) -> Result<(), String> {
     if args.runs(Scenario::Events) {
         report::outcome("events", events::run(env).await, &mut failed);
     }
+    let fake_built = env.self_exe.with_file_name("fake-whatsapp").is_file();
+    if args.scenario == Scenario::Real || (args.scenario == Scenario::All && fake_built) {
+        report::outcome("real", real::run(env).await, &mut failed);
+    } else if args.scenario == Scenario::All {
+        println!("real: skipped (no fake-whatsapp binary: build with --features fake-whatsapp)\n");
+    }
     if failed.is_empty() {
         Ok(())
     } else {
@@ -190,5 +216,8 @@ mod tests {
         let hot = Args::try_parse_from(["wa-sessiond-bench", "--scenario", "get_hot"]).unwrap();
         assert_eq!(hot.scenario, Scenario::GetHot);
         assert_eq!(one.scale, [500]);
+        assert_eq!(args.real_sessions, [100, 1000]);
+        let real = Args::try_parse_from(["wa-sessiond-bench", "--scenario", "real"]).unwrap();
+        assert!(real.runs(Scenario::Real) && !real.runs(Scenario::Scale));
     }
 }

@@ -212,7 +212,7 @@ async fn wait_idle(env: &BenchEnv, daemon: &Proc, count: u32) -> Result<Duration
 
 /// Lets a burst's extra threads (tokio's blocking pool keeps idle threads 10 s) exit
 /// before memory is read, bounded by 30 s.
-async fn settle(daemon: &Proc, threads_empty: usize) {
+pub async fn settle(daemon: &Proc, threads_empty: usize) {
     let start = Instant::now();
     while daemon.threads() > threads_empty + 4 && start.elapsed() < Duration::from_secs(30) {
         tokio::time::sleep(Duration::from_millis(250)).await;

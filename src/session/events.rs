@@ -28,7 +28,7 @@ impl SessionRun {
                 }
             }
             BackendEvent::QrExhausted => {
-                if self.state.on_qr_exhausted(conn, sys) {
+                if self.state.on_qr_exhausted(conn, now, sys) {
                     self.close_conn().await;
                 }
             }

@@ -31,10 +31,14 @@ pub struct Fake {
 }
 
 impl Fake {
+    /// A fake offering the usual 6 refs per pairing connection.
     pub async fn start() -> Self {
-        let running = fake_whatsapp::Running::start(fake_whatsapp::Options::default())
-            .await
-            .expect("the fake starts");
+        Self::start_with(fake_whatsapp::Options::default()).await
+    }
+
+    /// A fake with `options` (e.g. fewer refs).
+    pub async fn start_with(options: fake_whatsapp::Options) -> Self {
+        let running = fake_whatsapp::Running::start(options).await.expect("the fake starts");
         let control = FakeWhatsappClient::connect(running.control_endpoint())
             .await
             .expect("the fake's control api answers");
@@ -48,6 +52,7 @@ impl Fake {
             config.backend = BackendKind::Whatsapp;
             config.whatsapp_url = url;
             config.qr_timeout = STEP_BOUND;
+            config.refresh_timeout = STEP_BOUND;
         }
     }
 

@@ -112,7 +112,8 @@ impl Daemon {
     }
 
     /// Starts a daemon with the test config changed by `tweak`, on `wiring` (its
-    /// emulator is made here), and its admin port on 127.0.0.1:0.
+    /// emulator is made here unless the wiring brings one, e.g. to outlive a
+    /// restart as WhatsApp does), and its admin port on 127.0.0.1:0.
     pub async fn spawn_wired(data_dir: &std::path::Path, tweak: impl FnOnce(&mut Config), wiring: app::Wiring) -> Self {
         let mut config = test_config(data_dir);
         tweak(&mut config);
@@ -120,7 +121,10 @@ impl Daemon {
         let addr = listener.local_addr().unwrap();
         let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_addr = admin_listener.local_addr().unwrap();
-        let emulator = app::emulator_for(&config, app::open_data_dir(&config).unwrap());
+        let emulator = wiring
+            .emulator
+            .clone()
+            .unwrap_or_else(|| app::emulator_for(&config, app::open_data_dir(&config).unwrap()));
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async {
             let _ = stopped.await;

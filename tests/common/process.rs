@@ -1,6 +1,6 @@
 //! The real `wa-sessiond` binary as a child process (emulator backend with short
-//! timings, or the real backend dialing a loopback fake WhatsApp), for tests that kill it with -9, send it SIGTERM and restart it on the
-//! same data dir.
+//! timings, or the real backend dialing a fake WhatsApp), for tests that kill it
+//! with -9, send it SIGTERM and restart it on the same data dir.
 
 use std::{
     io::{BufRead, BufReader},
@@ -28,8 +28,8 @@ pub struct Process {
     pub data_dir: PathBuf,
 }
 
-/// The backend flags of a test process: the emulator with short timings.
-const EMULATOR: &[&str] = &[
+/// The WhatsApp of test processes by default: the emulator, short timings.
+const EMULATOR: [&str; 10] = [
     "--backend",
     "emulator",
     "--emulator-first-qr-ttl",
@@ -42,8 +42,9 @@ const EMULATOR: &[&str] = &[
     "20ms",
 ];
 
-/// The flags every test process gets: any free port, short waits, `data_dir`.
-fn base_args(data_dir: &Path) -> Vec<String> {
+/// The flags every test process gets: any free port, short waits, `whatsapp` (the
+/// backend's flags).
+fn base_args(data_dir: &Path, whatsapp: &[&str]) -> Vec<String> {
     let args = [
         "--listen",
         "127.0.0.1:0",
@@ -56,32 +57,33 @@ fn base_args(data_dir: &Path) -> Vec<String> {
         "--shutdown-grace",
         "5s",
     ];
-    let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let mut args: Vec<String> = whatsapp.iter().chain(&args).map(|a| a.to_string()).collect();
     args.extend(["--data-dir".into(), data_dir.display().to_string()]);
     args
 }
 
 impl Process {
-    /// Starts the binary (emulated WhatsApp) on `data_dir` with `extra` flags;
-    /// returns once it listens (it may still be restoring: see `wait_ready`).
+    /// Starts the binary on `data_dir` with `extra` flags; returns once it listens
+    /// (it may still be restoring: see `wait_ready`).
     pub async fn spawn(data_dir: &Path, extra: &[&str]) -> Self {
-        Self::spawn_with(data_dir, EMULATOR, extra).await
+        Self::spawn_on(data_dir, &EMULATOR, extra).await
     }
 
-    /// Starts the binary on the real backend dialing `url` (a loopback fake
-    /// WhatsApp), with a 30 s QR timeout, and waits until it is ready.
-    pub async fn start_whatsapp(data_dir: &Path, url: &str) -> Self {
-        let backend = ["--backend", "whatsapp", "--whatsapp-url", url, "--qr-timeout", "30s"];
-        let process = Self::spawn_with(data_dir, &backend, &[]).await;
+    /// Starts the binary with the real backend dialing `whatsapp_url` (a fake
+    /// WhatsApp on loopback), and waits until it is ready.
+    pub async fn start_real(data_dir: &Path, whatsapp_url: &str, extra: &[&str]) -> Self {
+        let real = ["--backend", "whatsapp", "--whatsapp-url", whatsapp_url];
+        let process = Self::spawn_on(data_dir, &real, extra).await;
         process.wait_ready().await;
         process
     }
 
-    async fn spawn_with(data_dir: &Path, backend: &[&str], extra: &[&str]) -> Self {
+    /// Starts the binary on `data_dir` with `whatsapp` (the backend's flags) and
+    /// `extra` flags; returns once it listens.
+    async fn spawn_on(data_dir: &Path, whatsapp: &[&str], extra: &[&str]) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wa-sessiond"));
         command
-            .args(base_args(data_dir))
-            .args(backend)
+            .args(base_args(data_dir, whatsapp))
             .args(extra)
             // Its stderr is a pipe, as in a container: no colour without anything
             // asking for none.

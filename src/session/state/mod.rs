@@ -245,10 +245,16 @@ impl SessionState {
     }
 
     /// The server closed the pairing connection after the last code: stay QR_WAITING
-    /// with the last, expired code and no connection (lazy regeneration).
-    pub fn on_qr_exhausted(&mut self, conn: ConnId, sys: SystemTime) -> bool {
+    /// with the last, expired code and no connection (lazy regeneration). The code
+    /// died with its connection: if our clock (started when its event arrived, a
+    /// little after the client's) still counts it valid, it expires now.
+    pub fn on_qr_exhausted(&mut self, conn: ConnId, now: Instant, sys: SystemTime) -> bool {
         if !self.is_live(conn) {
             return false;
+        }
+        if let Some(qr) = self.view.qr.as_mut().filter(|qr| qr.is_valid_at(now)) {
+            qr.expires = now;
+            qr.expires_at = sys;
         }
         self.conn = None;
         self.view.status = Status::QrWaiting;
@@ -266,7 +272,7 @@ impl SessionState {
             return None;
         }
         let conn = self.conn.as_ref().filter(|c| c.purpose == Purpose::Pair)?.id;
-        self.on_qr_exhausted(conn, sys);
+        self.on_qr_exhausted(conn, now, sys);
         Some(conn)
     }
 

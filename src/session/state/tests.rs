@@ -67,13 +67,29 @@ async fn exhausted_batch_is_lazy_until_someone_asks() {
     let conn = pairing(&mut s);
     s.on_qr(conn, code(6), Instant::now(), SystemTime::now());
     advance(NEXT_TTL).await;
-    assert!(s.on_qr_exhausted(conn, SystemTime::now()));
+    assert!(s.on_qr_exhausted(conn, Instant::now(), SystemTime::now()));
     assert_eq!(s.view().status, Status::QrWaiting);
     assert!(s.conn().is_none());
     assert_eq!(s.qr_need(Instant::now(), Duration::ZERO, false), QrNeed::Ready);
     assert_eq!(s.qr_need(Instant::now(), Duration::ZERO, true), QrNeed::Regenerate);
     pairing(&mut s);
     assert_eq!(s.qr_need(Instant::now(), Duration::ZERO, true), QrNeed::Wait);
+}
+
+/// The client's own timer ends the batch; the code's expiry on our clock started
+/// when its event arrived, a little later. The code died with its connection.
+#[tokio::test(start_paused = true)]
+async fn a_batch_that_runs_out_before_our_clock_says_so_shows_its_last_code_expired() {
+    let mut s = state();
+    let conn = pairing(&mut s);
+    s.on_qr(conn, code(6), Instant::now(), SystemTime::now());
+    advance(NEXT_TTL - Duration::from_millis(20)).await;
+    let (now, sys) = (Instant::now(), SystemTime::now());
+    assert!(s.on_qr_exhausted(conn, now, sys));
+    let qr = s.view().qr.clone().expect("the last code stays");
+    assert!(!qr.is_valid_at(now));
+    assert_eq!((qr.expires_at, qr.index), (sys, 6));
+    assert_eq!(s.qr_need(now, Duration::ZERO, true), QrNeed::Regenerate);
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,0 +1,32 @@
+//! The daemon's real backend (the unmodified whatsapp-rust client) against the
+//! protocol-level fake WhatsApp server, over real gRPC and offline; and, where the
+//! emulator and the real backend should behave alike, the same test bodies run
+//! against both (`alike`). Here: the fake and the waits the modules share.
+//!
+//! - `alike`: pairing through the 515 restart and a daemon restart, what the phone
+//!   and the server can do to a linked device (log it out, replace its stream,
+//!   drop its socket), and a QR batch that runs out; each body run twice.
+//! - `real`: what only the real backend shows (sends decrypted by the fake, the
+//!   device removed at WhatsApp, pairing codes, refused connects).
+//! - `crash`: the binary killed with -9 between the scan and CONNECTED.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod alike;
+mod crash;
+mod phone;
+mod real;
+
+use wa_sessiond::proto::Session;
+
+pub use common::fake::{pair, wait_until, Fake, PUSH_NAME, STEP_BOUND};
+
+/// The next change of a watch stream, within `STEP_BOUND`.
+async fn next_change(stream: &mut tonic::Streaming<Session>) -> Session {
+    tokio::time::timeout(STEP_BOUND, stream.message())
+        .await
+        .expect("a change within the bound")
+        .unwrap()
+        .expect("the stream goes on")
+}

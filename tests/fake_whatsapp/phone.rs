@@ -1,0 +1,239 @@
+//! `Phone`: a WhatsApp with a phone on the other side, as the shared test bodies
+//! see it, whichever backend the daemon runs. Two of them: the in-process emulator
+//! (steered through the daemon's `EmulatorService`) and the protocol-level fake
+//! (steered through its own control API), each with a data dir of its own that
+//! outlives daemon restarts, as the real WhatsApp outlives the daemon.
+
+use std::{path::PathBuf, time::Duration};
+
+use fake_whatsapp::proto::{DropConnectionsRequest, LogoutDeviceRequest, ReplaceStreamRequest, ScanQrRequest};
+use tempfile::TempDir;
+use wa_sessiond::{
+    app,
+    backend::emulator::Emulator,
+    proto::{self as api},
+};
+
+use super::{common::*, Fake, PUSH_NAME};
+
+/// The device a phone linked: its phone number and JID.
+pub struct Linked {
+    /// Digits.
+    pub phone_number: String,
+    /// `PHONE:DEVICE@s.whatsapp.net`.
+    pub jid: String,
+}
+
+/// A WhatsApp the daemon talks to, and the phone that links devices to it.
+pub trait Phone {
+    /// Starts a daemon on this phone's data dir, talking to this WhatsApp.
+    async fn daemon(&self) -> Daemon;
+    /// The phone numbered `phone` scans `code`, shown by session `id`.
+    async fn scan(&self, daemon: &Daemon, id: &str, code: &str, phone: &str) -> Linked;
+    /// The phone unlinks session `id`'s device: how many devices it unlinked.
+    async fn log_out(&self, daemon: &Daemon, id: &str, phone: &str) -> u32;
+    /// Another client takes over the device's stream: how many were replaced.
+    async fn replace(&self, daemon: &Daemon, id: &str, phone: &str) -> u32;
+    /// The device's socket is lost: how many were dropped.
+    async fn drop_socket(&self, daemon: &Daemon, id: &str, phone: &str) -> u32;
+    /// Connections WhatsApp saw, over all sessions and daemons: started ever,
+    /// open now.
+    async fn connections(&self) -> (u64, u64);
+    /// The name the account of `phone` shows once linked.
+    fn push_name(&self, phone: &str) -> String;
+    /// How long the first code of a batch is valid.
+    fn first_ttl(&self) -> Duration;
+    /// Codes per batch (one per ref).
+    fn refs(&self) -> u32;
+    /// How long a whole batch lasts, first code to exhaustion.
+    fn batch_life(&self) -> Duration;
+    /// The file holding session `id`'s credentials.
+    fn credentials(&self, id: &str) -> PathBuf;
+}
+
+/// The emulator's timings in the shared bodies (WhatsApp's, shortened).
+const EMULATOR_FIRST_TTL: Duration = Duration::from_secs(3);
+
+/// The in-process emulator, kept across daemon restarts.
+pub struct EmulatorPhone {
+    /// The data dir.
+    dir: TempDir,
+    /// The emulated WhatsApp.
+    emulator: Emulator,
+    /// Codes per batch.
+    refs: u32,
+}
+
+impl EmulatorPhone {
+    /// An emulator offering `refs` codes per batch (`None`: the tests' usual).
+    pub async fn start(refs: Option<u32>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(dir.path());
+        let refs = refs.unwrap_or(QR_COUNT);
+        (config.emulator_first_qr_ttl, config.emulator_qr_count) = (EMULATOR_FIRST_TTL, refs);
+        let emulator = app::emulator_for(&config, app::open_data_dir(&config).unwrap());
+        Self { dir, emulator, refs }
+    }
+
+    fn tweak(&self) -> impl FnOnce(&mut wa_sessiond::config::Config) {
+        let refs = self.refs;
+        move |config| (config.emulator_first_qr_ttl, config.emulator_qr_count) = (EMULATOR_FIRST_TTL, refs)
+    }
+}
+
+impl Phone for EmulatorPhone {
+    async fn daemon(&self) -> Daemon {
+        let wiring = app::Wiring {
+            emulator: Some(self.emulator.clone()),
+            ..Default::default()
+        };
+        Daemon::start_wired(self.dir.path(), self.tweak(), wiring).await
+    }
+
+    async fn scan(&self, daemon: &Daemon, id: &str, code: &str, phone: &str) -> Linked {
+        let scan = api::ScanQrRequest {
+            session_id: id.into(),
+            code: code.into(),
+            phone_number: phone.into(),
+        };
+        let linked = daemon.phone().await.scan_qr(scan).await.unwrap().into_inner();
+        Linked {
+            phone_number: linked.phone_number,
+            jid: linked.jid,
+        }
+    }
+
+    async fn log_out(&self, daemon: &Daemon, id: &str, _phone: &str) -> u32 {
+        let request = api::LogoutFromPhoneRequest { session_id: id.into() };
+        daemon.phone().await.logout_from_phone(request).await.unwrap();
+        1
+    }
+
+    async fn replace(&self, daemon: &Daemon, id: &str, _phone: &str) -> u32 {
+        let request = api::ReplaceStreamRequest { session_id: id.into() };
+        daemon.phone().await.replace_stream(request).await.unwrap();
+        1
+    }
+
+    async fn drop_socket(&self, daemon: &Daemon, id: &str, _phone: &str) -> u32 {
+        let request = api::DropConnectionRequest { session_id: id.into() };
+        daemon.phone().await.drop_connection(request).await.unwrap();
+        1
+    }
+
+    async fn connections(&self) -> (u64, u64) {
+        let counted = self.emulator.count_connections(None).await;
+        (counted.started, counted.open)
+    }
+
+    fn push_name(&self, phone: &str) -> String {
+        format!("Emulated {}", &phone[phone.len() - 4..])
+    }
+
+    fn first_ttl(&self) -> Duration {
+        EMULATOR_FIRST_TTL
+    }
+
+    fn refs(&self) -> u32 {
+        self.refs
+    }
+
+    fn batch_life(&self) -> Duration {
+        EMULATOR_FIRST_TTL + NEXT_TTL * self.refs.saturating_sub(1)
+    }
+
+    fn credentials(&self, id: &str) -> PathBuf {
+        self.dir.path().join(format!("sessions/{id}/emulator-device.json"))
+    }
+}
+
+/// The protocol-level fake WhatsApp server, in this process.
+pub struct FakePhone {
+    /// The data dir.
+    dir: TempDir,
+    /// The server and its controls.
+    pub fake: Fake,
+    /// Refs per pairing connection.
+    refs: u32,
+}
+
+/// The first code's and each later code's validity: whatsapp-rust's own timers
+/// (`pair.rs`), which the server cannot change.
+const CLIENT_FIRST_TTL: Duration = Duration::from_secs(60);
+const CLIENT_NEXT_TTL: Duration = Duration::from_secs(20);
+
+impl FakePhone {
+    /// A fake offering `refs` refs per pairing connection (`None`: WhatsApp's 6).
+    pub async fn start(refs: Option<u32>) -> Self {
+        let refs = refs.unwrap_or(fake_whatsapp::DEFAULT_REFS);
+        let fake = Fake::start_with(fake_whatsapp::Options { refs }).await;
+        let dir = tempfile::tempdir().unwrap();
+        Self { dir, fake, refs }
+    }
+}
+
+impl Phone for FakePhone {
+    async fn daemon(&self) -> Daemon {
+        Daemon::start(self.dir.path(), self.fake.wire()).await
+    }
+
+    async fn scan(&self, _daemon: &Daemon, _id: &str, code: &str, phone: &str) -> Linked {
+        let scan = ScanQrRequest {
+            code: code.into(),
+            phone_number: phone.into(),
+        };
+        let linked = self.fake.control.clone().scan_qr(scan).await.unwrap().into_inner();
+        Linked {
+            phone_number: linked.phone_number,
+            jid: linked.jid,
+        }
+    }
+
+    async fn log_out(&self, _daemon: &Daemon, _id: &str, phone: &str) -> u32 {
+        let request = LogoutDeviceRequest {
+            phone_number: phone.into(),
+        };
+        let removed = self.fake.control.clone().logout_device(request).await.unwrap();
+        removed.into_inner().removed
+    }
+
+    async fn replace(&self, _daemon: &Daemon, _id: &str, phone: &str) -> u32 {
+        let request = ReplaceStreamRequest {
+            phone_number: phone.into(),
+        };
+        let replaced = self.fake.control.clone().replace_stream(request).await.unwrap();
+        replaced.into_inner().replaced
+    }
+
+    async fn drop_socket(&self, _daemon: &Daemon, _id: &str, phone: &str) -> u32 {
+        let request = DropConnectionsRequest {
+            phone_number: phone.into(),
+        };
+        let dropped = self.fake.control.clone().drop_connections(request).await.unwrap();
+        dropped.into_inner().dropped
+    }
+
+    async fn connections(&self) -> (u64, u64) {
+        self.fake.connections().await
+    }
+
+    fn push_name(&self, _phone: &str) -> String {
+        PUSH_NAME.into()
+    }
+
+    fn first_ttl(&self) -> Duration {
+        CLIENT_FIRST_TTL
+    }
+
+    fn refs(&self) -> u32 {
+        self.refs
+    }
+
+    fn batch_life(&self) -> Duration {
+        CLIENT_FIRST_TTL + CLIENT_NEXT_TTL * self.refs.saturating_sub(1)
+    }
+
+    fn credentials(&self, id: &str) -> PathBuf {
+        self.dir.path().join(format!("sessions/{id}/whatsapp.db"))
+    }
+}
