@@ -13,18 +13,6 @@ use wa_sessiond::proto::{
     DisconnectSessionRequest, ListSessionsRequest, ScanQrRequest, Session, SessionStatus,
 };
 
-/// Creates `id` and links it through the emulated phone; waits until CONNECTED.
-async fn link(daemon: &Process, id: &str) {
-    let mut sessions = daemon.sessions().await;
-    sessions.create_session(create(id)).await.unwrap();
-    let scan = ScanQrRequest {
-        session_id: id.into(),
-        ..Default::default()
-    };
-    daemon.phone().await.scan_qr(scan).await.unwrap();
-    wait_status(&mut sessions, id, SessionStatus::Connected).await;
-}
-
 async fn wait_status(sessions: &mut SessionServiceClient<Channel>, id: &str, wanted: SessionStatus) -> Session {
     common::wait_session(sessions, id, &format!("{id} {wanted:?}"), |s| status(s) == wanted).await
 }
@@ -248,7 +236,7 @@ async fn kill_9_at_random_moments_during_a_burst_loses_nothing_acknowledged() {
     let mut linked = Vec::new();
     for n in 0..10 {
         let id = format!("steady-{n}");
-        link(&daemon, &id).await;
+        daemon.link(&id).await;
         linked.push(id);
     }
     let mut daemon = Some(daemon);
@@ -280,7 +268,7 @@ async fn sigterm_during_traffic_exits_0_within_the_grace_and_restores_the_same_s
     let tmp = tempfile::tempdir().unwrap();
     let mut daemon = Process::start(tmp.path(), &[]).await;
     for n in 0..5 {
-        link(&daemon, &format!("linked-{n}")).await;
+        daemon.link(&format!("linked-{n}")).await;
     }
     let ledger = std::sync::Arc::new(tokio::sync::Mutex::new(Ledger::default()));
     let traffic = burst(&daemon, 0, ledger.clone());
@@ -319,7 +307,7 @@ async fn sigterm_during_traffic_exits_0_within_the_grace_and_restores_the_same_s
 async fn readiness_is_false_until_the_restore_is_done() {
     let tmp = tempfile::tempdir().unwrap();
     let daemon = Process::start(tmp.path(), &[]).await;
-    link(&daemon, "alice").await;
+    daemon.link("alice").await;
     let mut daemon = daemon;
     daemon.sigterm();
     daemon.wait_exit(Duration::from_secs(15)).await;
@@ -365,7 +353,7 @@ async fn a_corrupt_record_is_skipped_by_id_and_corrupt_credentials_pair_again() 
     let mut sessions = daemon.sessions().await;
     sessions.create_session(create("alpha")).await.unwrap();
     sessions.create_session(create("bravo")).await.unwrap();
-    link(&daemon, "charlie").await;
+    daemon.link("charlie").await;
     let mut daemon = daemon;
     daemon.sigterm();
     daemon.wait_exit(Duration::from_secs(15)).await;
@@ -405,11 +393,11 @@ async fn a_crashing_session_restarts_alone_and_gives_up_past_its_budget() {
     let tmp = tempfile::tempdir().unwrap();
     let budget = ["--session-restart-budget", "3", "--session-restart-window", "60s"];
     let daemon = Process::start(tmp.path(), &budget).await;
-    link(&daemon, "victim").await;
+    daemon.link("victim").await;
     let mut sessions = daemon.sessions().await;
     let others: Vec<String> = (0..99).map(|n| format!("other-{n:02}")).collect();
     for id in &others[..9] {
-        link(&daemon, id).await;
+        daemon.link(id).await;
     }
     for id in &others[9..] {
         sessions.create_session(create(id)).await.unwrap();

@@ -11,13 +11,13 @@ use std::{
     time::Duration,
 };
 
-use common::{create, process::Process, status, wait_for};
+use common::{process::Process, status, wait_for};
 use rand::Rng;
 use tokio::sync::watch;
 use tonic::transport::Channel;
 use wa_sessiond::proto::{
     event::Body, event_service_client::EventServiceClient, AckEventsRequest, CountPendingRequest,
-    DeliverMessageRequest, Event, EventKind, ScanQrRequest, SessionStatus, StreamEventsRequest,
+    DeliverMessageRequest, Event, EventKind, SessionStatus, StreamEventsRequest,
 };
 
 const SESSIONS: usize = 20;
@@ -30,21 +30,6 @@ async fn channel(addr: SocketAddr) -> Option<Channel> {
         .connect()
         .await
         .ok()
-}
-
-/// Creates and links `id`; waits until CONNECTED.
-async fn link(daemon: &Process, id: &str) {
-    let mut sessions = daemon.sessions().await;
-    sessions.create_session(create(id)).await.unwrap();
-    let scan = ScanQrRequest {
-        session_id: id.into(),
-        ..Default::default()
-    };
-    daemon.phone().await.scan_qr(scan).await.unwrap();
-    common::wait_session(&mut sessions, id, "CONNECTED", |s| {
-        status(s) == SessionStatus::Connected
-    })
-    .await;
 }
 
 /// One phone writing to one session: every text until the server accepts it,
@@ -169,7 +154,7 @@ async fn a_burst_survives_kill_9_exactly_once_and_a_crashing_consumer_misses_not
     let mut daemon = Process::start(dir.path(), &[]).await;
     let ids: Vec<String> = (0..SESSIONS).map(|i| format!("s{i:02}")).collect();
     for id in &ids {
-        link(&daemon, id).await;
+        daemon.link(id).await;
     }
     let (addr_tx, addr) = watch::channel(daemon.addr);
     let (head_tx, final_head) = watch::channel(None);

@@ -144,6 +144,20 @@ impl Process {
         EmulatorServiceClient::new(self.channel().await)
     }
 
+    /// Creates `id` and links it through the emulated phone; waits until CONNECTED.
+    pub async fn link(&self, id: &str) {
+        let mut sessions = self.sessions().await;
+        sessions.create_session(super::create(id)).await.unwrap();
+        let scan = wa_sessiond::proto::ScanQrRequest {
+            session_id: id.into(),
+            ..Default::default()
+        };
+        self.phone().await.scan_qr(scan).await.unwrap();
+        let connected =
+            |s: &wa_sessiond::proto::Session| super::status(s) == wa_sessiond::proto::SessionStatus::Connected;
+        super::wait_session(&mut sessions, id, &format!("{id} CONNECTED"), connected).await;
+    }
+
     /// The overall health status: 1 SERVING, 2 NOT_SERVING, 0 no answer.
     pub async fn health(&self) -> i32 {
         super::overall_health(self.channel().await).await
