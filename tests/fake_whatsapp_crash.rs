@@ -115,8 +115,6 @@ async fn messages_arriving_around_kill_9s_of_the_daemon_are_logged_once_each_and
     let mut logged_ids: Vec<_> = logged.into_keys().collect();
     logged_ids.sort();
     assert_eq!(logged_ids, sent_ids, "every message sent, once");
-    // Closed first: an open StreamEvents stream holds the daemon's shutdown until
-    // its grace period ends.
     drop(stream);
     daemon.sigterm();
     let (exit, _) = daemon.wait_exit(STEP_BOUND).await;
