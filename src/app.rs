@@ -22,6 +22,7 @@ use crate::{
         Backend,
     },
     config::{BackendKind, Config},
+    domain::SessionId,
     events::{retention::Retention, EventLog},
     grpc::{
         auth::BearerAuth,
@@ -38,10 +39,7 @@ use crate::{
     },
     readiness::Readiness,
     registry::{Registry, RegistryArgs, Sessions, Supervision},
-    session::{
-        actor::{SessionContext, Timeouts},
-        SessionId,
-    },
+    session::actor::{SessionContext, Timeouts},
     store::{finish_wipe, DataDir, DirLock, PageQuota, SessionDb},
 };
 

@@ -1,7 +1,7 @@
 //! The domain's failures, each with the one gRPC code it maps to (in `grpc::status`).
 //! Messages are lowercase, say what happened and what to do, and never hold secrets.
 
-use crate::session::Status;
+use crate::domain::status::Status;
 
 /// A failure a caller sees.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]

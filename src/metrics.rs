@@ -11,8 +11,8 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
+use crate::domain::status::{DisconnectReason, Status, ALL_STATUSES as STATUSES};
 use crate::events::metrics::EventMetrics;
-use crate::session::{model::ALL_STATUSES as STATUSES, DisconnectReason, Status};
 
 /// Latency buckets of gRPC calls, in seconds: from a cache hit to a QR wait.
 const LATENCY_BUCKETS: [f64; 14] = [

@@ -9,11 +9,11 @@ use std::time::Duration;
 use common::*;
 use tonic::Code;
 use wa_sessiond::{
+    domain::SessionId,
     proto::{
         ConnectSessionRequest, DeleteSessionRequest, DisconnectReason, DisconnectSessionRequest, DropConnectionRequest,
         FailConnectsRequest, LogoutSessionRequest, ScanQrRequest, SessionStatus,
     },
-    session::SessionId,
 };
 
 fn disconnect(id: &str) -> DisconnectSessionRequest {

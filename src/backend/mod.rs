@@ -12,7 +12,7 @@ pub use event::{Disconnect, Identity, QrCode};
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use crate::{events::Inbox, id::SessionId};
+use crate::{domain::SessionId, events::Inbox};
 
 /// A boxed future, so backends stay object safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -18,7 +18,7 @@ use tokio::{
 };
 
 use super::{Backend, BackendError, BoxFuture, Connection, EventSink, PairingCodeIssued, SentMessage, CLOSE_TIMEOUT};
-use crate::{events::Inbox, id::SessionId, metrics::Metrics};
+use crate::{domain::SessionId, events::Inbox, metrics::Metrics};
 
 /// A backend whose connection attempts pass a gate of bounded width.
 pub struct Paced {

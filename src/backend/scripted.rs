@@ -21,7 +21,7 @@ use super::{
     Backend, BackendError, BackendEvent, BoxFuture, Connection, EventSink, Identity, PairingCodeIssued, QrCode,
     SentMessage,
 };
-use crate::{events::Inbox, id::SessionId};
+use crate::{domain::SessionId, events::Inbox};
 
 /// How long the test waits for a connection to start, in virtual time: a
 /// connection starts while the actors handle messages, never after a timer, so

@@ -3,10 +3,10 @@
 use std::time::{Duration, SystemTime};
 
 use crate::{
+    domain::{DisconnectReason, Qr, SessionView, Status},
     error::SessionError,
     proto,
     qr_render::{render, ImageKind},
-    session::{DisconnectReason, Qr, SessionView, Status},
 };
 
 /// The wire form of a session, with the QR image rendered when asked.
@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn the_models_wire_names_are_the_protos() {
-        use crate::session::model::{ALL_REASONS, ALL_STATUSES};
+        use crate::domain::status::{ALL_REASONS, ALL_STATUSES};
         for s in ALL_STATUSES {
             assert_eq!(s.wire_name(), status(s).as_str_name());
         }

@@ -4,9 +4,9 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     backend::emulator::Emulator,
+    domain::SessionId,
     proto::{self, emulator_service_server::EmulatorService},
     registry::Sessions,
-    session::SessionId,
 };
 
 /// Serves `EmulatorService` on top of the emulator.

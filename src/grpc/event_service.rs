@@ -13,11 +13,11 @@ use tonic::{Request, Response, Status};
 
 use super::streams::WireStream;
 use crate::{
+    domain::{input, QrRequest, SessionId},
     error::SessionError,
     events::{self, format_cursor, parse_cursor, EventKind, EventLog, Filter, FollowEnd},
     proto::{self, event_service_server::EventService},
     registry::Sessions,
-    session::{input, waiters::QrRequest, SessionId},
 };
 
 /// Events a stream holds ready for a slow client (the rest stay on disk).

@@ -10,10 +10,10 @@ use super::{
     streams::{self, WireStream},
 };
 use crate::{
+    domain::{input, QrRequest, SessionId},
     link::{self, LinkIssuer},
     proto::{self, session_service_server::SessionService},
     registry::Sessions,
-    session::{input, waiters::QrRequest, SessionId},
 };
 
 /// Serves `SessionService` through the door into the sessions.

@@ -8,7 +8,11 @@ use tokio_stream::{wrappers::BroadcastStream, wrappers::ReceiverStream, Stream, 
 use tonic::Status;
 
 use super::convert;
-use crate::{proto, qr_render::ImageKind, session::SessionEvent, session::SessionView};
+use crate::{
+    domain::{SessionEvent, SessionView},
+    proto,
+    qr_render::ImageKind,
+};
 
 /// A boxed stream of wire messages.
 pub type WireStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;

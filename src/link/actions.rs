@@ -17,8 +17,8 @@ use super::{
     view::{PagePairingCode, PageState},
 };
 use crate::{
+    domain::{input, QrRequest},
     error::SessionError,
-    session::{input, waiters::QrRequest},
 };
 
 /// The largest request body accepted.

@@ -8,7 +8,7 @@ use std::{
 };
 
 use super::token::{expiry_ms, Claims, LinkKey};
-use crate::{error::SessionError, session::SessionView, store::unix_ms};
+use crate::{domain::SessionView, error::SessionError, store::unix_ms};
 
 /// A link's lifetime when the caller names none.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);

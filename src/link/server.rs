@@ -18,10 +18,10 @@ use super::{
     token::{Claims, LinkKey, Refusal},
 };
 use crate::{
+    domain::{QrRequest, SessionId, SessionView},
     error::SessionError,
     http_accept::accept_loop,
     registry::Sessions,
-    session::{waiters::QrRequest, SessionId, SessionView},
     store::unix_ms,
 };
 

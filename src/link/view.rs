@@ -8,8 +8,8 @@ use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use serde::Serialize;
 
 use crate::{
+    domain::{DisconnectReason, PairingCodeView, SessionView, Status},
     qr_render::{render, ImageKind},
-    session::{commands::PairingCodeView, DisconnectReason, SessionView, Status},
     store::unix_ms,
 };
 

@@ -10,13 +10,9 @@ use tokio::sync::mpsc;
 
 use super::{Page, RegistryMsg, WatchAll};
 use crate::{
+    domain::{PairingCodeView, QrRequest, SendReceipt, SessionId, SessionView, Status},
     error::SessionError,
-    session::{
-        commands::{PairingCodeView, SendReceipt},
-        messages::SessionMsg,
-        waiters::QrRequest,
-        SessionId, SessionView, Status,
-    },
+    session::messages::SessionMsg,
 };
 
 /// Slack on top of the longest server-side wait, so a session's own answer (its

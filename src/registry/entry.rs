@@ -8,13 +8,13 @@ use tracing::error;
 
 use super::{DeleteReply, RegistryMsg, RegistryState, Supervision};
 use crate::{
+    domain::{SessionEvent, SessionId, SessionView},
     error::SessionError,
     registry::CrashBudget,
     session::{
         actor::{Boot, SessionActor, SessionArgs},
         messages::SessionMsg,
         state::SessionState,
-        SessionId, SessionView,
     },
     store::SessionRecord,
 };
@@ -154,7 +154,7 @@ impl RegistryState {
             "the session could not start ({cause}): call ConnectSession or RefreshQr to try again"
         ));
         entry.publisher.send_replace(state.view().clone());
-        let _ = self.ctx.events.send(crate::session::SessionEvent {
+        let _ = self.ctx.events.send(SessionEvent {
             view: state.view().clone(),
             deleted: false,
         });

@@ -28,13 +28,13 @@ pub use supervision::{CrashBudget, Supervision};
 
 use self::entry::Entry;
 use crate::{
+    domain::{QrRequest, SessionEvent, SessionId, SessionView, Status},
     error::SessionError,
     session::{
         actor::{Boot, SessionContext, DELETED, NOT_CREATED},
         messages::SessionMsg,
         state::SessionState,
-        waiters::{QrRequest, Reply},
-        SessionEvent, SessionId, SessionView, Status,
+        waiters::Reply,
     },
     store::SessionRecord,
 };

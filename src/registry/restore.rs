@@ -10,10 +10,10 @@ use tracing::{error, info, warn};
 
 use super::{entry::Entry, RegistryMsg, RegistryState};
 use crate::{
+    domain::SessionId,
     session::{
         actor::{Boot, SessionActor, SessionContext},
         state::SessionState,
-        SessionId,
     },
     store::SessionRecord,
 };

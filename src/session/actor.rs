@@ -17,14 +17,13 @@ use tracing::{info, warn};
 
 pub(crate) use super::messages::SessionMsg;
 use super::{
-    model::{SessionEvent, SessionView, Status},
     state::{ConnId, QrNeed, SessionState},
-    waiters::{QrRequest, Reply, Waiter, Waiters},
+    waiters::{Reply, Waiter, Waiters},
     watchers::Watchers,
-    SessionId,
 };
 use crate::{
     backend::{Backend, Connection, EventSink},
+    domain::{QrRequest, SessionEvent, SessionId, SessionView, Status},
     error::SessionError,
     events::{Body, EventLog, Inbox, NewEvent},
     metrics::{Metrics, SessionCount},

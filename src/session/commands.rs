@@ -10,12 +10,12 @@ use tracing::{info, warn};
 use super::{actor::DELETED, state::ConnectPlan};
 use super::{
     actor::{SessionMsg, SessionRun},
-    model::{SessionView, Status},
     state::Purpose,
-    waiters::{QrRequest, Reply},
+    waiters::Reply,
 };
 use crate::{
     backend::BackendError,
+    domain::{PairingCodeView, QrRequest, SendReceipt, SessionView, Status},
     error::SessionError,
     metrics::Logout,
     store::{finish_wipe, write_failed},
@@ -25,24 +25,6 @@ use crate::{
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long asking for a pairing code may take.
 const PAIRING_CODE_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A message WhatsApp accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SendReceipt {
-    /// WhatsApp's id of the message.
-    pub message_id: String,
-    /// When it was accepted.
-    pub sent_at: SystemTime,
-}
-
-/// A pairing code to type on the phone.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PairingCodeView {
-    /// `XXXX-XXXX`.
-    pub code: String,
-    /// When it stops working.
-    pub expires_at: SystemTime,
-}
 
 impl SessionRun {
     /// Attaches a watch stream (current state first).

@@ -9,11 +9,10 @@ use tracing::{info, warn};
 
 use super::{
     actor::{release_timer, replace_timer, SessionMsg, SessionRun},
-    model::Status,
     policy::{backoff_delay, Recovery},
     state::{ConnId, Purpose},
 };
-use crate::{backend::BackendEvent, error::SessionError, metrics::Logout, store::unix_ms};
+use crate::{backend::BackendEvent, domain::Status, error::SessionError, metrics::Logout, store::unix_ms};
 
 impl SessionRun {
     pub(super) async fn on_backend(&mut self, conn: ConnId, event: BackendEvent) -> Result<(), ActorProcessingErr> {

@@ -4,13 +4,12 @@
 use ractor::RpcReplyPort;
 use tokio::sync::mpsc;
 
-use super::{
-    commands::{PairingCodeView, SendReceipt},
-    model::SessionView,
-    state::ConnId,
-    waiters::{QrRequest, Reply},
+use super::{state::ConnId, waiters::Reply};
+use crate::{
+    backend::BackendEvent,
+    domain::{PairingCodeView, QrRequest, SendReceipt, SessionView},
+    error::SessionError,
 };
-use crate::{backend::BackendEvent, error::SessionError};
 
 /// A session's mailbox.
 pub(crate) enum SessionMsg {

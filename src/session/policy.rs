@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use super::model::{DisconnectReason, Status};
 use crate::backend::Disconnect;
+use crate::domain::{DisconnectReason, Status};
 
 /// What the session does next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,28 +1,17 @@
 //! Callers waiting on a session for a QR code (or for it to settle), each with its own
 //! bound.
 
-use std::time::Duration;
-
 use ractor::RpcReplyPort;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use super::model::SessionView;
-use crate::error::SessionError;
+use crate::{
+    domain::{QrRequest, SessionView},
+    error::SessionError,
+};
 
 /// Where a waiting caller gets its answer.
 pub type Reply = RpcReplyPort<Result<SessionView, SessionError>>;
-
-/// What a caller asks of a session's QR.
-#[derive(Debug, Clone, Copy)]
-pub struct QrRequest {
-    /// The code must stay valid at least this long.
-    pub min_validity: Duration,
-    /// False: answer with the state as it is.
-    pub may_refresh: bool,
-    /// The caller's own deadline (from its gRPC timeout), if any.
-    pub deadline: Option<Instant>,
-}
 
 /// One waiting caller.
 pub struct Waiter {

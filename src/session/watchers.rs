@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::{sync::mpsc, task::AbortHandle};
 
-use super::model::SessionView;
+use crate::domain::SessionView;
 use crate::metrics::Metrics;
 
 /// Changes a watcher may lag behind before it is dropped.

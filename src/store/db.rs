@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 use tracing::warn;
 
 use super::{group_commit, unix_ms, SessionRecord};
-use crate::session::SessionId;
+use crate::domain::SessionId;
 
 /// The database's file name under the data dir.
 pub const DB_FILE: &str = "sessions.db";

@@ -17,7 +17,7 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::session::SessionId;
+use crate::domain::SessionId;
 
 /// The lock file that keeps two daemons off one data dir.
 const LOCK_FILE: &str = "wa-sessiond.lock";

@@ -19,11 +19,11 @@ use wa_sessiond::{
     app,
     backend::emulator::Emulator,
     config::{BackendKind, Config, WhatsappUrl},
+    domain::SessionId,
     proto::{
         emulator_service_client::EmulatorServiceClient, session_service_client::SessionServiceClient, Session,
         SessionStatus,
     },
-    session::SessionId,
 };
 
 /// Short WhatsApp timings for tests.

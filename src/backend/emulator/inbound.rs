@@ -15,11 +15,10 @@ use super::{
     refused, Emulator,
 };
 use crate::{
+    domain::{id::is_phone_digits, input, SessionId},
     error::SessionError,
     events::{Body, InboundMessage, Inbox, Receipt, ReceiptKind},
-    id::{is_phone_digits, SessionId},
     proto::MessageKind,
-    session::input,
     store::DbError,
 };
 

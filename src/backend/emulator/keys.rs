@@ -62,7 +62,7 @@ pub fn phone_or_generated(phone: &str) -> Result<String, SessionError> {
         let subscriber: u32 = rand::thread_rng().gen_range(0..10_000_000);
         return Ok(format!("1555{subscriber:07}"));
     }
-    if crate::id::is_phone_digits(phone) {
+    if crate::domain::id::is_phone_digits(phone) {
         return Ok(phone.to_owned());
     }
     Err(SessionError::InvalidArgument(format!(

@@ -23,9 +23,9 @@ use self::server::{Control, PAIRING_CODE_TTL};
 use super::{Backend, BackendError, BoxFuture, Connection, EventSink, PairingCodeIssued, SentMessage, CLOSE_TIMEOUT};
 use crate::{
     backend::Identity,
+    domain::SessionId,
     error::SessionError,
     events::Inbox,
-    id::SessionId,
     store::{remove_if_present, write_atomic, DataDir},
 };
 

@@ -12,8 +12,8 @@ use tokio::{
 use super::{keys, Device, Emulator, EmulatorConfig};
 use crate::{
     backend::{BackendError, BackendEvent, Disconnect, EventSink, Identity, PairingCodeIssued, QrCode, SentMessage},
+    domain::SessionId,
     events::Inbox,
-    id::SessionId,
 };
 
 /// What the phone, the server or the session does to a connection.

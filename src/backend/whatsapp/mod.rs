@@ -17,7 +17,7 @@ use tracing::info_span;
 
 use self::{client::Dial, connection::WhatsappConnection, store::CredentialFiles};
 use super::{Backend, BackendError, BoxFuture, Connection, EventSink};
-use crate::{config::WhatsappUrl, events::Inbox, id::SessionId, store::DataDir};
+use crate::{config::WhatsappUrl, domain::SessionId, events::Inbox, store::DataDir};
 
 /// The WhatsApp Web version announced when none is configured. Pinned, so starting a
 /// connection never depends on fetching `web.whatsapp.com/sw.js`.

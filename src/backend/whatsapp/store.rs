@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::{
-    id::SessionId,
+    domain::SessionId,
     store::{create_private_dir, open_private_file, remove_if_present, write_atomic, DataDir},
 };
 

@@ -6,7 +6,7 @@
 use tokio::time::Instant;
 
 use super::*;
-use crate::session::Status;
+use crate::domain::Status;
 
 impl Daemon {
     /// Crashes `id` on purpose (an error, or a panic) and waits, without letting

@@ -23,13 +23,10 @@ use crate::{
         scripted::{Line, Scripted},
         BackendEvent,
     },
+    domain::{QrRequest, SessionId, SessionView},
     error::SessionError,
     metrics::Metrics,
-    session::{
-        actor::{SessionContext, Timeouts},
-        waiters::QrRequest,
-        SessionId, SessionView,
-    },
+    session::actor::{SessionContext, Timeouts},
     store::{DataDir, SessionDb},
 };
 

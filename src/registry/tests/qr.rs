@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::*;
 use crate::{
     backend::{scripted::identity, BackendEvent, Disconnect},
-    session::{DisconnectReason, Status},
+    domain::{DisconnectReason, Status},
 };
 
 /// Shows codes 2..=6 of `line`'s batch, each as the one before expires, then runs

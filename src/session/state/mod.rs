@@ -9,12 +9,11 @@ use std::{
 
 use tokio::time::Instant;
 
-use super::{
-    model::{DisconnectReason, Qr, SessionView, Status},
-    policy::{recovery_for, Recovery},
-    SessionId,
+use super::policy::{recovery_for, Recovery};
+use crate::{
+    backend::{Disconnect, Identity, QrCode},
+    domain::{DisconnectReason, Qr, SessionId, SessionView, Status},
 };
-use crate::backend::{Disconnect, Identity, QrCode};
 
 /// Identifies one backend connection of a session; events from older ones are ignored.
 pub type ConnId = u64;

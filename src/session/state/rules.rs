@@ -7,8 +7,8 @@ use std::time::SystemTime;
 use super::{Purpose, SessionState};
 use crate::{
     backend::Identity,
+    domain::{DisconnectReason, SessionId, Status},
     error::SessionError,
-    session::{DisconnectReason, SessionId, Status},
     store::SessionRecord,
 };
 

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD as TOKEN, Engine};
 
+use super::id::{is_phone_digits, SessionId};
 use crate::error::SessionError;
-use crate::id::{is_phone_digits, SessionId};
 
 /// The default and the largest page of ListSessions.
 pub const DEFAULT_PAGE: usize = 100;
@@ -75,7 +75,7 @@ pub fn labels(raw: HashMap<String, String>) -> Result<BTreeMap<String, String>, 
 
 /// An event consumer's name: the session id rule.
 pub fn consumer(raw: &str) -> Result<String, SessionError> {
-    if crate::id::is_valid(raw) {
+    if super::id::is_valid(raw) {
         return Ok(raw.to_owned());
     }
     let shown: String = raw.chars().take(72).collect();
