@@ -38,7 +38,7 @@ use crate::{
         session_service_server::SessionServiceServer,
     },
     readiness::Readiness,
-    registry::{Registry, RegistryArgs, Sessions, Supervision},
+    registry::{Registry, RegistryArgs, Sessions, Supervision, Table},
     session::actor::{SessionContext, Timeouts},
     store::{finish_wipe, DataDir, DirLock, PageQuota, SessionDb},
 };
@@ -231,7 +231,7 @@ pub async fn run(
 
     let mut shutdown = std::pin::pin!(shutdown);
     let started = tokio::select! {
-        started = start_sessions(&config, data, backend, &wiring, &log_slot) => Some(started?),
+        started = start_sessions(&config, data, backend, &wiring, &log_slot, sessions_door.table()) => Some(started?),
         () = &mut shutdown => None,
         ended = &mut server => return Err(core_ended(&wiring, "the grpc server", &format!("{ended:?}"))),
     };
@@ -324,6 +324,7 @@ async fn start_sessions(
     backend: Arc<dyn Backend>,
     wiring: &Wiring,
     log_slot: &LogSlot,
+    table: Table,
 ) -> Result<Started, StartError> {
     let metrics = wiring.metrics.clone();
     let lock = data.lock().await.map_err(|source| StartError::DataDir {
@@ -383,6 +384,7 @@ async fn start_sessions(
             budget: config.session_restart_budget as usize,
             window: config.session_restart_window,
         },
+        table,
     };
     let (registry, task) = Actor::spawn(None, Registry, args)
         .await

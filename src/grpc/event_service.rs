@@ -2,10 +2,7 @@
 //! consumer name, cursor), works out where the stream starts, and hands the rest to
 //! the log's follower; acks go to the log and are on disk before the answer.
 
-use std::{
-    sync::{Arc, OnceLock},
-    time::Duration,
-};
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc;
 use tokio_stream::{wrappers::ReceiverStream, StreamExt};
@@ -13,7 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::streams::WireStream;
 use crate::{
-    domain::{input, QrRequest, SessionId},
+    domain::{input, SessionId},
     error::SessionError,
     events::{self, format_cursor, parse_cursor, EventKind, EventLog, Filter, FollowEnd},
     proto::{self, event_service_server::EventService},
@@ -58,12 +55,7 @@ impl EventApi {
         let mut sessions = Vec::with_capacity(body.session_ids.len());
         for raw in &body.session_ids {
             let id = SessionId::parse(raw)?;
-            let as_is = QrRequest {
-                min_validity: Duration::ZERO,
-                may_refresh: false,
-                deadline: None,
-            };
-            self.sessions.get(id.clone(), as_is).await?;
+            self.sessions.peek(id.clone()).await?;
             sessions.push(id.to_string());
         }
         let mut kinds = Vec::with_capacity(body.kinds.len());

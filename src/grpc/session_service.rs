@@ -194,12 +194,7 @@ impl SessionService for SessionApi {
         let id = SessionId::parse(&body.session_id)?;
         let links = self.links.as_ref().ok_or_else(link::disabled)?;
         let order = links.order(convert::duration(body.ttl, "ttl")?, &body.redirect_url)?;
-        let peek = QrRequest {
-            min_validity: Duration::ZERO,
-            may_refresh: false,
-            deadline: None,
-        };
-        let view = self.sessions.get(id, peek).await?;
+        let view = self.sessions.peek(id).await?;
         let issued = links.issue(&view, order, std::time::SystemTime::now());
         Ok(Response::new(proto::CreateLinkUrlResponse {
             url: issued.url,

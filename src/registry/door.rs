@@ -1,14 +1,19 @@
 //! The one door into the actors: `Sessions`, a cloneable handle with one bounded
 //! async method per capability. Every edge (gRPC services, the link page, tests)
 //! goes through it; the actor messages stay private to the crate. The call bound and
-//! the one mapping of an actor-call failure to a `SessionError` live here.
+//! the one mapping of an actor-call failure to a `SessionError` live here. Reads that
+//! act on nothing (a peek, a CONNECTED session's GetSession, a list) are answered
+//! from the registry's table without a mailbox round trip; the rest go to the actors.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
-use ractor::{rpc::CallResult, ActorRef, RpcReplyPort};
+use ractor::{rpc::CallResult, ActorRef, ActorStatus, RpcReplyPort};
 use tokio::sync::mpsc;
 
-use super::{Page, RegistryMsg, WatchAll};
+use super::{
+    table::{Found, Page, Table},
+    RegistryMsg, WatchAll,
+};
 use crate::{
     domain::{PairingCodeView, QrRequest, SendReceipt, SessionId, SessionView, Status},
     error::SessionError,
@@ -27,6 +32,8 @@ pub struct Sessions {
     registry: Arc<std::sync::OnceLock<ActorRef<RegistryMsg>>>,
     /// The bound of every call.
     call_bound: Duration,
+    /// What the registry publishes of every session, for reads.
+    table: Table,
 }
 
 impl Sessions {
@@ -36,7 +43,14 @@ impl Sessions {
         Self {
             registry: Arc::default(),
             call_bound: longest_wait + CALL_SLACK,
+            table: Table::default(),
         }
+    }
+
+    /// The table the registry keeps up to date for this door's reads (goes into
+    /// `RegistryArgs`).
+    pub fn table(&self) -> Table {
+        self.table.clone()
     }
 
     /// The registry is up: calls go through from now on.
@@ -61,8 +75,29 @@ impl Sessions {
         .await
     }
 
-    /// A session, with a QR code as fresh as `request` asks.
+    /// A session, with a QR code as fresh as `request` asks. A peek, or a CONNECTED
+    /// session (which has no code to refresh), is answered from the table: the
+    /// snapshot its actor published before it last answered anyone.
     pub async fn get(&self, id: SessionId, request: QrRequest) -> Result<SessionView, SessionError> {
+        self.registry()?;
+        match self.table.find(&id) {
+            Found::Live(view) if !request.may_refresh || view.status == Status::Connected => return Ok(view),
+            Found::Missing => return Err(SessionError::NotFound(id.to_string())),
+            Found::Live(_) | Found::AskRegistry => {}
+        }
+        self.forward(id, |reply| SessionMsg::Get { request, reply }).await
+    }
+
+    /// A session as it is: nothing started, nothing waited for.
+    pub async fn peek(&self, id: SessionId) -> Result<SessionView, SessionError> {
+        self.get(id, QrRequest::PEEK).await
+    }
+
+    /// A session as it is, answered by its actor after everything queued before it
+    /// (tests use it to know the session has handled what they sent it).
+    #[cfg(test)]
+    pub(crate) async fn settled(&self, id: SessionId) -> Result<SessionView, SessionError> {
+        let request = QrRequest::PEEK;
         self.forward(id, |reply| SessionMsg::Get { request, reply }).await
     }
 
@@ -73,13 +108,8 @@ impl Sessions {
         page_size: usize,
         after: Option<SessionId>,
     ) -> Result<Page, SessionError> {
-        self.ask(|reply| RegistryMsg::List {
-            status,
-            page_size,
-            after,
-            reply,
-        })
-        .await
+        self.registry()?;
+        Ok(self.table.page(status, page_size, after.as_ref()))
     }
 
     /// Closes the pairing connection and returns the first code of a new one.
@@ -149,9 +179,7 @@ impl Sessions {
         &self,
         build: impl FnOnce(RpcReplyPort<Result<T, SessionError>>) -> RegistryMsg,
     ) -> Result<T, SessionError> {
-        let registry = self.registry.get().ok_or_else(|| {
-            SessionError::Unavailable("wa-sessiond is starting and restoring its sessions: retry in a moment".into())
-        })?;
+        let registry = self.registry()?;
         match registry.call(build, Some(self.call_bound)).await {
             Ok(CallResult::Success(result)) => result,
             Ok(CallResult::Timeout) => Err(SessionError::DeadlineExceeded(
@@ -164,5 +192,22 @@ impl Sessions {
                 "wa-sessiond is shutting down: retry on another instance".into(),
             )),
         }
+    }
+
+    /// The registry, once the restore is done; UNAVAILABLE before it and once it
+    /// stopped (shutting down), as a call to it would answer.
+    fn registry(&self) -> Result<&ActorRef<RegistryMsg>, SessionError> {
+        let registry = self.registry.get().ok_or_else(|| {
+            SessionError::Unavailable("wa-sessiond is starting and restoring its sessions: retry in a moment".into())
+        })?;
+        if matches!(
+            registry.get_status(),
+            ActorStatus::Draining | ActorStatus::Stopping | ActorStatus::Stopped
+        ) {
+            return Err(SessionError::Unavailable(
+                "wa-sessiond is shutting down: retry on another instance".into(),
+            ));
+        }
+        Ok(registry)
     }
 }

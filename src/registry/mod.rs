@@ -10,8 +10,10 @@
 
 mod door;
 mod entry;
+mod messages;
 mod restore;
 mod supervision;
+mod table;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -19,16 +21,21 @@ use std::{
     time::SystemTime,
 };
 
-use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, SupervisionEvent};
 use tokio::{sync::broadcast, time::Instant};
 use tracing::{error, info, warn};
 
 pub use door::Sessions;
 pub use supervision::{CrashBudget, Supervision};
+pub use table::{Page, Table};
 
-use self::entry::Entry;
+pub(crate) use self::messages::RegistryMsg;
+use self::{
+    entry::{Entry, Life},
+    messages::DeleteReply,
+};
 use crate::{
-    domain::{QrRequest, SessionEvent, SessionId, SessionView, Status},
+    domain::{QrRequest, SessionEvent, SessionId, SessionView},
     error::SessionError,
     session::{
         actor::{Boot, SessionContext, DELETED, NOT_CREATED},
@@ -47,71 +54,12 @@ pub(crate) struct RegistryArgs {
     pub records: Vec<SessionRecord>,
     /// The restart budget.
     pub supervision: Supervision,
+    /// The table readers see (the door's: `Sessions::table`).
+    pub table: Table,
 }
 
 /// Every session's current state and the subscription to their changes.
 pub type WatchAll = (Vec<SessionView>, broadcast::Receiver<SessionEvent>);
-
-/// One page of sessions and the id the next page starts after.
-pub type Page = (Vec<SessionView>, Option<SessionId>);
-
-/// Where the answer to a delete goes.
-type DeleteReply = RpcReplyPort<Result<(), SessionError>>;
-
-/// The registry's mailbox (private: callers use [`Sessions`]).
-pub(crate) enum RegistryMsg {
-    /// Create a session (or return the existing one as it is).
-    Create {
-        /// The id.
-        id: SessionId,
-        /// The caller's labels (used only when new).
-        labels: BTreeMap<String, String>,
-        /// What the caller wants of the QR.
-        request: QrRequest,
-        /// The answer.
-        reply: Reply,
-    },
-    /// Forward a request to one session (NOT_FOUND when unknown or being deleted).
-    Forward {
-        /// The id.
-        id: SessionId,
-        /// The request, with the caller's reply port.
-        msg: SessionMsg,
-    },
-    /// Delete a session: its actor logs out, removes its files and stops; the
-    /// supervision event then forgets it and answers the callers.
-    Delete {
-        /// The id.
-        id: SessionId,
-        /// The answer (sent once the session is forgotten).
-        reply: DeleteReply,
-    },
-    /// A session could not delete itself: answer its delete callers.
-    DeleteFailed {
-        /// The id.
-        id: SessionId,
-        /// Why.
-        error: SessionError,
-    },
-    /// Every session's current state and a subscription to their changes.
-    WatchAll {
-        /// The answer.
-        reply: RpcReplyPort<Result<WatchAll, SessionError>>,
-    },
-    /// One page of sessions, ordered by id, after `after`.
-    List {
-        /// Only this status, if set.
-        status: Option<Status>,
-        /// At most this many.
-        page_size: usize,
-        /// Start after this id.
-        after: Option<SessionId>,
-        /// The answer.
-        reply: RpcReplyPort<Result<Page, SessionError>>,
-    },
-    /// The backoff after a crash passed: start the session again.
-    Restart(SessionId),
-}
 
 /// The registry actor.
 pub(crate) struct Registry;
@@ -126,6 +74,8 @@ pub(crate) struct RegistryState {
     by_actor: HashMap<ActorId, SessionId>,
     /// The restart budget.
     supervision: Supervision,
+    /// What readers see of every session.
+    table: Table,
 }
 
 impl Actor for Registry {
@@ -145,6 +95,7 @@ impl Actor for Registry {
             sessions: BTreeMap::new(),
             by_actor: HashMap::new(),
             supervision: args.supervision,
+            table: args.table,
         };
         restore::restore_all(&mut state, &myself, args.records).await;
         Ok(state)
@@ -180,14 +131,6 @@ impl Actor for Registry {
                 let events = state.ctx.events.subscribe();
                 let current = state.sessions.values().map(Entry::view).collect();
                 let _ = reply.send(Ok((current, events)));
-            }
-            RegistryMsg::List {
-                status,
-                page_size,
-                after,
-                reply,
-            } => {
-                let _ = reply.send(Ok(state.page(status, page_size, after.as_ref())));
             }
             RegistryMsg::Restart(id) => state.restart(&myself, &id).await,
         }
@@ -264,8 +207,8 @@ impl RegistryState {
         let record = SessionRecord::new(&id, labels.clone(), SystemTime::now());
         // As stored (whole milliseconds), so it reads the same after a restart.
         let state = SessionState::new(id.clone(), labels, record.created_at());
-        self.sessions
-            .insert(id.clone(), Entry::new(state.view().clone(), self.supervision));
+        let entry = Entry::new(&id, state.view().clone(), self.supervision, &self.table);
+        self.sessions.insert(id.clone(), entry);
         info!(session_id = %id, "session created");
         let boot = Boot::New {
             first: Some((request, reply)),
@@ -278,7 +221,7 @@ impl RegistryState {
         let Some(entry) = self.sessions.get(id).filter(|e| !e.is_deleting()) else {
             return msg.refuse(SessionError::NotFound(id.to_string()));
         };
-        let Some(actor) = &entry.actor else {
+        let Some(actor) = entry.actor() else {
             let message = format!("session {id} is restarting after a crash: retry in a moment");
             return msg.refuse(SessionError::Unavailable(message));
         };
@@ -302,7 +245,7 @@ impl RegistryState {
         }
         entry.cancel_restart();
         let (done, outcome) = ractor::concurrency::oneshot();
-        let sent = match &entry.actor {
+        let sent = match entry.actor() {
             Some(actor) => actor.cast(SessionMsg::Delete(done.into())).is_ok(),
             None => {
                 let view = entry.view();
@@ -332,6 +275,7 @@ impl RegistryState {
         let Some(mut entry) = self.sessions.remove(id) else {
             return;
         };
+        self.table.remove(id);
         entry.cancel_restart();
         if deleted {
             info!(session_id = %id, "session deleted");
@@ -343,38 +287,20 @@ impl RegistryState {
         }
     }
 
-    fn page(&self, status: Option<Status>, page_size: usize, after: Option<&SessionId>) -> Page {
-        use std::ops::Bound::{Excluded, Unbounded};
-        let start = after.map_or(Unbounded, Excluded);
-        let mut matching = self
-            .sessions
-            .range((start, Unbounded))
-            .map(|(_, entry)| entry.view())
-            .filter(|view| status.is_none_or(|s| view.status == s));
-        let page: Vec<SessionView> = matching.by_ref().take(page_size).collect();
-        let more = matching.next().is_some();
-        let next = more.then(|| page.last().map(|v| v.id.clone())).flatten();
-        (page, next)
-    }
-
     /// A session's actor failed: restart it after the backoff. A delete under way
     /// is answered UNAVAILABLE (the session comes back; retry).
     fn crashed(&mut self, myself: &ActorRef<RegistryMsg>, id: &SessionId, cause: &str) {
         let Some(entry) = self.sessions.get_mut(id) else {
             return;
         };
-        entry.actor = None;
         if entry.is_deleting() {
             let message = format!("session {id} crashed while being deleted: retry the delete");
             entry.answer_deletes(Err(SessionError::Unavailable(message)));
         }
         let delay = entry.crashes.record(Instant::now(), cause);
         let id = id.clone();
-        entry.restart_timer = Some(
-            myself
-                .send_after(delay, move || RegistryMsg::Restart(id))
-                .abort_handle(),
-        );
+        let timer = myself.send_after(delay, move || RegistryMsg::Restart(id));
+        entry.set_life(Life::Restarting(timer.abort_handle()));
     }
 
     /// The backoff passed: a new incarnation loads its own record (FAILED with the
@@ -383,8 +309,7 @@ impl RegistryState {
         let Some(entry) = self.sessions.get_mut(id) else {
             return;
         };
-        entry.restart_timer = None;
-        if entry.actor.is_some() || entry.is_deleting() {
+        if !matches!(entry.life(), Life::Restarting(_)) || entry.is_deleting() {
             return;
         }
         let gave_up = entry.crashes.exhausted(Instant::now()).then(|| {
@@ -395,8 +320,9 @@ impl RegistryState {
                 entry.crashes.last_cause()
             )
         });
-        entry.gave_up = gave_up.is_some();
-        info!(session_id = %id, gave_up = entry.gave_up, "restarting session");
+        let given_up = gave_up.is_some();
+        entry.set_life(if given_up { Life::GaveUp(None) } else { Life::Starting });
+        info!(session_id = %id, gave_up = given_up, "restarting session");
         self.ctx.metrics.session_restarted();
         self.relaunch(myself, id, Boot::Reload { gave_up }).await;
     }
@@ -404,7 +330,7 @@ impl RegistryState {
     /// Whether `msg` asks a session left FAILED after its crashes to start again.
     fn wants_fresh_start(&self, id: &SessionId, msg: &SessionMsg) -> bool {
         let starts = matches!(msg, SessionMsg::Connect { .. } | SessionMsg::RefreshQr { .. });
-        starts && self.sessions.get(id).is_some_and(|e| e.gave_up && !e.is_deleting())
+        starts && self.sessions.get(id).is_some_and(|e| e.gave_up() && !e.is_deleting())
     }
 
     /// Replaces a given-up session's actor with a fresh one that loads its record,
@@ -413,13 +339,12 @@ impl RegistryState {
         let Some(entry) = self.sessions.get_mut(id) else {
             return;
         };
-        entry.gave_up = false;
         entry.crashes = CrashBudget::new(self.supervision);
-        entry.cancel_restart();
-        if let Some(actor) = entry.actor.take() {
+        if let Some(actor) = entry.actor() {
             self.by_actor.remove(&actor.get_id());
             actor.stop(Some("started afresh".into()));
         }
+        entry.set_life(Life::Starting);
         info!(session_id = %id, "starting a failed session afresh");
         self.relaunch(myself, id, Boot::Reload { gave_up: None }).await;
     }

@@ -87,7 +87,7 @@ async fn spawn_batch(
 ) -> usize {
     let mut spawning = JoinSet::new();
     for (id, record, restored) in checked {
-        let entry = Entry::new(restored.view().clone(), state.supervision);
+        let entry = Entry::new(&id, restored.view().clone(), state.supervision, &state.table);
         state.sessions.insert(id.clone(), entry);
         let Some(args) = state.args_for(&id, record, Boot::Restored, restored) else {
             continue;

@@ -6,10 +6,12 @@
 //! lets time slip. Each rule is proven in milliseconds of real time.
 //!
 //! `qr` holds the QR rules (first code, rotation, exhaustion, concurrent callers,
-//! timeouts, 515); `lifecycle` holds crash, restart and delete.
+//! timeouts, 515); `lifecycle` holds crash, restart and delete; `reads` the reads
+//! answered from the registry's table.
 
 mod lifecycle;
 mod qr;
+mod reads;
 
 use std::{collections::BTreeMap, future::Future, pin::Pin, sync::Arc, task::Context, time::Duration};
 
@@ -78,6 +80,7 @@ impl Daemon {
             metrics: Arc::new(Metrics::default()),
             max_sessions: 100,
         });
+        let sessions = Sessions::new(QR_TIMEOUT.max(REFRESH_TIMEOUT));
         let args = RegistryArgs {
             ctx: ctx.clone(),
             records: Vec::new(),
@@ -85,9 +88,9 @@ impl Daemon {
                 budget: CRASH_BUDGET,
                 window: CRASH_WINDOW,
             },
+            table: sessions.table(),
         };
         let (registry, _) = Actor::spawn(None, Registry, args).await.unwrap();
-        let sessions = Sessions::new(QR_TIMEOUT.max(REFRESH_TIMEOUT));
         sessions.open(registry);
         Self {
             sessions,
@@ -142,7 +145,7 @@ impl Daemon {
     /// The session as it is now (no waiting, no regeneration). Answered after
     /// everything the session had queued before it.
     async fn now(&self, id: &SessionId) -> Result<SessionView, SessionError> {
-        self.sessions.get(id.clone(), as_it_is()).await
+        self.sessions.settled(id.clone()).await
     }
 
     /// Asks for the session as it is until `wanted` says yes, moving virtual time a
@@ -199,13 +202,5 @@ fn fresh() -> QrRequest {
         min_validity: Duration::ZERO,
         may_refresh: true,
         deadline: None,
-    }
-}
-
-/// A caller that wants the session as it is.
-fn as_it_is() -> QrRequest {
-    QrRequest {
-        may_refresh: false,
-        ..fresh()
     }
 }
