@@ -20,6 +20,10 @@ use crate::{
 /// Events a stream holds ready for a slow client (the rest stay on disk).
 const STREAM_BUFFER: usize = 64;
 
+/// The most session ids one stream may filter on (one query parameter each; SQLite
+/// takes at most 32,766).
+pub const MAX_FILTER_SESSIONS: usize = 1_000;
+
 /// The event log once the data dir is taken (empty while the daemon waits for it).
 pub type LogSlot = Arc<OnceLock<EventLog>>;
 
@@ -50,13 +54,25 @@ impl EventApi {
             .ok_or_else(|| SessionError::Unavailable("the daemon is restoring its state: retry shortly".into()))
     }
 
-    /// The filter a request asks for; NOT_FOUND for an id no session has.
+    /// The filter a request asks for (each session once); NOT_FOUND for an id no
+    /// session has, INVALID_ARGUMENT past `MAX_FILTER_SESSIONS`.
     async fn filter(&self, body: &proto::StreamEventsRequest) -> Result<Filter, SessionError> {
-        let mut sessions = Vec::with_capacity(body.session_ids.len());
+        let mut sessions: Vec<String> = Vec::with_capacity(body.session_ids.len().min(MAX_FILTER_SESSIONS));
         for raw in &body.session_ids {
             let id = SessionId::parse(raw)?;
-            self.sessions.peek(id.clone()).await?;
+            if sessions.iter().any(|s| s == id.as_str()) {
+                continue;
+            }
+            if sessions.len() == MAX_FILTER_SESSIONS {
+                return Err(SessionError::InvalidArgument(format!(
+                    "session_ids names more than {MAX_FILTER_SESSIONS} sessions: filter on at most \
+                     {MAX_FILTER_SESSIONS}, or on none to stream every session"
+                )));
+            }
             sessions.push(id.to_string());
+        }
+        for id in &sessions {
+            self.sessions.peek(SessionId::parse(id)?).await?;
         }
         let mut kinds = Vec::with_capacity(body.kinds.len());
         for &raw in &body.kinds {
@@ -79,14 +95,23 @@ impl EventApi {
         } else {
             Some(input::consumer(&body.consumer)?)
         };
+        let stored = match &consumer {
+            Some(name) => self.log()?.position(name).await.map_err(storage)?,
+            None => None,
+        };
         let after = if !body.after_cursor.is_empty() {
             let after = parse_cursor(&body.after_cursor).map_err(SessionError::InvalidArgument)?;
             self.not_ahead(after)?
-        } else if let Some(position) = match &consumer {
-            Some(name) => self.log()?.position(name).await.map_err(storage)?,
-            None => None,
-        } {
-            position
+        } else if let Some(position) = stored {
+            // A consumer whose position was trimmed away follows CURSOR_EXPIRED's
+            // advice with from_beginning: it starts at the oldest event kept (its
+            // next ack moves its position on).
+            let expired = events::expired(self.log()?, position).await.map_err(storage)?.is_some();
+            if expired && body.from_beginning {
+                self.log()?.trimmed_through()
+            } else {
+                position
+            }
         } else if body.from_beginning {
             self.log()?.trimmed_through()
         } else {

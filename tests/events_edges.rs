@@ -1,0 +1,137 @@
+//! EventService at its edges: it needs the bearer token like every other service (a
+//! regression would expose every message body); a stream's session filter is
+//! deduplicated and capped; a consumer whose position was trimmed away moves on when
+//! it follows CURSOR_EXPIRED's advice (from_beginning).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{paired, wait_for, Daemon};
+use tonic::{metadata::MetadataValue, transport::Channel, Code, Request};
+use tonic_types::StatusExt;
+use wa_sessiond::{
+    config::Secret,
+    proto::{self, event_service_client::EventServiceClient, AckEventsRequest, StreamEventsRequest},
+};
+
+const TOKEN: &str = "the-event-log-token";
+
+async fn events(daemon: &Daemon) -> EventServiceClient<Channel> {
+    EventServiceClient::new(daemon.channel().await)
+}
+
+#[tokio::test]
+async fn the_event_service_needs_the_bearer_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |c| c.edge.auth_token = Some(Secret::new(TOKEN))).await;
+    let mut client = events(&daemon).await;
+
+    let stream = client.stream_events(StreamEventsRequest::default()).await.unwrap_err();
+    assert_eq!(stream.code(), Code::Unauthenticated, "{stream:?}");
+    let ack = AckEventsRequest {
+        consumer: "billing".into(),
+        cursor: "0000000000000000".into(),
+    };
+    assert_eq!(
+        client.ack_events(ack.clone()).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+    let mut wrong = Request::new(StreamEventsRequest::default());
+    let header: MetadataValue<_> = "Bearer not-the-token".parse().unwrap();
+    wrong.metadata_mut().insert("authorization", header);
+    assert_eq!(
+        client.stream_events(wrong).await.unwrap_err().code(),
+        Code::Unauthenticated
+    );
+
+    let mut right = Request::new(ack);
+    let header: MetadataValue<_> = format!("Bearer {TOKEN}").parse().unwrap();
+    right.metadata_mut().insert("authorization", header);
+    client.ack_events(right).await.expect("the token opens the door");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_streams_session_filter_is_deduplicated_and_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    paired(&daemon, "alice").await;
+    let mut client = events(&daemon).await;
+
+    let twice = StreamEventsRequest {
+        session_ids: vec!["alice".into(); 5_000],
+        from_beginning: true,
+        ..Default::default()
+    };
+    let mut stream = client
+        .stream_events(twice)
+        .await
+        .expect("one session named many times")
+        .into_inner();
+    let first = common::next(&mut stream).await.unwrap();
+    assert_eq!(first.session_id, "alice");
+
+    let too_many = StreamEventsRequest {
+        session_ids: (0..1_001).map(|i| format!("s{i}")).collect(),
+        ..Default::default()
+    };
+    let refused = client.stream_events(too_many).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("at most 1000"), "{}", refused.message());
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_consumer_whose_position_expired_moves_on_with_from_beginning() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |config| {
+        config.events.event_retention = Duration::from_secs(2);
+        config.events.event_trim_interval = Duration::from_millis(100);
+    })
+    .await;
+    paired(&daemon, "dave").await;
+    let mut client = events(&daemon).await;
+    let named = StreamEventsRequest {
+        consumer: "billing".into(),
+        from_beginning: true,
+        ..Default::default()
+    };
+    let mut stream = client.stream_events(named.clone()).await.unwrap().into_inner();
+    let first = common::next(&mut stream).await.unwrap().cursor;
+    drop(stream);
+    let ack = AckEventsRequest {
+        consumer: "billing".into(),
+        cursor: first.clone(),
+    };
+    client.ack_events(ack).await.unwrap();
+
+    // Once its position is trimmed away, resuming without from_beginning is refused.
+    let resume = StreamEventsRequest {
+        consumer: "billing".into(),
+        ..Default::default()
+    };
+    let expired = wait_for(Duration::from_secs(20), "the consumer's position to expire", || {
+        let (mut client, resume) = (client.clone(), resume.clone());
+        async move { client.stream_events(resume).await.err() }
+    })
+    .await;
+    let info = expired.get_details_error_info().expect("ErrorInfo");
+    assert_eq!(info.reason, "CURSOR_EXPIRED");
+
+    // Following the advice (from_beginning) starts at the oldest event kept.
+    let request = proto::DeliverMessageRequest {
+        session_id: "dave".into(),
+        from: "15550004444".into(),
+        text: "after the trim".into(),
+    };
+    daemon.phone().await.deliver_message(request).await.unwrap();
+    let mut stream = client
+        .stream_events(named)
+        .await
+        .expect("from_beginning moves it on")
+        .into_inner();
+    let oldest_kept = common::next(&mut stream).await.unwrap().cursor;
+    assert!(oldest_kept > first, "{oldest_kept} after {first}");
+    daemon.stop().await;
+}
