@@ -3,12 +3,14 @@
 
 pub mod emulator;
 mod event;
+mod outbound;
 pub mod paced;
 #[cfg(test)]
 pub(crate) mod scripted;
 pub mod whatsapp;
 
 pub use event::{Disconnect, Identity, QrCode};
+pub use outbound::Outbound;
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -82,11 +84,13 @@ pub trait Connection: Send + Sync {
     /// Unlinks the device on WhatsApp's side, then closes.
     fn logout(self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>>;
 
-    /// Sends a text to `to` (a user JID such as `15551234567@s.whatsapp.net`).
-    fn send_text(&self, to: &str, text: &str) -> BoxFuture<'static, Result<SentMessage, BackendError>>;
+    /// Sends `message` (every kind of message goes through here; see [`Outbound`]).
+    /// The whole call, waiting for the connection included, ends within [`SEND_BOUND`].
+    fn send(&self, message: Outbound) -> BoxFuture<'static, Result<SentMessage, BackendError>>;
 
     /// Asks WhatsApp for a code to link by phone number (digits only) on this pairing
-    /// connection; the QR codes keep working meanwhile.
+    /// connection; the QR codes keep working meanwhile. Ends within
+    /// [`PAIRING_CODE_BOUND`].
     fn request_pairing_code(&self, phone_number: &str) -> BoxFuture<'static, Result<PairingCodeIssued, BackendError>>;
 }
 
@@ -118,3 +122,14 @@ pub trait Backend: Send + Sync + 'static {
 
 /// The bound on closing a connection.
 pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most a connection's `send` may take, all of it: a wait for a place at the
+/// connect gate or for the client to exist, then WhatsApp's answer. It sits inside
+/// the session's bound on a send (25 s), itself inside the door's bound on every
+/// call (32 s), so a caller hears the backend's own cause, not a bare timeout.
+pub const SEND_BOUND: Duration = Duration::from_secs(20);
+
+/// The most a connection's `request_pairing_code` may take, all of it (the waits
+/// for the gate, the client and its socket included). It sits inside the session's
+/// bound on a pairing-code request (20 s), itself inside the door's (32 s).
+pub const PAIRING_CODE_BOUND: Duration = Duration::from_secs(15);

@@ -17,7 +17,9 @@ use tokio::{
     task::AbortHandle,
 };
 
-use super::{Backend, BackendError, BoxFuture, Connection, EventSink, PairingCodeIssued, SentMessage, CLOSE_TIMEOUT};
+use super::{
+    Backend, BackendError, BoxFuture, Connection, EventSink, Outbound, PairingCodeIssued, SentMessage, CLOSE_TIMEOUT,
+};
 use crate::{domain::SessionId, events::Inbox, metrics::Metrics};
 
 /// A backend whose connection attempts pass a gate of bounded width.
@@ -33,6 +35,11 @@ pub struct Paced {
 impl Paced {
     /// Paces `inner` to `width` attempts in flight at once.
     pub fn new(inner: Arc<dyn Backend>, width: usize, metrics: Arc<Metrics>) -> Self {
+        tracing::info!(
+            backend = inner.name(),
+            max_concurrent_connects = width,
+            "connection attempts paced"
+        );
         Self {
             inner,
             gate: Arc::new(Semaphore::new(width)),
@@ -220,9 +227,8 @@ impl Connection for PacedConnection {
         })
     }
 
-    fn send_text(&self, to: &str, text: &str) -> BoxFuture<'static, Result<SentMessage, BackendError>> {
-        let (to, text) = (to.to_owned(), text.to_owned());
-        self.when_open(move |conn| conn.send_text(&to, &text))
+    fn send(&self, message: Outbound) -> BoxFuture<'static, Result<SentMessage, BackendError>> {
+        self.when_open(move |conn| conn.send(message))
     }
 
     fn request_pairing_code(&self, phone_number: &str) -> BoxFuture<'static, Result<PairingCodeIssued, BackendError>> {

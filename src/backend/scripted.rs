@@ -18,8 +18,8 @@ use std::{
 use tokio::sync::watch;
 
 use super::{
-    Backend, BackendError, BackendEvent, BoxFuture, Connection, EventSink, Identity, PairingCodeIssued, QrCode,
-    SentMessage,
+    Backend, BackendError, BackendEvent, BoxFuture, Connection, EventSink, Identity, Outbound, PairingCodeIssued,
+    QrCode, SentMessage,
 };
 use crate::{domain::SessionId, events::Inbox};
 
@@ -171,7 +171,7 @@ impl Connection for ScriptedConnection {
         Box::pin(async { Ok(()) })
     }
 
-    fn send_text(&self, _to: &str, _text: &str) -> BoxFuture<'static, Result<SentMessage, BackendError>> {
+    fn send(&self, _message: Outbound) -> BoxFuture<'static, Result<SentMessage, BackendError>> {
         let sent = SentMessage {
             message_id: "scripted-1".into(),
         };

@@ -164,7 +164,7 @@ impl SessionRun {
                 return;
             }
         };
-        let sending = conn.send_text(&to, &text);
+        let sending = conn.send(crate::backend::Outbound::Text { to, text });
         let myself = self.myself.clone();
         tokio::spawn(async move {
             let result = match tokio::time::timeout(SEND_TIMEOUT, sending).await {

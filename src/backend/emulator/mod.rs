@@ -20,7 +20,9 @@ use tokio::{
 };
 
 use self::server::{Control, PAIRING_CODE_TTL};
-use super::{Backend, BackendError, BoxFuture, Connection, EventSink, PairingCodeIssued, SentMessage, CLOSE_TIMEOUT};
+use super::{
+    Backend, BackendError, BoxFuture, Connection, EventSink, Outbound, PairingCodeIssued, SentMessage, CLOSE_TIMEOUT,
+};
 use crate::{
     backend::Identity,
     domain::SessionId,
@@ -417,9 +419,8 @@ impl Connection for EmulatedConnection {
         })
     }
 
-    fn send_text(&self, to: &str, text: &str) -> BoxFuture<'static, Result<SentMessage, BackendError>> {
-        let (to, text) = (to.to_owned(), text.to_owned());
-        self.ask(move |reply| Control::Send { to, text, reply })
+    fn send(&self, message: Outbound) -> BoxFuture<'static, Result<SentMessage, BackendError>> {
+        self.ask(move |reply| Control::Send { message, reply })
     }
 
     fn request_pairing_code(&self, phone_number: &str) -> BoxFuture<'static, Result<PairingCodeIssued, BackendError>> {

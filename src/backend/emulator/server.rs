@@ -11,7 +11,9 @@ use tokio::{
 
 use super::{keys, Device, Emulator, EmulatorConfig};
 use crate::{
-    backend::{BackendError, BackendEvent, Disconnect, EventSink, Identity, PairingCodeIssued, QrCode, SentMessage},
+    backend::{
+        BackendError, BackendEvent, Disconnect, EventSink, Identity, Outbound, PairingCodeIssued, QrCode, SentMessage,
+    },
     domain::SessionId,
     events::Inbox,
 };
@@ -32,10 +34,8 @@ pub enum Control {
     Logout(oneshot::Sender<()>),
     /// The session sends a text.
     Send {
-        /// The recipient JID.
-        to: String,
-        /// The text.
-        text: String,
+        /// What to send, to whom.
+        message: Outbound,
         /// The answer.
         reply: oneshot::Sender<Result<SentMessage, BackendError>>,
     },
@@ -274,7 +274,10 @@ impl Emulator {
                 let _ = done.send(());
                 return Flow::End;
             }
-            Control::Send { to, text, reply } => {
+            Control::Send {
+                message: Outbound::Text { to, text },
+                reply,
+            } => {
                 let _ = reply.send(Ok(self.record_sent(session, to, text).await));
             }
             Control::PairingCode { reply, .. } => {

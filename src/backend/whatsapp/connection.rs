@@ -25,23 +25,19 @@ use whatsapp_rust::Client;
 use super::{
     client::{self, own_device, own_jids, Dial},
     events::{EventMapper, RunEnd},
-    inbound, reach,
+    inbound, pairing, reach,
     store::CredentialFiles,
 };
 use crate::{
-    backend::{BackendError, BackendEvent, BoxFuture, Connection, EventSink, CLOSE_TIMEOUT},
+    backend::{
+        BackendError, BackendEvent, BoxFuture, Connection, EventSink, Outbound, PairingCodeIssued, SentMessage,
+        CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
+    },
     events::Inbox,
 };
 
 /// How long a flush of the device state may take before a step goes on without it.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// How long `request_pairing_code` and `send_text` wait for the client to exist and
-/// its socket to be up.
-pub const SOCKET_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How long WhatsApp may take to answer a pairing-code request or a send.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the handle and the task share.
 pub struct Shared {
@@ -67,10 +63,10 @@ impl Shared {
         self.closed.load(Ordering::SeqCst)
     }
 
-    /// The client, waiting for it to be built (bounded).
-    async fn client(&self, bound: Duration) -> Result<Arc<Client>, BackendError> {
+    /// The client, waiting for it to be built until `deadline`.
+    async fn client(&self, deadline: Instant) -> Result<Arc<Client>, BackendError> {
         let mut built = self.client.subscribe();
-        let client = timeout(bound, built.wait_for(Option::is_some))
+        let client = timeout_at(deadline, built.wait_for(Option::is_some))
             .await
             .map_err(|_| BackendError::Unreachable("the whatsapp client did not start in time".into()))?
             .map_err(|_| BackendError::Refused("the connection is closed".into()))?
@@ -157,31 +153,35 @@ impl Connection for WhatsappConnection {
         Box::pin(logout.instrument(span))
     }
 
-    fn send_text(&self, to: &str, text: &str) -> BoxFuture<'static, Result<crate::backend::SentMessage, BackendError>> {
+    fn send(&self, message: Outbound) -> BoxFuture<'static, Result<SentMessage, BackendError>> {
         let shared = self.shared.clone();
-        let (to, text) = (to.to_owned(), text.to_owned());
         Box::pin(async move {
-            let jid: whatsapp_rust::Jid = to
-                .parse()
-                .map_err(|_| BackendError::Refused(format!("{to:?} is not a whatsapp jid")))?;
-            let client = shared.client(SOCKET_TIMEOUT).await?;
-            let sent = timeout(REQUEST_TIMEOUT, client.send_text(jid, text))
-                .await
-                .map_err(|_| BackendError::Unreachable("whatsapp did not accept the message in time".into()))?
-                .map_err(send_error)?;
-            Ok(crate::backend::SentMessage {
-                message_id: sent.message_id,
-            })
+            let deadline = Instant::now() + SEND_BOUND;
+            match message {
+                Outbound::Text { to, text } => {
+                    let jid: whatsapp_rust::Jid = to
+                        .parse()
+                        .map_err(|_| BackendError::Refused(format!("{to:?} is not a whatsapp jid")))?;
+                    let client = shared.client(deadline).await?;
+                    let sent = timeout_at(deadline, client.send_text(jid, text))
+                        .await
+                        .map_err(|_| BackendError::Unreachable("whatsapp did not accept the message in time".into()))?
+                        .map_err(send_error)?;
+                    Ok(SentMessage {
+                        message_id: sent.message_id,
+                    })
+                }
+            }
         })
     }
 
-    fn request_pairing_code(
-        &self,
-        phone_number: &str,
-    ) -> BoxFuture<'static, Result<crate::backend::PairingCodeIssued, BackendError>> {
+    fn request_pairing_code(&self, phone_number: &str) -> BoxFuture<'static, Result<PairingCodeIssued, BackendError>> {
         let shared = self.shared.clone();
         let phone_number = phone_number.to_owned();
-        Box::pin(async move { super::pairing::request(shared.client(SOCKET_TIMEOUT).await?, phone_number).await })
+        Box::pin(async move {
+            let deadline = Instant::now() + PAIRING_CODE_BOUND;
+            pairing::request(shared.client(deadline).await?, phone_number, deadline).await
+        })
     }
 }
 

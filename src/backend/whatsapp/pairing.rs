@@ -4,7 +4,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::time::timeout;
+use tokio::time::{timeout, timeout_at, Instant};
 use tracing::info;
 use whatsapp_rust::{
     pair_code::{PairCodeOptions, PairError},
@@ -12,19 +12,22 @@ use whatsapp_rust::{
     Client,
 };
 
-use super::{client, connection::SOCKET_TIMEOUT, reach, store::CredentialFiles};
+use super::{client, reach, store::CredentialFiles};
 use crate::backend::{BackendError, PairingCodeIssued, CLOSE_TIMEOUT};
-
-/// How long WhatsApp may take to issue a pairing code.
-const PAIRING_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a stored device may take to log in before it is unlinked.
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Asks WhatsApp for a code to link `phone_number` (digits). The code is valid for
-/// the library's pairing-code window: 180 s from issue (WhatsApp Web's value).
-pub async fn request(client: Arc<Client>, phone_number: String) -> Result<PairingCodeIssued, BackendError> {
-    timeout(SOCKET_TIMEOUT, client.wait_for_socket(SOCKET_TIMEOUT))
+/// Asks WhatsApp for a code to link `phone_number` (digits), all of it (the socket
+/// included) by `deadline`. The code is valid for the library's pairing-code
+/// window: 180 s from issue (WhatsApp Web's value).
+pub async fn request(
+    client: Arc<Client>,
+    phone_number: String,
+    deadline: Instant,
+) -> Result<PairingCodeIssued, BackendError> {
+    let socket_wait = deadline.saturating_duration_since(Instant::now());
+    timeout_at(deadline, client.wait_for_socket(socket_wait))
         .await
         .map_err(|_| BackendError::Unreachable("no socket to whatsapp in time".into()))?
         .map_err(|e| BackendError::Unreachable(format!("no socket to whatsapp: {e}")))?;
@@ -32,7 +35,7 @@ pub async fn request(client: Arc<Client>, phone_number: String) -> Result<Pairin
         phone_number,
         ..PairCodeOptions::default()
     };
-    let code = timeout(PAIRING_REQUEST_TIMEOUT, client.pair_with_code(options))
+    let code = timeout_at(deadline, client.pair_with_code(options))
         .await
         .map_err(|_| BackendError::Unreachable("whatsapp did not issue a pairing code in time".into()))?
         .map_err(|e| match e {
