@@ -17,7 +17,7 @@ use crate::{
     admin::Admin,
     backend::{
         emulator::{Emulator, EmulatorConfig},
-        paced::Paced,
+        paced::{Paced, Widths},
         whatsapp::WhatsappBackend,
         Backend,
     },
@@ -163,8 +163,11 @@ pub async fn run(
             config.whatsapp_url.clone(),
         )),
     };
-    let width = config.max_concurrent_connects as usize;
-    let backend: Arc<dyn Backend> = Arc::new(Paced::new(backend, width, wiring.metrics.clone()));
+    let widths = Widths {
+        connects: config.max_concurrent_connects as usize,
+        pairings: config.max_concurrent_pairings as usize,
+    };
+    let backend: Arc<dyn Backend> = Arc::new(Paced::new(backend, widths, wiring.metrics.clone()));
 
     let longest_wait = config.qr_timeout.max(config.refresh_timeout);
     let sessions_door = Sessions::new(longest_wait);

@@ -84,6 +84,13 @@ pub struct Config {
     #[arg(long, env = "WA_SESSIOND_MAX_CONCURRENT_CONNECTS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_concurrent_connects: u32,
 
+    /// Pairing connections (sessions without stored credentials: CreateSession, a
+    /// fresh QR batch) in flight at once, on their own gate beside
+    /// --max-concurrent-connects: a burst of creates never waits behind a restore,
+    /// nor a restore behind a burst of creates.
+    #[arg(long, env = "WA_SESSIOND_MAX_CONCURRENT_PAIRINGS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_concurrent_pairings: u32,
+
     /// Emulator: validity of the first QR code of a batch.
     #[arg(long, env = "WA_SESSIOND_EMULATOR_FIRST_QR_TTL", default_value = "60s", value_parser = positive_duration)]
     pub emulator_first_qr_ttl: Duration,
@@ -207,6 +214,19 @@ mod tests {
         assert_eq!(config.whatsapp_url.as_str(), "wss://web.whatsapp.com/ws/chat");
         assert_eq!(config.events.event_retention, Duration::from_secs(7 * 24 * 3600));
         assert_eq!(config.events.event_retention_bytes, 1 << 30);
+        assert_eq!(config.max_concurrent_connects, 32);
+        assert_eq!(config.max_concurrent_pairings, 256);
+    }
+
+    #[test]
+    fn the_pairing_gate_takes_a_width_like_the_connect_gate_and_refuses_zero() {
+        let config = Config::try_parse_from(["wa-sessiond", "--max-concurrent-pairings", "1000"]).unwrap();
+        assert_eq!(config.max_concurrent_pairings, 1000);
+        for flag in ["--max-concurrent-pairings", "--max-concurrent-connects"] {
+            let refused = Config::try_parse_from(["wa-sessiond", flag, "0"]).unwrap_err();
+            let line = refused.to_string();
+            assert!(line.contains(flag) && line.contains("1..=10000"), "{line}");
+        }
     }
 
     #[test]

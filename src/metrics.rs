@@ -1,7 +1,9 @@
 //! The daemon's metrics, in Prometheus form (prometheus-client): sessions by status,
-//! QR codes, pairings, restarts, reconnects, logouts, session crashes, watchers, and
-//! gRPC calls by method and code. Each event is one method here, called from one
+//! QR codes, pairings, restarts, reconnects, logouts, session crashes, watchers, the pacing gates
+//! (`gates`) and gRPC calls by method and code. Each event is one method here, called from one
 //! place; `/metrics` on the admin port serves `encode`.
+
+mod gates;
 
 use std::{sync::Arc, time::Duration};
 
@@ -11,6 +13,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
+pub use self::gates::GateGauges;
 use crate::domain::status::{DisconnectReason, Status, ALL_STATUSES as STATUSES};
 use crate::events::metrics::EventMetrics;
 
@@ -95,12 +98,12 @@ pub struct Metrics {
     session_crashes: Counter,
     /// Session actors started again by the registry after a crash.
     session_restarts: Counter,
-    /// Connection attempts past the pacing gate and not yet settled.
-    connects_in_flight: Gauge,
-    /// The most connection attempts ever in flight at once.
-    connects_in_flight_peak: Gauge,
-    /// Connection attempts waiting at the pacing gate.
-    connects_waiting: Gauge,
+    /// Connection attempts of linked sessions (restores, reconnects, the 515
+    /// restart) at the `--max-concurrent-connects` gate.
+    pub connects: GateGauges,
+    /// Pairing connections (sessions without stored credentials) at the
+    /// `--max-concurrent-pairings` gate.
+    pub pairing_connects: GateGauges,
     /// Finished gRPC calls.
     grpc_handled: Family<CallLabels, Counter>,
     /// gRPC call durations, to the end of the response.
@@ -123,9 +126,8 @@ impl Default for Metrics {
             logouts: Family::default(),
             session_crashes: Counter::default(),
             session_restarts: Counter::default(),
-            connects_in_flight: Gauge::default(),
-            connects_in_flight_peak: Gauge::default(),
-            connects_waiting: Gauge::default(),
+            connects: GateGauges::default(),
+            pairing_connects: GateGauges::default(),
             grpc_handled: Family::default(),
             grpc_seconds: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
             events: Arc::default(),
@@ -182,21 +184,12 @@ impl Metrics {
             "Session actors restarted by the registry after a crash",
             self.session_restarts.clone(),
         );
-        ours.register(
-            "connects_in_flight",
-            "Connection attempts past the --max-concurrent-connects gate, not yet settled",
-            self.connects_in_flight.clone(),
-        );
-        ours.register(
-            "connects_in_flight_peak",
-            "The most connection attempts in flight at once since start",
-            self.connects_in_flight_peak.clone(),
-        );
-        ours.register(
-            "connects_waiting",
-            "Connection attempts waiting for a place under --max-concurrent-connects",
-            self.connects_waiting.clone(),
-        );
+        let linked = "Connection attempts of linked sessions (restores, reconnects)";
+        self.connects
+            .register(ours, "connects", linked, "max-concurrent-connects");
+        let pairing = "Pairing connections (sessions without stored credentials)";
+        self.pairing_connects
+            .register(ours, "pairing_connects", pairing, "max-concurrent-pairings");
         self.registry.register(
             "grpc_server_handled",
             "gRPC calls finished, by method and code",
@@ -218,23 +211,9 @@ impl Metrics {
         out
     }
 
-    /// A connection attempt waits at the pacing gate (`waiting` +1), passes it
-    /// (`waiting` -1, `in_flight` +1) or settles (`in_flight` -1).
-    pub(crate) fn connect_waiting(&self, delta: i64) {
-        self.connects_waiting.inc_by(delta);
-    }
-
-    /// A connection attempt passed the gate (+1) or settled (-1).
-    pub(crate) fn connect_in_flight(&self, delta: i64) {
-        let now = self.connects_in_flight.inc_by(delta) + delta;
-        if now > self.connects_in_flight_peak.get() {
-            self.connects_in_flight_peak.set(now);
-        }
-    }
-
-    /// The most connection attempts that were in flight at once.
+    /// The most connection attempts of linked sessions that were in flight at once.
     pub fn connects_in_flight_peak(&self) -> i64 {
-        self.connects_in_flight_peak.get()
+        self.connects.in_flight_peak()
     }
 
     /// Watch streams attached right now.

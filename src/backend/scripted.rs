@@ -68,6 +68,11 @@ impl Scripted {
         self.lines.borrow().len()
     }
 
+    /// The session of each connection started, oldest first.
+    pub fn sessions_started(&self) -> Vec<SessionId> {
+        self.lines.borrow().iter().map(|l| l.session.clone()).collect()
+    }
+
     /// Connections open now.
     pub fn open(&self) -> usize {
         self.lines.borrow().iter().filter(|l| l.is_open()).count()
