@@ -1,5 +1,7 @@
-//! Paced connects: never more than `--max-concurrent-connects` handshakes in flight
-//! across all sessions; the rest wait their turn and all get through.
+//! Paced connects: never more than `--max-concurrent-connects` handshakes of linked
+//! sessions, nor `--max-concurrent-pairings` pairing connections, in flight across
+//! all sessions; the rest wait their turn and all get through. A width of 0 is
+//! refused at start.
 
 mod common;
 
@@ -14,7 +16,7 @@ const WIDTH: u32 = 2;
 async fn a_burst_of_creates_opens_at_most_the_bound_of_handshakes_at_once_and_all_get_a_code() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path(), |c| {
-        c.max_concurrent_connects = WIDTH;
+        c.max_concurrent_pairings = WIDTH;
         c.emulator_qr_delay = Duration::from_millis(150);
     })
     .await;
@@ -31,10 +33,17 @@ async fn a_burst_of_creates_opens_at_most_the_bound_of_handshakes_at_once_and_al
         assert_eq!(status(&session), SessionStatus::QrWaiting);
         assert!(session.qr.is_some());
     }
-    assert_eq!(daemon.metrics.connects_in_flight_peak(), i64::from(WIDTH));
+    assert_eq!(daemon.metrics.pairing_connects.in_flight_peak(), i64::from(WIDTH));
     let scrape = daemon.scrape().await;
+    assert_eq!(scrape.value("wa_sessiond_pairing_connects_waiting", &[]), 0.0);
+    assert_eq!(scrape.value("wa_sessiond_pairing_connects_in_flight", &[]), 0.0);
     assert_eq!(scrape.value("wa_sessiond_connects_waiting", &[]), 0.0);
     assert_eq!(scrape.value("wa_sessiond_connects_in_flight", &[]), 0.0);
+    assert_eq!(
+        daemon.metrics.connects_in_flight_peak(),
+        0,
+        "pairings never take a reconnect's place"
+    );
     daemon.stop().await;
 }
 
@@ -62,4 +71,30 @@ async fn a_restore_of_linked_sessions_reconnects_them_all_within_the_bound() {
     }
     assert_eq!(daemon.metrics.connects_in_flight_peak(), i64::from(WIDTH));
     daemon.stop().await;
+}
+
+#[test]
+fn a_pairing_width_of_0_exits_64_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wa-sessiond"))
+        .args([
+            "--backend",
+            "emulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env("WA_SESSIOND_MAX_CONCURRENT_PAIRINGS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(64));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--max-concurrent-pairings") && stderr.contains("1..=10000"),
+        "{stderr}"
+    );
 }

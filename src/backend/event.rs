@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 /// A QR code as a backend reports it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct QrCode {
-    /// The text to encode.
+    /// The text to encode (`ref,noiseKey,identityKey,advSecret`): a secret, never logged.
     pub code: String,
     /// How long it is valid.
     pub ttl: Duration,

@@ -36,14 +36,14 @@ pub enum Control {
     Send {
         /// What to send, to whom.
         message: Outbound,
-        /// The answer.
+        /// Answered with the message id, or refused when the connection is not online.
         reply: oneshot::Sender<Result<SentMessage, BackendError>>,
     },
     /// The session asks for a pairing code.
     PairingCode {
         /// Digits only.
         phone: String,
-        /// The answer.
+        /// Answered once the socket is open (requests made while it opens wait).
         reply: oneshot::Sender<Result<PairingCodeIssued, BackendError>>,
     },
 }

@@ -79,7 +79,7 @@ impl Drop for Queued {
 /// An attempt through the gate that has not started its connection yet. Dropped,
 /// the permit goes back and nothing was counted in flight.
 pub(super) struct Admitted {
-    /// The gate it passed.
+    /// The gate it passed, which counts it in flight once it takes its place.
     gate: Gate,
     /// Its permit, returned to the gate if the attempt ends here.
     permit: OwnedSemaphorePermit,

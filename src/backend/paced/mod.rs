@@ -35,7 +35,8 @@ pub struct Widths {
 
 /// A backend whose connection attempts pass a gate of bounded width.
 pub struct Paced {
-    /// The backend that connects.
+    /// The backend that connects once an attempt is admitted; also says which
+    /// gate an attempt takes (stored credentials or not).
     inner: Arc<dyn Backend>,
     /// The gate of sessions with stored credentials.
     connects: Gate,

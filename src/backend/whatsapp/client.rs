@@ -25,7 +25,7 @@ use crate::{config::WhatsappUrl, events::Inbox};
 pub struct Dial {
     /// The WhatsApp Web version the client announces.
     pub version: (u32, u32, u32),
-    /// The websocket it dials.
+    /// The websocket it dials; also where the reachability probe looks.
     pub url: WhatsappUrl,
 }
 
@@ -59,7 +59,7 @@ pub struct Built {
 
 /// Runs on the library's dispatch path: only queues, never blocks.
 struct Forwarder {
-    /// Where events go.
+    /// The connection task's queue: unbounded, so the library's dispatch never waits.
     tx: mpsc::UnboundedSender<Arc<Event>>,
 }
 
