@@ -207,7 +207,7 @@ pub async fn run(
     let api = SessionApi::new(sessions_door.clone()).with_links(link.as_ref().map(LinkService::issuer));
     let sessions = SessionServiceServer::new(api);
     let sessions = InterceptedService::new(sessions.max_decoding_message_size(max_request), auth.clone());
-    let emulator_service = emulator.map(|e| {
+    let emulator_service = emulator.or_else(|| wiring.emulator.clone()).map(|e| {
         let service = EmulatorServiceServer::new(EmulatorApi::new(e, sessions_door.clone()))
             .max_decoding_message_size(max_request);
         InterceptedService::new(service, auth)

@@ -74,9 +74,13 @@ pub struct PairingCodeIssued {
     pub valid_for: Duration,
 }
 
-/// One open connection. Dropping it without `close` leaks nothing but may leave the
-/// socket open until the backend notices. The futures it returns own what they need
-/// (`'static`), so the session actor can await them off its mailbox.
+/// One open connection. It closes when its owner lets it go, however the owner
+/// goes: `close` closes it and waits (bounded); dropping it without `close` (a
+/// crashed session actor, a cancelled close) mutes it at once and closes it in the
+/// background within [`CLOSE_TIMEOUT`], without logging out, so no logged-in socket
+/// outlives its owner and a restarted session never meets its own old connection
+/// ("replaced"). The futures it returns own what they need (`'static`), so the
+/// session actor can await them off its mailbox.
 pub trait Connection: Send + Sync {
     /// Closes it without logging out, and waits until it is gone (bounded).
     fn close(self: Box<Self>) -> BoxFuture<'static, ()>;

@@ -9,12 +9,14 @@
 //! - `real`: what only the real backend shows (sends decrypted by the fake, the
 //!   device removed at WhatsApp, pairing codes, refused connects).
 //! - `crash`: the binary killed with -9 between the scan and CONNECTED.
+//! - `orphan`: a session actor that crashes closes its connection with it.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod alike;
 mod crash;
+mod orphan;
 mod phone;
 mod real;
 

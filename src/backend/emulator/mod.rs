@@ -53,18 +53,18 @@ pub struct EmulatorConfig {
 pub struct EmulatedMessage {
     /// The recipient JID.
     pub to: String,
-    /// The text.
+    /// As the session sent it (kept for `EmulatorService.ListSentMessages`).
     pub text: String,
-    /// The id it got.
+    /// The id the emulated server gave it, as the send answered.
     pub message_id: String,
 }
 
 /// Connections the emulated server saw.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ConnectionCount {
-    /// Attempts ever started.
+    /// Attempts ever started, refused ones included.
     pub started: u64,
-    /// Open now.
+    /// Connections whose task still runs (at most one per session, unless one leaked).
     pub open: u64,
 }
 
@@ -92,7 +92,7 @@ struct Account {
     attempts: Vec<Instant>,
     /// Connection attempts still to refuse.
     fail_next: u32,
-    /// The open connection.
+    /// The connection the phone can reach now; None between connections.
     live: Option<Live>,
     /// Messages sent through it.
     sent: Vec<EmulatedMessage>,
@@ -104,7 +104,7 @@ struct Account {
 struct Live {
     /// Its number among the account's connections.
     number: u64,
-    /// Steers it.
+    /// Where the phone's actions (scan, drop, replace, logout) reach its task.
     control: mpsc::Sender<Control>,
     /// The code on screen and when it expires.
     shown: Option<(String, Instant)>,
@@ -369,10 +369,28 @@ fn refused(message: String) -> SessionError {
     }
 }
 
-/// A connection to the emulator.
+/// A connection to the emulator. Dropped without `close`, it still closes: the
+/// drop sends the same `Close` (the emulator's own list of live connections keeps
+/// a sender, so the task would not notice the handle going).
 struct EmulatedConnection {
+    /// Steers the connection's task; the emulator's phone controls hold a clone.
     control: mpsc::Sender<Control>,
+    /// The task serving the connection; awaited (bounded) by close and logout.
     task: JoinHandle<()>,
+}
+
+impl Drop for EmulatedConnection {
+    fn drop(&mut self) {
+        // After a close or logout the task is gone (or ending) and this is refused.
+        if let Err(mpsc::error::TrySendError::Full(close)) = self.control.try_send(Control::Close) {
+            let control = self.control.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    let _ = control.send(close).await;
+                });
+            }
+        }
+    }
 }
 
 impl EmulatedConnection {
@@ -393,14 +411,14 @@ impl EmulatedConnection {
 }
 
 impl Connection for EmulatedConnection {
-    fn close(self: Box<Self>) -> BoxFuture<'static, ()> {
+    fn close(mut self: Box<Self>) -> BoxFuture<'static, ()> {
         Box::pin(async move {
             let _ = self.control.try_send(Control::Close);
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.task).await;
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut self.task).await;
         })
     }
 
-    fn logout(self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>> {
+    fn logout(mut self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>> {
         Box::pin(async move {
             let (done, unlinked) = oneshot::channel();
             let sent = self.control.try_send(Control::Logout(done)).is_ok();
@@ -408,7 +426,7 @@ impl Connection for EmulatedConnection {
                 && tokio::time::timeout(CLOSE_TIMEOUT, unlinked)
                     .await
                     .is_ok_and(|r| r.is_ok());
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.task).await;
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut self.task).await;
             if acknowledged {
                 Ok(())
             } else {

@@ -47,7 +47,7 @@ pub struct Shared {
     stop: Notify,
     /// The client, once built.
     client: watch::Sender<Option<Arc<Client>>>,
-    /// Where events go.
+    /// The session actor's sink: every event in order, until `closed` is set.
     sink: EventSink,
 }
 
@@ -75,12 +75,15 @@ impl Shared {
     }
 }
 
-/// The handle of one connection.
+/// The handle of one connection. Dropped without `close` (its owner died, or a
+/// close was cancelled half-way), it still closes: the drop mutes it and stops the
+/// client and the task in the background, within `CLOSE_TIMEOUT`, so no logged-in
+/// socket outlives its owner.
 pub struct WhatsappConnection {
     /// State shared with the task.
     shared: Arc<Shared>,
-    /// The connection task.
-    task: JoinHandle<()>,
+    /// The connection task; taken by the close, the logout or the drop that stops it.
+    task: Option<JoinHandle<()>>,
     /// The session's span, for what the handle does.
     span: Span,
 }
@@ -97,29 +100,59 @@ impl WhatsappConnection {
             sink,
         });
         let task = tokio::spawn(run(shared.clone(), files, dial, span.clone(), inbox).instrument(span.clone()));
-        Self { shared, task, span }
+        Self {
+            shared,
+            task: Some(task),
+            span,
+        }
     }
 
     /// Mutes the connection, stops the client and waits for the task, all by
     /// `deadline`.
-    async fn shut(self, deadline: Instant) {
+    async fn shut(mut self, deadline: Instant) {
+        if let Some(task) = self.task.take() {
+            stop(self.shared.clone(), task, deadline).await;
+        }
+    }
+}
+
+/// Mutes the connection, stops the client and waits for `task`, all by `deadline`.
+async fn stop(shared: Arc<Shared>, mut task: JoinHandle<()>, deadline: Instant) {
+    shared.closed.store(true, Ordering::SeqCst);
+    shared.stop.notify_one();
+    let client = shared.client.borrow().clone();
+    if let Some(client) = client {
+        if timeout_at(deadline, client.disconnect()).await.is_err() {
+            warn!("the whatsapp client did not disconnect in time");
+        }
+    }
+    if timeout_at(deadline, &mut task).await.is_err() {
+        warn!("the connection task did not stop in time; aborting it");
+        task.abort();
+    }
+    // Let the client (and its store) go now, not when the handle is dropped.
+    if let Some(client) = shared.client.send_replace(None) {
+        let client = Arc::downgrade(&client);
+        debug!(references_left = client.strong_count(), "connection closed");
+    }
+}
+
+impl Drop for WhatsappConnection {
+    fn drop(&mut self) {
+        let Some(task) = self.task.take() else {
+            return; // closed or logged out already
+        };
+        // Muted at once: the owner is gone, nothing may be reported to it.
         self.shared.closed.store(true, Ordering::SeqCst);
         self.shared.stop.notify_one();
-        let client = self.shared.client.borrow().clone();
-        if let Some(client) = client {
-            if timeout_at(deadline, client.disconnect()).await.is_err() {
-                warn!("the whatsapp client did not disconnect in time");
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                info!(parent: &self.span, "connection dropped without a close: closing it");
+                let stopping = stop(self.shared.clone(), task, Instant::now() + CLOSE_TIMEOUT);
+                runtime.spawn(stopping.instrument(self.span.clone()));
             }
-        }
-        let mut task = self.task;
-        if timeout_at(deadline, &mut task).await.is_err() {
-            warn!("the connection task did not stop in time; aborting it");
-            task.abort();
-        }
-        // Let the client (and its store) go now, not when the handle is dropped.
-        if let Some(client) = self.shared.client.send_replace(None) {
-            let client = Arc::downgrade(&client);
-            debug!(references_left = client.strong_count(), "connection closed");
+            // No runtime left (the process is ending): nothing runs the client now.
+            Err(_) => task.abort(),
         }
     }
 }
