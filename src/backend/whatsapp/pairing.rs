@@ -42,8 +42,21 @@ pub async fn request(
             PairError::PairCode(e) => BackendError::Refused(format!("no pairing code: {e}")),
             other => BackendError::Unreachable(format!("whatsapp refused the pairing code request: {other}")),
         })?;
+    issued(&code)
+}
+
+/// The code as the session shows it (8 letters and digits, dashes dropped), or why
+/// what the library gave is not one: never a panic further up.
+fn issued(raw: &str) -> Result<PairingCodeIssued, BackendError> {
+    let code: String = raw.chars().filter(char::is_ascii_alphanumeric).collect();
+    if code.len() != 8 {
+        return Err(BackendError::Unreachable(format!(
+            "whatsapp issued a malformed pairing code ({} letters and digits, 8 expected)",
+            code.len()
+        )));
+    }
     Ok(PairingCodeIssued {
-        code: code.chars().filter(char::is_ascii_alphanumeric).collect(),
+        code,
         valid_for: PairCodeUtils::code_validity(),
     })
 }
@@ -86,4 +99,19 @@ pub async fn wipe(files: CredentialFiles) -> Result<(), BackendError> {
         .await
         .map_err(|e| BackendError::Storage(format!("could not wipe credentials: {e}")))?
         .map_err(|e| BackendError::Storage(format!("could not wipe credentials: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pairing_code_is_eight_letters_and_digits_or_a_clean_error() {
+        assert_eq!(issued("ABCD-1234").unwrap().code, "ABCD1234");
+        for malformed in ["", "ABC", "ABCD-12345", "----"] {
+            let refused = issued(malformed).unwrap_err();
+            assert!(refused.to_string().contains("malformed pairing code"), "{refused}");
+            assert!(!refused.to_string().contains(malformed) || malformed.is_empty());
+        }
+    }
 }
