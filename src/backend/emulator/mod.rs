@@ -5,6 +5,7 @@
 //! server's side are driven through `EmulatorService`. Credentials live in the
 //! session's folder, like the real store.
 
+mod handle;
 mod inbound;
 mod keys;
 mod queue;
@@ -14,15 +15,15 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use tokio::{
-    sync::{mpsc, oneshot, watch, Mutex},
-    task::JoinHandle,
+    sync::{mpsc, watch, Mutex},
     time::Instant,
 };
 
-use self::server::{Control, PAIRING_CODE_TTL};
-use super::{
-    Backend, BackendError, BoxFuture, Connection, EventSink, Outbound, PairingCodeIssued, SentMessage, CLOSE_TIMEOUT,
+use self::{
+    handle::EmulatedConnection,
+    server::{Control, PAIRING_CODE_TTL},
 };
+use super::{Backend, BackendError, BoxFuture, Connection, EventSink, PairingCodeIssued, SentMessage};
 use crate::{
     backend::Identity,
     domain::SessionId,
@@ -369,84 +370,6 @@ fn refused(message: String) -> SessionError {
     }
 }
 
-/// A connection to the emulator. Dropped without `close`, it still closes: the
-/// drop sends the same `Close` (the emulator's own list of live connections keeps
-/// a sender, so the task would not notice the handle going).
-struct EmulatedConnection {
-    /// Steers the connection's task; the emulator's phone controls hold a clone.
-    control: mpsc::Sender<Control>,
-    /// The task serving the connection; awaited (bounded) by close and logout.
-    task: JoinHandle<()>,
-}
-
-impl Drop for EmulatedConnection {
-    fn drop(&mut self) {
-        // After a close or logout the task is gone (or ending) and this is refused.
-        if let Err(mpsc::error::TrySendError::Full(close)) = self.control.try_send(Control::Close) {
-            let control = self.control.clone();
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    let _ = control.send(close).await;
-                });
-            }
-        }
-    }
-}
-
-impl EmulatedConnection {
-    /// Asks the connection's task and waits for its answer.
-    fn ask<T: Send + 'static>(
-        &self,
-        build: impl FnOnce(oneshot::Sender<Result<T, BackendError>>) -> Control,
-    ) -> BoxFuture<'static, Result<T, BackendError>> {
-        let (reply, answer) = oneshot::channel();
-        let sent = self.control.try_send(build(reply));
-        Box::pin(async move {
-            sent.map_err(|_| BackendError::Refused("the connection is closed".into()))?;
-            answer
-                .await
-                .map_err(|_| BackendError::Refused("the connection closed while asked".into()))?
-        })
-    }
-}
-
-impl Connection for EmulatedConnection {
-    fn close(mut self: Box<Self>) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            let _ = self.control.try_send(Control::Close);
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut self.task).await;
-        })
-    }
-
-    fn logout(mut self: Box<Self>) -> BoxFuture<'static, Result<(), BackendError>> {
-        Box::pin(async move {
-            let (done, unlinked) = oneshot::channel();
-            let sent = self.control.try_send(Control::Logout(done)).is_ok();
-            let acknowledged = sent
-                && tokio::time::timeout(CLOSE_TIMEOUT, unlinked)
-                    .await
-                    .is_ok_and(|r| r.is_ok());
-            let _ = tokio::time::timeout(CLOSE_TIMEOUT, &mut self.task).await;
-            if acknowledged {
-                Ok(())
-            } else {
-                Err(BackendError::Unreachable(
-                    "the connection closed before the logout went through".into(),
-                ))
-            }
-        })
-    }
-
-    fn send(&self, message: Outbound) -> BoxFuture<'static, Result<SentMessage, BackendError>> {
-        self.ask(move |reply| Control::Send { message, reply })
-    }
-
-    fn request_pairing_code(&self, phone_number: &str) -> BoxFuture<'static, Result<PairingCodeIssued, BackendError>> {
-        let phone = phone_number.to_owned();
-        self.ask(move |reply| Control::PairingCode { phone, reply })
-    }
-}
-
 impl Backend for Emulator {
     fn name(&self) -> &'static str {
         "emulator"
@@ -472,7 +395,7 @@ impl Backend for Emulator {
     fn connect(&self, session: &SessionId, sink: EventSink, inbox: Inbox) -> Box<dyn Connection> {
         let (control, rx) = mpsc::channel(16);
         let task = tokio::spawn(self.clone().serve(session.clone(), control.clone(), rx, sink, inbox));
-        Box::new(EmulatedConnection { control, task })
+        Box::new(EmulatedConnection::new(control, task))
     }
 
     fn wipe(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>> {
