@@ -1,4 +1,4 @@
-//! The HTTP admin port: `/livez` (200 while the registry and gRPC server run), `/readyz` (200 once
+//! The HTTP admin port: `/livez` (200 while every long-lived task runs), `/readyz` (200 once
 //! sessions are restored and gRPC serves, 503 before and while draining) and
 //! `/metrics` (Prometheus / OpenMetrics text). Plain HTTP/1.1 on hyper, one request
 //! per connection, a bounded number of connections at once.
@@ -30,15 +30,16 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Serves the admin port on `listener` until the task is dropped.
-    pub async fn serve(self, listener: TcpListener) {
+    /// Serves the admin port on `listener` until the task is dropped; returns only
+    /// if the listener can never accept again, with why.
+    pub async fn serve(self, listener: TcpListener) -> std::io::Error {
         if let Ok(addr) = listener.local_addr() {
             info!(%addr, "admin port serving /livez, /readyz, /metrics");
         }
         accept_loop(listener, MAX_CONNECTIONS, "admin port", |stream| {
             self.clone().connection(TokioIo::new(stream))
         })
-        .await;
+        .await
     }
 
     async fn connection(self, io: TokioIo<tokio::net::TcpStream>) {

@@ -3,7 +3,7 @@
 
 #![forbid(unsafe_code)]
 
-use std::{net::SocketAddr, process::ExitCode, sync::Arc};
+use std::{net::SocketAddr, process::ExitCode};
 
 use tokio::net::TcpListener;
 use wa_sessiond::{
@@ -26,31 +26,14 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let listeners = match (bind(config.listen).await, bind(config.edge.admin_listen).await) {
-            (Ok(grpc), Ok(admin)) => app::Listeners { grpc, admin },
-            (Err(line), _) | (_, Err(line)) => {
+        let listeners = match listen(&config).await {
+            Ok(listeners) => listeners,
+            Err(line) => {
                 eprintln!("wa-sessiond: {line}");
                 return ExitCode::from(config::EXIT_UNAVAILABLE);
             }
         };
-        let link_listener = match config.link.link_listen {
-            Some(addr) => match bind(addr)
-                .await
-                .and_then(|l| l.into_std().map_err(|e| format!("cannot listen on {addr}: {e}")))
-            {
-                Ok(listener) => Some(Arc::new(listener)),
-                Err(line) => {
-                    eprintln!("wa-sessiond: {line} (--link-listen; empty switches the link page off)");
-                    return ExitCode::from(config::EXIT_UNAVAILABLE);
-                }
-            },
-            None => None,
-        };
-        let wiring = app::Wiring {
-            link_listener,
-            ..app::Wiring::default()
-        };
-        let result = app::run(listeners, config, wiring, app::shutdown_signal()).await;
+        let result = app::run(listeners, config, app::Wiring::default(), app::shutdown_signal()).await;
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -59,6 +42,21 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Binds every listener the config asks for; the error is one line naming the flag.
+async fn listen(config: &Config) -> Result<app::Listeners, String> {
+    let grpc = bind(config.listen).await?;
+    let admin = bind(config.edge.admin_listen).await?;
+    let link = match config.link.link_listen {
+        Some(addr) => Some(
+            bind(addr)
+                .await
+                .map_err(|line| format!("{line} (--link-listen; empty switches the link page off)"))?,
+        ),
+        None => None,
+    };
+    Ok(app::Listeners { grpc, admin, link })
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, String> {

@@ -1,7 +1,7 @@
 //! Whether the daemon should get traffic: ready once its sessions are restored and
 //! gRPC is serving, not ready again from the moment it starts draining; and whether
-//! it is alive: its core (the registry and the gRPC server) runs. The admin port's
-//! `/readyz` and `/livez` read it; `app::run` sets it.
+//! it is alive: every long-lived task `app::run` watches still runs. The admin
+//! port's `/readyz` and `/livez` read it; `app::run` sets it.
 
 use std::sync::{
     atomic::{AtomicBool, Ordering},
@@ -15,7 +15,8 @@ pub struct Readiness {
     restored: AtomicBool,
     /// Shutdown started: stop sending traffic here.
     draining: AtomicBool,
-    /// Which part of the core ended by itself, if one did.
+    /// Which watched task ended by itself, if one did (the first one: it ends the
+    /// process).
     dead: OnceLock<&'static str>,
 }
 
@@ -30,7 +31,7 @@ impl Readiness {
         self.draining.store(true, Ordering::Release);
     }
 
-    /// A part of the core (`what`) ended while the daemon was not shutting down:
+    /// A watched task (`what`) ended while the daemon was not shutting down:
     /// neither live nor ready from now on.
     pub fn mark_dead(&self, what: &'static str) {
         let _ = self.dead.set(what);
@@ -42,7 +43,7 @@ impl Readiness {
         self.restored.load(Ordering::Acquire) && !self.draining.load(Ordering::Acquire)
     }
 
-    /// Why the process is not alive (its core ended), or None while it is.
+    /// Why the process is not alive (which watched task ended), or None while it is.
     pub fn not_live_reason(&self) -> Option<&'static str> {
         self.dead.get().copied()
     }

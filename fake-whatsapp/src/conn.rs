@@ -23,8 +23,9 @@ use crate::{
     messages,
     noise::{Channel, Handshaken, Responder, ServerIdentity},
     stanza::{self, attr},
+    vocab::{ConnId, DeviceAddr},
     wire::{Wire, WireEnd},
-    world::{ConnId, DeviceAddr, Order, World},
+    world::{Order, World},
 };
 
 /// How long a client may take over each handshake message (the client's own

@@ -17,7 +17,8 @@ use crate::{
         ReplaceStreamRequest, ReplaceStreamResponse, ScanQrRequest, ScanQrResponse, SendMessageRequest,
         SendMessageResponse, SendReceiptRequest, SendReceiptResponse,
     },
-    world::{ReceiptKind, Refusal},
+    vocab::Refusal,
+    world::ReceiptKind,
 };
 
 /// The service over the shared state.

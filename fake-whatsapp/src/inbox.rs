@@ -11,7 +11,7 @@ use wacore_binary::Node;
 
 use crate::{
     device_keys::DeviceKeys,
-    world::{ConnId, DeviceAddr},
+    vocab::{ConnId, DeviceAddr},
 };
 
 /// What kind of stanza an item is, as the device's ack names it.

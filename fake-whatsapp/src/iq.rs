@@ -12,7 +12,8 @@ use wacore_binary::{builder::NodeBuilder, Node};
 use crate::{
     pair_code, prekeys,
     stanza::{self, attr},
-    world::{ConnId, DeviceAddr, World},
+    vocab::{ConnId, DeviceAddr},
+    world::World,
 };
 
 /// What the connection does besides sending the answer.

@@ -26,6 +26,7 @@ mod pairing;
 mod prekeys;
 mod signal;
 mod stanza;
+mod vocab;
 mod wire;
 mod world;
 

@@ -13,7 +13,8 @@ use waproto::whatsapp as wa;
 use crate::{
     proto::ReceivedMessage,
     stanza::{self, attr, content_bytes},
-    world::{DeviceAddr, World},
+    vocab::DeviceAddr,
+    world::World,
 };
 
 /// Takes a `<message>` from `from` (the logged-in device): the acks to send back.

@@ -17,24 +17,12 @@ use wacore_libsignal::{
 use crate::{
     pairing::ScannedCode,
     stanza::{self, attr, content_bytes},
-    world::{DeviceAddr, Refusal, World},
+    vocab::{CodeRequest, DeviceAddr, Refusal},
+    world::World,
 };
 
 /// How long the phone waits for the device's `companion_finish`.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A device's request for a pairing code (`companion_hello`).
-#[derive(Clone)]
-pub struct CodeRequest {
-    /// The phone number it wants to link to, digits.
-    pub phone: String,
-    /// The ref the server answered with.
-    pub pairing_ref: Vec<u8>,
-    /// Its ephemeral public key, wrapped with the code.
-    pub wrapped_ephemeral: Vec<u8>,
-    /// Its Noise static public key.
-    pub noise_key: [u8; 32],
-}
 
 /// Reads a `<link_code_companion_reg stage="companion_hello">` and gives it a ref.
 pub fn companion_hello(reg: &Node) -> Result<CodeRequest, String> {

@@ -17,15 +17,12 @@ pub use mail::ReceiptKind;
 use crate::{
     device_keys::DeviceKeys,
     inbox::Inbox,
-    pair_code::CodeRequest,
     pairing::{self, Linked, ScannedCode},
     proto::ReceivedMessage,
     signal::PhoneSignal,
     stanza,
+    vocab::{CodeRequest, ConnId, DeviceAddr, Refusal},
 };
-
-/// A connection's number.
-pub type ConnId = u64;
 
 /// The name every fake account shows.
 pub const PUSH_NAME: &str = "Fake Phone";
@@ -43,22 +40,6 @@ pub enum Order {
     Deliver,
 }
 
-/// A device of an account.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct DeviceAddr {
-    /// The account's phone number, digits.
-    pub phone: String,
-    /// The device number (1 and up; 0 is the phone).
-    pub device: u16,
-}
-
-impl DeviceAddr {
-    /// `PHONE:DEVICE@s.whatsapp.net`.
-    pub fn jid(&self) -> String {
-        format!("{}:{}@s.whatsapp.net", self.phone, self.device)
-    }
-}
-
 /// A pair-success sent, waiting for the device's pair-device-sign.
 #[derive(Debug)]
 pub struct PendingPair {
@@ -68,15 +49,6 @@ pub struct PendingPair {
     pub addr: DeviceAddr,
     /// What the phone scanned.
     pub code: ScannedCode,
-}
-
-/// Why a control request cannot be done.
-#[derive(Debug)]
-pub enum Refusal {
-    /// Nothing matches.
-    NotFound(String),
-    /// The request itself is wrong.
-    Invalid(String),
 }
 
 /// An account: a phone and its linked devices.

@@ -94,10 +94,15 @@ pub(crate) struct Shared {
 /// The event log (cheap to clone).
 #[derive(Clone)]
 pub struct EventLog {
+    /// The writer thread's queue: every append and trim goes through it.
     queue: group_commit::Queue<db::Writer>,
+    /// The last committed cursor, published after each commit (streams follow it).
     head: watch::Receiver<u64>,
+    /// What the writer and the readers share (trim point, size estimate).
     shared: Arc<Shared>,
+    /// The read-only connections streams read pages from.
     readers: read::Readers,
+    /// The log's metrics (appends, lag, age).
     metrics: Arc<metrics::EventMetrics>,
 }
 
@@ -124,6 +129,11 @@ impl EventLog {
             readers,
             metrics,
         })
+    }
+
+    /// Resolves once the writer thread has ended, with how (the daemon watches it).
+    pub fn writer_ended(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        self.queue.ended()
     }
 
     /// Appends events (in order) and answers once they are on disk. A message

@@ -1,7 +1,7 @@
 //! The gRPC server's transport: TLS (mutual with a client CA), the HTTP/2 and
 //! per-connection bounds that keep one client from making the daemon hold without
-//! limit, the global bound on calls in flight, and the metrics layer. Services are
-//! added by `app::run`.
+//! limit, the global bound on calls in flight, the metrics layer, and server
+//! reflection over the services served. Services are added by `app::run`.
 
 use std::{sync::Arc, time::Duration};
 
@@ -24,6 +24,9 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a TLS handshake may take.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The descriptor sets reflection describes: the daemon's own services and health.
+const REFLECTED_SETS: [&[u8]; 2] = [crate::proto::FILE_DESCRIPTOR_SET, tonic_health::pb::FILE_DESCRIPTOR_SET];
 
 /// The encoded descriptor sets of every service served, for the metrics' method names.
 const DESCRIPTOR_SETS: [&[u8]; 4] = [
@@ -50,6 +53,19 @@ pub fn builder(edge: &EdgeConfig, metrics: Arc<Metrics>) -> Result<Builder, Stri
     Ok(server
         .layer(ObserveLayer::new(metrics, &DESCRIPTOR_SETS))
         .layer(inflight))
+}
+
+/// Server reflection over the daemon's services and health, in the version `build`
+/// picks (`Builder::build_v1` or `Builder::build_v1alpha`: grpcurl asks for either),
+/// so both versions describe the same services. The error is one line.
+pub fn reflection<S>(
+    build: impl FnOnce(tonic_reflection::server::Builder<'static>) -> Result<S, tonic_reflection::server::Error>,
+) -> Result<S, String> {
+    let builder = REFLECTED_SETS.into_iter().fold(
+        tonic_reflection::server::Builder::configure(),
+        tonic_reflection::server::Builder::register_encoded_file_descriptor_set,
+    );
+    build(builder).map_err(|e| format!("server reflection cannot be built: {e}"))
 }
 
 /// The TLS settings, when --tls-cert is set.

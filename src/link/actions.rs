@@ -12,8 +12,8 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 
 use super::{
+    admit::{Admitted, LinkApp, PEEK},
     page,
-    server::{Admitted, LinkApp, PEEK},
     view::{PagePairingCode, PageState},
 };
 use crate::{

@@ -20,8 +20,8 @@ use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{
+    admit::{same_session, unusable, Admitted, LinkApp, PEEK},
     page::{self, Unusable},
-    server::{same_session, unusable, Admitted, LinkApp, PEEK},
     view::PageState,
 };
 use crate::error::SessionError;

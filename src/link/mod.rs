@@ -10,6 +10,7 @@
 //! `registry::Sessions`.
 
 pub mod actions;
+pub mod admit;
 pub mod feed;
 pub mod issue;
 pub mod page;
@@ -28,11 +29,11 @@ use crate::{config::LinkConfig, registry::Sessions};
 
 /// The link page, ready to serve.
 pub struct LinkService {
-    /// What the routes read.
-    app: Arc<server::LinkApp>,
-    /// Where it listens.
+    /// What the routes read (shared by every connection).
+    app: Arc<admit::LinkApp>,
+    /// Where it listens: `--link-listen`, bound by the caller.
     listener: TcpListener,
-    /// Makes the links that lead here.
+    /// Makes the links that lead here (handed to SessionService for CreateLinkUrl).
     issuer: LinkIssuer,
 }
 
@@ -40,21 +41,18 @@ impl LinkService {
     /// Reads (or creates) the signing key in `data_dir` and takes `listener`.
     pub fn prepare(
         config: &LinkConfig,
-        listener: &std::net::TcpListener,
+        listener: TcpListener,
         data_dir: &Path,
         sessions: Sessions,
     ) -> std::io::Result<Self> {
         let key = Arc::new(token::LinkKey::load_or_create(data_dir)?);
-        let listener = listener.try_clone()?;
-        listener.set_nonblocking(true)?;
-        let listener = TcpListener::from_std(listener)?;
         let addr = listener.local_addr()?;
         let base_url = match &config.link_base_url {
             Some(base) => base.clone(),
             None => default_base_url(addr),
         };
         let public_origin = config.link_base_url.as_deref().and_then(origin_of);
-        let app = Arc::new(server::LinkApp {
+        let app = Arc::new(admit::LinkApp {
             key: key.clone(),
             sessions,
             idle_timeout: config.link_idle_timeout,
@@ -72,12 +70,13 @@ impl LinkService {
         self.issuer.clone()
     }
 
-    /// Serves until the task is dropped.
-    pub async fn serve(self) {
+    /// Serves until the task is dropped; returns only if the listener can never
+    /// accept again, with why.
+    pub async fn serve(self) -> std::io::Error {
         if let Ok(addr) = self.listener.local_addr() {
             info!(%addr, base_url = %self.issuer.base_url(), "link page serving");
         }
-        server::serve(self.app, self.listener).await;
+        server::serve(self.app, self.listener).await
     }
 }
 

@@ -1,9 +1,9 @@
 //! The link page's HTTP listener (HTTP/1.1 on hyper, a bounded number of
 //! connections) and its routes. Every route sits under `…/link/<token>` (whatever
 //! prefix an ingress keeps in front of it) and starts by checking the token and
-//! that its session still exists.
+//! that its session still exists (`admit`).
 
-use std::{convert::Infallible, sync::Arc, time::Duration, time::SystemTime};
+use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use axum::response::Response;
 use http::{Method, Request, StatusCode};
@@ -12,18 +12,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tracing::debug;
 
-use super::{
-    actions, feed,
-    page::{self, Unusable},
-    token::{Claims, LinkKey, Refusal},
-};
-use crate::{
-    domain::{QrRequest, SessionId, SessionView},
-    error::SessionError,
-    http_accept::accept_loop,
-    registry::Sessions,
-    store::unix_ms,
-};
+use super::{actions, admit::LinkApp, feed, page};
+use crate::http_accept::accept_loop;
 
 /// Connections served at once (each open page holds one for its feed); more wait
 /// in the listen backlog.
@@ -31,34 +21,14 @@ const MAX_CONNECTIONS: usize = 1024;
 /// How long a client may take to send a request head.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What every route reads.
-pub struct LinkApp {
-    /// Checks tokens.
-    pub key: Arc<LinkKey>,
-    /// The sessions.
-    pub sessions: Sessions,
-    /// How long a page's feed lasts.
-    pub idle_timeout: Duration,
-    /// The public origin (`https://host[:port]`) of `--link-base-url`, if set: posts
-    /// from it are same-origin even when a proxy rewrites `Host`.
-    pub public_origin: Option<String>,
-}
-
-/// A link that checked out: its claims, and its session as it is now.
-pub struct Admitted {
-    /// What the link grants.
-    pub claims: Claims,
-    /// The session's id.
-    pub id: SessionId,
-}
-
-/// Serves `app` on `listener` until the task is dropped.
-pub async fn serve(app: Arc<LinkApp>, listener: TcpListener) {
+/// Serves `app` on `listener` until the task is dropped; returns only if the
+/// listener can never accept again, with why.
+pub async fn serve(app: Arc<LinkApp>, listener: TcpListener) -> std::io::Error {
     accept_loop(listener, MAX_CONNECTIONS, "link page", |stream| {
         let _ = stream.set_nodelay(true);
         connection(app.clone(), TokioIo::new(stream))
     })
-    .await;
+    .await
 }
 
 async fn connection(app: Arc<LinkApp>, io: TokioIo<tokio::net::TcpStream>) {
@@ -106,46 +76,6 @@ async fn route(app: Arc<LinkApp>, request: Request<Incoming>) -> Response {
             page::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
         _ => page::text(StatusCode::NOT_FOUND, "not found: open the link you were sent\n"),
-    }
-}
-
-/// Reads the state of a session without starting anything.
-pub const PEEK: QrRequest = QrRequest {
-    min_validity: Duration::ZERO,
-    may_refresh: false,
-    deadline: None,
-};
-
-impl LinkApp {
-    /// Checks `token` and that the session it was made for still exists.
-    pub async fn admit(&self, token: &str) -> Result<Admitted, Unusable> {
-        let claims = self
-            .key
-            .verify(token, SystemTime::now())
-            .map_err(|refusal| match refusal {
-                Refusal::Forged => Unusable::Forged,
-                Refusal::Expired => Unusable::Expired,
-            })?;
-        let id = SessionId::parse(&claims.session_id).map_err(|_| Unusable::Forged)?;
-        let view = self.sessions.get(id.clone(), PEEK).await.map_err(|e| unusable(&e))?;
-        if !same_session(&claims, &view) {
-            return Err(Unusable::Deleted);
-        }
-        Ok(Admitted { claims, id })
-    }
-}
-
-/// Whether `view` is the session the link was made for (not a later one of the
-/// same id).
-pub fn same_session(claims: &Claims, view: &SessionView) -> bool {
-    unix_ms(view.created_at) == claims.created_ms
-}
-
-/// What a failed session call means for a link.
-pub fn unusable(error: &SessionError) -> Unusable {
-    match error {
-        SessionError::NotFound(_) => Unusable::Deleted,
-        _ => Unusable::Unavailable,
     }
 }
 

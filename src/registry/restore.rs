@@ -60,11 +60,8 @@ pub(super) async fn restore_all(
 fn check_batch(ctx: &Arc<SessionContext>, batch: Vec<SessionRecord>) -> Vec<(SessionId, SessionRecord, SessionState)> {
     batch
         .into_iter()
-        .filter_map(|record| {
-            let Ok(id) = SessionId::parse(&record.id) else {
-                error!(id = %record.id, "skipping a stored session with an invalid id");
-                return None;
-            };
+        .map(|record| {
+            let id = record.id.clone();
             let repaired = ctx.backend.repair(&id);
             if let Some(why) = &repaired {
                 warn!(session_id = %id, %why, "unusable credentials wiped: the session pairs again");
@@ -73,7 +70,7 @@ fn check_batch(ctx: &Arc<SessionContext>, batch: Vec<SessionRecord>) -> Vec<(Ses
             if let Some(why) = repaired {
                 state.note_error(why);
             }
-            Some((id, record, state))
+            (id, record, state)
         })
         .collect()
 }

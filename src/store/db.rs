@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use tokio::sync::oneshot;
 use tracing::warn;
 
-use super::{group_commit, unix_ms, SessionRecord};
+use super::{error::DbError, group_commit, record::SessionRecord, time::unix_ms};
 use crate::domain::SessionId;
 
 /// The database's file name under the data dir.
@@ -59,47 +59,6 @@ CREATE TABLE IF NOT EXISTS tombstones (
 const COLUMNS: &str =
     "id, labels, created_at_ms, desired, logged_out, phone_number, jid, push_name, connected_at_ms, updated_at_ms";
 
-/// A failure of the session list.
-#[derive(Debug, thiserror::Error)]
-pub enum DbError {
-    /// SQLite refused.
-    #[error("{0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The file system refused.
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    /// The writer thread is gone (shutting down).
-    #[error("the session list is closed")]
-    Closed,
-    /// The file system (or SQLite) has no room left.
-    #[error("{0}")]
-    Full(String),
-}
-
-impl DbError {
-    /// Whether the write failed for want of space (SQLITE_FULL, ENOSPC, a quota).
-    pub fn is_full(&self) -> bool {
-        match self {
-            DbError::Full(_) => true,
-            DbError::Sqlite(e) => e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull),
-            DbError::Io(e) => matches!(
-                e.kind(),
-                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
-            ),
-            DbError::Closed => false,
-        }
-    }
-}
-
-impl From<DbError> for std::io::Error {
-    fn from(error: DbError) -> Self {
-        match error {
-            DbError::Io(e) => e,
-            other => std::io::Error::other(other.to_string()),
-        }
-    }
-}
-
 /// A record that could not be read at startup: reported and skipped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Skipped {
@@ -116,8 +75,9 @@ pub struct Restored {
     pub records: Vec<SessionRecord>,
     /// Records that could not be read.
     pub skipped: Vec<Skipped>,
-    /// Deleted ids whose files may still be on disk (a delete cut short).
-    pub unwiped: Vec<String>,
+    /// Deleted ids whose files may still be on disk (a delete cut short); a
+    /// tombstone whose id does not parse is logged and left out.
+    pub unwiped: Vec<SessionId>,
 }
 
 /// The most pages the session list may grow to, shared with its writer thread (0:
@@ -145,11 +105,11 @@ enum Op {
     /// An update: ignored when the id has a tombstone.
     Save(SessionRecord),
     /// Forget the record, leave a tombstone with its files not yet wiped.
-    Delete(String),
+    Delete(SessionId),
     /// The files of a deleted id are gone.
-    Wiped(String),
+    Wiped(SessionId),
     /// Read one record.
-    Load(String),
+    Load(SessionId),
 }
 
 #[cfg(test)]
@@ -218,17 +178,33 @@ impl SessionDb {
 
     /// Forgets a session for good; its files are to be wiped next.
     pub async fn delete(&self, id: &SessionId) -> Result<(), DbError> {
-        self.run(Op::Delete(id.to_string())).await.map(drop)
+        self.run(Op::Delete(id.clone())).await.map(drop)
     }
 
     /// Notes that a deleted session's files are gone.
-    pub async fn wiped(&self, id: &str) -> Result<(), DbError> {
-        self.run(Op::Wiped(id.to_owned())).await.map(drop)
+    pub async fn wiped(&self, id: &SessionId) -> Result<(), DbError> {
+        self.run(Op::Wiped(id.clone())).await.map(drop)
     }
 
     /// Reads one record (None for an unknown or deleted id).
     pub async fn load(&self, id: &SessionId) -> Result<Option<SessionRecord>, DbError> {
-        self.run(Op::Load(id.to_string())).await
+        self.run(Op::Load(id.clone())).await
+    }
+
+    /// Resolves once the writer thread has ended, with how; a list run in place
+    /// (tests) has no thread and never ends.
+    pub fn writer_ended(&self) -> impl std::future::Future<Output = String> + Send + 'static {
+        let ended = match &self.runner {
+            Runner::Thread(jobs) => Some(jobs.ended()),
+            #[cfg(test)]
+            Runner::Inline(_) => None,
+        };
+        async move {
+            match ended {
+                Some(ended) => ended.await,
+                None => std::future::pending().await,
+            }
+        }
     }
 
     async fn run(&self, op: Op) -> Result<Option<SessionRecord>, DbError> {
@@ -297,24 +273,26 @@ fn apply(conn: &Connection, op: &Op) -> Result<Option<SessionRecord>, DbError> {
     let now = unix_ms(std::time::SystemTime::now()) as i64;
     match op {
         Op::Create(record) => {
-            conn.execute("DELETE FROM tombstones WHERE id = ?1", [&record.id])?;
+            conn.execute("DELETE FROM tombstones WHERE id = ?1", [record.id.as_str()])?;
             upsert(conn, record, now, false)?;
         }
         Op::Save(record) => upsert(conn, record, now, true)?,
         Op::Delete(id) => {
-            conn.execute("DELETE FROM sessions WHERE id = ?1", [id])?;
+            conn.execute("DELETE FROM sessions WHERE id = ?1", [id.as_str()])?;
             conn.execute(
                 "INSERT INTO tombstones (id, deleted_at_ms, files_wiped) VALUES (?1, ?2, 0)
                  ON CONFLICT(id) DO UPDATE SET deleted_at_ms = excluded.deleted_at_ms, files_wiped = 0",
-                params![id, now],
+                params![id.as_str(), now],
             )?;
         }
         Op::Wiped(id) => {
-            conn.execute("UPDATE tombstones SET files_wiped = 1 WHERE id = ?1", [id])?;
+            conn.execute("UPDATE tombstones SET files_wiped = 1 WHERE id = ?1", [id.as_str()])?;
         }
         Op::Load(id) => {
             let sql = format!("SELECT {COLUMNS} FROM sessions WHERE id = ?1");
-            let row = conn.query_row(&sql, [id], |row| Ok(parse_row(row))).optional()?;
+            let row = conn
+                .query_row(&sql, [id.as_str()], |row| Ok(parse_row(row)))
+                .optional()?;
             return Ok(row.and_then(Result::ok));
         }
     }
@@ -341,7 +319,7 @@ fn upsert(conn: &Connection, record: &SessionRecord, now: i64, unless_deleted: b
     conn.execute(
         &sql,
         params![
-            record.id,
+            record.id.as_str(),
             labels,
             record.created_at_ms as i64,
             desired,
@@ -367,9 +345,17 @@ fn read_all(conn: &Connection, restored: &mut Restored) -> Result<(), DbError> {
         }
     }
     let mut statement = conn.prepare("SELECT id FROM tombstones WHERE files_wiped = 0")?;
-    restored.unwiped = statement
+    let unwiped: Vec<String> = statement
         .query_map([], |row| row.get::<_, String>(0))?
         .collect::<Result<_, _>>()?;
+    for raw_id in unwiped {
+        match SessionId::parse(&raw_id) {
+            Ok(id) => restored.unwiped.push(id),
+            Err(e) => {
+                warn!(id = %raw_id, error = %e, "skipping the tombstone of an invalid id: its files, if any, stay")
+            }
+        }
+    }
     Ok(())
 }
 
@@ -379,7 +365,7 @@ fn parse_row(row: &Row<'_>) -> Result<SessionRecord, Skipped> {
         id: raw_id.clone(),
         why,
     };
-    SessionId::parse(&raw_id).map_err(|e| skipped(format!("invalid id: {e}")))?;
+    let id = SessionId::parse(&raw_id).map_err(|e| skipped(format!("invalid id: {e}")))?;
     let column = |e: rusqlite::Error| skipped(format!("unreadable column: {e}"));
     let labels: String = row.get(1).map_err(column)?;
     let labels: BTreeMap<String, String> =
@@ -391,7 +377,7 @@ fn parse_row(row: &Row<'_>) -> Result<SessionRecord, Skipped> {
         other => return Err(skipped(format!("unknown desired state {other:?}"))),
     };
     Ok(SessionRecord {
-        id: raw_id.clone(),
+        id,
         labels,
         created_at_ms: row.get::<_, i64>(2).map_err(column)?.max(0) as u64,
         stopped,

@@ -1,12 +1,9 @@
 use super::*;
 
-fn record(id: &str) -> SessionRecord {
-    SessionRecord {
-        id: id.into(),
-        labels: BTreeMap::from([("team".to_owned(), "sales".to_owned())]),
-        created_at_ms: 1_700_000_000_000,
-        ..Default::default()
-    }
+fn record(raw: &str) -> SessionRecord {
+    let labels = BTreeMap::from([("team".to_owned(), "sales".to_owned())]);
+    let created_at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_000);
+    SessionRecord::new(&id(raw), labels, created_at)
 }
 
 fn id(raw: &str) -> SessionId {
@@ -57,10 +54,10 @@ async fn a_deleted_id_stays_deleted_until_created_again() {
     assert!(restored.records.is_empty());
     assert_eq!(
         restored.unwiped,
-        vec!["alice".to_owned()],
+        vec![id("alice")],
         "a delete cut short is finished at startup"
     );
-    db.wiped("alice").await.unwrap();
+    db.wiped(&id("alice")).await.unwrap();
     db.create(record("alice")).await.unwrap();
     assert!(db.load(&id("alice")).await.unwrap().is_some());
     drop(db);
@@ -144,5 +141,5 @@ async fn an_inline_list_keeps_the_same_file_and_takes_no_virtual_time() {
 
     let (_, restored) = SessionDb::open(tmp.path()).unwrap();
     assert_eq!(restored.records, vec![record("bob")]);
-    assert_eq!(restored.unwiped, vec!["alice".to_owned()]);
+    assert_eq!(restored.unwiped, vec![id("alice")]);
 }

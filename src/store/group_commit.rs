@@ -2,14 +2,23 @@
 //! whatever is queued (up to a batch), applies it in one transaction, commits, and
 //! only then answers each job. A kill -9 at any moment loses nothing answered Ok
 //! (WAL with `synchronous=FULL`). Used by the session list and the event log.
+//!
+//! The writer thread says how it ended ([`Queue::ended`]): the daemon watches it like
+//! its other long-lived tasks, so a writer that panics ends the process with the
+//! reason instead of leaving every later write answered "closed".
 
-use std::sync::mpsc;
+use std::{
+    any::Any,
+    future::Future,
+    panic::{catch_unwind, AssertUnwindSafe},
+    sync::mpsc,
+};
 
 use rusqlite::{Connection, Transaction};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tracing::warn;
 
-use super::db::DbError;
+use super::{error::DbError, fs::open_private_file};
 
 /// What a database does with its jobs, on its writer thread.
 pub trait Apply: Send + 'static {
@@ -42,13 +51,17 @@ pub struct Job<Op, Out> {
 
 /// Where jobs are queued for a writer thread (cheap to clone).
 pub struct Queue<A: Apply> {
+    /// The writer thread's inbox; the thread ends once every clone is dropped.
     jobs: mpsc::Sender<Job<A::Op, A::Out>>,
+    /// How the writer thread ended, in words; None while it runs.
+    ended: watch::Receiver<Option<String>>,
 }
 
 impl<A: Apply> Clone for Queue<A> {
     fn clone(&self) -> Self {
         Self {
             jobs: self.jobs.clone(),
+            ended: self.ended.clone(),
         }
     }
 }
@@ -77,27 +90,57 @@ impl<A: Apply> Queue<A> {
     pub async fn call(&self, op: A::Op) -> Result<A::Out, DbError> {
         self.submit(op).await.map_err(|_| DbError::Closed)?
     }
+
+    /// Resolves once the writer thread has ended, with how (it panicked, or every
+    /// sender was dropped). Holds no sender, so it never keeps the thread alive.
+    pub fn ended(&self) -> impl Future<Output = String> + Send + 'static {
+        let mut ended = self.ended.clone();
+        async move {
+            let how = match ended.wait_for(Option::is_some).await {
+                Ok(how) => how.clone(),
+                Err(_) => None,
+            };
+            how.unwrap_or_else(|| "it ended without a word".to_owned())
+        }
+    }
 }
 
-/// Starts the writer thread `name`; it ends when every sender is dropped.
+/// Starts the writer thread `name`; it ends when every sender is dropped (or when
+/// it panics), and says which through [`Queue::ended`].
 pub fn spawn<A: Apply>(name: &str, mut conn: Connection, mut state: A, max_batch: usize) -> std::io::Result<Queue<A>> {
     let (jobs, queue) = mpsc::channel::<Job<A::Op, A::Out>>();
-    let jobs = Queue { jobs };
+    let (farewell, ended) = watch::channel(None);
     let label = name.to_owned();
     std::thread::Builder::new().name(name.into()).spawn(move || {
-        while let Ok(first) = queue.recv() {
-            state.before_batch(&conn);
-            let mut batch = vec![first];
-            while batch.len() < max_batch {
-                match queue.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
+        let run = catch_unwind(AssertUnwindSafe(|| {
+            while let Ok(first) = queue.recv() {
+                state.before_batch(&conn);
+                let mut batch = vec![first];
+                while batch.len() < max_batch {
+                    match queue.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
                 }
+                commit(&label, &mut conn, &mut state, batch);
             }
-            commit(&label, &mut conn, &mut state, batch);
-        }
+        }));
+        let how = match run {
+            Ok(()) => "it stopped: nothing can queue a write any more".to_owned(),
+            Err(panic) => format!("it panicked: {}", panic_text(panic.as_ref())),
+        };
+        farewell.send_replace(Some(how));
     })?;
-    Ok(jobs)
+    Ok(Queue { jobs, ended })
+}
+
+/// A panic's message, when it has one.
+fn panic_text(panic: &(dyn Any + Send)) -> &str {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => text,
+        (None, Some(text)) => text,
+        (None, None) => "no message",
+    }
 }
 
 /// Runs a batch in one transaction, commits, then answers each job (every one with
@@ -157,10 +200,55 @@ fn apply_one<A: Apply>(tx: &Transaction<'_>, state: &mut A, op: &A::Op) -> Resul
 /// Opens (or creates, 0600) a database for group commit: WAL, `synchronous=FULL`.
 /// Blocking.
 pub fn open(path: &std::path::Path) -> Result<Connection, DbError> {
-    super::open_private_file(path, false)?;
+    open_private_file(path, false)?;
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A database whose every job panics on the writer thread.
+    struct Broken;
+
+    impl Apply for Broken {
+        type Op = ();
+        type Out = ();
+
+        fn apply(&mut self, _tx: &Transaction<'_>, _op: &()) -> Result<(), DbError> {
+            panic!("a bug in apply");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_panics_says_so_and_its_callers_hear_closed() {
+        let conn = Connection::open_in_memory().unwrap();
+        let queue = spawn("broken", conn, Broken, 8).unwrap();
+        let ended = tokio::spawn(queue.ended());
+        let answer = queue.call(()).await;
+        assert!(matches!(answer, Err(DbError::Closed)), "{answer:?}");
+        let how = tokio::time::timeout(Duration::from_secs(10), ended)
+            .await
+            .expect("the end is told")
+            .unwrap();
+        assert_eq!(how, "it panicked: a bug in apply");
+    }
+
+    #[tokio::test]
+    async fn a_writer_whose_senders_are_gone_says_it_stopped() {
+        let conn = Connection::open_in_memory().unwrap();
+        let queue = spawn("idle", conn, Broken, 8).unwrap();
+        let ended = queue.ended();
+        drop(queue);
+        let how = tokio::time::timeout(Duration::from_secs(10), ended)
+            .await
+            .expect("the end is told");
+        assert!(how.starts_with("it stopped"), "{how}");
+    }
 }

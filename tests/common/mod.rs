@@ -115,12 +115,32 @@ impl Daemon {
     /// emulator is made here unless the wiring brings one, e.g. to outlive a
     /// restart as WhatsApp does), and its admin port on 127.0.0.1:0.
     pub async fn spawn_wired(data_dir: &std::path::Path, tweak: impl FnOnce(&mut Config), wiring: app::Wiring) -> Self {
+        Self::spawn_on(local_listeners().await, data_dir, tweak, wiring).await
+    }
+
+    /// Starts a daemon on `listeners` and waits until it is ready.
+    pub async fn start_on(
+        listeners: app::Listeners,
+        data_dir: &std::path::Path,
+        tweak: impl FnOnce(&mut Config),
+        wiring: app::Wiring,
+    ) -> Self {
+        let daemon = Self::spawn_on(listeners, data_dir, tweak, wiring).await;
+        daemon.wait_ready().await;
+        daemon
+    }
+
+    /// `spawn_wired` on listeners of the test's own (e.g. with the link page's).
+    pub async fn spawn_on(
+        listeners: app::Listeners,
+        data_dir: &std::path::Path,
+        tweak: impl FnOnce(&mut Config),
+        wiring: app::Wiring,
+    ) -> Self {
         let mut config = test_config(data_dir);
         tweak(&mut config);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let admin_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let admin_addr = admin_listener.local_addr().unwrap();
+        let addr = listeners.grpc.local_addr().unwrap();
+        let admin_addr = listeners.admin.local_addr().unwrap();
         let emulator = wiring
             .emulator
             .clone()
@@ -138,10 +158,6 @@ impl Daemon {
             wiring.readiness.clone(),
             wiring.registry.clone(),
         );
-        let listeners = app::Listeners {
-            grpc: listener,
-            admin: admin_listener,
-        };
         let task = tokio::spawn(app::run(listeners, config.clone(), wiring, shutdown));
         Self {
             addr,
@@ -223,6 +239,15 @@ impl Daemon {
         let (code, body) = self.admin_get("/metrics").await;
         assert_eq!(code, 200, "{body}");
         Scrape::parse(&body)
+    }
+}
+
+/// gRPC and admin listeners on 127.0.0.1:0, and no link page.
+pub async fn local_listeners() -> app::Listeners {
+    app::Listeners {
+        grpc: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        admin: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        link: None,
     }
 }
 

@@ -10,7 +10,7 @@ mod browser;
 mod edges;
 mod http;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use browser::Browser;
 use common::{create, peek, Daemon};
@@ -38,13 +38,13 @@ pub struct LinkDaemon {
 impl LinkDaemon {
     async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let link_addr = listener.local_addr().unwrap();
-        let wiring = app::Wiring {
-            link_listener: Some(Arc::new(listener)),
-            ..app::Wiring::default()
+        let listeners = app::Listeners {
+            link: Some(listener),
+            ..common::local_listeners().await
         };
-        let daemon = Daemon::start_wired(dir.path(), tweak, wiring).await;
+        let daemon = Daemon::start_on(listeners, dir.path(), tweak, app::Wiring::default()).await;
         Self {
             daemon,
             link_addr,

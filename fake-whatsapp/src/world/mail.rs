@@ -12,11 +12,12 @@ use wacore_binary::Node;
 use wacore_libsignal::protocol::ProtocolAddress;
 use waproto::whatsapp as wa;
 
-use super::{require_phone, ConnId, DeviceAddr, Inner, Order, Refusal, World, PUSH_NAME};
+use super::{require_phone, Inner, Order, World, PUSH_NAME};
 use crate::{
     device_keys::DeviceKeys,
     inbox::{Class, Item, Unsent},
     stanza::{self, attr},
+    vocab::{ConnId, DeviceAddr, Refusal},
 };
 
 /// A receipt a recipient's phone sends for messages a device sent.

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use super::{Purpose, SessionState};
 use crate::{
     backend::Identity,
-    domain::{DisconnectReason, SessionId, Status},
+    domain::{DisconnectReason, Status},
     error::SessionError,
     store::SessionRecord,
 };
@@ -83,8 +83,7 @@ impl SessionState {
     /// CONNECTING (the actor resumes); logged out stays LOGGED_OUT; unlinked waits in
     /// QR_WAITING with no connection until someone asks for a code.
     pub fn at_rest(record: &SessionRecord, linked: bool) -> Self {
-        let id = SessionId::parse(&record.id).expect("records are validated on load");
-        let mut state = Self::new(id, record.labels.clone(), record.created_at());
+        let mut state = Self::new(record.id.clone(), record.labels.clone(), record.created_at());
         let (status, reason) = match (linked, record.stopped, record.logged_out) {
             (_, true, _) => (Status::Disconnected, DisconnectReason::Requested),
             (true, false, _) => (Status::Connecting, DisconnectReason::Unspecified),
@@ -113,12 +112,12 @@ mod tests {
     use super::*;
 
     fn record(stopped: bool, logged_out: bool) -> SessionRecord {
+        let alice = crate::domain::SessionId::parse("alice").unwrap();
         SessionRecord {
-            id: "alice".into(),
             jid: "15551234567:1@s.whatsapp.net".into(),
             stopped,
             logged_out,
-            ..Default::default()
+            ..SessionRecord::new(&alice, Default::default(), SystemTime::UNIX_EPOCH)
         }
     }
 
