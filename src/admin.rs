@@ -25,7 +25,7 @@ const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=
 pub struct Admin {
     /// The metrics `/metrics` encodes.
     pub metrics: Arc<Metrics>,
-    /// What `/readyz` answers.
+    /// What `/readyz` and `/livez` answer (`app::run` sets it).
     pub readiness: Arc<Readiness>,
 }
 

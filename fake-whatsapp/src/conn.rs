@@ -106,7 +106,7 @@ struct Session {
     id: ConnId,
     /// What all connections share.
     shared: Arc<Shared>,
-    /// The socket.
+    /// The WebSocket, with WhatsApp's framing.
     wire: Wire,
     /// The Noise transport.
     channel: Channel,

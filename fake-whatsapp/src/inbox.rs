@@ -28,9 +28,9 @@ pub enum Class {
 pub struct Item {
     /// Its place in the server's order (grows by one per item).
     pub seq: u64,
-    /// Message or receipt.
+    /// Message or receipt: each is acked by its own kind of ack.
     pub class: Class,
-    /// The stanza id.
+    /// The stanza id the device acks it by.
     pub id: String,
     /// The phone number it comes from (digits).
     pub from: String,
@@ -66,7 +66,7 @@ struct Mailbox {
 /// Every device's mailbox.
 #[derive(Debug, Default)]
 pub struct Inbox {
-    /// By device.
+    /// One per linked device, made when it links and dropped when it unlinks.
     mailboxes: HashMap<DeviceAddr, Mailbox>,
     /// The seq of the next item.
     next_seq: u64,

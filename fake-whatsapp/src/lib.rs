@@ -113,9 +113,10 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The control API's address.
     pub control_addr: SocketAddr,
-    /// Stops it.
+    /// Ends the control API, then the WhatsApp listener and every socket; taken by
+    /// the first stop.
     stop: Option<oneshot::Sender<()>>,
-    /// The server task.
+    /// The task running [`serve`]; its result is the control API's.
     task: JoinHandle<Result<(), tonic::transport::Error>>,
 }
 

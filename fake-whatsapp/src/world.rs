@@ -4,6 +4,7 @@
 //! connection was offered, the counters, the messages devices sent, and what the
 //! server holds for devices (the inbox, driven from `mail`).
 
+mod code;
 mod mail;
 
 use std::collections::HashMap;
@@ -87,7 +88,7 @@ struct Conn {
 struct Inner {
     /// Accounts by phone number.
     accounts: HashMap<String, Account>,
-    /// Open connections.
+    /// Open connections by number; one leaves when its socket closes.
     conns: HashMap<ConnId, Conn>,
     /// Connections ever accepted (WebSocket upgrades).
     started: u64,
@@ -179,60 +180,6 @@ impl World {
             digits => digits.to_owned(),
         };
         inner.pair_on(conn_id, &phone, code)
-    }
-
-    /// A device on connection `id` asked for a pairing code for `request.phone`.
-    pub async fn request_code(&self, id: ConnId, request: CodeRequest) {
-        if let Some(conn) = self.inner.lock().await.conns.get_mut(&id) {
-            conn.code_request = Some(request);
-        }
-    }
-
-    /// The connections waiting for a pairing code to be typed, newest first.
-    pub async fn code_requests(&self) -> Vec<(ConnId, CodeRequest)> {
-        let inner = self.inner.lock().await;
-        let mut waiting: Vec<_> = inner
-            .conns
-            .iter()
-            .filter_map(|(id, conn)| Some((*id, conn.code_request.clone()?)))
-            .collect();
-        waiting.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
-        waiting
-    }
-
-    /// Sends the phone's `primary_hello` to connection `id`; the device's
-    /// `companion_finish` arrives on the receiver.
-    pub async fn send_primary_hello(&self, id: ConnId, hello: Node) -> Option<oneshot::Receiver<Node>> {
-        let mut inner = self.inner.lock().await;
-        let conn = inner.conns.get_mut(&id)?;
-        let (tx, rx) = oneshot::channel();
-        conn.orders.send(Order::Send(hello)).ok()?;
-        conn.finish_waiter = Some(tx);
-        Some(rx)
-    }
-
-    /// The device on connection `id` sent its `companion_finish`.
-    pub async fn companion_finished(&self, id: ConnId, finish: Node) {
-        let waiter = self
-            .inner
-            .lock()
-            .await
-            .conns
-            .get_mut(&id)
-            .and_then(|conn| conn.finish_waiter.take());
-        match waiter {
-            Some(waiter) => drop(waiter.send(finish)),
-            None => tracing::warn!("a companion_finish nobody waits for"),
-        }
-    }
-
-    /// The typed code checked out: sends the pair-success to connection `id`.
-    pub async fn pair_by_code(&self, id: ConnId, phone: &str, code: ScannedCode) -> Result<DeviceAddr, Refusal> {
-        let mut inner = self.inner.lock().await;
-        if let Some(conn) = inner.conns.get_mut(&id) {
-            conn.code_request = None;
-        }
-        inner.pair_on(id, phone, code)
     }
 
     /// The answer `iq_id` arrived on connection `id`: if it answers a pair-success,

@@ -47,7 +47,7 @@ pub enum StartError {
     /// The data dir could not be used.
     #[error("data dir {path} is not usable: {source}")]
     DataDir {
-        /// The configured path.
+        /// The data dir as configured (`--data-dir`).
         path: String,
         /// What the file system said (permissions, a full disk, not a folder).
         source: std::io::Error,
@@ -58,7 +58,7 @@ pub enum StartError {
     /// The session list could not be read.
     #[error("the session list {path} cannot be read ({cause}): restore it from a backup, or move it aside to start with no sessions")]
     SessionList {
-        /// The database file.
+        /// The database file, so the operator knows which one to fix.
         path: String,
         /// What SQLite said.
         cause: String,
@@ -66,7 +66,7 @@ pub enum StartError {
     /// The event log could not be opened.
     #[error("the event log {path} cannot be opened ({cause}): fix its permissions or free space; moving it aside starts an empty log and loses every consumer's position")]
     EventLog {
-        /// The database file.
+        /// The database file, so the operator knows which one to fix.
         path: String,
         /// What SQLite said.
         cause: String,

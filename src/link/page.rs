@@ -24,7 +24,7 @@ h1{margin:0 0 8px;font-size:1.5rem}p{margin:0;color:#4a5a63}";
 struct Page {
     /// Everything before the configuration.
     head: String,
-    /// Everything after it.
+    /// Everything after the configuration.
     tail: String,
     /// Its Content-Security-Policy.
     policy: HeaderValue,

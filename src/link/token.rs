@@ -30,7 +30,7 @@ const MAX_TOKEN_LEN: usize = 4096;
 /// What a link grants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
-    /// The session's id.
+    /// The session the link opens, as signed (parsed again when the link is used).
     #[serde(rename = "s")]
     pub session_id: String,
     /// The session's creation time (unix ms): a session deleted and created again

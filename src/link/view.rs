@@ -35,24 +35,24 @@ pub struct PageState {
 pub struct PageQr {
     /// `data:image/svg+xml;base64,...`
     pub svg: String,
-    /// Unix ms.
+    /// When the code was issued, ms since the Unix epoch.
     pub issued_at: u64,
-    /// Unix ms.
+    /// When the code stops working, ms since the Unix epoch (the countdown's end).
     pub expires_at: u64,
     /// 1-based position in the batch.
     pub index: u32,
     /// Codes in the batch.
     pub count: u32,
-    /// The connection generation.
+    /// Grows by one per new connection: the page tells a new batch from the same one.
     pub generation: u64,
 }
 
 /// A pairing code, as the page shows it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PagePairingCode {
-    /// `XXXX-XXXX`.
+    /// `XXXX-XXXX`, as the phone asks for it.
     pub code: String,
-    /// Unix ms.
+    /// When the code stops working, ms since the Unix epoch.
     pub expires_at: u64,
     /// The server's clock (unix ms).
     pub now: u64,

@@ -23,7 +23,7 @@ const LOCK_FILE: &str = "wa-sessiond.lock";
 pub struct DataDir {
     /// The data dir itself.
     root: PathBuf,
-    /// `<data-dir>/sessions`.
+    /// `<data-dir>/sessions`: one folder per session, named by its id.
     sessions: PathBuf,
 }
 
@@ -31,7 +31,7 @@ pub struct DataDir {
 /// process, kill -9 included).
 #[derive(Debug)]
 pub struct DirLock {
-    /// The locked file.
+    /// The open lock file: the OS lock lasts as long as this handle.
     _file: std::fs::File,
 }
 

@@ -239,6 +239,7 @@ fn open_connection(root: &Path) -> Result<(Connection, Restored), DbError> {
 /// each batch, then each write.
 #[derive(Default)]
 struct Writer {
+    /// The cap a test may set at any time; read before each batch.
     quota: PageQuota,
     /// The quota last applied.
     applied: u64,

@@ -24,7 +24,7 @@ use super::{error::DbError, fs::open_private_file};
 pub trait Apply: Send + 'static {
     /// A queued write or read.
     type Op: Send + 'static;
-    /// Its answer.
+    /// What the job's caller hears, once the batch committed.
     type Out: Send + 'static;
 
     /// Runs before each batch (settings that may change between batches).
@@ -43,7 +43,7 @@ pub trait Apply: Send + 'static {
 
 /// One job and where its answer goes.
 pub struct Job<Op, Out> {
-    /// What to do.
+    /// The write or read, applied on the writer thread inside its batch's transaction.
     pub op: Op,
     /// The answer, sent once committed (dropped receivers are fine).
     pub done: Option<oneshot::Sender<Result<Out, DbError>>>,

@@ -12,7 +12,7 @@ pub struct SessionRecord {
     /// The session's id, validated once when its row is read (a row whose id does
     /// not parse never becomes a record).
     pub id: SessionId,
-    /// The caller's labels.
+    /// Labels the caller set at CreateSession, kept and returned as given.
     pub labels: BTreeMap<String, String>,
     /// Creation time, milliseconds since the Unix epoch.
     pub created_at_ms: u64,
