@@ -1,6 +1,6 @@
 //! Authentication and TLS at the gRPC edge: a bearer token guards SessionService and
-//! EmulatorService (health stays open), and mutual TLS refuses a client without a
-//! certificate.
+//! EmulatorService (health stays open), mutual TLS refuses a client without a
+//! certificate, and a TLS handshake that never finishes is cut at its bound.
 
 mod common;
 
@@ -178,5 +178,46 @@ async fn mutual_tls_serves_a_client_with_a_certificate_and_refuses_one_without()
         "alice",
         "the daemon still serves certified clients"
     );
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_tls_handshake_is_cut_off_after_10s() {
+    use tokio::io::AsyncReadExt;
+    /// The bound the README promises.
+    const HANDSHAKE_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki();
+    let files = tempfile::tempdir().unwrap();
+    let write = |name: &str, pem: &str| {
+        let path = files.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        Some(path)
+    };
+    let daemon = Daemon::start(dir.path(), |c| {
+        c.edge.tls_cert = write("server.pem", &pki.server.0);
+        c.edge.tls_key = write("server.key", &pki.server.1);
+    })
+    .await;
+    // Connects and never sends a ClientHello.
+    let mut silent = tokio::net::TcpStream::connect(daemon.addr).await.unwrap();
+    let connected = tokio::time::Instant::now();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(HANDSHAKE_BOUND * 3, silent.read(&mut byte))
+        .await
+        .expect("the daemon closes a silent connection within the bound (and some slack)");
+    let held = connected.elapsed();
+    assert!(matches!(read, Ok(0) | Err(_)), "closed without a byte: {read:?}");
+    // Not refused at once: it was the handshake's bound that ran out.
+    assert!(
+        held >= HANDSHAKE_BOUND - std::time::Duration::from_millis(500),
+        "cut after {held:?}"
+    );
+    let channel = wait_for(std::time::Duration::from_secs(5), "the tls port", || async {
+        tls_channel(daemon.addr, &pki, false).await.ok()
+    })
+    .await;
+    let created = SessionServiceClient::new(channel).create_session(create("after")).await;
+    assert_eq!(created.unwrap().into_inner().id, "after", "other clients are served");
     daemon.stop().await;
 }

@@ -265,9 +265,13 @@ async fn a_consumer_resumes_right_after_its_last_ack() {
 
 #[tokio::test]
 async fn a_position_older_than_the_log_is_cursor_expired_with_the_oldest_cursor() {
+    // A size bound trims the oldest events once the log outgrows it, then the log
+    // holds still (an age bound would go on trimming as the clock runs), so the
+    // oldest cursor kept is compared exactly, whatever the machine's load.
+    const KEPT_BYTES: u64 = 4096;
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path(), |config| {
-        config.events.event_retention = Duration::from_secs(1);
+        config.events.event_retention_bytes = KEPT_BYTES;
         config.events.event_trim_interval = Duration::from_millis(100);
     })
     .await;
@@ -275,27 +279,38 @@ async fn a_position_older_than_the_log_is_cursor_expired_with_the_oldest_cursor(
     let mut client = events(&daemon).await;
     let mut stream = client.stream_events(from_beginning()).await.unwrap().into_inner();
     let first = common::next(&mut stream).await.unwrap().cursor;
+    // Texts that outgrow the bound a few times over; the last one is in the log.
+    let texts: Vec<String> = (0..12).map(|n| format!("{n:02} {}", "x".repeat(1000))).collect();
+    for text in &texts {
+        deliver(&daemon, "dave", "15550004444", text).await;
+    }
+    let last_text = texts.last().unwrap().clone();
+    until(&mut stream, |e| message(e).filter(|m| m.text == last_text).map(|_| ())).await;
     drop(stream);
-    // Once the first events are older than a second, they go.
-    let status = wait_for(Duration::from_secs(20), "CURSOR_EXPIRED", || {
-        let mut client = client.clone();
-        let request = StreamEventsRequest {
-            after_cursor: first.clone(),
-            ..Default::default()
-        };
-        async move { client.stream_events(request).await.err() }
+    // Trimmed to the bound: nothing is appended or trimmed from here on.
+    wait_for(Duration::from_secs(20), "the log trimmed to its bound", || async {
+        let bytes = daemon.scrape().await.value("wa_sessiond_events_log_bytes", &[]);
+        (bytes <= KEPT_BYTES as f64).then_some(())
     })
     .await;
+    let request = StreamEventsRequest {
+        after_cursor: first.clone(),
+        ..Default::default()
+    };
+    let status = client.stream_events(request).await.expect_err("CURSOR_EXPIRED");
     assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
     let info = status.get_details_error_info().expect("ErrorInfo");
     assert_eq!(info.reason, "CURSOR_EXPIRED");
     let oldest = info.metadata.get("oldest_cursor").cloned().unwrap_or_default();
     assert!(status.message().contains("from_beginning"), "{}", status.message());
     // The oldest cursor named is where a from_beginning stream starts now.
-    deliver(&daemon, "dave", "15550004444", "after the trim").await;
     let mut stream = client.stream_events(from_beginning()).await.unwrap().into_inner();
     let oldest_now = common::next(&mut stream).await.unwrap().cursor;
     assert!(oldest.is_empty() || oldest <= oldest_now, "{oldest} vs {oldest_now}");
+    assert_eq!(
+        oldest, oldest_now,
+        "oldest_cursor is the first event a from_beginning stream gets"
+    );
     assert!(oldest_now > first);
 }
 

@@ -184,3 +184,103 @@ fn a_non_loopback_listen_without_a_token_exits_64_with_one_line() {
         "{stderr}"
     );
 }
+
+/// `n` labels with keys and values of `len` bytes each.
+fn labels(n: usize, len: usize) -> HashMap<String, String> {
+    (0..n).map(|i| (format!("{i:0>len$}"), "v".repeat(len))).collect()
+}
+
+#[tokio::test]
+async fn labels_up_to_64_of_256_bytes_are_kept_and_past_either_limit_are_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    let mut client = daemon.sessions().await;
+    let with = |id: &str, labels: HashMap<String, String>| CreateSessionRequest {
+        session_id: id.into(),
+        labels,
+        ..Default::default()
+    };
+
+    let most = labels(64, 256);
+    let created = client
+        .create_session(with("most", most.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.labels, most, "64 labels of 256 bytes are kept as given");
+
+    let mut long_key = labels(1, 256);
+    long_key.insert("k".repeat(257), "v".into());
+    let mut long_value = labels(1, 256);
+    long_value.insert("k".into(), "v".repeat(257));
+    let empty_key = HashMap::from([(String::new(), "v".to_owned())]);
+    for (what, labels) in [
+        ("65 labels", labels(65, 8)),
+        ("a 257-byte key", long_key),
+        ("a 257-byte value", long_value),
+        ("an empty key", empty_key),
+    ] {
+        let refused = client.create_session(with("too-much", labels)).await.unwrap_err();
+        assert_eq!(refused.code(), Code::InvalidArgument, "{what}: {refused:?}");
+        assert!(
+            refused.message().contains("at most 64") && refused.message().contains("256 bytes"),
+            "{what}: {}",
+            refused.message()
+        );
+    }
+    let missing = client.get_session(peek("too-much")).await.unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound, "nothing was created");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_past_max_request_bytes_is_out_of_range_and_one_within_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |c| c.edge.max_request_bytes = 8 * 1024).await;
+    let mut client = daemon.sessions().await;
+    // Labels within their own limits, so only the size of the whole message counts.
+    let request = |labels: HashMap<String, String>| CreateSessionRequest {
+        session_id: "sized".into(),
+        labels,
+        ..Default::default()
+    };
+    for (what, n) in [("just past the limit", 17), ("far past it", 64)] {
+        let refused = client.create_session(request(labels(n, 256))).await.unwrap_err();
+        assert_eq!(refused.code(), Code::OutOfRange, "{what}: {refused:?}");
+    }
+    let created = client
+        .create_session(request(labels(14, 256)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(created.labels.len(), 14, "a request within the limit is served");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_port_serves_64_connections_at_once_and_the_next_waits_its_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    // 64 clients that connect and say nothing hold every place.
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        held.push(tokio::net::TcpStream::connect(daemon.admin_addr).await.unwrap());
+    }
+    let addr = daemon.admin_addr;
+    let next = tokio::spawn(async move { http_get(addr, "/livez").await });
+    stays_false(
+        Duration::from_millis(500),
+        "the 65th connection is served while 64 are held",
+        || async { next.is_finished() },
+    )
+    .await;
+    // One place frees: the waiting request is served.
+    drop(held.pop());
+    let answered = tokio::time::timeout(Duration::from_secs(10), next)
+        .await
+        .expect("served once a place is free")
+        .unwrap();
+    assert_eq!(answered.0, 200);
+    drop(held);
+    daemon.stop().await;
+}

@@ -66,6 +66,38 @@ async fn creating_a_session_offline_names_the_cause_and_the_daemon_keeps_serving
     daemon.stop().await;
 }
 
+#[tokio::test]
+async fn offline_a_create_is_unavailable_with_the_cause_long_before_the_qr_timeout() {
+    // A QR timeout far past the bound: only the reachability probe can answer in time.
+    const LONG_QR_TIMEOUT: Duration = Duration::from_secs(300);
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |c| {
+        c.backend = BackendKind::Whatsapp;
+        c.whatsapp_url = closed_local_url();
+        c.qr_timeout = LONG_QR_TIMEOUT;
+        c.refresh_timeout = LONG_QR_TIMEOUT;
+    })
+    .await;
+    let mut client = daemon.sessions().await;
+    let answer = tokio::time::timeout(ANSWER_BOUND, client.create_session(create("offline")))
+        .await
+        .expect("CreateSession answers within seconds, not after --qr-timeout");
+    let error = answer.expect_err("nothing listens there");
+    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
+    let cause = error.message();
+    assert!(
+        cause.contains("tcp") || cause.contains("refused"),
+        "names the cause: {cause}"
+    );
+    let failed = wait_session(&mut client, "offline", "the cause in last_error", |s| {
+        !s.last_error.is_empty()
+    })
+    .await;
+    assert_eq!(status(&failed), SessionStatus::Failed);
+    assert_serving(&daemon).await;
+    daemon.stop().await;
+}
+
 /// The session's folder is the owner's only, and so is the store if it exists.
 fn assert_store_is_private(session_dir: &std::path::Path) {
     #[cfg(unix)]

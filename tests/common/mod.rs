@@ -2,6 +2,8 @@
 //! waits on conditions.
 #![allow(dead_code)]
 
+// The fake WhatsApp server needs a build with the certificate check off.
+#[cfg(feature = "fake-whatsapp")]
 pub mod fake;
 pub mod process;
 

@@ -29,7 +29,7 @@ pub struct Process {
 }
 
 /// The WhatsApp of test processes by default: the emulator, short timings.
-const EMULATOR: [&str; 10] = [
+pub const EMULATOR: [&str; 10] = [
     "--backend",
     "emulator",
     "--emulator-first-qr-ttl",
@@ -81,7 +81,14 @@ impl Process {
     /// Starts the binary on `data_dir` with `whatsapp` (the backend's flags) and
     /// `extra` flags; returns once it listens.
     async fn spawn_on(data_dir: &Path, whatsapp: &[&str], extra: &[&str]) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wa-sessiond"));
+        Self::spawn_exe(Path::new(env!("CARGO_BIN_EXE_wa-sessiond")), data_dir, whatsapp, extra).await
+    }
+
+    /// Starts `exe`, a build of the daemon (this test build's, or another such as
+    /// the release binary), on `data_dir` with `whatsapp` (the backend's flags) and
+    /// `extra` flags; returns once it listens.
+    pub async fn spawn_exe(exe: &Path, data_dir: &Path, whatsapp: &[&str], extra: &[&str]) -> Self {
+        let mut command = Command::new(exe);
         command
             .args(base_args(data_dir, whatsapp))
             .args(extra)

@@ -1,7 +1,8 @@
 //! Headless Chromium (Debian's `chromium` and `chromium-driver`) driven over
 //! WebDriver with fantoccini: start one per test, look at the page as a person
 //! would (text, visibility, classes, screenshots), and decode the QR from a
-//! screenshot. Missing Chromium fails the test and says how to install it.
+//! screenshot. Missing Chromium skips a browser test with a line on the terminal
+//! saying so (`scripts/test` installs it), and fails it under `CI=true`.
 
 use std::{
     io::{BufRead, BufReader},
@@ -63,10 +64,34 @@ fn find_program(env: &str, names: &[&str]) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
+/// How to get what the browser tests need.
+const INSTALL: &str = "the link page's browser tests need Debian's Chromium: run `scripts/test` (it installs them), or `apt-get install -y chromium chromium-driver`, or point CHROMIUM and CHROMEDRIVER at the binaries";
+
+/// Whether the browser test `test` must be skipped: Chromium or chromedriver is
+/// missing. Says so on the terminal (never silently); under `CI=true` a missing
+/// browser fails the test instead.
+pub fn skipped_without_chromium(test: &str) -> bool {
+    let chromium = find_program("CHROMIUM", &["chromium", "chromium-browser"]);
+    let chromedriver = find_program("CHROMEDRIVER", &["chromedriver"]);
+    if chromium.is_some() && chromedriver.is_some() {
+        return false;
+    }
+    let missing = if chromium.is_none() { "chromium" } else { "chromedriver" };
+    let line = format!("link_page::{test}: SKIPPED: {missing} not found; {INSTALL}");
+    assert_ne!(
+        std::env::var("CI").as_deref(),
+        Ok("true"),
+        "{line} (CI requires the browser tests)"
+    );
+    // Straight to the terminal: libtest would swallow a print of a passing test.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("{line}\n").as_bytes());
+    true
+}
+
 impl Browser {
     /// Starts Chromium with a `width` x `height` window.
     pub async fn start(width: u32, height: u32) -> Self {
-        let install = "the link page's browser tests need Debian's Chromium: run `apt-get install -y chromium chromium-driver` (.ci/run does it), or point CHROMIUM and CHROMEDRIVER at the binaries";
+        let install = INSTALL;
         let chromium = find_program("CHROMIUM", &["chromium", "chromium-browser"])
             .unwrap_or_else(|| panic!("chromium not found: {install}"));
         let chromedriver = find_program("CHROMEDRIVER", &["chromedriver"])

@@ -117,6 +117,10 @@ fn seconds(mmss: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drawn_qr_is_the_current_code_and_its_countdown_runs_and_warns_under_15s() {
+    if browser::skipped_without_chromium("the_drawn_qr_is_the_current_code_and_its_countdown_runs_and_warns_under_15s")
+    {
+        return;
+    }
     let daemon = LinkDaemon::start(|c| {
         c.emulator_first_qr_ttl = Duration::from_secs(30);
         c.emulator_next_qr_ttl = Duration::from_secs(30);
@@ -167,6 +171,9 @@ async fn the_drawn_qr_is_the_current_code_and_its_countdown_runs_and_warns_under
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drawn_code_rotates_to_the_next_of_the_batch_without_a_reload() {
+    if browser::skipped_without_chromium("the_drawn_code_rotates_to_the_next_of_the_batch_without_a_reload") {
+        return;
+    }
     let daemon = LinkDaemon::start(|c| {
         c.emulator_first_qr_ttl = Duration::from_secs(3);
         c.emulator_next_qr_ttl = Duration::from_secs(3);
@@ -200,6 +207,11 @@ async fn the_drawn_code_rotates_to_the_next_of_the_batch_without_a_reload() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_the_feed_stops_the_expired_code_gets_an_overlay_and_the_button_brings_a_new_generation() {
+    if browser::skipped_without_chromium(
+        "when_the_feed_stops_the_expired_code_gets_an_overlay_and_the_button_brings_a_new_generation",
+    ) {
+        return;
+    }
     let daemon = LinkDaemon::start(|c| {
         c.link.link_idle_timeout = Duration::from_secs(1);
         c.emulator_first_qr_ttl = Duration::from_secs(6);
@@ -240,6 +252,9 @@ async fn when_the_feed_stops_the_expired_code_gets_an_overlay_and_the_button_bri
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scanning_the_code_shows_linked_within_a_second_and_redirects() {
+    if browser::skipped_without_chromium("scanning_the_code_shows_linked_within_a_second_and_redirects") {
+        return;
+    }
     let daemon = LinkDaemon::start(|_| {}).await;
     let page = Browser::start(DESKTOP.0, DESKTOP.1).await;
     let url = daemon.session_with_link("dave", "/after-link?from=wa").await;
@@ -270,6 +285,9 @@ async fn scanning_the_code_shows_linked_within_a_second_and_redirects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pairing_code_shown_on_the_page_is_accepted_by_the_phone() {
+    if browser::skipped_without_chromium("the_pairing_code_shown_on_the_page_is_accepted_by_the_phone") {
+        return;
+    }
     // WhatsApp's own timings: a pairing code lives until its connection's batch ends.
     let daemon = LinkDaemon::start(|c| {
         c.emulator_first_qr_ttl = Duration::from_secs(60);
@@ -335,6 +353,9 @@ async fn shows_the_invalid_page(page: &Browser, url: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_expired_and_deleted_session_links_show_the_invalid_page_and_no_qr() {
+    if browser::skipped_without_chromium("tampered_expired_and_deleted_session_links_show_the_invalid_page_and_no_qr") {
+        return;
+    }
     let daemon = LinkDaemon::start(|_| {}).await;
     let good = daemon.session_with_link("frank", "").await;
     let forged = tampered(&good);
