@@ -126,11 +126,18 @@ async fn min_qr_validity_gets_a_code_that_lasts_long_enough() {
 
     let mut request = get("gina");
     request.min_qr_validity = Some(prost_types::Duration { seconds: 1, nanos: 0 });
+    // The daemon answers after it was asked: the code lives at least 1 s past the
+    // asking, whatever time the answer took (no slack to eat on a loaded machine).
+    let asked = std::time::SystemTime::now();
     let session = client.get_session(request).await.unwrap().into_inner();
 
     let expires = std::time::SystemTime::try_from(session.qr.as_ref().unwrap().expires_at.unwrap()).unwrap();
-    let left = expires.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    let left = expires.duration_since(asked).unwrap_or_default();
     assert!(left >= Duration::from_millis(900), "only {left:?} left");
+    assert!(
+        left >= Duration::from_secs(1),
+        "valid 1 s past the asking, only {left:?}"
+    );
     assert_eq!(
         session.qr.as_ref().unwrap().generation,
         2,
@@ -156,6 +163,11 @@ async fn refresh_closes_the_old_connection_and_returns_a_new_generation() {
     assert_eq!(fresh.qr.as_ref().unwrap().generation, 2);
     assert_eq!(fresh.qr.as_ref().unwrap().index, 1);
     assert_eq!(daemon.connections("frank").await, 2);
+    let count = wa_sessiond::proto::CountConnectionsRequest {
+        session_id: "frank".into(),
+    };
+    let counted = phone.count_connections(count).await.unwrap().into_inner();
+    assert_eq!((counted.started, counted.open), (2, 1), "the old connection is closed");
     let scan_old = wa_sessiond::proto::ScanQrRequest {
         session_id: "frank".into(),
         code: old.qr.unwrap().code,

@@ -193,6 +193,13 @@ impl Process {
         self.log.lock().await.clone()
     }
 
+    /// Its resident memory (VmRSS), in KiB: the daemon's alone, not the test's.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
     /// kill -9.
     pub fn kill9(mut self) {
         self.child.kill().expect("SIGKILL");
