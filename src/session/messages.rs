@@ -17,34 +17,34 @@ pub(crate) enum SessionMsg {
     Get {
         /// What the caller wants of the QR.
         request: QrRequest,
-        /// The answer.
+        /// Answered with the session once a code fits `request` (or at its deadline).
         reply: Reply,
     },
     /// Close the pairing connection and return the first code of a new one.
     RefreshQr {
         /// What the caller wants of the QR.
         request: QrRequest,
-        /// The answer.
+        /// Answered with the new connection's first code (or at its deadline).
         reply: Reply,
     },
     /// Something happened on connection `conn`.
     Backend {
-        /// Which connection.
+        /// The connection it happened on; ignored unless it is still the live one.
         conn: ConnId,
-        /// What happened.
+        /// What the library reported.
         event: BackendEvent,
     },
     /// The first code of `conn` is due.
     FirstQrDue(ConnId),
     /// Code `index` of `generation` expired.
     QrExpired {
-        /// Its generation.
+        /// The generation of the code it was armed for: a newer code ignores it.
         generation: u64,
-        /// Its index.
+        /// The code's place in its batch (from 1): with `generation`, which code.
         index: u32,
     },
-    /// A waiter's bound passed.
-    WaiterDue(u64),
+    /// The earliest waiting caller's deadline passed.
+    WaitersDue,
     /// The backoff passed: reconnect.
     Reconnect,
     /// Connection `conn` has been up long enough to reset the backoff.
@@ -53,7 +53,7 @@ pub(crate) enum SessionMsg {
     Watch {
         /// Regenerate the QR while attached.
         keep_fresh: bool,
-        /// The stream of changes.
+        /// Answered with a stream: the current snapshot first, then every change.
         reply: RpcReplyPort<Result<mpsc::Receiver<SessionView>, SessionError>>,
     },
     /// A watcher's client went away.
@@ -64,7 +64,7 @@ pub(crate) enum SessionMsg {
     Connect {
         /// What the caller wants of the QR (when not linked).
         request: QrRequest,
-        /// The answer.
+        /// Answered once CONNECTED (linked) or with the first code (not linked).
         reply: Reply,
     },
     /// Unlink and wipe.
@@ -75,18 +75,18 @@ pub(crate) enum SessionMsg {
     SendText {
         /// The recipient JID.
         to: String,
-        /// The text.
+        /// The message body: never logged.
         text: String,
-        /// The answer.
+        /// Answered by the outbox once WhatsApp took it (or it failed or timed out).
         reply: RpcReplyPort<Result<SendReceipt, SessionError>>,
     },
     /// A send went through.
     Sent,
     /// Ask for a pairing code.
     RequestPairingCode {
-        /// Digits only.
+        /// The phone number to link, digits only (country code first).
         phone: String,
-        /// The answer.
+        /// Answered by the outbox with the code as `ABCD-1234`.
         reply: RpcReplyPort<Result<PairingCodeView, SessionError>>,
     },
     /// Fail on purpose (EmulatorService.CrashSession), to prove supervision: answer,
@@ -126,7 +126,7 @@ impl SessionMsg {
             SessionMsg::Backend { .. }
             | SessionMsg::FirstQrDue(_)
             | SessionMsg::QrExpired { .. }
-            | SessionMsg::WaiterDue(_)
+            | SessionMsg::WaitersDue
             | SessionMsg::Reconnect
             | SessionMsg::Stable(_)
             | SessionMsg::WatcherGone(_)

@@ -1,8 +1,7 @@
 //! Callers waiting on a session for a QR code (or for it to settle), each with its own
-//! bound.
+//! deadline. The session's one waiters' timer (in `Timers`) follows the earliest.
 
 use ractor::RpcReplyPort;
-use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::{
@@ -15,34 +14,26 @@ pub type Reply = RpcReplyPort<Result<SessionView, SessionError>>;
 
 /// One waiting caller.
 pub struct Waiter {
-    /// Its number, for its timer.
-    pub id: u64,
     /// What it asked.
     pub request: QrRequest,
     /// Where its answer goes.
     pub reply: Reply,
-    /// When it gives up.
+    /// When it hears DEADLINE_EXCEEDED: the server's bound, or a little before the
+    /// caller's own deadline when that comes first.
     pub deadline: Instant,
-    /// Whether `deadline` is the caller's own (not the server's bound).
+    /// Whether `deadline` is the caller's own (not the server's bound): the message
+    /// then says the session keeps pairing.
     pub callers_deadline: bool,
-    /// Fires at `deadline`.
-    pub timer: AbortHandle,
 }
 
 /// The waiting callers of one session.
 #[derive(Default)]
 pub struct Waiters {
+    /// In arrival order until one is taken out.
     list: Vec<Waiter>,
-    next_id: u64,
 }
 
 impl Waiters {
-    /// The id the next waiter gets.
-    pub fn next_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id
-    }
-
     /// Adds a waiter.
     pub fn push(&mut self, waiter: Waiter) {
         self.list.push(waiter);
@@ -58,10 +49,18 @@ impl Waiters {
         self.list.is_empty()
     }
 
-    /// Removes one waiter (its timer fired).
-    pub fn take(&mut self, id: u64) -> Option<Waiter> {
-        let at = self.list.iter().position(|w| w.id == id)?;
-        Some(self.list.swap_remove(at))
+    /// The earliest deadline of any waiter: when the waiters' timer fires.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.list.iter().map(|w| w.deadline).min()
+    }
+
+    /// Removes the waiters whose deadline is `now` or earlier, in arrival order.
+    pub fn take_due(&mut self, now: Instant) -> Vec<Waiter> {
+        let (due, kept) = std::mem::take(&mut self.list)
+            .into_iter()
+            .partition(|w| w.deadline <= now);
+        self.list = kept;
+        due
     }
 
     /// Removes every waiter.
@@ -75,7 +74,6 @@ impl Waiters {
         let mut kept = Vec::with_capacity(self.list.len());
         for waiter in self.list.drain(..) {
             if waiter.reply.is_closed() {
-                waiter.timer.abort();
                 continue;
             }
             match answer(&waiter.request) {
@@ -93,9 +91,8 @@ impl Waiters {
 }
 
 impl Waiter {
-    /// Sends the answer and stops the timer.
+    /// Sends the answer.
     pub fn finish(self, result: Result<SessionView, SessionError>) {
-        self.timer.abort();
         let _ = self.reply.send(result);
     }
 }

@@ -9,9 +9,8 @@ use std::{
 
 use tokio::time::Instant;
 
-use super::policy::{recovery_for, Recovery};
 use crate::{
-    backend::{Disconnect, Identity, QrCode},
+    backend::{Identity, QrCode},
     domain::{DisconnectReason, Qr, SessionId, SessionView, Status},
 };
 
@@ -40,23 +39,6 @@ pub struct Conn {
     pub first_qr_deadline: Option<Instant>,
     /// For a pairing connection: the bound that deadline came from.
     pub first_qr_timeout: Duration,
-}
-
-/// What a caller waiting on the session's QR should get now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QrNeed {
-    /// Answer with the current state.
-    Ready,
-    /// Something is on its way (a first or next code, a connection): keep waiting.
-    Wait,
-    /// Start a new pairing connection, then wait.
-    Regenerate,
-    /// No code can stay valid that long: the longest this backend issued lives
-    /// `longest`.
-    OutOfRange {
-        /// The longest TTL of any code issued.
-        longest: Duration,
-    },
 }
 
 /// One session's state.
@@ -333,90 +315,6 @@ impl SessionState {
         self.reconnect_attempt = 0;
     }
 
-    /// The connection ended. Returns what to do next, or None when it was stale.
-    pub fn on_disconnected(&mut self, conn: ConnId, why: &Disconnect, sys: SystemTime) -> Option<Recovery> {
-        let purpose = self.conn.as_ref().filter(|c| c.id == conn)?.purpose;
-        self.conn = None;
-        self.view.qr = None;
-        let unlinked_pairing =
-            purpose == Purpose::Pair && !self.is_linked() && matches!(why, Disconnect::ConnectionLost(_));
-        if unlinked_pairing {
-            // A pairing socket that drops is like a batch that ran out: lazy.
-            self.view.status = Status::QrWaiting;
-            self.view.disconnect_reason = DisconnectReason::ConnectionLost;
-            self.touch(sys);
-            return Some(Recovery::Stop);
-        }
-        let (status, reason, error, recovery) = recovery_for(why);
-        self.view.status = status;
-        self.view.disconnect_reason = reason;
-        if !error.is_empty() {
-            self.view.last_error = error;
-        }
-        match recovery {
-            Recovery::RestartNow => self.view.restart_count += 1,
-            Recovery::Backoff => self.reconnect_attempt += 1,
-            Recovery::StopAndWipe => self.forget_identity(),
-            Recovery::Stop => {}
-        }
-        self.touch(sys);
-        Some(recovery)
-    }
-
-    /// A connection could not even be opened. Pairing: FAILED with the cause (a caller
-    /// retries). Resume: back off and retry.
-    pub fn on_connect_failed(&mut self, conn: ConnId, cause: &str, sys: SystemTime) -> Option<Recovery> {
-        let purpose = self.conn.as_ref().filter(|c| c.id == conn)?.purpose;
-        if purpose == Purpose::Resume {
-            return self.on_disconnected(conn, &Disconnect::ConnectionLost(cause.to_owned()), sys);
-        }
-        self.conn = None;
-        self.view.qr = None;
-        self.view.status = Status::Failed;
-        self.view.disconnect_reason = DisconnectReason::ConnectionLost;
-        self.view.last_error = format!("could not reach whatsapp: {cause}");
-        self.touch(sys);
-        Some(Recovery::Stop)
-    }
-
-    /// A reconnect attempt after backoff starts.
-    pub fn count_reconnect(&mut self) {
-        self.view.restart_count += 1;
-    }
-
-    fn forget_identity(&mut self) {
-        self.view.jid.clear();
-        self.view.push_name.clear();
-        self.view.connected_at = None;
-    }
-
-    /// Stopped on request: DISCONNECTED, reason REQUESTED, no QR. Returns the
-    /// connection to close.
-    pub fn stop_requested(&mut self, sys: SystemTime) -> Option<ConnId> {
-        let conn = self.detach_conn();
-        let changed = self.view.status != Status::Disconnected
-            || self.view.disconnect_reason != DisconnectReason::Requested
-            || self.view.qr.is_some();
-        if changed {
-            self.view.status = Status::Disconnected;
-            self.view.disconnect_reason = DisconnectReason::Requested;
-            self.view.qr = None;
-            self.touch(sys);
-        }
-        conn
-    }
-
-    /// Logged out on request: LOGGED_OUT, identity forgotten.
-    pub fn logged_out(&mut self, sys: SystemTime) {
-        self.conn = None;
-        self.view.qr = None;
-        self.view.status = Status::LoggedOut;
-        self.view.disconnect_reason = DisconnectReason::LoggedOut;
-        self.view.last_error.clear();
-        self.forget_identity();
-        self.touch(sys);
-    }
-
     /// Records what went wrong, for `last_error`.
     pub fn note_error(&mut self, message: String) {
         self.view.last_error = message;
@@ -427,61 +325,13 @@ impl SessionState {
         self.view.last_active_at = Some(sys);
         self.touch(sys);
     }
-
-    /// Whether a caller asking for a QR may start pairing from the state at rest.
-    fn may_start_pairing(&self) -> bool {
-        let retryable_failure = self.view.status == Status::Failed
-            && matches!(
-                self.view.disconnect_reason,
-                DisconnectReason::QrTimeout | DisconnectReason::ConnectionLost
-            );
-        let at_rest = matches!(self.view.status, Status::QrWaiting | Status::LoggedOut) || retryable_failure;
-        at_rest && self.conn.is_none() && !self.is_linked()
-    }
-
-    /// What a caller who wants a code valid for at least `min_validity` gets now.
-    /// `may_refresh` false means "the state as it is".
-    pub fn qr_need(&self, now: Instant, min_validity: Duration, may_refresh: bool) -> QrNeed {
-        if !may_refresh {
-            return QrNeed::Ready;
-        }
-        let pairing_conn = self.conn.as_ref().filter(|c| c.purpose == Purpose::Pair);
-        let wants_a_code = self.view.status == Status::QrWaiting || pairing_conn.is_some();
-        if wants_a_code && !self.longest_ttl.is_zero() && min_validity > self.longest_ttl {
-            return QrNeed::OutOfRange {
-                longest: self.longest_ttl,
-            };
-        }
-        match (self.view.status, pairing_conn, self.view.qr.as_ref()) {
-            (Status::Starting, _, _) | (Status::Connecting, _, _) => QrNeed::Wait,
-            (Status::QrWaiting, Some(_), Some(qr)) => live_batch_need(qr, now, min_validity),
-            (Status::QrWaiting, Some(_), None) => QrNeed::Wait,
-            (Status::QrWaiting, None, Some(qr)) if qr.remaining(now) >= min_validity.max(Duration::from_millis(1)) => {
-                QrNeed::Ready
-            }
-            _ if self.may_start_pairing() => QrNeed::Regenerate,
-            _ => QrNeed::Ready,
-        }
-    }
 }
 
-/// While a batch is live: the current code if it is good enough, else the next code
-/// of the batch if one may be, else a new generation.
-fn live_batch_need(qr: &Qr, now: Instant, min_validity: Duration) -> QrNeed {
-    let wanted = min_validity.max(Duration::from_millis(1));
-    if qr.remaining(now) >= wanted {
-        return QrNeed::Ready;
-    }
-    // Codes after the first share one TTL: if this one's is too short, so are theirs.
-    let later_codes_too_short = qr.index >= 2 && qr.ttl < wanted;
-    if qr.is_last() || later_codes_too_short {
-        return QrNeed::Regenerate;
-    }
-    QrNeed::Wait
-}
-
+mod ending;
+mod qr_need;
 mod rules;
 
+pub use qr_need::QrNeed;
 pub use rules::ConnectPlan;
 
 #[cfg(test)]

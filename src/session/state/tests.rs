@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::{advance, Instant};
 
 use super::*;
+use crate::{backend::Disconnect, session::policy::Recovery};
 
 const FIRST_TTL: Duration = Duration::from_secs(60);
 const NEXT_TTL: Duration = Duration::from_secs(20);

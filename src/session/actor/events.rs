@@ -1,20 +1,28 @@
-//! How a session actor follows its backend connection and its timers: QR codes and
-//! their expiry, pairing, connecting, and what the reconnect policy decides when a
-//! connection ends.
+//! How a session follows its backend connection and its timers: QR codes and their
+//! expiry, pairing, connecting, and carrying out what the reconnect policy decides
+//! when a connection ends.
 
 use std::time::{Duration, SystemTime};
 
 use ractor::ActorProcessingErr;
 use tracing::{info, warn};
 
-use super::{
-    actor::{release_timer, replace_timer, SessionMsg, SessionRun},
-    policy::{backoff_delay, Recovery},
-    state::{ConnId, Purpose},
+use super::SessionRun;
+use crate::{
+    backend::BackendEvent,
+    domain::Status,
+    error::SessionError,
+    metrics::Logout,
+    session::{
+        policy::{backoff_delay, Recovery},
+        state::{ConnId, Purpose},
+        timers::Timer,
+    },
+    store::unix_ms,
 };
-use crate::{backend::BackendEvent, domain::Status, error::SessionError, metrics::Logout, store::unix_ms};
 
 impl SessionRun {
+    /// Something happened on connection `conn` (ignored by the state when stale).
     pub(super) async fn on_backend(&mut self, conn: ConnId, event: BackendEvent) -> Result<(), ActorProcessingErr> {
         let (now, sys) = Self::now();
         match event {
@@ -22,7 +30,7 @@ impl SessionRun {
                 let ttl = code.ttl;
                 if self.state.on_qr(conn, code, now, sys) {
                     // The first code came: its deadline no longer matters.
-                    release_timer(&mut self.first_qr_timer);
+                    self.timers.disarm(Timer::FirstQr);
                     self.arm_qr_expiry(ttl);
                 }
             }
@@ -73,9 +81,7 @@ impl SessionRun {
         self.record.logged_out = false;
         self.record.stopped = false;
         self.save_or_note().await;
-        let stable_after = self.ctx.timeouts.stable_after;
-        let timer = self.myself.send_after(stable_after, move || SessionMsg::Stable(conn));
-        replace_timer(&mut self.reconnect_timer, timer);
+        self.timers.stable(self.ctx.timeouts.stable_after, conn);
         Ok(())
     }
 
@@ -85,6 +91,8 @@ impl SessionRun {
             return Ok(());
         };
         self.close_conn().await;
+        // The connection ended before it counted as stable.
+        self.timers.disarm(Timer::Stable);
         match recovery {
             Recovery::RestartNow => {
                 self.ctx.metrics.restart_required();
@@ -97,8 +105,7 @@ impl SessionRun {
                 let attempt = self.state.reconnect_attempt().saturating_sub(1);
                 let delay = backoff_delay(attempt, self.ctx.timeouts.reconnect_max, rand::random());
                 info!(session_id = %self.state.view().id, attempt, delay_ms = delay.as_millis() as u64, "reconnect scheduled");
-                let timer = self.myself.send_after(delay, || SessionMsg::Reconnect);
-                replace_timer(&mut self.reconnect_timer, timer);
+                self.timers.reconnect(delay);
             }
             Recovery::StopAndWipe => {
                 self.ctx.metrics.logged_out(Logout::PHONE);
@@ -112,8 +119,9 @@ impl SessionRun {
         Ok(())
     }
 
+    /// The backoff passed: reconnect, unless something else moved the session on.
     pub(super) fn reconnect(&mut self) {
-        release_timer(&mut self.reconnect_timer);
+        self.timers.disarm(Timer::Reconnect);
         if self.state.view().status != Status::Reconnecting || self.state.conn().is_some() {
             return;
         }
@@ -121,17 +129,20 @@ impl SessionRun {
         self.open_resume(Status::Reconnecting);
     }
 
+    /// Connection `conn` stayed up long enough: the backoff starts over.
     pub(super) fn stable(&mut self, conn: ConnId) {
         let still_up = self.state.conn().is_some_and(|c| c.id == conn) && self.state.view().status == Status::Connected;
         if still_up {
             self.state.reset_backoff();
-            // Connected, so the slot holds the timer that fired, not a reconnect.
-            self.reconnect_timer = None;
+            // Still up, so the slot holds the timer that fired: let its task go.
+            self.timers.disarm(Timer::Stable);
         }
     }
 
+    /// Connection `conn`'s first code is due: without one, it is closed and the
+    /// session FAILED (QR_TIMEOUT); its waiters hear why.
     pub(super) async fn first_qr_due(&mut self, conn: ConnId) {
-        release_timer(&mut self.first_qr_timer);
+        self.timers.disarm(Timer::FirstQr);
         let Some(closed) = self.state.on_first_qr_timeout(conn, SystemTime::now()) else {
             return;
         };
@@ -147,6 +158,8 @@ impl SessionRun {
         self.fail_waiters(SessionError::DeadlineExceeded(message));
     }
 
+    /// Code `index` of `generation` expired: the batch's last one ends its
+    /// connection (lazy regeneration); a stale expiry changes nothing.
     pub(super) async fn qr_expired(&mut self, generation: u64, index: u32) {
         let (now, sys) = Self::now();
         let current = self
@@ -157,7 +170,7 @@ impl SessionRun {
             .is_some_and(|qr| qr.generation == generation && qr.index == index);
         if current {
             // The timer in the slot is the one that fired: let its task go.
-            self.qr_timer = None;
+            self.timers.disarm(Timer::QrExpiry);
         }
         if self.state.on_last_qr_expired(generation, index, now, sys).is_some() {
             if let Some(handle) = self.conn.take() {
@@ -171,10 +184,7 @@ impl SessionRun {
             return;
         };
         let (generation, index) = (qr.generation, qr.index);
-        let timer = self
-            .myself
-            .send_after(ttl, move || SessionMsg::QrExpired { generation, index });
-        replace_timer(&mut self.qr_timer, timer);
+        self.timers.qr_expiry(ttl, generation, index);
         self.ctx.metrics.qr_issued();
         info!(session_id = %self.state.view().id, generation, index, ttl_ms = ttl.as_millis() as u64, "qr issued");
     }
