@@ -7,8 +7,10 @@
 //!
 //! `qr` holds the QR rules (first code, rotation, exhaustion, concurrent callers,
 //! timeouts, 515); `lifecycle` holds crash, restart and delete; `reads` the reads
-//! answered from the registry's table.
+//! answered from the registry's table; `actor` the session actor's timers and its
+//! publish-before-reply rule.
 
+mod actor;
 mod lifecycle;
 mod qr;
 mod reads;
