@@ -46,7 +46,7 @@ pub struct SessionContext {
     pub store: SessionDb,
     /// The event log (status changes go in; connections deliver messages to it).
     pub log: EventLog,
-    /// Bounds and delays.
+    /// Server-side bounds and delays, the same for every session.
     pub timeouts: Timeouts,
     /// Every session's changes, for WatchSessions.
     pub events: broadcast::Sender<SessionEvent>,
@@ -79,13 +79,14 @@ pub(crate) enum Boot {
 
 /// Arguments of a session actor.
 pub(crate) struct SessionArgs {
-    /// The starting state.
+    /// The state it starts from; for a reload, the last one the registry saw, so
+    /// revisions and generations go on growing.
     pub state: SessionState,
     /// Its stored record: the fallback when a reload finds none on disk.
     pub record: SessionRecord,
     /// How it starts.
     pub boot: Boot,
-    /// Shared services.
+    /// What every session shares.
     pub ctx: Arc<SessionContext>,
     /// Where snapshots are published: the registry answers reads from its other
     /// end, so it outlives each incarnation.

@@ -26,20 +26,21 @@ trait Queued: Send {
 }
 
 /// One queued call and the caller it answers. Dropped unanswered (the worker was
-/// aborted), it answers UNAVAILABLE with `stopped`.
+/// aborted), it answers UNAVAILABLE: `unstarted` if the call never began, else
+/// `stopped`.
 pub(crate) struct Job<T: Send + 'static> {
-    /// The call; taken when the worker starts it.
+    /// The call; taken when the worker starts it, so its absence means it began.
     work: Option<Work<T>>,
     /// The caller; taken when answered, so a drop afterwards says nothing.
     reply: Option<RpcReplyPort<Result<T, SessionError>>>,
-    /// What the caller hears if the session stops first: it depends on whether the
-    /// call may already have reached WhatsApp, which only the actor knows.
+    /// What the caller hears if the session stops mid-call: whether the call may
+    /// already have reached WhatsApp is for the actor to say.
     stopped: String,
 }
 
 impl<T: Send + 'static> Job<T> {
     /// A call to run for `reply`; `stopped` is the caller's answer if the session
-    /// stops before the call is done.
+    /// stops while the call runs.
     pub fn new(work: Work<T>, reply: RpcReplyPort<Result<T, SessionError>>, stopped: String) -> Self {
         Self {
             work: Some(work),
@@ -76,8 +77,11 @@ impl<T: Send + 'static> Queued for Job<T> {
 
 impl<T: Send + 'static> Drop for Job<T> {
     fn drop(&mut self) {
-        let stopped = SessionError::Unavailable(std::mem::take(&mut self.stopped));
-        self.answer(Err(stopped));
+        let message = match self.work {
+            Some(_) => "the session stopped before this call was made: nothing was sent; retry in a moment".into(),
+            None => std::mem::take(&mut self.stopped),
+        };
+        self.answer(Err(SessionError::Unavailable(message)));
     }
 }
 
@@ -220,12 +224,19 @@ mod tests {
         let answers: Vec<_> = (1..=5).map(|n| f.queue(n, Some(never.clone()))).collect();
         tokio::task::yield_now().await;
         f.outbox.stop();
+        let mut heard = Vec::new();
         for answer in answers {
             let got = tokio::time::timeout(Duration::from_secs(1), answer).await;
-            let error = got.expect("answered, never a hang").unwrap().unwrap_err();
+            match got.expect("answered, never a hang").unwrap() {
+                Err(SessionError::Unavailable(message)) => heard.push(message),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(heard[0], "session alice stopped: retry", "the call in flight");
+        for queued in &heard[1..] {
             assert!(
-                matches!(error, SessionError::Unavailable(ref m) if m == "session alice stopped: retry"),
-                "{error:?}"
+                queued.contains("before this call was made: nothing was sent"),
+                "{queued}"
             );
         }
         assert!(f.ran().is_empty());

@@ -14,9 +14,9 @@ pub type Reply = RpcReplyPort<Result<SessionView, SessionError>>;
 
 /// One waiting caller.
 pub struct Waiter {
-    /// What it asked.
+    /// What it wants of the QR; re-checked each time the state settles.
     pub request: QrRequest,
-    /// Where its answer goes.
+    /// Answered once, when satisfied or due; a closed one is dropped unanswered.
     pub reply: Reply,
     /// When it hears DEADLINE_EXCEEDED: the server's bound, or a little before the
     /// caller's own deadline when that comes first.

@@ -14,15 +14,15 @@ const WATCHER_BUFFER: usize = 256;
 
 /// One attached stream.
 struct Watcher {
-    /// Its number.
+    /// How its close-watching task names it in `SessionMsg::WatcherGone`.
     id: u64,
-    /// Where its changes go.
+    /// Its stream, bounded by `WATCHER_BUFFER`: full means too slow, and dropped.
     tx: mpsc::Sender<SessionView>,
     /// It asked for a QR that never expires.
     keep_fresh: bool,
     /// The task that notices the client going away.
     on_close: AbortHandle,
-    /// Counts it.
+    /// Where its release is counted when it drops (the watchers gauge).
     metrics: Arc<Metrics>,
 }
 

@@ -50,7 +50,7 @@ pub(crate) struct SessionRun {
     state: SessionState,
     /// What is stored on disk; written back after a change it must survive.
     record: SessionRecord,
-    /// Shared services.
+    /// What every session shares: backend, store, event log, bounds, metrics.
     ctx: Arc<SessionContext>,
     /// Its own address: backend events and watchers that go away come back here.
     myself: ActorRef<SessionMsg>,

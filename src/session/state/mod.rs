@@ -29,7 +29,7 @@ pub enum Purpose {
 /// The live backend connection, as the state machine knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conn {
-    /// Its id.
+    /// Events tagged with another id are stale and ignored.
     pub id: ConnId,
     /// Why it was opened.
     pub purpose: Purpose,
@@ -44,13 +44,14 @@ pub struct Conn {
 /// One session's state.
 #[derive(Debug, Clone)]
 pub struct SessionState {
-    /// The public part.
+    /// What callers see; every change bumps its revision (`touch`).
     view: SessionView,
     /// The generation of the newest pairing connection.
     generation: u64,
-    /// The live connection, if any.
+    /// The connection events are accepted from; `None` between connections.
     conn: Option<Conn>,
-    /// The id the next connection gets.
+    /// The id the next connection gets: ids are never reused within an
+    /// incarnation, so a late event of a closed connection is always stale.
     next_conn: ConnId,
     /// Failed reconnects in a row (for the backoff).
     reconnect_attempt: u32,
