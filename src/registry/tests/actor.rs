@@ -13,7 +13,7 @@ use crate::{
 impl Daemon {
     /// Creates `id`, pairs it and brings it CONNECTED (its `n`th and `n + 1`th
     /// connections); returns the live connection.
-    async fn connected(&self, id: &SessionId, n: usize) -> Line {
+    async fn online(&self, id: &SessionId, n: usize) -> Line {
         let (_, line) = self.create_paired(id, n).await;
         line.emit(BackendEvent::PairSuccess {
             phone_number: "15551234567".into(),
@@ -47,7 +47,7 @@ async fn settled_tasks() -> usize {
 async fn a_reconnect_armed_before_disconnect_session_never_reconnects() {
     let daemon = Daemon::start().await;
     let alice = id("alice");
-    let line = daemon.connected(&alice, 1).await;
+    let line = daemon.online(&alice, 1).await;
     daemon
         .tell(
             &line,
@@ -127,7 +127,7 @@ async fn a_deleted_session_leaves_no_timer_or_worker_behind_and_none_reaches_its
 async fn every_answer_comes_after_the_registry_snapshot_shows_it() {
     let daemon = Daemon::start().await;
     let alice = id("alice");
-    let _line = daemon.connected(&alice, 1).await;
+    let _line = daemon.online(&alice, 1).await;
     let mut feed = daemon.ctx.events.subscribe();
 
     let stopped = daemon.sessions.disconnect(alice.clone()).await.unwrap();
