@@ -11,6 +11,7 @@
 //! publish-before-reply rule.
 
 mod actor;
+mod backoff;
 mod lifecycle;
 mod qr;
 mod reads;

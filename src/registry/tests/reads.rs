@@ -12,7 +12,7 @@ use crate::{
 impl Daemon {
     /// Creates `id`, pairs it through the 515 and waits until it is CONNECTED;
     /// returns its live connection.
-    async fn connected(&self, id: &SessionId) -> Line {
+    pub(super) async fn connected(&self, id: &SessionId) -> Line {
         let n = self.backend.started() + 1;
         let (_, line) = self.create_paired(id, n).await;
         line.emit(BackendEvent::PairSuccess {
