@@ -73,7 +73,7 @@ async fn disconnecting_a_pairing_session_closes_it_and_clears_the_qr() {
 }
 
 #[tokio::test]
-async fn failed_reconnects_back_off_with_growing_gaps_under_the_cap() {
+async fn failed_reconnects_back_off_with_growing_gaps() {
     let dir = tempfile::tempdir().unwrap();
     let cap = Duration::from_secs(4);
     let daemon = Daemon::start(dir.path(), |c| c.reconnect_max_delay = cap).await;

@@ -170,3 +170,76 @@ async fn the_qr_keeps_working_while_a_pairing_code_is_out() {
     assert_eq!(linked.phone_number, "15550009999", "the phone used the QR first");
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn a_pairing_code_used_first_wins_and_the_qr_is_refused_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    let mut client = daemon.sessions().await;
+    let mut phone = daemon.phone().await;
+    let created = client.create_session(create("fay")).await.unwrap().into_inner();
+    let qr = created.qr.expect("a code while pairing").code;
+    let request = RequestPairingCodeRequest {
+        session_id: "fay".into(),
+        phone_number: "15557654321".into(),
+    };
+    let code = client.request_pairing_code(request).await.unwrap().into_inner().code;
+
+    let enter = EnterPairingCodeRequest {
+        session_id: "fay".into(),
+        code,
+    };
+    phone.enter_pairing_code(enter).await.unwrap();
+    let linked = wait_session(&mut client, "fay", "CONNECTED", |s| {
+        status(s) == SessionStatus::Connected
+    })
+    .await;
+    assert_eq!(
+        linked.phone_number, "15557654321",
+        "the phone used the pairing code first"
+    );
+    let late_scan = wa_sessiond::proto::ScanQrRequest {
+        session_id: "fay".into(),
+        phone_number: "15550009999".into(),
+        code: qr,
+    };
+    let refused = phone.scan_qr(late_scan).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "the QR lost: {refused:?}");
+    let still = client.get_session(get("fay")).await.unwrap().into_inner();
+    assert_eq!(still.phone_number, "15557654321", "the link the code made stands");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_qr_used_first_wins_and_the_pairing_code_is_refused_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    let mut client = daemon.sessions().await;
+    let mut phone = daemon.phone().await;
+    client.create_session(create("gus")).await.unwrap();
+    let request = RequestPairingCodeRequest {
+        session_id: "gus".into(),
+        phone_number: "15557654321".into(),
+    };
+    let code = client.request_pairing_code(request).await.unwrap().into_inner().code;
+    let scan = wa_sessiond::proto::ScanQrRequest {
+        session_id: "gus".into(),
+        phone_number: "15550009999".into(),
+        ..Default::default()
+    };
+    phone.scan_qr(scan).await.unwrap();
+    wait_session(&mut client, "gus", "CONNECTED", |s| {
+        status(s) == SessionStatus::Connected
+    })
+    .await;
+
+    let late_code = EnterPairingCodeRequest {
+        session_id: "gus".into(),
+        code,
+    };
+    let refused = phone.enter_pairing_code(late_code).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "the code lost: {refused:?}");
+    let still = client.get_session(get("gus")).await.unwrap().into_inner();
+    assert_eq!(still.phone_number, "15550009999", "the link the QR made stands");
+    daemon.stop().await;
+}

@@ -17,7 +17,7 @@ fn scan(id: &str, code: &str) -> ScanQrRequest {
 }
 
 #[tokio::test]
-async fn scanning_an_expired_or_unknown_code_is_refused() {
+async fn scanning_a_superseded_or_unknown_code_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path(), |_| {}).await;
     let mut client = daemon.sessions().await;
