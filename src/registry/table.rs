@@ -107,27 +107,15 @@ mod tests {
     use std::{collections::BTreeMap, time::SystemTime};
 
     use super::*;
-    use crate::domain::DisconnectReason;
+    use crate::session::state::SessionState;
 
     fn view(id: &str, status: Status) -> SessionView {
-        SessionView {
-            id: SessionId::parse(id).unwrap(),
-            status,
-            qr: None,
-            phone_number: String::new(),
-            jid: String::new(),
-            push_name: String::new(),
-            created_at: SystemTime::UNIX_EPOCH,
-            updated_at: SystemTime::UNIX_EPOCH,
-            connected_at: None,
-            last_active_at: None,
-            last_error: String::new(),
-            disconnect_reason: DisconnectReason::Unspecified,
-            restart_count: 0,
-            revision: 1,
-            generation: 0,
-            labels: BTreeMap::new(),
-        }
+        let id = SessionId::parse(id).unwrap();
+        let mut view = SessionState::new(id, BTreeMap::new(), SystemTime::UNIX_EPOCH)
+            .view()
+            .clone();
+        view.status = status;
+        view
     }
 
     fn add(table: &Table, id: &str, status: Status, direct: bool) -> (watch::Sender<SessionView>, Arc<AtomicBool>) {

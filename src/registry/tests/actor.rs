@@ -11,23 +11,6 @@ use crate::{
 };
 
 impl Daemon {
-    /// Creates `id`, pairs it and brings it CONNECTED (its `n`th and `n + 1`th
-    /// connections); returns the live connection.
-    async fn online(&self, id: &SessionId, n: usize) -> Line {
-        let (_, line) = self.create_paired(id, n).await;
-        line.emit(BackendEvent::PairSuccess {
-            phone_number: "15551234567".into(),
-            jid: "15551234567:1@s.whatsapp.net".into(),
-        });
-        self.backend.link(id);
-        line.emit(BackendEvent::Disconnected(Disconnect::RestartRequired));
-        let resumed = self.backend.connection(n + 1).await;
-        self.tell(&resumed, BackendEvent::Connected(identity("15551234567")))
-            .await;
-        assert_eq!(self.now(id).await.unwrap().status, Status::Connected);
-        resumed
-    }
-
     /// `id` as the registry's snapshot shows it (what ListSessions answers from).
     async fn listed(&self, id: &SessionId) -> SessionView {
         let (page, _) = self.sessions.list(None, 100, None).await.unwrap();
@@ -47,7 +30,7 @@ async fn settled_tasks() -> usize {
 async fn a_reconnect_armed_before_disconnect_session_never_reconnects() {
     let daemon = Daemon::start().await;
     let alice = id("alice");
-    let line = daemon.online(&alice, 1).await;
+    let line = daemon.connected(&alice).await;
     daemon
         .tell(
             &line,
@@ -127,7 +110,7 @@ async fn a_deleted_session_leaves_no_timer_or_worker_behind_and_none_reaches_its
 async fn every_answer_comes_after_the_registry_snapshot_shows_it() {
     let daemon = Daemon::start().await;
     let alice = id("alice");
-    let _line = daemon.online(&alice, 1).await;
+    let _line = daemon.connected(&alice).await;
     let mut feed = daemon.ctx.events.subscribe();
 
     let stopped = daemon.sessions.disconnect(alice.clone()).await.unwrap();

@@ -24,6 +24,7 @@ impl Daemon {
         let resumed = self.backend.connection(n + 1).await;
         self.tell(&resumed, BackendEvent::Connected(identity("15551234567")))
             .await;
+        assert_eq!(self.now(id).await.unwrap().status, Status::Connected);
         resumed
     }
 }
