@@ -87,6 +87,13 @@ struct Pki {
     client: (String, String),
 }
 
+/// Writes `pem` to `name` in `dir`: a path for the TLS settings.
+fn pem_file(dir: &tempfile::TempDir, name: &str, pem: &str) -> Option<std::path::PathBuf> {
+    let path = dir.path().join(name);
+    std::fs::write(&path, pem).unwrap();
+    Some(path)
+}
+
 fn pki() -> Pki {
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -130,11 +137,7 @@ async fn mutual_tls_serves_a_client_with_a_certificate_and_refuses_one_without()
     let dir = tempfile::tempdir().unwrap();
     let pki = pki();
     let files = tempfile::tempdir().unwrap();
-    let write = |name: &str, pem: &str| {
-        let path = files.path().join(name);
-        std::fs::write(&path, pem).unwrap();
-        Some(path)
-    };
+    let write = |name: &str, pem: &str| pem_file(&files, name, pem);
     let daemon = Daemon::start(dir.path(), |c| {
         c.edge.tls_cert = write("server.pem", &pki.server.0);
         c.edge.tls_key = write("server.key", &pki.server.1);
@@ -189,11 +192,7 @@ async fn a_client_that_never_finishes_its_tls_handshake_is_cut_off_after_10s() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki();
     let files = tempfile::tempdir().unwrap();
-    let write = |name: &str, pem: &str| {
-        let path = files.path().join(name);
-        std::fs::write(&path, pem).unwrap();
-        Some(path)
-    };
+    let write = |name: &str, pem: &str| pem_file(&files, name, pem);
     let daemon = Daemon::start(dir.path(), |c| {
         c.edge.tls_cert = write("server.pem", &pki.server.0);
         c.edge.tls_key = write("server.key", &pki.server.1);
