@@ -122,6 +122,13 @@ impl SessionService for Baseline {
         unimplemented()
     }
 
+    async fn get_account_health(
+        &self,
+        _: Request<proto::GetAccountHealthRequest>,
+    ) -> Result<Response<proto::AccountHealth>, Status> {
+        unimplemented()
+    }
+
     async fn request_pairing_code(
         &self,
         _: Request<proto::RequestPairingCodeRequest>,

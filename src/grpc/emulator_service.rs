@@ -188,4 +188,24 @@ impl EmulatorService for EmulatorApi {
         self.emulator.hold_acks(&id, body.hold).await?;
         Ok(Response::new(proto::HoldServerAcksResponse {}))
     }
+
+    async fn set_account_health(
+        &self,
+        request: Request<proto::SetAccountHealthRequest>,
+    ) -> Result<Response<proto::SetAccountHealthResponse>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        let length = |d: Option<prost_types::Duration>, field: &str| -> Result<std::time::Duration, Status> {
+            d.map(std::time::Duration::try_from)
+                .transpose()
+                .map_err(|_| Status::invalid_argument(format!("{field} must not be negative")))
+                .map(Option::unwrap_or_default)
+        };
+        let restricted_for = length(body.reachout_restricted_for, "reachout_restricted_for")?;
+        let ban_for = length(body.temp_ban_for, "temp_ban_for")?;
+        self.emulator
+            .set_account_health(&id, restricted_for, body.temp_ban_reason, ban_for)
+            .await;
+        Ok(Response::new(proto::SetAccountHealthResponse {}))
+    }
 }

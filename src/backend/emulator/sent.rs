@@ -5,7 +5,11 @@
 
 use tracing::warn;
 
-use super::{sent_log::EmulatedMessage, server::Control, Emulator};
+use super::{
+    sent_log::{EmulatedMessage, Taken},
+    server::Control,
+    Emulator,
+};
 use crate::{
     backend::{BackendError, Outbound, SentMessage},
     domain::SessionId,
@@ -30,12 +34,16 @@ impl Emulator {
             .server_queue()
             .await
             .map_err(|e| BackendError::Unreachable(e.to_string()))?;
-        let held = queue
-            .record(session.as_str(), EmulatedMessage::of(&message))
+        let barred = self.new_chats_barred(session).await;
+        let taken = queue
+            .record(session.as_str(), EmulatedMessage::of(&message), barred)
             .await
             .map_err(|e| BackendError::Unreachable(format!("the emulated server failed: {e}")))?;
-        if !held {
-            inbox.server_ack(id.clone(), None);
+        match taken {
+            Taken::Acked => inbox.server_ack(id.clone(), None),
+            Taken::Held => {}
+            // WhatsApp's 463: the account may not start new chats.
+            Taken::NewChatBarred => inbox.server_ack(id.clone(), Some(463)),
         }
         Ok(SentMessage { message_id: id })
     }

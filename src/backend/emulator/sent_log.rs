@@ -81,8 +81,33 @@ impl EmulatedMessage {
     }
 }
 
-/// Takes a message from `account`'s device (once per id): whether its acks are held.
-pub fn record(tx: &Transaction<'_>, account: &str, message: &EmulatedMessage) -> Result<bool, DbError> {
+/// What the server did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Taken and acked.
+    Acked,
+    /// Taken; its ack is held.
+    Held,
+    /// Refused: new chats are barred and the account never messaged this chat.
+    NewChatBarred,
+}
+
+/// Takes a message from `account`'s device (once per id); with `new_chats_barred`,
+/// refuses it when the account never messaged its chat before.
+pub fn record(
+    tx: &Transaction<'_>,
+    account: &str,
+    message: &EmulatedMessage,
+    new_chats_barred: bool,
+) -> Result<Taken, DbError> {
+    if new_chats_barred {
+        let known: i64 = tx
+            .prepare_cached("SELECT COUNT(*) FROM sent WHERE account = ?1 AND recipient = ?2")?
+            .query_row(params![account, message.to], |row| row.get(0))?;
+        if known == 0 {
+            return Ok(Taken::NewChatBarred);
+        }
+    }
     tx.prepare_cached(
         "INSERT OR IGNORE INTO sent (account, message_id, recipient, kind, text, quoted_id, target_id, received_at_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -97,11 +122,11 @@ pub fn record(tx: &Transaction<'_>, account: &str, message: &EmulatedMessage) ->
         message.target_id,
         unix_ms(message.received_at) as i64,
     ])?;
-    let held = is_held(tx, account)?;
-    if !held {
-        mark_acked(tx, account, &message.message_id)?;
+    if is_held(tx, account)? {
+        return Ok(Taken::Held);
     }
-    Ok(held)
+    mark_acked(tx, account, &message.message_id)?;
+    Ok(Taken::Acked)
 }
 
 /// Holds (or releases) `account`'s acks; a release answers the ids it acks now.
