@@ -122,6 +122,17 @@ impl SessionService for Baseline {
         unimplemented()
     }
 
+    async fn send_chat_state(
+        &self,
+        _: Request<proto::SendChatStateRequest>,
+    ) -> Result<Response<proto::SendChatStateResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn mark_read(&self, _: Request<proto::MarkReadRequest>) -> Result<Response<proto::MarkReadResponse>, Status> {
+        unimplemented()
+    }
+
     async fn get_account_health(
         &self,
         _: Request<proto::GetAccountHealthRequest>,

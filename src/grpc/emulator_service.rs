@@ -134,6 +134,7 @@ impl EmulatorService for EmulatorApi {
                 quoted_id: m.quoted_id,
                 target_id: m.target_id,
                 received_at: Some(m.received_at.into()),
+                state: m.state as i32,
             })
             .collect();
         Ok(Response::new(proto::ListSentMessagesResponse { messages }))

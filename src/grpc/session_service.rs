@@ -181,6 +181,24 @@ impl SessionService for SessionApi {
         Ok(Response::new(outbound::status_info(row)))
     }
 
+    async fn send_chat_state(
+        &self,
+        request: Request<proto::SendChatStateRequest>,
+    ) -> Result<Response<proto::SendChatStateResponse>, Status> {
+        let (id, to, content) = outbound::chat_state(request.get_ref())?;
+        self.sessions.send_signal(id, to, content).await?;
+        Ok(Response::new(proto::SendChatStateResponse {}))
+    }
+
+    async fn mark_read(
+        &self,
+        request: Request<proto::MarkReadRequest>,
+    ) -> Result<Response<proto::MarkReadResponse>, Status> {
+        let (id, chat, content) = outbound::mark_read(request.into_inner())?;
+        self.sessions.send_signal(id, chat, content).await?;
+        Ok(Response::new(proto::MarkReadResponse {}))
+    }
+
     async fn get_account_health(
         &self,
         request: Request<proto::GetAccountHealthRequest>,

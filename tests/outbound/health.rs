@@ -17,7 +17,7 @@ async fn health(client: &mut SessionServiceClient<Channel>, id: &str) -> Account
 }
 
 fn until(t: &Option<prost_types::Timestamp>) -> SystemTime {
-    SystemTime::try_from(t.clone().expect("a time")).unwrap()
+    SystemTime::try_from(t.expect("a time")).unwrap()
 }
 
 async fn started(daemon: &Daemon, id: &str) -> u64 {

@@ -11,7 +11,7 @@ use super::{
     Emulator,
 };
 use crate::{
-    backend::{BackendError, Outbound, SentMessage},
+    backend::{BackendError, Content, Outbound, SentMessage},
     domain::SessionId,
     error::SessionError,
     events::Inbox,
@@ -26,6 +26,19 @@ impl Emulator {
         inbox: &Inbox,
     ) -> Result<SentMessage, BackendError> {
         let id = message.id.clone();
+        let is_message = !matches!(message.content, Content::ChatState { .. } | Content::Read { .. });
+        if !is_message {
+            // A chat state or a read: recorded as the phone sees it, never acked.
+            let queue = self
+                .server_queue()
+                .await
+                .map_err(|e| BackendError::Unreachable(e.to_string()))?;
+            queue
+                .record(session.as_str(), EmulatedMessage::of(&message), false)
+                .await
+                .map_err(|e| BackendError::Unreachable(format!("the emulated server failed: {e}")))?;
+            return Ok(SentMessage { message_id: id });
+        }
         if let Some(code) = self.next_rejection(session).await {
             inbox.server_ack(id.clone(), Some(code));
             return Ok(SentMessage { message_id: id });
