@@ -150,9 +150,13 @@ async fn acks_keep_the_newest_position_and_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(&dir);
     assert_eq!(log.position("billing").await.unwrap(), None);
-    assert_eq!(log.ack("billing", 7).await.unwrap(), 7);
-    assert_eq!(log.ack("billing", 3).await.unwrap(), 7, "an older ack changes nothing");
-    assert_eq!(log.ack("billing", 9).await.unwrap(), 9);
+    assert_eq!(log.ack("billing", 7).await.unwrap(), Some(7));
+    assert_eq!(
+        log.ack("billing", 3).await.unwrap(),
+        Some(7),
+        "an older ack changes nothing"
+    );
+    assert_eq!(log.ack("billing", 9).await.unwrap(), Some(9));
     drop(log);
     let log = open(&dir);
     assert_eq!(log.position("billing").await.unwrap(), Some(9));
