@@ -9,6 +9,12 @@ pub enum SessionError {
     /// No session with that id.
     #[error("session {0:?} not found: create it first or check the id")]
     NotFound(String),
+    /// Something else the call names does not exist (a message, a consumer).
+    #[error("{0}")]
+    Missing(String),
+    /// The call's key was used before for something else.
+    #[error("{0}")]
+    AlreadyExists(String),
     /// Bad id, phone, JID or text.
     #[error("{0}")]
     InvalidArgument(String),

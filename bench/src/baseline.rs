@@ -108,6 +108,20 @@ impl SessionService for Baseline {
         unimplemented()
     }
 
+    async fn send_message(
+        &self,
+        _: Request<proto::SendMessageRequest>,
+    ) -> Result<Response<proto::SendMessageResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn get_message_status(
+        &self,
+        _: Request<proto::GetMessageStatusRequest>,
+    ) -> Result<Response<proto::MessageStatusInfo>, Status> {
+        unimplemented()
+    }
+
     async fn request_pairing_code(
         &self,
         _: Request<proto::RequestPairingCodeRequest>,

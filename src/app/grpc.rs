@@ -107,8 +107,9 @@ pub async fn start(
     let reflection_v1alpha = server::reflection(|builder| builder.build_v1alpha()).map_err(StartError::Server)?;
     let auth = BearerAuth::new(config.edge.auth_token.as_ref());
     let max_request = config.edge.max_request_bytes as usize;
+    let sessions = SessionApi::new(front.door.clone(), front.log_slot.clone()).with_links(front.links);
+    let sessions = SessionServiceServer::new(sessions);
     let events = EventServiceServer::new(EventApi::new(front.log_slot, front.door.clone(), stopping_rx.clone()));
-    let sessions = SessionServiceServer::new(SessionApi::new(front.door.clone()).with_links(front.links));
     let emulator = front.emulator.map(|emulator| {
         let service = EmulatorServiceServer::new(EmulatorApi::new(emulator, front.door));
         InterceptedService::new(service.max_decoding_message_size(max_request), auth.clone())

@@ -143,5 +143,6 @@ fn timeouts(config: &Config) -> Timeouts {
         refresh: config.refresh_timeout,
         reconnect_max: config.reconnect_max_delay,
         stable_after: Duration::from_secs(30).min(config.reconnect_max_delay),
+        outbound_ttl: config.events.outbound_ttl,
     }
 }

@@ -176,10 +176,8 @@ impl Connection for ScriptedConnection {
         Box::pin(async { Ok(()) })
     }
 
-    fn send(&self, _message: Outbound) -> BoxFuture<'static, Result<SentMessage, BackendError>> {
-        let sent = SentMessage {
-            message_id: "scripted-1".into(),
-        };
+    fn send(&self, message: Outbound) -> BoxFuture<'static, Result<SentMessage, BackendError>> {
+        let sent = SentMessage { message_id: message.id };
         Box::pin(async { Ok(sent) })
     }
 

@@ -1,4 +1,5 @@
-//! The event log's settings: how long and how much of it is kept.
+//! The event log's settings: how long and how much of it is kept, and how long an
+//! accepted outbound message may wait.
 
 use std::time::Duration;
 
@@ -15,6 +16,11 @@ pub struct EventsConfig {
     /// bound but the age); the oldest events go first.
     #[arg(long, env = "WA_SESSIOND_EVENT_RETENTION_BYTES", default_value = "1GiB", value_parser = bytes)]
     pub event_retention_bytes: u64,
+
+    /// How long a message accepted by SendMessage may wait to be sent (QUEUED while
+    /// the session is offline) or acked by WhatsApp before it fails as EXPIRED.
+    #[arg(long, env = "WA_SESSIOND_OUTBOUND_TTL", default_value = "24h", value_parser = super::positive_duration)]
+    pub outbound_ttl: Duration,
 
     /// How often the retention check runs.
     #[arg(long, env = "WA_SESSIOND_EVENT_TRIM_INTERVAL", default_value = "30s", value_parser = super::positive_duration)]

@@ -37,6 +37,53 @@ pub fn recipient(to: &str) -> Result<String, SessionError> {
     )))
 }
 
+/// The group-JID server suffix.
+const GROUP_SERVER: &str = "@g.us";
+
+/// A chat to send to: the forms of [`recipient`], or a group JID
+/// (`120363012345678901@g.us`, or the older `15551234567-1600000000@g.us`).
+pub fn chat(to: &str) -> Result<String, SessionError> {
+    if let Some(group) = to.strip_suffix(GROUP_SERVER) {
+        let mut parts = group.splitn(2, '-');
+        let well_formed =
+            parts.all(|part| !part.is_empty() && part.len() <= 32 && part.bytes().all(|b| b.is_ascii_digit()));
+        if well_formed {
+            return Ok(to.to_owned());
+        }
+        return Err(SessionError::InvalidArgument(format!(
+            "group {to:?} is invalid: a group JID is digits (or digits-digits) followed by @g.us"
+        )));
+    }
+    recipient(to).map_err(|_| {
+        SessionError::InvalidArgument(format!(
+            "recipient {to:?} is invalid: use +15551234567, 15551234567, 15551234567@s.whatsapp.net or a group's ...@g.us"
+        ))
+    })
+}
+
+/// WhatsApp's id of a message a call points at (`what` names the field).
+pub fn message_id(raw: &str, what: &str) -> Result<String, SessionError> {
+    let well_formed = !raw.is_empty() && raw.len() <= 128 && raw.bytes().all(|b| b.is_ascii_graphic());
+    if well_formed {
+        return Ok(raw.to_owned());
+    }
+    Err(SessionError::InvalidArgument(format!(
+        "{what} {raw:?} is invalid: a WhatsApp message id is 1 to 128 visible ASCII characters"
+    )))
+}
+
+/// A reaction: one emoji (one grapheme), or empty to remove the reaction.
+pub fn emoji(raw: &str) -> Result<(), SessionError> {
+    use unicode_segmentation::UnicodeSegmentation;
+    if raw.is_empty() || (raw.graphemes(true).count() == 1 && raw.len() <= 64 && !raw.is_ascii()) {
+        return Ok(());
+    }
+    Err(SessionError::InvalidArgument(format!(
+        "reaction.emoji must be one emoji (one grapheme), or empty to remove the reaction; got {} characters",
+        raw.chars().count()
+    )))
+}
+
 /// A message text: not empty, at most `MAX_TEXT_BYTES`.
 pub fn text(text: &str) -> Result<(), SessionError> {
     if text.is_empty() || text.len() > MAX_TEXT_BYTES {

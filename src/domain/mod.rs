@@ -6,10 +6,12 @@
 pub mod calls;
 pub mod id;
 pub mod input;
+pub mod send;
 pub mod status;
 pub mod view;
 
 pub use calls::{PairingCodeView, QrRequest, SendReceipt};
 pub use id::SessionId;
+pub use send::{MessageStatus, SendAnswer, SendContent, SendInput};
 pub use status::{DisconnectReason, Status};
 pub use view::{Qr, SessionEvent, SessionView};

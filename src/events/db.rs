@@ -12,11 +12,18 @@ use prost::Message as _;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::watch;
 
-use super::{metrics::EventMetrics, Appended, Body, Event, EventKind, NewEvent, Shared};
+use super::{
+    metrics::EventMetrics,
+    outbound::{self, sql as outbound_sql},
+    Appended, Body, Event, EventKind, NewEvent, Shared,
+};
 use crate::store::{group_commit::Apply, unix_ms, DbError};
 
 /// Jobs committed together at most.
 pub const MAX_BATCH: usize = 1024;
+
+/// Event kinds (message, receipt, status, outbound), counted per batch.
+const KINDS: usize = 4;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -62,6 +69,24 @@ pub enum Op {
     },
     /// Append the session's last event, then remove its earlier ones.
     DeleteSession(Box<NewEvent>),
+    /// Accept a message into the outbound log.
+    Accept(Box<outbound::Accept>),
+    /// A message was handed to the connection.
+    Sent {
+        /// Whose.
+        session_id: String,
+        /// WhatsApp's id.
+        message_id: String,
+    },
+    /// A message was not sent and nobody heard of it: forget it.
+    Forget {
+        /// Whose.
+        session_id: String,
+        /// WhatsApp's id.
+        message_id: String,
+    },
+    /// A message's status changed (the server's ack, an expiry).
+    Update(outbound::Update),
     /// Remove one chunk of the oldest events that are too old or too many.
     Trim {
         /// Events logged before this go.
@@ -82,6 +107,8 @@ pub enum Out {
     Position(u64),
     /// Events trimmed.
     Trimmed(usize),
+    /// What accepting a message did.
+    Accepted(outbound::Accepted),
     /// Done.
     Done,
 }
@@ -99,7 +126,7 @@ pub struct Writer {
     pending_bytes: i64,
     pending_trimmed: Option<u64>,
     /// Events added by this batch, by kind.
-    pending_kinds: [u64; 3],
+    pending_kinds: [u64; KINDS],
     published: watch::Sender<u64>,
     shared: Arc<Shared>,
     metrics: Arc<EventMetrics>,
@@ -113,6 +140,7 @@ impl Writer {
         metrics: Arc<EventMetrics>,
     ) -> Result<(Self, watch::Receiver<u64>), DbError> {
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(outbound_sql::SCHEMA)?;
         let head: i64 = conn
             .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'events'", [], |row| {
                 row.get(0)
@@ -143,7 +171,7 @@ impl Writer {
             pending_head: head,
             pending_bytes: 0,
             pending_trimmed: None,
-            pending_kinds: [0; 3],
+            pending_kinds: [0; KINDS],
             published,
             shared,
             metrics,
@@ -172,7 +200,7 @@ impl Writer {
     fn append(&mut self, tx: &Transaction<'_>, events: &[NewEvent]) -> Result<Appended, DbError> {
         let mut appended = Appended::default();
         let mut last_seqs: HashMap<&str, u64> = HashMap::new();
-        let (mut head, mut bytes, mut kinds) = (self.pending_head, 0u64, [0u64; 3]);
+        let (mut head, mut bytes, mut kinds) = (self.pending_head, 0u64, [0u64; KINDS]);
         for event in events {
             let seq = match last_seqs.get(event.session_id.as_str()) {
                 Some(&seq) => seq,
@@ -204,7 +232,7 @@ impl Writer {
     }
 
     /// Notes what a job wrote, for the commit.
-    fn added(&mut self, head: u64, bytes: i64, kinds: [u64; 3]) {
+    fn added(&mut self, head: u64, bytes: i64, kinds: [u64; KINDS]) {
         self.pending_head = head;
         self.pending_bytes += bytes;
         for (pending, added) in self.pending_kinds.iter_mut().zip(kinds) {
@@ -239,7 +267,8 @@ impl Writer {
         self.seqs.remove(id);
         self.touched.insert(id.clone());
         let removed = bodies as u64 + rows as u64 * ROW_OVERHEAD;
-        let mut kinds = [0; 3];
+        outbound_sql::delete_session(tx, id)?;
+        let mut kinds = [0; KINDS];
         kinds[last.kind() as usize - 1] = 1;
         self.added(cursor, size as i64 - removed as i64, kinds);
         Ok(())
@@ -321,7 +350,28 @@ impl Apply for Writer {
 
     fn apply(&mut self, tx: &Transaction<'_>, op: &Op) -> Result<Out, DbError> {
         match op {
-            Op::Append(events) => self.append(tx, events).map(Out::Appended),
+            Op::Append(events) => {
+                let appended = self.append(tx, events)?;
+                let statuses = outbound_sql::receipts(tx, events)?;
+                self.append(tx, &statuses)?;
+                Ok(Out::Appended(appended))
+            }
+            Op::Accept(accept) => {
+                let (accepted, events) = outbound_sql::accept(tx, accept)?;
+                self.append(tx, &events)?;
+                Ok(Out::Accepted(accepted))
+            }
+            Op::Sent { session_id, message_id } => {
+                let events = outbound_sql::sent(tx, session_id, message_id)?;
+                self.append(tx, &events).map(|_| Out::Done)
+            }
+            Op::Forget { session_id, message_id } => {
+                outbound_sql::forget(tx, session_id, message_id).map(|()| Out::Done)
+            }
+            Op::Update(change) => {
+                let events = outbound_sql::update(tx, change)?;
+                self.append(tx, &events).map(|_| Out::Done)
+            }
             Op::Ack { consumer, cursor } => self.ack(tx, consumer, *cursor).map(Out::Position),
             Op::DeleteSession(last) => self.delete_session(tx, last).map(|()| Out::Done),
             Op::Trim {
@@ -341,9 +391,14 @@ impl Apply for Writer {
         if let Some(trimmed) = self.pending_trimmed.take() {
             self.shared.trimmed_through.fetch_max(trimmed, Ordering::AcqRel);
         }
-        for (index, kind) in [EventKind::Message, EventKind::Receipt, EventKind::Status]
-            .into_iter()
-            .enumerate()
+        for (index, kind) in [
+            EventKind::Message,
+            EventKind::Receipt,
+            EventKind::Status,
+            EventKind::Outbound,
+        ]
+        .into_iter()
+        .enumerate()
         {
             self.metrics
                 .appended(kind, std::mem::take(&mut self.pending_kinds[index]));
@@ -361,6 +416,6 @@ impl Apply for Writer {
         self.pending_head = self.head;
         self.pending_bytes = 0;
         self.pending_trimmed = None;
-        self.pending_kinds = [0; 3];
+        self.pending_kinds = [0; KINDS];
     }
 }

@@ -37,6 +37,7 @@ fn label(kind: EventKind) -> KindLabel {
         EventKind::Message => "message",
         EventKind::Receipt => "receipt",
         EventKind::Status => "status",
+        EventKind::Outbound => "outbound",
         EventKind::Unspecified => "unspecified",
     };
     KindLabel { kind }
@@ -45,7 +46,12 @@ fn label(kind: EventKind) -> KindLabel {
 impl EventMetrics {
     /// Registers them under `wa_sessiond_events_*`.
     pub fn register(&self, ours: &mut Registry) {
-        for kind in [EventKind::Message, EventKind::Receipt, EventKind::Status] {
+        for kind in [
+            EventKind::Message,
+            EventKind::Receipt,
+            EventKind::Status,
+            EventKind::Outbound,
+        ] {
             drop(self.appended.get_or_create(&label(kind)));
         }
         ours.register(

@@ -13,6 +13,8 @@ mod cursor;
 mod db;
 mod follow;
 pub mod metrics;
+pub mod outbound;
+mod outbound_log;
 mod read;
 pub mod retention;
 
@@ -31,7 +33,9 @@ use std::{
 
 use tokio::sync::watch;
 
-pub use crate::proto::{event::Body, Event, EventKind, InboundMessage, Receipt, ReceiptKind, StatusChange};
+pub use crate::proto::{
+    event::Body, Event, EventKind, InboundMessage, OutboundUpdate, Receipt, ReceiptKind, StatusChange,
+};
 use crate::store::{group_commit, DbError};
 
 /// The log's file name under the data dir.
@@ -70,6 +74,7 @@ pub fn kind_of(body: &Body) -> EventKind {
         Body::Message(_) => EventKind::Message,
         Body::Receipt(_) => EventKind::Receipt,
         Body::Status(_) => EventKind::Status,
+        Body::Outbound(_) => EventKind::Outbound,
     }
 }
 
@@ -274,6 +279,12 @@ impl Inbox {
             })
             .collect();
         self.log.append(events).await
+    }
+
+    /// WhatsApp's server acked (`error` None) or refused (`error`: its code, e.g.
+    /// 463) a message the session sent (queued; not awaited).
+    pub fn server_ack(&self, message_id: String, error: Option<u32>) {
+        self.log.server_acked(&self.session_id, message_id, error);
     }
 
     /// Logs a receipt for messages the session sent (queued; not awaited).

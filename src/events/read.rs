@@ -50,7 +50,7 @@ impl Readers {
     }
 
     /// Runs `read` on a pooled connection, off the async workers.
-    async fn with<T: Send + 'static>(
+    pub(super) async fn with<T: Send + 'static>(
         &self,
         read: impl FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
     ) -> Result<T, DbError> {

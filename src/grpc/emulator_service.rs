@@ -130,6 +130,10 @@ impl EmulatorService for EmulatorApi {
                 to: m.to,
                 text: m.text,
                 message_id: m.message_id,
+                kind: m.kind as i32,
+                quoted_id: m.quoted_id,
+                target_id: m.target_id,
+                received_at: Some(m.received_at.into()),
             })
             .collect();
         Ok(Response::new(proto::ListSentMessagesResponse { messages }))
@@ -163,5 +167,25 @@ impl EmulatorService for EmulatorApi {
         let id = SessionId::parse(&request.get_ref().session_id)?;
         let pending = self.emulator.count_pending(&id).await?;
         Ok(Response::new(proto::CountPendingResponse { pending }))
+    }
+
+    async fn reject_sends(
+        &self,
+        request: Request<proto::RejectSendsRequest>,
+    ) -> Result<Response<proto::RejectSendsResponse>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        self.emulator.reject_sends(&id, body.code, body.count).await?;
+        Ok(Response::new(proto::RejectSendsResponse {}))
+    }
+
+    async fn hold_server_acks(
+        &self,
+        request: Request<proto::HoldServerAcksRequest>,
+    ) -> Result<Response<proto::HoldServerAcksResponse>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        self.emulator.hold_acks(&id, body.hold).await?;
+        Ok(Response::new(proto::HoldServerAcksResponse {}))
     }
 }

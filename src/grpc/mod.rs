@@ -7,6 +7,7 @@ pub mod emulator_service;
 pub mod event_service;
 pub mod inflight;
 pub mod observe;
+pub mod outbound;
 pub mod server;
 pub mod session_service;
 pub mod status;

@@ -7,10 +7,13 @@ use tonic::{Request, Response, Status};
 use super::{
     convert::{self, image_kind},
     deadline::caller_deadline,
+    event_service::LogSlot,
+    outbound,
     streams::{self, WireStream},
 };
 use crate::{
     domain::{input, QrRequest, SessionId},
+    error::SessionError,
     link::{self, LinkIssuer},
     proto::{self, session_service_server::SessionService},
     registry::Sessions,
@@ -23,12 +26,18 @@ pub struct SessionApi {
     sessions: Sessions,
     /// Makes link page URLs (CreateLinkUrl); None when the page is switched off.
     links: Option<LinkIssuer>,
+    /// The event log, once open: GetMessageStatus reads the outbound log there.
+    log: LogSlot,
 }
 
 impl SessionApi {
-    /// Serves `sessions`.
-    pub fn new(sessions: Sessions) -> Self {
-        Self { sessions, links: None }
+    /// Serves `sessions`; GetMessageStatus reads the log in `log` once it is there.
+    pub fn new(sessions: Sessions, log: LogSlot) -> Self {
+        Self {
+            sessions,
+            links: None,
+            log,
+        }
     }
 
     /// Serves CreateLinkUrl with `links` (None: FAILED_PRECONDITION, page switched off).
@@ -118,12 +127,52 @@ impl SessionService for SessionApi {
         let id = SessionId::parse(&body.session_id)?;
         let to = input::recipient(&body.to)?;
         input::text(&body.text)?;
+        // The same path as SendMessage: in the outbound log, SERVER_ACK and receipts
+        // followed, without a key.
         let text = body.text;
         let receipt = self.sessions.send_text(id, to, text).await?;
         Ok(Response::new(proto::SendTextMessageResponse {
             message_id: receipt.message_id,
             sent_at: Some(convert::timestamp(receipt.sent_at)),
         }))
+    }
+
+    async fn send_message(
+        &self,
+        request: Request<proto::SendMessageRequest>,
+    ) -> Result<Response<proto::SendMessageResponse>, Status> {
+        let (id, input) = outbound::send_input(request.into_inner())?;
+        let answer = self.sessions.send_message(id, input).await?;
+        Ok(Response::new(proto::SendMessageResponse {
+            message_id: answer.message_id,
+            status: answer.status as i32,
+            accepted_at: Some(convert::timestamp(answer.accepted_at)),
+        }))
+    }
+
+    async fn get_message_status(
+        &self,
+        request: Request<proto::GetMessageStatusRequest>,
+    ) -> Result<Response<proto::MessageStatusInfo>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        let (key, by_client) = outbound::status_key(&body)?;
+        self.sessions.peek(id.clone()).await?;
+        let log = self
+            .log
+            .get()
+            .ok_or_else(|| SessionError::Unavailable("the daemon is restoring its state: retry shortly".into()))?;
+        let row = log
+            .outbound(id.as_str(), &key, by_client)
+            .await
+            .map_err(|e| SessionError::Unavailable(format!("could not read the outbound log ({e}): retry")))?;
+        let what = if by_client { "client_message_id" } else { "message_id" };
+        let row = row.ok_or_else(|| {
+            SessionError::Missing(format!(
+                "session {id} sent no message with {what} {key:?}: check the id"
+            ))
+        })?;
+        Ok(Response::new(outbound::status_info(row)))
     }
 
     async fn request_pairing_code(

@@ -14,7 +14,8 @@ const ERROR_DOMAIN: &str = "wa-sessiond";
 pub fn to_status(error: SessionError) -> Status {
     let message = error.to_string();
     match error {
-        SessionError::NotFound(_) => Status::not_found(message),
+        SessionError::NotFound(_) | SessionError::Missing(_) => Status::not_found(message),
+        SessionError::AlreadyExists(_) => Status::already_exists(message),
         SessionError::InvalidArgument(_) => Status::invalid_argument(message),
         SessionError::FailedPrecondition { status, reason, .. } => {
             let mut metadata = HashMap::new();

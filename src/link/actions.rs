@@ -137,7 +137,10 @@ fn failure(e: &SessionError) -> Response {
     let status = match e {
         SessionError::NotFound(_) => StatusCode::GONE,
         SessionError::InvalidArgument(_) | SessionError::OutOfRange(_) => StatusCode::BAD_REQUEST,
-        SessionError::FailedPrecondition { .. } | SessionError::CursorExpired { .. } => StatusCode::CONFLICT,
+        SessionError::FailedPrecondition { .. }
+        | SessionError::CursorExpired { .. }
+        | SessionError::AlreadyExists(_) => StatusCode::CONFLICT,
+        SessionError::Missing(_) => StatusCode::NOT_FOUND,
         SessionError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
         SessionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         SessionError::ResourceExhausted(_) => StatusCode::TOO_MANY_REQUESTS,

@@ -15,7 +15,9 @@ use super::{
     RegistryMsg, WatchAll,
 };
 use crate::{
-    domain::{PairingCodeView, QrRequest, SendReceipt, SessionId, SessionView, Status},
+    domain::{
+        PairingCodeView, QrRequest, SendAnswer, SendContent, SendInput, SendReceipt, SessionId, SessionView, Status,
+    },
     error::SessionError,
     session::messages::SessionMsg,
 };
@@ -148,9 +150,24 @@ impl Sessions {
         self.ask(|reply| RegistryMsg::Delete { id, reply }).await
     }
 
-    /// Sends a text to a user JID.
+    /// Sends a message (or queues it, offline with `queue_if_offline`).
+    pub async fn send_message(&self, id: SessionId, input: SendInput) -> Result<SendAnswer, SessionError> {
+        self.forward(id, |reply| SessionMsg::SendMessage { input, reply }).await
+    }
+
+    /// Sends a text to a chat: the same path as `send_message`, without a key.
     pub async fn send_text(&self, id: SessionId, to: String, text: String) -> Result<SendReceipt, SessionError> {
-        self.forward(id, |reply| SessionMsg::SendText { to, text, reply }).await
+        let input = SendInput {
+            to,
+            client_id: None,
+            queue_if_offline: false,
+            content: SendContent::Text { text, reply_to: None },
+        };
+        let answer = self.send_message(id, input).await?;
+        Ok(SendReceipt {
+            message_id: answer.message_id,
+            sent_at: answer.accepted_at,
+        })
     }
 
     /// An 8-character code to link by phone number (digits only).

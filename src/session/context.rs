@@ -34,6 +34,9 @@ pub struct Timeouts {
     pub reconnect_max: Duration,
     /// How long a connection must stay up for the backoff to start over.
     pub stable_after: Duration,
+    /// How long an accepted message may wait to be sent (or acked) before it
+    /// fails as EXPIRED (`--outbound-ttl`).
+    pub outbound_ttl: Duration,
 }
 
 /// What every session shares.

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use super::{state::ConnId, waiters::Reply};
 use crate::{
     backend::BackendEvent,
-    domain::{PairingCodeView, QrRequest, SendReceipt, SessionView},
+    domain::{PairingCodeView, QrRequest, SendAnswer, SendInput, SessionView},
     error::SessionError,
 };
 
@@ -71,17 +71,20 @@ pub(crate) enum SessionMsg {
     Logout(Reply),
     /// Log out if linked, remove every file, stop.
     Delete(RpcReplyPort<Result<(), SessionError>>),
-    /// Send a text.
-    SendText {
-        /// The recipient JID.
-        to: String,
-        /// The message body: never logged.
-        text: String,
-        /// Answered by the outbox once WhatsApp took it (or it failed or timed out).
-        reply: RpcReplyPort<Result<SendReceipt, SessionError>>,
+    /// Send a message (SendMessage, SendTextMessage).
+    SendMessage {
+        /// What to send, to which chat (never logged but by kind).
+        input: SendInput,
+        /// Answered by the outbox once the message is in the outbound log and
+        /// WhatsApp took it (SENT), or queued (QUEUED), or it failed.
+        reply: RpcReplyPort<Result<SendAnswer, SessionError>>,
     },
     /// A send went through.
     Sent,
+    /// A message was queued while offline: send what is pending if online now.
+    Flush,
+    /// A send or resend of this message id is over (or was dropped unrun).
+    SendDone(String),
     /// Ask for a pairing code.
     RequestPairingCode {
         /// The phone number to link, digits only (country code first).
@@ -114,7 +117,7 @@ impl SessionMsg {
             SessionMsg::Watch { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
-            SessionMsg::SendText { reply, .. } => {
+            SessionMsg::SendMessage { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
             SessionMsg::RequestPairingCode { reply, .. } => {
@@ -130,7 +133,9 @@ impl SessionMsg {
             | SessionMsg::Reconnect
             | SessionMsg::Stable(_)
             | SessionMsg::WatcherGone(_)
-            | SessionMsg::Sent => {}
+            | SessionMsg::Sent
+            | SessionMsg::Flush
+            | SessionMsg::SendDone(_) => {}
         }
     }
 }

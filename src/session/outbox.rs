@@ -85,6 +85,18 @@ impl<T: Send + 'static> Drop for Job<T> {
     }
 }
 
+/// A call without a caller (a resend after a reconnect): it runs in its turn, and
+/// goes unrun if the session stops first (what it sends stays in the outbound log).
+pub(crate) struct Background(pub BoxFuture<'static, ()>);
+
+impl Queued for Background {
+    fn run(self: Box<Self>) -> BoxFuture<'static, ()> {
+        self.0
+    }
+
+    fn refuse(self: Box<Self>, _error: SessionError) {}
+}
+
 /// The queue and its worker, owned by the session actor.
 pub(crate) struct Outbox {
     /// The session, for the refusal message.
@@ -111,7 +123,16 @@ impl Outbox {
     /// Queues `job` behind the ones accepted before it; a full queue (or a stopped
     /// worker) answers its caller UNAVAILABLE at once.
     pub fn push<T: Send + 'static>(&self, job: Job<T>) {
-        let refused = match self.queue.try_send(Box::new(job)) {
+        self.enqueue(Box::new(job));
+    }
+
+    /// Queues a call without a caller; false when the queue is full or stopped.
+    pub fn push_background(&self, work: BoxFuture<'static, ()>) -> bool {
+        self.queue.try_send(Box::new(Background(work))).is_ok()
+    }
+
+    fn enqueue(&self, job: Box<dyn Queued>) {
+        let refused = match self.queue.try_send(job) {
             Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(job)) => (
                 job,

@@ -43,12 +43,16 @@ impl EmulatedConnection {
     /// Asks the connection's task and waits for its answer.
     fn ask<T: Send + 'static>(
         &self,
-        build: impl FnOnce(oneshot::Sender<Result<T, BackendError>>) -> Control,
+        build: impl FnOnce(oneshot::Sender<Result<T, BackendError>>) -> Control + Send + 'static,
     ) -> BoxFuture<'static, Result<T, BackendError>> {
-        let (reply, answer) = oneshot::channel();
-        let sent = self.control.try_send(build(reply));
+        // Lazy: nothing reaches the server until the caller polls it (a send the
+        // outbox drops unrun, because the caller's key was used before, never goes).
+        let control = self.control.clone();
         Box::pin(async move {
-            sent.map_err(|_| BackendError::Refused("the connection is closed".into()))?;
+            let (reply, answer) = oneshot::channel();
+            control
+                .try_send(build(reply))
+                .map_err(|_| BackendError::Refused("the connection is closed".into()))?;
             answer
                 .await
                 .map_err(|_| BackendError::Refused("the connection closed while asked".into()))?

@@ -33,7 +33,7 @@ fn jid(phone: &str) -> String {
 
 impl Emulator {
     /// The server's queue, opened on first use.
-    async fn server_queue(&self) -> Result<&ServerQueue, SessionError> {
+    pub(super) async fn server_queue(&self) -> Result<&ServerQueue, SessionError> {
         self.inner
             .queue
             .get_or_try_init(|| async {

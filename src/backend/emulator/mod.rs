@@ -9,6 +9,8 @@ mod handle;
 mod inbound;
 mod keys;
 mod queue;
+mod sent;
+mod sent_log;
 mod server;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
@@ -19,11 +21,12 @@ use tokio::{
     time::Instant,
 };
 
+pub use self::sent_log::EmulatedMessage;
 use self::{
     handle::EmulatedConnection,
     server::{Control, PAIRING_CODE_TTL},
 };
-use super::{Backend, BackendError, BoxFuture, Connection, EventSink, PairingCodeIssued, SentMessage};
+use super::{Backend, BackendError, BoxFuture, Connection, EventSink, PairingCodeIssued};
 use crate::{
     backend::Identity,
     domain::SessionId,
@@ -47,17 +50,6 @@ pub struct EmulatorConfig {
     /// Delay of each protocol step: connect to first code, scan to 515, connect to
     /// online.
     pub step_delay: Duration,
-}
-
-/// A message the emulated server accepted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EmulatedMessage {
-    /// The recipient JID.
-    pub to: String,
-    /// As the session sent it (kept for `EmulatorService.ListSentMessages`).
-    pub text: String,
-    /// The id the emulated server gave it, as the send answered.
-    pub message_id: String,
 }
 
 /// Connections the emulated server saw.
@@ -95,8 +87,8 @@ struct Account {
     fail_next: u32,
     /// The connection the phone can reach now; None between connections.
     live: Option<Live>,
-    /// Messages sent through it.
-    sent: Vec<EmulatedMessage>,
+    /// The next sends to nack: WhatsApp's code, and how many more.
+    reject: Option<(u32, u32)>,
     /// Wakes its online connection when the server queues something for it.
     inbound: Arc<tokio::sync::Notify>,
 }
@@ -239,12 +231,6 @@ impl Emulator {
         accounts.entry(session.clone()).or_default().fail_next = count;
     }
 
-    /// Messages the session sent.
-    pub async fn sent_messages(&self, session: &SessionId) -> Vec<EmulatedMessage> {
-        let accounts = self.inner.accounts.lock().await;
-        accounts.get(session).map(|a| a.sent.clone()).unwrap_or_default()
-    }
-
     async fn control_live(&self, session: &SessionId, control: Control) -> Result<(), SessionError> {
         let accounts = self.inner.accounts.lock().await;
         let Some(live) = accounts.get(session).and_then(|a| a.live.as_ref()) else {
@@ -325,18 +311,6 @@ impl Emulator {
             code,
             valid_for: expires.saturating_duration_since(Instant::now()),
         }
-    }
-
-    async fn record_sent(&self, session: &SessionId, to: String, text: String) -> SentMessage {
-        let message_id = keys::message_id();
-        let mut accounts = self.inner.accounts.lock().await;
-        let account = accounts.entry(session.clone()).or_default();
-        account.sent.push(EmulatedMessage {
-            to,
-            text,
-            message_id: message_id.clone(),
-        });
-        SentMessage { message_id }
     }
 
     async fn store_device(&self, session: &SessionId, identity: &Identity) -> std::io::Result<()> {

@@ -1,11 +1,13 @@
 //! The emulated server's offline queue: what WhatsApp holds for each account
-//! (messages from phones, receipts for what it sent) until the device acks it. It is
+//! (messages from phones, receipts for what it sent) until the device acks it, and
+//! beside it what the account's device sent (`sent_log`). It is
 //! the server's own file (`<data-dir>/emulated-whatsapp.db`), apart from anything the
 //! daemon keeps: accepted means on disk, and an item goes only once the daemon acked
 //! it, so a crash of the daemon at any moment makes the server deliver it again.
 
 use std::path::Path;
 
+use super::sent_log::{self, EmulatedMessage};
 use crate::{
     events::Body,
     proto::Event,
@@ -42,17 +44,38 @@ pub struct Held {
 }
 
 enum Op {
-    Push { account: String, body: Box<Body> },
-    Take { account: String, limit: usize },
-    Ack { account: String, through: u64 },
+    Push {
+        account: String,
+        body: Box<Body>,
+    },
+    Take {
+        account: String,
+        limit: usize,
+    },
+    Ack {
+        account: String,
+        through: u64,
+    },
     Count(String),
     Clear(String),
+    Record {
+        account: String,
+        message: Box<EmulatedMessage>,
+    },
+    Hold {
+        account: String,
+        hold: bool,
+    },
+    Sent(String),
 }
 
 enum Out {
     Pushed,
     Held(Vec<Held>),
     Count(u64),
+    Recorded { held: bool },
+    Released(Vec<String>),
+    Sent(Vec<EmulatedMessage>),
 }
 
 struct Writer;
@@ -107,8 +130,14 @@ impl group_commit::Apply for Writer {
             }
             Op::Clear(account) => {
                 tx.execute("DELETE FROM inbound WHERE account = ?1", [account])?;
+                sent_log::forget_holds(tx, account)?;
                 Ok(Out::Pushed)
             }
+            Op::Record { account, message } => {
+                sent_log::record(tx, account, message).map(|held| Out::Recorded { held })
+            }
+            Op::Hold { account, hold } => sent_log::hold(tx, account, *hold).map(Out::Released),
+            Op::Sent(account) => sent_log::list(tx, account).map(Out::Sent),
         }
     }
 }
@@ -124,6 +153,7 @@ impl ServerQueue {
     pub fn open(root: &Path) -> Result<Self, DbError> {
         let conn = group_commit::open(&root.join(QUEUE_FILE))?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(sent_log::SCHEMA)?;
         Ok(Self {
             jobs: group_commit::spawn("emulated-whatsapp", conn, Writer, 1024)?,
         })
@@ -160,6 +190,38 @@ impl ServerQueue {
         match self.run(Op::Count(account.to_owned())).await? {
             Out::Count(n) => Ok(n),
             _ => unreachable!("count answers Count"),
+        }
+    }
+
+    /// The server takes a message from `account`'s device (once per id); true
+    /// when its ack is held.
+    pub async fn record(&self, account: &str, message: EmulatedMessage) -> Result<bool, DbError> {
+        let (account, message) = (account.to_owned(), Box::new(message));
+        match self.run(Op::Record { account, message }).await? {
+            Out::Recorded { held } => Ok(held),
+            _ => unreachable!("record answers Recorded"),
+        }
+    }
+
+    /// Holds or releases `account`'s acks: the ids a release acks now.
+    pub async fn hold_acks(&self, account: &str, hold: bool) -> Result<Vec<String>, DbError> {
+        match self
+            .run(Op::Hold {
+                account: account.to_owned(),
+                hold,
+            })
+            .await?
+        {
+            Out::Released(ids) => Ok(ids),
+            _ => unreachable!("hold answers Released"),
+        }
+    }
+
+    /// What `account`'s device sent, once per id, in order.
+    pub async fn sent(&self, account: &str) -> Result<Vec<EmulatedMessage>, DbError> {
+        match self.run(Op::Sent(account.to_owned())).await? {
+            Out::Sent(sent) => Ok(sent),
+            _ => unreachable!("sent answers Sent"),
         }
     }
 

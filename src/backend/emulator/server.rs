@@ -32,7 +32,9 @@ pub enum Control {
     Replace,
     /// The session logs out.
     Logout(oneshot::Sender<()>),
-    /// The session sends a text.
+    /// The server acks these sends now (its held acks were released).
+    Acks(Vec<String>),
+    /// The session sends a message.
     Send {
         /// What to send, to whom.
         message: Outbound,
@@ -132,7 +134,7 @@ impl Emulator {
                 )));
                 Flow::Continue
             }
-            Control::Scanned(_) | Control::RemoteLogout | Control::Replace => Flow::Continue,
+            Control::Scanned(_) | Control::RemoteLogout | Control::Replace | Control::Acks(_) => Flow::Continue,
         }
     }
 
@@ -244,7 +246,7 @@ impl Emulator {
                 }
             };
             if let Some(control) = control {
-                if let Flow::End = self.online_control(session, control, sink).await {
+                if let Flow::End = self.online_control(session, control, sink, inbox).await {
                     return;
                 }
             }
@@ -252,7 +254,7 @@ impl Emulator {
     }
 
     /// A control while online.
-    async fn online_control(&self, session: &SessionId, control: Control, sink: &EventSink) -> Flow {
+    async fn online_control(&self, session: &SessionId, control: Control, sink: &EventSink, inbox: &Inbox) -> Flow {
         match control {
             Control::Close => return Flow::End,
             Control::Drop => {
@@ -274,11 +276,13 @@ impl Emulator {
                 let _ = done.send(());
                 return Flow::End;
             }
-            Control::Send {
-                message: Outbound::Text { to, text },
-                reply,
-            } => {
-                let _ = reply.send(Ok(self.record_sent(session, to, text).await));
+            Control::Send { message, reply } => {
+                let _ = reply.send(self.take_sent(session, message, inbox).await);
+            }
+            Control::Acks(ids) => {
+                for id in ids {
+                    inbox.server_ack(id, None);
+                }
             }
             Control::PairingCode { reply, .. } => {
                 let _ = reply.send(Err(BackendError::Refused("the device is already linked".into())));

@@ -30,8 +30,8 @@ use super::{
 };
 use crate::{
     backend::{
-        BackendError, BackendEvent, BoxFuture, Connection, EventSink, Outbound, PairingCodeIssued, SentMessage,
-        CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
+        BackendError, BackendEvent, BoxFuture, Connection, Content, EventSink, Outbound, PairingCodeIssued,
+        SentMessage, CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
     },
     events::Inbox,
 };
@@ -189,22 +189,30 @@ impl Connection for WhatsappConnection {
     fn send(&self, message: Outbound) -> BoxFuture<'static, Result<SentMessage, BackendError>> {
         let shared = self.shared.clone();
         Box::pin(async move {
+            use whatsapp_rust::{proto_helpers::MessageBuilderExt, send::SendOptions, waproto::whatsapp as wa};
             let deadline = Instant::now() + SEND_BOUND;
-            match message {
-                Outbound::Text { to, text } => {
-                    let jid: whatsapp_rust::Jid = to
-                        .parse()
-                        .map_err(|_| BackendError::Refused(format!("{to:?} is not a whatsapp jid")))?;
-                    let client = shared.client(deadline).await?;
-                    let sent = timeout_at(deadline, client.send_text(jid, text))
-                        .await
-                        .map_err(|_| BackendError::Unreachable("whatsapp did not accept the message in time".into()))?
-                        .map_err(send_error)?;
-                    Ok(SentMessage {
-                        message_id: sent.message_id,
-                    })
+            let to = &message.to;
+            let jid: whatsapp_rust::Jid = to
+                .parse()
+                .map_err(|_| BackendError::Refused(format!("{to:?} is not a whatsapp jid")))?;
+            let body = match &message.content {
+                Content::Text { text, reply_to: None } => wa::Message::text(text.clone()),
+                other => {
+                    return Err(BackendError::Refused(format!(
+                        "the real backend cannot send a {} yet",
+                        other.kind()
+                    )))
                 }
-            }
+            };
+            let client = shared.client(deadline).await?;
+            let options = SendOptions::default().with_message_id(message.id.clone());
+            let sent = timeout_at(deadline, client.send_message_with_options(jid, body, options))
+                .await
+                .map_err(|_| BackendError::Unreachable("whatsapp did not accept the message in time".into()))?
+                .map_err(send_error)?;
+            Ok(SentMessage {
+                message_id: sent.message_id,
+            })
         })
     }
 

@@ -78,6 +78,7 @@ impl Daemon {
                 refresh: REFRESH_TIMEOUT,
                 reconnect_max: Duration::from_secs(60),
                 stable_after: Duration::from_secs(30),
+                outbound_ttl: Duration::from_secs(24 * 3600),
             },
             events,
             metrics: Arc::new(Metrics::default()),

@@ -6,19 +6,20 @@
 //!
 //! Each concern of `SessionRun`'s impl has its own file: how it boots (`boot`), QR
 //! reads and the callers waiting for a code (`qr`), its backend connections
-//! (`connection`), lifecycle commands (`commands`), sends and pairing codes
-//! (`sends`), backend events, timers and recovery (`events`), and publishing
+//! (`connection`), lifecycle commands (`commands`), messages to send and their
+//! resends (`outbound`), pairing codes (`sends`), backend events, timers and recovery (`events`), and publishing
 //! (`publish`).
 
 mod boot;
 mod commands;
 mod connection;
 mod events;
+mod outbound;
 mod publish;
 mod qr;
 mod sends;
 
-use std::{sync::Arc, time::SystemTime};
+use std::{collections::HashSet, sync::Arc, time::SystemTime};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::time::Instant;
@@ -64,6 +65,11 @@ pub(crate) struct SessionRun {
     timers: Timers,
     /// Sends and pairing-code requests, run in the order accepted.
     outbox: Outbox,
+    /// Messages on their way through the outbox (sends and resends), by WhatsApp
+    /// id: a flush never queues one twice.
+    in_flight: HashSet<String>,
+    /// A flush stopped at a full outbox: it goes on when a send finishes.
+    flush_owed: bool,
     /// Where snapshots, status-change logs and journal entries go.
     publisher: Publisher,
     /// Deleted (or never created): publish nothing more.
@@ -89,6 +95,8 @@ impl Actor for SessionActor {
         });
         Ok(SessionRun {
             outbox: Outbox::start(args.state.view().id.clone()),
+            in_flight: HashSet::new(),
+            flush_owed: false,
             state: args.state,
             record: args.record,
             ctx: args.ctx,
@@ -124,7 +132,13 @@ impl Actor for SessionActor {
                 run.get(request, reply, bound).await;
             }
             SessionMsg::RefreshQr { request, reply } => run.refresh(request, reply).await,
-            SessionMsg::Backend { conn, event } => run.on_backend(conn, event).await?,
+            SessionMsg::Backend { conn, event } => {
+                let online = matches!(event, crate::backend::BackendEvent::Connected(_));
+                run.on_backend(conn, event).await?;
+                if online {
+                    run.flush_outbound().await;
+                }
+            }
             SessionMsg::FirstQrDue(conn) => run.first_qr_due(conn).await,
             SessionMsg::QrExpired { generation, index } => run.qr_expired(generation, index).await,
             SessionMsg::WaitersDue => run.waiters_due().await,
@@ -147,8 +161,10 @@ impl Actor for SessionActor {
                 run.answer(reply, result);
             }
             SessionMsg::Delete(done) => run.delete(done).await,
-            SessionMsg::SendText { to, text, reply } => run.send_text(to, text, reply),
+            SessionMsg::SendMessage { input, reply } => run.send_message(input, reply).await,
             SessionMsg::Sent => run.state.mark_active(SystemTime::now()),
+            SessionMsg::Flush => run.flush_outbound().await,
+            SessionMsg::SendDone(message_id) => run.send_done(message_id).await,
             SessionMsg::RequestPairingCode { phone, reply } => run.request_pairing_code(phone, reply).await,
             SessionMsg::Crash { panic, reply } => {
                 warn!(session_id = %run.state.view().id, panic, "crashing on request (EmulatorService.CrashSession)");

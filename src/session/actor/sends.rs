@@ -1,6 +1,7 @@
-//! Sends and pairing-code requests: the actor checks the state, builds the backend
-//! call with its bound and queues it on the session's outbox, which runs the calls
-//! one at a time in the order accepted and answers each caller.
+//! Pairing-code requests (and the bounds every outbox call nests in): the actor
+//! checks the state, builds the backend call with its bound and queues it on the
+//! session's outbox, which runs the calls one at a time in the order accepted (sends
+//! included, see `outbound`) and answers each caller.
 //!
 //! The bounds nest, outer to inner: the door bounds every call by
 //! `max(qr_timeout, refresh_timeout) + 2 s` (32 s by default); the session bounds a
@@ -14,10 +15,10 @@ use std::time::{Duration, SystemTime};
 use ractor::RpcReplyPort;
 use tokio::time::Instant;
 
-use super::{SessionMsg, SessionRun};
+use super::SessionRun;
 use crate::{
-    backend::{BackendError, BoxFuture, Outbound, PairingCodeIssued},
-    domain::{PairingCodeView, SendReceipt},
+    backend::{BackendError, BoxFuture, PairingCodeIssued},
+    domain::PairingCodeView,
     error::SessionError,
     session::{
         outbox::{Job, Work},
@@ -25,45 +26,11 @@ use crate::{
     },
 };
 
-/// How long a send may take from being queued to WhatsApp taking it: inside the
-/// door's bound (32 s), outside the real backend's own (20 s).
-const SEND_TIMEOUT: Duration = Duration::from_secs(25);
 /// How long a pairing-code request may take from being queued: inside the door's
 /// bound (32 s), outside the real backend's own (15 s).
 const PAIRING_CODE_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl SessionRun {
-    /// Sends a text when CONNECTED: queued on the outbox, behind earlier sends.
-    pub(super) fn send_text(
-        &mut self,
-        to: String,
-        text: String,
-        reply: RpcReplyPort<Result<SendReceipt, SessionError>>,
-    ) {
-        let conn = match (self.state.require_connected(), self.conn.as_ref()) {
-            (Ok(()), Some(conn)) => conn,
-            (Err(refused), _) => {
-                self.answer(reply, Err(refused));
-                return;
-            }
-            (Ok(()), None) => {
-                let message = "the connection closed while sending: retry".to_owned();
-                self.answer(reply, Err(SessionError::Unavailable(message)));
-                return;
-            }
-        };
-        let work = sending(
-            conn.send(Outbound::Text { to, text }),
-            Instant::now() + SEND_TIMEOUT,
-            self.myself.clone(),
-        );
-        let stopped = format!(
-            "session {} stopped before whatsapp confirmed the message: it may or may not arrive; check before resending",
-            self.state.view().id
-        );
-        self.outbox.push(Job::new(work, reply, stopped));
-    }
-
     /// Issues a pairing code on the pairing connection (opening one if needed).
     pub(super) async fn request_pairing_code(
         &mut self,
@@ -93,34 +60,6 @@ impl SessionRun {
         self.publish();
         self.outbox.push(Job::new(work, reply, stopped));
     }
-}
-
-/// A send, bounded by `deadline`; a success marks the session active.
-fn sending(
-    send: BoxFuture<'static, Result<crate::backend::SentMessage, BackendError>>,
-    deadline: Instant,
-    myself: ractor::ActorRef<SessionMsg>,
-) -> Work<SendReceipt> {
-    Box::pin(async move {
-        if Instant::now() >= deadline {
-            return Err(SessionError::DeadlineExceeded(
-                "the message waited too long behind earlier sends and was not sent: retry".into(),
-            ));
-        }
-        match tokio::time::timeout_at(deadline, send).await {
-            Ok(Ok(sent)) => {
-                let _ = myself.cast(SessionMsg::Sent);
-                Ok(SendReceipt {
-                    message_id: sent.message_id,
-                    sent_at: SystemTime::now(),
-                })
-            }
-            Ok(Err(e)) => Err(backend_failure("the message was not sent", e)),
-            Err(_) => Err(SessionError::DeadlineExceeded(
-                "whatsapp did not accept the message in time: it may or may not arrive; check before resending".into(),
-            )),
-        }
-    })
 }
 
 /// A pairing-code request, bounded by `deadline`.
@@ -158,7 +97,7 @@ fn pairing_code_view(issued: PairingCodeIssued, now: SystemTime) -> Result<Pairi
     })
 }
 
-fn backend_failure(what: &str, error: BackendError) -> SessionError {
+pub(super) fn backend_failure(what: &str, error: BackendError) -> SessionError {
     match error {
         BackendError::Refused(why) => SessionError::Unavailable(format!("{what}: {why}; retry")),
         BackendError::Unreachable(why) => {
@@ -170,7 +109,7 @@ fn backend_failure(what: &str, error: BackendError) -> SessionError {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::{super::outbound::SEND_TIMEOUT, *};
 
     fn issued(code: &str) -> PairingCodeIssued {
         PairingCodeIssued {
