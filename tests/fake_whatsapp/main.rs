@@ -10,6 +10,8 @@
 //!   device removed at WhatsApp, pairing codes, refused connects).
 //! - `crash`: the binary killed with -9 between the scan and CONNECTED.
 //! - `orphan`: a session actor that crashes closes its connection with it.
+//! - `outbound`: `SendMessage` on both backends: every kind of message at the
+//!   server under the daemon's id, server acks, nacks and held acks.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -17,6 +19,7 @@ mod common;
 mod alike;
 mod crash;
 mod orphan;
+mod outbound;
 mod phone;
 mod real;
 

@@ -2,11 +2,15 @@
 //! see it, whichever backend the daemon runs. Two of them: the in-process emulator
 //! (steered through the daemon's `EmulatorService`) and the protocol-level fake
 //! (steered through its own control API), each with a data dir of its own that
-//! outlives daemon restarts, as the real WhatsApp outlives the daemon.
+//! outlives daemon restarts, as the real WhatsApp outlives the daemon. What the
+//! server took from a device reads the same from both (`Received`).
 
 use std::{path::PathBuf, time::Duration};
 
-use fake_whatsapp::proto::{DropConnectionsRequest, LogoutDeviceRequest, ReplaceStreamRequest, ScanQrRequest};
+use fake_whatsapp::proto::{
+    DropConnectionsRequest, HoldServerAcksRequest, ListReceivedMessagesRequest, LogoutDeviceRequest, MessageKind,
+    RejectSendsRequest, ReplaceStreamRequest, ScanQrRequest,
+};
 use tempfile::TempDir;
 use wa_sessiond::{
     app,
@@ -24,6 +28,32 @@ pub struct Linked {
     pub jid: String,
 }
 
+/// What a message a device sent is, as the server decoded it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Reaction,
+    Edit,
+    Revoke,
+}
+
+/// A message the server took from a device: each WhatsApp id once, however many
+/// times the device sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// WhatsApp's id (the daemon's choice).
+    pub id: String,
+    /// The chat's JID (`15559990000@s.whatsapp.net`).
+    pub to: String,
+    /// A text's or an edit's text, a reaction's emoji; empty for a revoke.
+    pub text: String,
+    pub kind: Kind,
+    /// The message a reply quotes; empty otherwise.
+    pub quoted_id: String,
+    /// What a reaction, an edit or a revoke points at; empty for a text.
+    pub target_id: String,
+}
+
 /// A WhatsApp the daemon talks to, and the phone that links devices to it.
 pub trait Phone {
     /// Starts a daemon on this phone's data dir, talking to this WhatsApp.
@@ -36,6 +66,15 @@ pub trait Phone {
     async fn replace(&self, daemon: &Daemon, id: &str, phone: &str) -> u32;
     /// The device's socket is lost: how many were dropped.
     async fn drop_socket(&self, daemon: &Daemon, id: &str, phone: &str) -> u32;
+    /// The server nacks the next `count` messages session `id`'s device (account
+    /// `phone`) sends with `code` (e.g. 463), and keeps none of them.
+    async fn reject_sends(&self, daemon: &Daemon, id: &str, phone: &str, code: u32, count: u32);
+    /// The server takes the device's messages but holds their acks (`hold`), or
+    /// acks every held one (`!hold`) now or when the device next connects.
+    async fn hold_acks(&self, daemon: &Daemon, id: &str, phone: &str, hold: bool);
+    /// What the server took from session `id`'s device (account `phone`), oldest
+    /// first.
+    async fn received(&self, daemon: &Daemon, id: &str, phone: &str) -> Vec<Received>;
     /// Connections WhatsApp saw, over all sessions and daemons: started ever,
     /// open now.
     async fn connections(&self) -> (u64, u64);
@@ -119,6 +158,46 @@ impl Phone for EmulatorPhone {
         let request = api::DropConnectionRequest { session_id: id.into() };
         daemon.phone().await.drop_connection(request).await.unwrap();
         1
+    }
+
+    async fn reject_sends(&self, daemon: &Daemon, id: &str, _phone: &str, code: u32, count: u32) {
+        let request = api::RejectSendsRequest {
+            session_id: id.into(),
+            code,
+            count,
+        };
+        daemon.phone().await.reject_sends(request).await.unwrap();
+    }
+
+    async fn hold_acks(&self, daemon: &Daemon, id: &str, _phone: &str, hold: bool) {
+        let request = api::HoldServerAcksRequest {
+            session_id: id.into(),
+            hold,
+        };
+        daemon.phone().await.hold_server_acks(request).await.unwrap();
+    }
+
+    async fn received(&self, daemon: &Daemon, id: &str, _phone: &str) -> Vec<Received> {
+        let request = api::ListSentMessagesRequest { session_id: id.into() };
+        let listed = daemon.phone().await.list_sent_messages(request).await.unwrap();
+        let kind = |m: &api::EmulatedMessage| match m.kind() {
+            api::EmulatedKind::Text => Kind::Text,
+            api::EmulatedKind::Reaction => Kind::Reaction,
+            api::EmulatedKind::Edit => Kind::Edit,
+            api::EmulatedKind::Revoke => Kind::Revoke,
+            api::EmulatedKind::Unspecified => panic!("the emulator listed a message without a kind: {m:?}"),
+        };
+        let messages = listed.into_inner().messages.into_iter();
+        messages
+            .map(|m| Received {
+                kind: kind(&m),
+                id: m.message_id,
+                to: m.to,
+                text: m.text,
+                quoted_id: m.quoted_id,
+                target_id: m.target_id,
+            })
+            .collect()
     }
 
     async fn connections(&self) -> (u64, u64) {
@@ -211,6 +290,49 @@ impl Phone for FakePhone {
         };
         let dropped = self.fake.control.clone().drop_connections(request).await.unwrap();
         dropped.into_inner().dropped
+    }
+
+    async fn reject_sends(&self, _daemon: &Daemon, _id: &str, phone: &str, code: u32, count: u32) {
+        let request = RejectSendsRequest {
+            phone_number: phone.into(),
+            code,
+            count,
+        };
+        self.fake.control.clone().reject_sends(request).await.unwrap();
+    }
+
+    async fn hold_acks(&self, _daemon: &Daemon, _id: &str, phone: &str, hold: bool) {
+        let request = HoldServerAcksRequest {
+            phone_number: phone.into(),
+            hold,
+        };
+        self.fake.control.clone().hold_server_acks(request).await.unwrap();
+    }
+
+    async fn received(&self, _daemon: &Daemon, _id: &str, phone: &str) -> Vec<Received> {
+        let mut control = self.fake.control.clone();
+        let listed = control.list_received_messages(ListReceivedMessagesRequest {}).await;
+        let messages = listed.unwrap().into_inner().messages;
+        let from_account = |jid: &str| jid.split([':', '@']).next() == Some(phone);
+        let kind = |kind: MessageKind| match kind {
+            MessageKind::Text => Kind::Text,
+            MessageKind::Reaction => Kind::Reaction,
+            MessageKind::Edit => Kind::Edit,
+            MessageKind::Revoke => Kind::Revoke,
+            MessageKind::Unspecified => panic!("the fake listed a message without a kind"),
+        };
+        messages
+            .into_iter()
+            .filter(|m| from_account(&m.from_jid))
+            .map(|m| Received {
+                kind: kind(m.kind()),
+                id: m.id,
+                to: m.to,
+                text: m.text,
+                quoted_id: m.quoted_id,
+                target_id: m.target_id,
+            })
+            .collect()
     }
 
     async fn connections(&self) -> (u64, u64) {
