@@ -29,18 +29,17 @@ use crate::backend::{BackendError, Content, MessageRef, Outbound, SentMessage};
 /// Sends `outbound` under its own id, by `deadline`.
 pub async fn send(client: &Client, outbound: Outbound, deadline: Instant) -> Result<SentMessage, BackendError> {
     let chat = jid(&outbound.to, "chat")?;
-    let own = own_jid(client, &chat, &outbound.content).await?;
-    let message = message(
-        &chat,
-        &outbound.content,
-        &own,
-        whatsapp_rust::wacore::time::now_millis(),
-    )?;
-    let options = SendOptions::default().with_message_id(outbound.id);
-    let sent = timeout_at(deadline, client.send_message_with_options(chat, message, options))
+    let sending = async {
+        let own = own_jid(client, &chat, &outbound.content).await?;
+        let now_ms = whatsapp_rust::wacore::time::now_millis();
+        let message = message(&chat, &outbound.content, &own, now_ms)?;
+        let options = SendOptions::default().with_message_id(outbound.id.clone());
+        let sent = client.send_message_with_options(chat.clone(), message, options).await;
+        sent.map_err(send_error)
+    };
+    let sent = timeout_at(deadline, sending)
         .await
-        .map_err(|_| BackendError::Unreachable("whatsapp did not accept the message in time".into()))?
-        .map_err(send_error)?;
+        .map_err(|_| BackendError::Unreachable("whatsapp did not accept the message in time".into()))??;
     Ok(SentMessage {
         message_id: sent.message_id,
     })
