@@ -8,14 +8,14 @@ use std::{
     sync::{atomic::Ordering, Arc},
 };
 
-use prost::Message as _;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::watch;
 
+use super::rows::{insert, ROW_OVERHEAD, SCHEMA};
 use super::{
     metrics::EventMetrics,
     outbound::{self, sql as outbound_sql},
-    Appended, Body, Event, EventKind, NewEvent, Shared,
+    Appended, Body, EventKind, NewEvent, Shared,
 };
 use crate::store::{group_commit::Apply, unix_ms, DbError};
 
@@ -24,36 +24,6 @@ pub const MAX_BATCH: usize = 1024;
 
 /// Event kinds (message, receipt, status, outbound), counted per batch.
 const KINDS: usize = 4;
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS events (
-    cursor     INTEGER PRIMARY KEY AUTOINCREMENT,
-    session_id TEXT NOT NULL,
-    seq        INTEGER NOT NULL,
-    time_ms    INTEGER NOT NULL,
-    kind       INTEGER NOT NULL,
-    dedupe     TEXT,
-    body       BLOB NOT NULL
-);
-CREATE UNIQUE INDEX IF NOT EXISTS events_dedupe ON events (session_id, dedupe) WHERE dedupe IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_by_session ON events (session_id, cursor);
-CREATE TABLE IF NOT EXISTS session_seq (
-    session_id TEXT PRIMARY KEY NOT NULL,
-    last_seq   INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS consumers (
-    name          TEXT PRIMARY KEY NOT NULL,
-    cursor        INTEGER NOT NULL,
-    updated_at_ms INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY NOT NULL,
-    value INTEGER NOT NULL
-) WITHOUT ROWID;
-";
-
-/// Per-row bytes counted beyond the body (keys, columns, index entries).
-const ROW_OVERHEAD: u64 = 64;
 
 /// A job of the writer thread.
 #[derive(Debug)]
@@ -127,6 +97,8 @@ pub struct Writer {
     pending_trimmed: Option<u64>,
     /// Events added by this batch, by kind.
     pending_kinds: [u64; KINDS],
+    /// Outbound statuses reached in this batch (status, nack code), for metrics.
+    pending_outbound: Vec<(i32, u32)>,
     published: watch::Sender<u64>,
     shared: Arc<Shared>,
     metrics: Arc<EventMetrics>,
@@ -172,6 +144,7 @@ impl Writer {
             pending_bytes: 0,
             pending_trimmed: None,
             pending_kinds: [0; KINDS],
+            pending_outbound: Vec::new(),
             published,
             shared,
             metrics,
@@ -211,6 +184,9 @@ impl Writer {
                 continue;
             };
             appended.added += 1;
+            if let Body::Outbound(update) = &event.body {
+                self.pending_outbound.push((update.status, update.error_code));
+            }
             last_seqs.insert(&event.session_id, seq);
             head = cursor;
             bytes += size;
@@ -311,39 +287,6 @@ impl Writer {
     }
 }
 
-/// Writes one event as number `seq` of its session; None when the message is
-/// already in the log. Returns its cursor and the bytes it counts for.
-fn insert(tx: &Transaction<'_>, event: &NewEvent, seq: u64) -> Result<Option<(u64, u64)>, DbError> {
-    let mut insert = tx.prepare_cached(
-        "INSERT OR IGNORE INTO events (session_id, seq, time_ms, kind, dedupe, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    let body = Event {
-        body: Some(event.body.clone()),
-        ..Default::default()
-    }
-    .encode_to_vec();
-    let written = insert.execute(params![
-        event.session_id,
-        seq as i64,
-        unix_ms(event.time) as i64,
-        event.kind() as i32,
-        dedupe_key(&event.body),
-        body,
-    ])?;
-    if written == 0 {
-        return Ok(None);
-    }
-    Ok(Some((tx.last_insert_rowid() as u64, body.len() as u64 + ROW_OVERHEAD)))
-}
-
-/// What makes a message the same message: (chat, sender, id) within its session.
-fn dedupe_key(body: &Body) -> Option<String> {
-    match body {
-        Body::Message(m) => Some(format!("{}\u{1f}{}\u{1f}{}", m.chat, m.sender, m.id)),
-        _ => None,
-    }
-}
-
 impl Apply for Writer {
     type Op = Op;
     type Out = Out;
@@ -403,6 +346,9 @@ impl Apply for Writer {
             self.metrics
                 .appended(kind, std::mem::take(&mut self.pending_kinds[index]));
         }
+        for (status, code) in self.pending_outbound.drain(..) {
+            self.metrics.outbound(status, code);
+        }
         if self.pending_head != self.head {
             self.head = self.pending_head;
             self.published.send_replace(self.head);
@@ -417,5 +363,6 @@ impl Apply for Writer {
         self.pending_bytes = 0;
         self.pending_trimmed = None;
         self.pending_kinds = [0; KINDS];
+        self.pending_outbound.clear();
     }
 }

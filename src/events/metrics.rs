@@ -1,5 +1,6 @@
 //! The event log's metrics: events appended by kind, bytes kept, the oldest event's
-//! age and each consumer's lag (events between its acked position and the head).
+//! age, each consumer's lag (events between its acked position and the head), and
+//! the messages sessions sent, by status reached and by WhatsApp's nack code.
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -23,6 +24,18 @@ struct ConsumerLabel {
     consumer: String,
 }
 
+/// A `status` label (`sent`, `server_ack`, `failed`...).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabel {
+    status: &'static str,
+}
+
+/// A `code` label: WhatsApp's nack code.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: String,
+}
+
 /// The event log's metrics (registered into the daemon's registry).
 #[derive(Debug, Default)]
 pub struct EventMetrics {
@@ -30,6 +43,8 @@ pub struct EventMetrics {
     bytes: Gauge,
     oldest_age_seconds: Gauge,
     consumer_lag: Family<ConsumerLabel, Gauge>,
+    outbound: Family<StatusLabel, Counter>,
+    nacks: Family<CodeLabel, Counter>,
 }
 
 fn label(kind: EventKind) -> KindLabel {
@@ -70,6 +85,16 @@ impl EventMetrics {
             self.oldest_age_seconds.clone(),
         );
         ours.register(
+            "outbound_messages",
+            "Messages sessions sent, by each status they reached (queued, sent, server_ack, delivered, read, played, failed)",
+            self.outbound.clone(),
+        );
+        ours.register(
+            "outbound_nacks",
+            "Sends WhatsApp refused, by its code (e.g. 463: new chats barred)",
+            self.nacks.clone(),
+        );
+        ours.register(
             "events_consumer_lag",
             "Events between a consumer's acked position and the newest event",
             self.consumer_lag.clone(),
@@ -80,6 +105,26 @@ impl EventMetrics {
     pub fn appended(&self, kind: EventKind, n: u64) {
         if n > 0 {
             self.appended.get_or_create(&label(kind)).inc_by(n);
+        }
+    }
+
+    /// A message reached `status` (a `MessageStatus`); `code` is WhatsApp's nack
+    /// code for a refusal (0: none).
+    pub fn outbound(&self, status: i32, code: u32) {
+        use crate::proto::MessageStatus as S;
+        let status = match S::try_from(status).unwrap_or(S::Unspecified) {
+            S::Queued => "queued",
+            S::Sent => "sent",
+            S::ServerAck => "server_ack",
+            S::Delivered => "delivered",
+            S::Read => "read",
+            S::Played => "played",
+            S::Failed => "failed",
+            S::Unspecified => "unspecified",
+        };
+        self.outbound.get_or_create(&StatusLabel { status }).inc();
+        if code != 0 {
+            self.nacks.get_or_create(&CodeLabel { code: code.to_string() }).inc();
         }
     }
 

@@ -17,6 +17,7 @@ pub mod outbound;
 mod outbound_log;
 mod read;
 pub mod retention;
+mod rows;
 
 pub use cursor::{format_cursor, parse_cursor};
 pub use follow::{expired, follow, FollowEnd};

@@ -62,7 +62,8 @@ pub fn accept(tx: &Transaction<'_>, accept: &Accept) -> Result<(Accepted, Vec<Ne
             });
         }
     }
-    let now = SystemTime::now();
+    // To the millisecond, as stored: a retry's answer (read back) is identical.
+    let now = at_ms(unix_ms(SystemTime::now()) as i64);
     let first = accept.queued.then_some(MessageStatus::Queued as i32);
     tx.prepare_cached(
         "INSERT INTO outbound (session_id, message_id, client_id, chat, fingerprint, payload, status, first_status, accepted_ms, updated_ms)

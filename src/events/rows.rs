@@ -1,0 +1,71 @@
+//! The event log's rows: its tables, and how one event is written (its sequence
+//! number, its encoded body, and the dedupe key that keeps a message once).
+
+use prost::Message as _;
+use rusqlite::{params, Transaction};
+
+use super::{Body, Event, NewEvent};
+use crate::store::{unix_ms, DbError};
+
+/// Per-row bytes counted beyond the body (keys, columns, index entries).
+pub const ROW_OVERHEAD: u64 = 64;
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    cursor     INTEGER PRIMARY KEY AUTOINCREMENT,
+    session_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    time_ms    INTEGER NOT NULL,
+    kind       INTEGER NOT NULL,
+    dedupe     TEXT,
+    body       BLOB NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS events_dedupe ON events (session_id, dedupe) WHERE dedupe IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_by_session ON events (session_id, cursor);
+CREATE TABLE IF NOT EXISTS session_seq (
+    session_id TEXT PRIMARY KEY NOT NULL,
+    last_seq   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS consumers (
+    name          TEXT PRIMARY KEY NOT NULL,
+    cursor        INTEGER NOT NULL,
+    updated_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// Writes one event as number `seq` of its session; None when the message is
+/// already in the log. Returns its cursor and the bytes it counts for.
+pub fn insert(tx: &Transaction<'_>, event: &NewEvent, seq: u64) -> Result<Option<(u64, u64)>, DbError> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO events (session_id, seq, time_ms, kind, dedupe, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let body = Event {
+        body: Some(event.body.clone()),
+        ..Default::default()
+    }
+    .encode_to_vec();
+    let written = insert.execute(params![
+        event.session_id,
+        seq as i64,
+        unix_ms(event.time) as i64,
+        event.kind() as i32,
+        dedupe_key(&event.body),
+        body,
+    ])?;
+    if written == 0 {
+        return Ok(None);
+    }
+    Ok(Some((tx.last_insert_rowid() as u64, body.len() as u64 + ROW_OVERHEAD)))
+}
+
+/// What makes a message the same message: (chat, sender, id) within its session.
+fn dedupe_key(body: &Body) -> Option<String> {
+    match body {
+        Body::Message(m) => Some(format!("{}\u{1f}{}\u{1f}{}", m.chat, m.sender, m.id)),
+        _ => None,
+    }
+}
