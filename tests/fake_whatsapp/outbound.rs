@@ -1,7 +1,8 @@
 //! Sending through `SessionService.SendMessage`, one body per behaviour run on
 //! both backends as `alike` does (`outbound::emulator::NAME`, `outbound::real::NAME`):
 //! every kind of message reaches the server under the id the daemon answered,
-//! with its quote or target, and reaches SERVER_ACK from the server's ack; a
+//! with its quote or target, and reaches SERVER_ACK from the server's ack, then
+//! DELIVERED and READ from the phone's receipts, each once in the event stream; a
 //! nacked send is FAILED with WhatsApp's code and kept nowhere; a held ack keeps
 //! a message SENT until the server releases it. And on the real backend alone, the
 //! binary killed with -9 three times while the server holds acks: every accepted
@@ -11,8 +12,9 @@
 use std::time::Duration;
 
 use wa_sessiond::proto::{
-    send_message_request::Content, Edit, GetMessageStatusRequest, MessageStatus, MessageStatusInfo, Reaction, Revoke,
-    SendMessageRequest, SessionStatus,
+    event::Body, event_service_client::EventServiceClient, send_message_request::Content, Edit, EventKind,
+    GetMessageStatusRequest, MessageStatus, MessageStatusInfo, OutboundUpdate, Reaction, ReceiptKind, Revoke,
+    SendMessageRequest, SessionStatus, StreamEventsRequest,
 };
 
 use super::{
@@ -27,8 +29,9 @@ const STILL_SPAN: Duration = Duration::from_secs(1);
 /// The account every body links.
 const OWNER: &str = "15550007777";
 
-/// The chat every body writes to.
+/// The chat every body writes to, and its phone.
 const FRIEND: &str = "15559990000@s.whatsapp.net";
+const FRIEND_PHONE: &str = "15559990000";
 
 macro_rules! alike {
     ($($name:ident => $body:ident;)*) => {
@@ -57,6 +60,7 @@ alike! {
     texts_replies_reactions_edits_and_revokes_reach_the_server_under_their_ids_and_are_server_acked => every_kind;
     a_send_the_server_nacks_is_failed_with_its_code_and_kept_nowhere => nacked;
     a_held_ack_keeps_a_message_sent_until_the_server_releases_it => held;
+    a_text_is_sent_then_server_acked_then_delivered_then_read_each_once_in_the_stream => receipts;
 }
 
 /// A daemon with session `id` linked to `OWNER`'s phone and CONNECTED.
@@ -202,12 +206,57 @@ async fn held(phone: &impl Phone) {
     phone.hold_acks(&daemon, "ugo", OWNER, true).await;
     let message_id = send(&daemon, "ugo", text("waiting for its ack"), "").await;
     at_server(phone, &daemon, "ugo", &message_id).await;
-    tokio::time::sleep(STILL_SPAN).await;
-    let info = message_status(&daemon, "ugo", &message_id).await;
-    assert_eq!(info.status(), MessageStatus::Sent, "no ack, no SERVER_ACK: {info:?}");
+    stays_false(STILL_SPAN, "no ack, no SERVER_ACK", || async {
+        message_status(&daemon, "ugo", &message_id).await.status() != MessageStatus::Sent
+    })
+    .await;
 
     phone.hold_acks(&daemon, "ugo", OWNER, false).await;
     reaches(&daemon, "ugo", &message_id, MessageStatus::ServerAck).await;
+    daemon.stop().await;
+}
+
+/// The session's outbound updates, from the beginning of its log.
+async fn outbound_stream(daemon: &Daemon, id: &str) -> tonic::Streaming<wa_sessiond::proto::Event> {
+    let request = StreamEventsRequest {
+        session_ids: vec![id.into()],
+        from_beginning: true,
+        kinds: vec![EventKind::Outbound as i32],
+        ..Default::default()
+    };
+    let mut events = EventServiceClient::new(daemon.channel().await);
+    events.stream_events(request).await.unwrap().into_inner()
+}
+
+/// The next update's message id and status.
+async fn next_update(stream: &mut tonic::Streaming<wa_sessiond::proto::Event>) -> (String, MessageStatus) {
+    match next(stream).await.expect("the stream goes on").body {
+        Some(Body::Outbound(OutboundUpdate { message_id, status, .. })) => {
+            (message_id, MessageStatus::try_from(status).unwrap())
+        }
+        other => panic!("expected an outbound update, got {other:?}"),
+    }
+}
+
+async fn receipts(phone: &impl Phone) {
+    let daemon = linked(phone, "wes").await;
+    let mut stream = outbound_stream(&daemon, "wes").await;
+    let message_id = send(&daemon, "wes", text("your order shipped"), "").await;
+    let update = |status| (message_id.clone(), status);
+    assert_eq!(next_update(&mut stream).await, update(MessageStatus::Sent));
+    assert_eq!(next_update(&mut stream).await, update(MessageStatus::ServerAck));
+    let receipt = |kind| phone.receipt(&daemon, "wes", OWNER, FRIEND_PHONE, &message_id, kind);
+    receipt(ReceiptKind::Delivered).await;
+    assert_eq!(next_update(&mut stream).await, update(MessageStatus::Delivered));
+    receipt(ReceiptKind::Read).await;
+    assert_eq!(next_update(&mut stream).await, update(MessageStatus::Read));
+
+    // A late DELIVERED changes nothing: the next update is the marker's.
+    receipt(ReceiptKind::Delivered).await;
+    let marker = send(&daemon, "wes", text("marker"), "").await;
+    assert_eq!(next_update(&mut stream).await, (marker, MessageStatus::Sent));
+    let info = message_status(&daemon, "wes", &message_id).await;
+    assert_eq!(info.status(), MessageStatus::Read);
     daemon.stop().await;
 }
 

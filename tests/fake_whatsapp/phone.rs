@@ -8,8 +8,8 @@
 use std::{path::PathBuf, time::Duration};
 
 use fake_whatsapp::proto::{
-    DropConnectionsRequest, HoldServerAcksRequest, ListReceivedMessagesRequest, LogoutDeviceRequest, MessageKind,
-    RejectSendsRequest, ReplaceStreamRequest, ScanQrRequest,
+    self as fake, DropConnectionsRequest, HoldServerAcksRequest, ListReceivedMessagesRequest, LogoutDeviceRequest,
+    MessageKind, RejectSendsRequest, ReplaceStreamRequest, ScanQrRequest,
 };
 use tempfile::TempDir;
 use wa_sessiond::{
@@ -75,6 +75,17 @@ pub trait Phone {
     /// What the server took from session `id`'s device (account `phone`), oldest
     /// first.
     async fn received(&self, daemon: &Daemon, id: &str, phone: &str) -> Vec<Received>;
+    /// The phone `from` (digits), the chat message `message_id` went to, sends
+    /// its receipt of `kind` to session `id`'s device (account `phone`).
+    async fn receipt(
+        &self,
+        daemon: &Daemon,
+        id: &str,
+        phone: &str,
+        from: &str,
+        message_id: &str,
+        kind: api::ReceiptKind,
+    );
     /// Connections WhatsApp saw, over all sessions and daemons: started ever,
     /// open now.
     async fn connections(&self) -> (u64, u64);
@@ -198,6 +209,23 @@ impl Phone for EmulatorPhone {
                 target_id: m.target_id,
             })
             .collect()
+    }
+
+    async fn receipt(
+        &self,
+        daemon: &Daemon,
+        id: &str,
+        _phone: &str,
+        _from: &str,
+        message_id: &str,
+        kind: api::ReceiptKind,
+    ) {
+        let request = api::SendReceiptRequest {
+            session_id: id.into(),
+            message_id: message_id.into(),
+            kind: kind as i32,
+        };
+        daemon.phone().await.send_receipt(request).await.unwrap();
     }
 
     async fn connections(&self) -> (u64, u64) {
@@ -333,6 +361,30 @@ impl Phone for FakePhone {
                 target_id: m.target_id,
             })
             .collect()
+    }
+
+    async fn receipt(
+        &self,
+        _daemon: &Daemon,
+        _id: &str,
+        phone: &str,
+        from: &str,
+        message_id: &str,
+        kind: api::ReceiptKind,
+    ) {
+        let kind = match kind {
+            api::ReceiptKind::Delivered => fake::ReceiptKind::Delivered,
+            api::ReceiptKind::Read => fake::ReceiptKind::Read,
+            api::ReceiptKind::Played => fake::ReceiptKind::Played,
+            api::ReceiptKind::Unspecified => fake::ReceiptKind::Unspecified,
+        };
+        let request = fake::SendReceiptRequest {
+            to_phone_number: phone.into(),
+            from_phone_number: from.into(),
+            message_ids: vec![message_id.into()],
+            kind: kind as i32,
+        };
+        self.fake.control.clone().send_receipt(request).await.unwrap();
     }
 
     async fn connections(&self) -> (u64, u64) {
