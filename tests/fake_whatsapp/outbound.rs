@@ -19,7 +19,8 @@ use wa_sessiond::proto::{
 
 use super::{
     common::*,
-    phone::{EmulatorPhone, FakePhone, Kind, Phone, Received},
+    phone::{EmulatorPhone, FakePhone, Phone},
+    received::{Kind, Received},
     wait_until, STEP_BOUND,
 };
 

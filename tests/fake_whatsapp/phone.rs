@@ -3,13 +3,13 @@
 //! (steered through the daemon's `EmulatorService`) and the protocol-level fake
 //! (steered through its own control API), each with a data dir of its own that
 //! outlives daemon restarts, as the real WhatsApp outlives the daemon. What the
-//! server took from a device reads the same from both (`Received`).
+//! server took from a device reads the same from both (`received`).
 
 use std::{path::PathBuf, time::Duration};
 
 use fake_whatsapp::proto::{
     self as fake, DropConnectionsRequest, HoldServerAcksRequest, ListReceivedMessagesRequest, LogoutDeviceRequest,
-    MessageKind, RejectSendsRequest, ReplaceStreamRequest, ScanQrRequest,
+    RejectSendsRequest, ReplaceStreamRequest, ScanQrRequest,
 };
 use tempfile::TempDir;
 use wa_sessiond::{
@@ -18,7 +18,7 @@ use wa_sessiond::{
     proto::{self as api},
 };
 
-use super::{common::*, Fake, PUSH_NAME};
+use super::{common::*, received::Received, Fake, PUSH_NAME};
 
 /// The device a phone linked: its phone number and JID.
 pub struct Linked {
@@ -26,32 +26,6 @@ pub struct Linked {
     pub phone_number: String,
     /// `PHONE:DEVICE@s.whatsapp.net`.
     pub jid: String,
-}
-
-/// What a message a device sent is, as the server decoded it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Text,
-    Reaction,
-    Edit,
-    Revoke,
-}
-
-/// A message the server took from a device: each WhatsApp id once, however many
-/// times the device sent it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Received {
-    /// WhatsApp's id (the daemon's choice).
-    pub id: String,
-    /// The chat's JID (`15559990000@s.whatsapp.net`).
-    pub to: String,
-    /// A text's or an edit's text, a reaction's emoji; empty for a revoke.
-    pub text: String,
-    pub kind: Kind,
-    /// The message a reply quotes; empty otherwise.
-    pub quoted_id: String,
-    /// What a reaction, an edit or a revoke points at; empty for a text.
-    pub target_id: String,
 }
 
 /// A WhatsApp the daemon talks to, and the phone that links devices to it.
@@ -191,23 +165,11 @@ impl Phone for EmulatorPhone {
     async fn received(&self, daemon: &Daemon, id: &str, _phone: &str) -> Vec<Received> {
         let request = api::ListSentMessagesRequest { session_id: id.into() };
         let listed = daemon.phone().await.list_sent_messages(request).await.unwrap();
-        let kind = |m: &api::EmulatedMessage| match m.kind() {
-            api::EmulatedKind::Text => Kind::Text,
-            api::EmulatedKind::Reaction => Kind::Reaction,
-            api::EmulatedKind::Edit => Kind::Edit,
-            api::EmulatedKind::Revoke => Kind::Revoke,
-            api::EmulatedKind::Unspecified => panic!("the emulator listed a message without a kind: {m:?}"),
-        };
-        let messages = listed.into_inner().messages.into_iter();
-        messages
-            .map(|m| Received {
-                kind: kind(&m),
-                id: m.message_id,
-                to: m.to,
-                text: m.text,
-                quoted_id: m.quoted_id,
-                target_id: m.target_id,
-            })
+        listed
+            .into_inner()
+            .messages
+            .into_iter()
+            .map(Received::emulated)
             .collect()
     }
 
@@ -340,27 +302,8 @@ impl Phone for FakePhone {
     async fn received(&self, _daemon: &Daemon, _id: &str, phone: &str) -> Vec<Received> {
         let mut control = self.fake.control.clone();
         let listed = control.list_received_messages(ListReceivedMessagesRequest {}).await;
-        let messages = listed.unwrap().into_inner().messages;
-        let from_account = |jid: &str| jid.split([':', '@']).next() == Some(phone);
-        let kind = |kind: MessageKind| match kind {
-            MessageKind::Text => Kind::Text,
-            MessageKind::Reaction => Kind::Reaction,
-            MessageKind::Edit => Kind::Edit,
-            MessageKind::Revoke => Kind::Revoke,
-            MessageKind::Unspecified => panic!("the fake listed a message without a kind"),
-        };
-        messages
-            .into_iter()
-            .filter(|m| from_account(&m.from_jid))
-            .map(|m| Received {
-                kind: kind(m.kind()),
-                id: m.id,
-                to: m.to,
-                text: m.text,
-                quoted_id: m.quoted_id,
-                target_id: m.target_id,
-            })
-            .collect()
+        let messages = listed.unwrap().into_inner().messages.into_iter();
+        messages.filter_map(|m| Received::at_fake(m, phone)).collect()
     }
 
     async fn receipt(
