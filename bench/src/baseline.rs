@@ -122,6 +122,24 @@ impl SessionService for Baseline {
         unimplemented()
     }
 
+    async fn send_chat_state(
+        &self,
+        _: Request<proto::SendChatStateRequest>,
+    ) -> Result<Response<proto::SendChatStateResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn mark_read(&self, _: Request<proto::MarkReadRequest>) -> Result<Response<proto::MarkReadResponse>, Status> {
+        unimplemented()
+    }
+
+    async fn get_account_health(
+        &self,
+        _: Request<proto::GetAccountHealthRequest>,
+    ) -> Result<Response<proto::AccountHealth>, Status> {
+        unimplemented()
+    }
+
     async fn request_pairing_code(
         &self,
         _: Request<proto::RequestPairingCodeRequest>,

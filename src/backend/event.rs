@@ -39,6 +39,8 @@ pub enum Disconnect {
     TemporaryBan {
         /// When the ban ends.
         ends_at: Option<SystemTime>,
+        /// WhatsApp's reason (101-106; 0 when it gave none).
+        code: u32,
     },
 }
 

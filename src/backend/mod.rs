@@ -10,7 +10,7 @@ pub(crate) mod scripted;
 pub mod whatsapp;
 
 pub use event::{Disconnect, Identity, QrCode};
-pub use outbound::{Content, MessageRef, Outbound};
+pub use outbound::{ChatState, Content, MessageRef, Outbound};
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
 

@@ -53,6 +53,30 @@ pub enum Content {
         /// The message deleted (always one of the account's own).
         target: MessageRef,
     },
+    /// "typing...", "recording audio..." or neither, in the chat (no message;
+    /// `Outbound::id` names nothing WhatsApp keeps).
+    ChatState {
+        /// What the chat shows.
+        state: ChatState,
+    },
+    /// Marks messages of the chat read (no message; `Outbound::id` names nothing).
+    Read {
+        /// In a group, the member who sent them.
+        sender: Option<String>,
+        /// WhatsApp's ids of the messages.
+        ids: Vec<String>,
+    },
+}
+
+/// What a chat state shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChatState {
+    /// "typing..."
+    Composing,
+    /// "recording audio..."
+    Recording,
+    /// Neither any more.
+    Paused,
 }
 
 /// An earlier message of the chat, as the event log knows it: what WhatsApp needs
@@ -87,6 +111,8 @@ impl Content {
             Self::Reaction { .. } => "reaction",
             Self::Edit { .. } => "edit",
             Self::Revoke { .. } => "revoke",
+            Self::ChatState { .. } => "chat state",
+            Self::Read { .. } => "read",
         }
     }
 
@@ -94,7 +120,7 @@ impl Content {
     pub fn text(&self) -> &str {
         match self {
             Self::Text { text, .. } | Self::Edit { text, .. } => text,
-            Self::Reaction { .. } | Self::Revoke { .. } => "",
+            Self::Reaction { .. } | Self::Revoke { .. } | Self::ChatState { .. } | Self::Read { .. } => "",
         }
     }
 
@@ -103,6 +129,7 @@ impl Content {
         match self {
             Self::Text { reply_to, .. } => reply_to.as_ref(),
             Self::Reaction { target, .. } | Self::Edit { target, .. } | Self::Revoke { target } => Some(target),
+            Self::ChatState { .. } | Self::Read { .. } => None,
         }
     }
 }
@@ -113,7 +140,7 @@ impl fmt::Debug for Outbound {
         let size = match &self.content {
             Content::Text { text, .. } | Content::Edit { text, .. } => text.len(),
             Content::Reaction { emoji, .. } => emoji.len(),
-            Content::Revoke { .. } => 0,
+            Content::Revoke { .. } | Content::ChatState { .. } | Content::Read { .. } => 0,
         };
         write!(
             f,

@@ -22,8 +22,8 @@ use crate::store::{group_commit::Apply, unix_ms, DbError};
 /// Jobs committed together at most.
 pub const MAX_BATCH: usize = 1024;
 
-/// Event kinds (message, receipt, status, outbound), counted per batch.
-const KINDS: usize = 4;
+/// Event kinds (message, receipt, status, outbound, health), counted per batch.
+const KINDS: usize = 5;
 
 /// A job of the writer thread.
 #[derive(Debug)]
@@ -57,6 +57,13 @@ pub enum Op {
     },
     /// A message's status changed (the server's ack, an expiry).
     Update(outbound::Update),
+    /// WhatsApp said something about the account's health.
+    Health {
+        /// Whose account.
+        session_id: String,
+        /// What it said.
+        signal: outbound::HealthSignal,
+    },
     /// Remove one chunk of the oldest events that are too old or too many.
     Trim {
         /// Events logged before this go.
@@ -113,6 +120,7 @@ impl Writer {
     ) -> Result<(Self, watch::Receiver<u64>), DbError> {
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(outbound_sql::SCHEMA)?;
+        conn.execute_batch(outbound::health_sql::SCHEMA)?;
         let head: i64 = conn
             .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'events'", [], |row| {
                 row.get(0)
@@ -313,6 +321,12 @@ impl Apply for Writer {
             }
             Op::Update(change) => {
                 let events = outbound_sql::update(tx, change)?;
+                self.append(tx, &events).map(|_| Out::Done)
+            }
+            Op::Health { session_id, signal } => {
+                let events: Vec<_> = outbound::health_sql::apply(tx, session_id, signal)?
+                    .into_iter()
+                    .collect();
                 self.append(tx, &events).map(|_| Out::Done)
             }
             Op::Ack { consumer, cursor } => self.ack(tx, consumer, *cursor).map(Out::Position),

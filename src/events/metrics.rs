@@ -53,6 +53,7 @@ fn label(kind: EventKind) -> KindLabel {
         EventKind::Receipt => "receipt",
         EventKind::Status => "status",
         EventKind::Outbound => "outbound",
+        EventKind::Health => "health",
         EventKind::Unspecified => "unspecified",
     };
     KindLabel { kind }
@@ -66,6 +67,7 @@ impl EventMetrics {
             EventKind::Receipt,
             EventKind::Status,
             EventKind::Outbound,
+            EventKind::Health,
         ] {
             drop(self.appended.get_or_create(&label(kind)));
         }

@@ -76,6 +76,7 @@ pub fn kind_of(body: &Body) -> EventKind {
         Body::Receipt(_) => EventKind::Receipt,
         Body::Status(_) => EventKind::Status,
         Body::Outbound(_) => EventKind::Outbound,
+        Body::Health(_) => EventKind::Health,
     }
 }
 
@@ -286,6 +287,12 @@ impl Inbox {
     /// 463) a message the session sent (queued; not awaited).
     pub fn server_ack(&self, message_id: String, error: Option<u32>) {
         self.log.server_acked(&self.session_id, message_id, error);
+    }
+
+    /// WhatsApp said something about the account's health (queued; not awaited):
+    /// logged as an EVENT_KIND_HEALTH event when it changes anything.
+    pub fn health(&self, signal: outbound::HealthSignal) {
+        self.log.health_detached(&self.session_id, signal);
     }
 
     /// Logs a receipt for messages the session sent (queued; not awaited).

@@ -5,7 +5,7 @@
 
 use super::{
     db,
-    outbound::{sql, Accept, Accepted, Row, Update},
+    outbound::{health_sql, sql, Accept, Accepted, AccountHealth, HealthSignal, Row, Update},
     EventLog, InboundMessage,
 };
 use crate::store::DbError;
@@ -55,6 +55,18 @@ impl EventLog {
             ),
         };
         self.update_detached(change);
+    }
+
+    /// WhatsApp said something about `session_id`'s account (queued, not awaited).
+    pub fn health_detached(&self, session_id: &str, signal: HealthSignal) {
+        let session_id = session_id.to_owned();
+        self.queue.detach(db::Op::Health { session_id, signal });
+    }
+
+    /// The account's health now.
+    pub async fn account_health(&self, session_id: &str) -> Result<AccountHealth, DbError> {
+        let session_id = session_id.to_owned();
+        self.readers.with(move |conn| health_sql::read(conn, &session_id)).await
     }
 
     /// A message the session sent, by WhatsApp's id or (`by_client`) the caller's key.

@@ -134,6 +134,7 @@ impl EmulatorService for EmulatorApi {
                 quoted_id: m.quoted_id,
                 target_id: m.target_id,
                 received_at: Some(m.received_at.into()),
+                state: m.state as i32,
             })
             .collect();
         Ok(Response::new(proto::ListSentMessagesResponse { messages }))
@@ -187,5 +188,25 @@ impl EmulatorService for EmulatorApi {
         let id = SessionId::parse(&body.session_id)?;
         self.emulator.hold_acks(&id, body.hold).await?;
         Ok(Response::new(proto::HoldServerAcksResponse {}))
+    }
+
+    async fn set_account_health(
+        &self,
+        request: Request<proto::SetAccountHealthRequest>,
+    ) -> Result<Response<proto::SetAccountHealthResponse>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        let length = |d: Option<prost_types::Duration>, field: &str| -> Result<std::time::Duration, Status> {
+            d.map(std::time::Duration::try_from)
+                .transpose()
+                .map_err(|_| Status::invalid_argument(format!("{field} must not be negative")))
+                .map(Option::unwrap_or_default)
+        };
+        let restricted_for = length(body.reachout_restricted_for, "reachout_restricted_for")?;
+        let ban_for = length(body.temp_ban_for, "temp_ban_for")?;
+        self.emulator
+            .set_account_health(&id, restricted_for, body.temp_ban_reason, ban_for)
+            .await;
+        Ok(Response::new(proto::SetAccountHealthResponse {}))
     }
 }

@@ -4,6 +4,7 @@
 
 use super::convert;
 use crate::{
+    backend::{ChatState, Content as BackendContent},
     domain::{input, SendContent, SendInput, SessionId},
     error::SessionError,
     events::outbound::Row,
@@ -75,6 +76,48 @@ pub fn send_input(body: proto::SendMessageRequest) -> Result<(SessionId, SendInp
         content,
     };
     Ok((id, input))
+}
+
+/// Checks a SendChatState request: the session, the chat and the state.
+pub fn chat_state(body: &proto::SendChatStateRequest) -> Result<(SessionId, String, BackendContent), SessionError> {
+    let id = SessionId::parse(&body.session_id)?;
+    let to = input::chat(&body.to)?;
+    let state = match proto::ChatState::try_from(body.state) {
+        Ok(proto::ChatState::Composing) => ChatState::Composing,
+        Ok(proto::ChatState::Recording) => ChatState::Recording,
+        Ok(proto::ChatState::Paused) => ChatState::Paused,
+        _ => {
+            return Err(SessionError::InvalidArgument(
+                "state is required: CHAT_STATE_COMPOSING, CHAT_STATE_RECORDING or CHAT_STATE_PAUSED".into(),
+            ))
+        }
+    };
+    Ok((id, to, BackendContent::ChatState { state }))
+}
+
+/// The most message ids one MarkRead takes.
+pub const MAX_READ_IDS: usize = 256;
+
+/// Checks a MarkRead request: the session, the chat, the sender and the ids.
+pub fn mark_read(body: proto::MarkReadRequest) -> Result<(SessionId, String, BackendContent), SessionError> {
+    let id = SessionId::parse(&body.session_id)?;
+    let chat = input::chat(&body.chat)?;
+    let sender = match body.sender.as_str() {
+        "" => None,
+        raw => Some(input::recipient(raw)?),
+    };
+    if body.message_ids.is_empty() || body.message_ids.len() > MAX_READ_IDS {
+        return Err(SessionError::InvalidArgument(format!(
+            "message_ids must name 1 to {MAX_READ_IDS} messages, got {}",
+            body.message_ids.len()
+        )));
+    }
+    let ids = body
+        .message_ids
+        .iter()
+        .map(|raw| input::message_id(raw, "message_ids"))
+        .collect::<Result<_, _>>()?;
+    Ok((id, chat, BackendContent::Read { sender, ids }))
 }
 
 /// Which message a GetMessageStatus names: (key, by the caller's key).

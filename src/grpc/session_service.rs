@@ -47,6 +47,15 @@ impl SessionApi {
     }
 }
 
+impl SessionApi {
+    /// The event log; UNAVAILABLE until the daemon has restored its state.
+    fn log(&self) -> Result<&crate::events::EventLog, SessionError> {
+        self.log
+            .get()
+            .ok_or_else(|| SessionError::Unavailable("the daemon is restoring its state: retry shortly".into()))
+    }
+}
+
 fn qr_request<T>(request: &Request<T>, min_validity: Duration, may_refresh: bool) -> QrRequest {
     QrRequest {
         min_validity,
@@ -158,11 +167,8 @@ impl SessionService for SessionApi {
         let id = SessionId::parse(&body.session_id)?;
         let (key, by_client) = outbound::status_key(&body)?;
         self.sessions.peek(id.clone()).await?;
-        let log = self
-            .log
-            .get()
-            .ok_or_else(|| SessionError::Unavailable("the daemon is restoring its state: retry shortly".into()))?;
-        let row = log
+        let row = self
+            .log()?
             .outbound(id.as_str(), &key, by_client)
             .await
             .map_err(|e| SessionError::Unavailable(format!("could not read the outbound log ({e}): retry")))?;
@@ -173,6 +179,38 @@ impl SessionService for SessionApi {
             ))
         })?;
         Ok(Response::new(outbound::status_info(row)))
+    }
+
+    async fn send_chat_state(
+        &self,
+        request: Request<proto::SendChatStateRequest>,
+    ) -> Result<Response<proto::SendChatStateResponse>, Status> {
+        let (id, to, content) = outbound::chat_state(request.get_ref())?;
+        self.sessions.send_signal(id, to, content).await?;
+        Ok(Response::new(proto::SendChatStateResponse {}))
+    }
+
+    async fn mark_read(
+        &self,
+        request: Request<proto::MarkReadRequest>,
+    ) -> Result<Response<proto::MarkReadResponse>, Status> {
+        let (id, chat, content) = outbound::mark_read(request.into_inner())?;
+        self.sessions.send_signal(id, chat, content).await?;
+        Ok(Response::new(proto::MarkReadResponse {}))
+    }
+
+    async fn get_account_health(
+        &self,
+        request: Request<proto::GetAccountHealthRequest>,
+    ) -> Result<Response<proto::AccountHealth>, Status> {
+        let id = SessionId::parse(&request.get_ref().session_id)?;
+        self.sessions.peek(id.clone()).await?;
+        let health = self
+            .log()?
+            .account_health(id.as_str())
+            .await
+            .map_err(|e| SessionError::Unavailable(format!("could not read the account's health ({e}): retry")))?;
+        Ok(Response::new(health))
     }
 
     async fn request_pairing_code(

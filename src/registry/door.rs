@@ -15,6 +15,7 @@ use super::{
     RegistryMsg, WatchAll,
 };
 use crate::{
+    backend::{Content, Outbound},
     domain::{
         PairingCodeView, QrRequest, SendAnswer, SendContent, SendInput, SendReceipt, SessionId, SessionView, Status,
     },
@@ -153,6 +154,17 @@ impl Sessions {
     /// Sends a message (or queues it, offline with `queue_if_offline`).
     pub async fn send_message(&self, id: SessionId, input: SendInput) -> Result<SendAnswer, SessionError> {
         self.forward(id, |reply| SessionMsg::SendMessage { input, reply }).await
+    }
+
+    /// Shows a chat state, or marks messages read: what is not a message.
+    pub async fn send_signal(&self, id: SessionId, to: String, content: Content) -> Result<(), SessionError> {
+        let outbound = Outbound {
+            id: Outbound::new_id(),
+            to,
+            content,
+        };
+        self.forward(id, |reply| SessionMsg::SendSignal { outbound, reply })
+            .await
     }
 
     /// Sends a text to a chat: the same path as `send_message`, without a key.

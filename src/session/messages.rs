@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 
 use super::{state::ConnId, waiters::Reply};
 use crate::{
-    backend::BackendEvent,
+    backend::{BackendEvent, Outbound},
     domain::{PairingCodeView, QrRequest, SendAnswer, SendInput, SessionView},
     error::SessionError,
 };
@@ -79,6 +79,13 @@ pub(crate) enum SessionMsg {
         /// WhatsApp took it (SENT), or queued (QUEUED), or it failed.
         reply: RpcReplyPort<Result<SendAnswer, SessionError>>,
     },
+    /// Send what is not a message (a chat state, a read): not logged, not resent.
+    SendSignal {
+        /// What to send.
+        outbound: Outbound,
+        /// Answered once WhatsApp took it.
+        reply: RpcReplyPort<Result<(), SessionError>>,
+    },
     /// A send went through.
     Sent,
     /// A message was queued while offline: send what is pending if online now.
@@ -115,6 +122,9 @@ impl SessionMsg {
                 let _ = reply.send(Err(error));
             }
             SessionMsg::Watch { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            SessionMsg::SendSignal { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
             SessionMsg::SendMessage { reply, .. } => {

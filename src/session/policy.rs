@@ -17,6 +17,9 @@ pub enum Recovery {
     StopAndWipe,
     /// Stop and wait for a caller.
     Stop,
+    /// Banned for a while: reconnect once the ban ends (then, never before); with
+    /// no end known, wait for a caller.
+    AfterBan(Option<std::time::SystemTime>),
 }
 
 /// The status, reason, error text and next step for a disconnect of a linked session.
@@ -52,15 +55,19 @@ pub fn recovery_for(disconnect: &Disconnect) -> (Status, DisconnectReason, Strin
             "whatsapp refused this client version (405): upgrade wa-sessiond or pin --wa-version".into(),
             Recovery::Stop,
         ),
-        Disconnect::TemporaryBan { ends_at } => {
-            let until = ends_at
-                .map(|t| format!(" until {}", humantime::format_rfc3339_seconds(t)))
-                .unwrap_or_default();
+        Disconnect::TemporaryBan { ends_at, code } => {
+            let (until, then) = match ends_at {
+                Some(t) => (
+                    format!(" until {}", humantime::format_rfc3339_seconds(*t)),
+                    "the session reconnects by itself then, not before",
+                ),
+                None => (String::new(), "connect the session again once it ends"),
+            };
             (
-                Status::Failed,
+                Status::Disconnected,
                 DisconnectReason::TemporaryBan,
-                format!("whatsapp temporarily banned this account (402){until}: connect again after that"),
-                Recovery::Stop,
+                format!("whatsapp temporarily banned this account (402, reason {code}){until}: {then}"),
+                Recovery::AfterBan(*ends_at),
             )
         }
     }
@@ -103,10 +110,17 @@ mod tests {
         assert_eq!(step(Disconnect::LoggedOut), Recovery::StopAndWipe);
         assert_eq!(step(Disconnect::Replaced), Recovery::Stop);
         assert_eq!(step(Disconnect::ClientOutdated), Recovery::Stop);
+        let end = SystemTime::UNIX_EPOCH + Duration::from_secs(86_400);
         let ban = recovery_for(&Disconnect::TemporaryBan {
-            ends_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(86_400)),
+            ends_at: Some(end),
+            code: 104,
         });
-        assert_eq!(ban.0, Status::Failed);
-        assert!(ban.2.contains("1970-01-02T00:00:00Z"), "{}", ban.2);
+        assert_eq!((ban.0, ban.1), (Status::Disconnected, DisconnectReason::TemporaryBan));
+        assert!(
+            ban.2.contains("1970-01-02T00:00:00Z") && ban.2.contains("reason 104"),
+            "{}",
+            ban.2
+        );
+        assert_eq!(ban.3, Recovery::AfterBan(Some(end)));
     }
 }

@@ -141,3 +141,65 @@ async fn pointing_at_a_message_the_log_does_not_know_for_that_chat_is_not_found(
     assert_eq!(at_server(&daemon, "alice").await.len(), 1, "nothing refused was sent");
     daemon.stop().await;
 }
+
+#[tokio::test]
+async fn typing_and_read_marks_reach_the_server_and_need_a_connected_session() {
+    use wa_sessiond::proto::{ChatState, DisconnectSessionRequest, MarkReadRequest, SendChatStateRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    let mut client = daemon.sessions().await;
+    paired(&daemon, "alice").await;
+    let typing = |state: ChatState| SendChatStateRequest {
+        session_id: "alice".into(),
+        to: "+15550001111".into(),
+        state: state as i32,
+    };
+    client.send_chat_state(typing(ChatState::Composing)).await.unwrap();
+    client.send_chat_state(typing(ChatState::Paused)).await.unwrap();
+    let read = MarkReadRequest {
+        session_id: "alice".into(),
+        chat: "+15550001111".into(),
+        message_ids: vec!["AAA1".into(), "AAA2".into()],
+        ..Default::default()
+    };
+    client.mark_read(read.clone()).await.unwrap();
+
+    let at: Vec<_> = at_server(&daemon, "alice")
+        .await
+        .into_iter()
+        .map(|m| (EmulatedKind::try_from(m.kind).unwrap(), m.state, m.target_id))
+        .collect();
+    assert_eq!(
+        at,
+        [
+            (EmulatedKind::ChatState, ChatState::Composing as i32, String::new()),
+            (EmulatedKind::ChatState, ChatState::Paused as i32, String::new()),
+            (EmulatedKind::Read, ChatState::Unspecified as i32, "AAA1,AAA2".into()),
+        ]
+    );
+    let no_state = client
+        .send_chat_state(typing(ChatState::Unspecified))
+        .await
+        .unwrap_err();
+    assert_eq!(no_state.code(), tonic::Code::InvalidArgument);
+    let no_ids = MarkReadRequest {
+        message_ids: vec![],
+        ..read.clone()
+    };
+    assert_eq!(
+        client.mark_read(no_ids).await.unwrap_err().code(),
+        tonic::Code::InvalidArgument
+    );
+
+    let away = DisconnectSessionRequest {
+        session_id: "alice".into(),
+    };
+    client.disconnect_session(away).await.unwrap();
+    let refused = client.send_chat_state(typing(ChatState::Composing)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+    assert_eq!(
+        client.mark_read(read).await.unwrap_err().code(),
+        tonic::Code::FailedPrecondition
+    );
+    daemon.stop().await;
+}

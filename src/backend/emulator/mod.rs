@@ -6,6 +6,7 @@
 //! session's folder, like the real store.
 
 mod handle;
+mod health;
 mod inbound;
 mod keys;
 mod queue;
@@ -89,6 +90,10 @@ struct Account {
     live: Option<Live>,
     /// The next sends to nack: WhatsApp's code, and how many more.
     reject: Option<(u32, u32)>,
+    /// New chats are barred until then (`SetAccountHealth`).
+    restricted_until: Option<std::time::SystemTime>,
+    /// A temporary ban: WhatsApp's reason and its end.
+    banned: Option<(u32, std::time::SystemTime)>,
     /// Wakes its online connection when the server queues something for it.
     inbound: Arc<tokio::sync::Notify>,
 }

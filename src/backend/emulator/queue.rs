@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use super::sent_log::{self, EmulatedMessage};
+use super::sent_log::{self, EmulatedMessage, Taken};
 use crate::{
     events::Body,
     proto::Event,
@@ -61,6 +61,7 @@ enum Op {
     Record {
         account: String,
         message: Box<EmulatedMessage>,
+        barred: bool,
     },
     Hold {
         account: String,
@@ -73,7 +74,7 @@ enum Out {
     Pushed,
     Held(Vec<Held>),
     Count(u64),
-    Recorded { held: bool },
+    Recorded(Taken),
     Released(Vec<String>),
     Sent(Vec<EmulatedMessage>),
 }
@@ -133,9 +134,11 @@ impl group_commit::Apply for Writer {
                 sent_log::forget_holds(tx, account)?;
                 Ok(Out::Pushed)
             }
-            Op::Record { account, message } => {
-                sent_log::record(tx, account, message).map(|held| Out::Recorded { held })
-            }
+            Op::Record {
+                account,
+                message,
+                barred,
+            } => sent_log::record(tx, account, message, *barred).map(Out::Recorded),
             Op::Hold { account, hold } => sent_log::hold(tx, account, *hold).map(Out::Released),
             Op::Sent(account) => sent_log::list(tx, account).map(Out::Sent),
         }
@@ -193,12 +196,19 @@ impl ServerQueue {
         }
     }
 
-    /// The server takes a message from `account`'s device (once per id); true
-    /// when its ack is held.
-    pub async fn record(&self, account: &str, message: EmulatedMessage) -> Result<bool, DbError> {
+    /// The server takes a message from `account`'s device (once per id), or
+    /// refuses it (`barred`: new chats are barred).
+    pub async fn record(&self, account: &str, message: EmulatedMessage, barred: bool) -> Result<Taken, DbError> {
         let (account, message) = (account.to_owned(), Box::new(message));
-        match self.run(Op::Record { account, message }).await? {
-            Out::Recorded { held } => Ok(held),
+        match self
+            .run(Op::Record {
+                account,
+                message,
+                barred,
+            })
+            .await?
+        {
+            Out::Recorded(taken) => Ok(taken),
             _ => unreachable!("record answers Recorded"),
         }
     }

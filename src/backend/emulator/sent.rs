@@ -5,9 +5,13 @@
 
 use tracing::warn;
 
-use super::{sent_log::EmulatedMessage, server::Control, Emulator};
+use super::{
+    sent_log::{EmulatedMessage, Taken},
+    server::Control,
+    Emulator,
+};
 use crate::{
-    backend::{BackendError, Outbound, SentMessage},
+    backend::{BackendError, Content, Outbound, SentMessage},
     domain::SessionId,
     error::SessionError,
     events::Inbox,
@@ -22,6 +26,19 @@ impl Emulator {
         inbox: &Inbox,
     ) -> Result<SentMessage, BackendError> {
         let id = message.id.clone();
+        let is_message = !matches!(message.content, Content::ChatState { .. } | Content::Read { .. });
+        if !is_message {
+            // A chat state or a read: recorded as the phone sees it, never acked.
+            let queue = self
+                .server_queue()
+                .await
+                .map_err(|e| BackendError::Unreachable(e.to_string()))?;
+            queue
+                .record(session.as_str(), EmulatedMessage::of(&message), false)
+                .await
+                .map_err(|e| BackendError::Unreachable(format!("the emulated server failed: {e}")))?;
+            return Ok(SentMessage { message_id: id });
+        }
         if let Some(code) = self.next_rejection(session).await {
             inbox.server_ack(id.clone(), Some(code));
             return Ok(SentMessage { message_id: id });
@@ -30,12 +47,16 @@ impl Emulator {
             .server_queue()
             .await
             .map_err(|e| BackendError::Unreachable(e.to_string()))?;
-        let held = queue
-            .record(session.as_str(), EmulatedMessage::of(&message))
+        let barred = self.new_chats_barred(session).await;
+        let taken = queue
+            .record(session.as_str(), EmulatedMessage::of(&message), barred)
             .await
             .map_err(|e| BackendError::Unreachable(format!("the emulated server failed: {e}")))?;
-        if !held {
-            inbox.server_ack(id.clone(), None);
+        match taken {
+            Taken::Acked => inbox.server_ack(id.clone(), None),
+            Taken::Held => {}
+            // WhatsApp's 463: the account may not start new chats.
+            Taken::NewChatBarred => inbox.server_ack(id.clone(), Some(463)),
         }
         Ok(SentMessage { message_id: id })
     }

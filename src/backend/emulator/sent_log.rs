@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use rusqlite::{params, Transaction};
 
 use crate::{
-    backend::{Content, Outbound},
-    proto::EmulatedKind,
+    backend::{ChatState, Content, Outbound},
+    proto::{self, EmulatedKind},
     store::{unix_ms, DbError},
 };
 
@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS sent (
     quoted_id      TEXT NOT NULL,
     target_id      TEXT NOT NULL,
     received_at_ms INTEGER NOT NULL,
+    state          INTEGER NOT NULL DEFAULT 0,
     acked          INTEGER NOT NULL DEFAULT 0,
     UNIQUE (account, message_id)
 );
@@ -51,6 +52,8 @@ pub struct EmulatedMessage {
     pub target_id: String,
     /// When the server first took it.
     pub received_at: SystemTime,
+    /// A chat state's state (UNSPECIFIED otherwise).
+    pub state: proto::ChatState,
 }
 
 impl EmulatedMessage {
@@ -68,6 +71,20 @@ impl EmulatedMessage {
             }
             Content::Edit { target, text } => (EmulatedKind::Edit, text.clone(), String::new(), target.id.clone()),
             Content::Revoke { target } => (EmulatedKind::Revoke, String::new(), String::new(), target.id.clone()),
+            Content::ChatState { .. } => (EmulatedKind::ChatState, String::new(), String::new(), String::new()),
+            Content::Read { ids, .. } => (EmulatedKind::Read, String::new(), String::new(), ids.join(",")),
+        };
+        let state = match &message.content {
+            Content::ChatState {
+                state: ChatState::Composing,
+            } => proto::ChatState::Composing,
+            Content::ChatState {
+                state: ChatState::Recording,
+            } => proto::ChatState::Recording,
+            Content::ChatState {
+                state: ChatState::Paused,
+            } => proto::ChatState::Paused,
+            _ => proto::ChatState::Unspecified,
         };
         Self {
             to: message.to.clone(),
@@ -77,15 +94,41 @@ impl EmulatedMessage {
             quoted_id,
             target_id,
             received_at: SystemTime::now(),
+            state,
         }
     }
 }
 
-/// Takes a message from `account`'s device (once per id): whether its acks are held.
-pub fn record(tx: &Transaction<'_>, account: &str, message: &EmulatedMessage) -> Result<bool, DbError> {
+/// What the server did with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Taken {
+    /// Taken and acked.
+    Acked,
+    /// Taken; its ack is held.
+    Held,
+    /// Refused: new chats are barred and the account never messaged this chat.
+    NewChatBarred,
+}
+
+/// Takes a message from `account`'s device (once per id); with `new_chats_barred`,
+/// refuses it when the account never messaged its chat before.
+pub fn record(
+    tx: &Transaction<'_>,
+    account: &str,
+    message: &EmulatedMessage,
+    new_chats_barred: bool,
+) -> Result<Taken, DbError> {
+    if new_chats_barred {
+        let known: i64 = tx
+            .prepare_cached("SELECT COUNT(*) FROM sent WHERE account = ?1 AND recipient = ?2")?
+            .query_row(params![account, message.to], |row| row.get(0))?;
+        if known == 0 {
+            return Ok(Taken::NewChatBarred);
+        }
+    }
     tx.prepare_cached(
-        "INSERT OR IGNORE INTO sent (account, message_id, recipient, kind, text, quoted_id, target_id, received_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        "INSERT OR IGNORE INTO sent (account, message_id, recipient, kind, text, quoted_id, target_id, received_at_ms, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
     )?
     .execute(params![
         account,
@@ -96,12 +139,13 @@ pub fn record(tx: &Transaction<'_>, account: &str, message: &EmulatedMessage) ->
         message.quoted_id,
         message.target_id,
         unix_ms(message.received_at) as i64,
+        message.state as i32,
     ])?;
-    let held = is_held(tx, account)?;
-    if !held {
-        mark_acked(tx, account, &message.message_id)?;
+    if is_held(tx, account)? {
+        return Ok(Taken::Held);
     }
-    Ok(held)
+    mark_acked(tx, account, &message.message_id)?;
+    Ok(Taken::Acked)
 }
 
 /// Holds (or releases) `account`'s acks; a release answers the ids it acks now.
@@ -125,7 +169,7 @@ pub fn hold(tx: &Transaction<'_>, account: &str, hold: bool) -> Result<Vec<Strin
 /// Everything `account`'s device sent, in the order the server first took it.
 pub fn list(tx: &Transaction<'_>, account: &str) -> Result<Vec<EmulatedMessage>, DbError> {
     let mut statement = tx.prepare_cached(
-        "SELECT recipient, text, message_id, kind, quoted_id, target_id, received_at_ms FROM sent WHERE account = ?1 ORDER BY n",
+        "SELECT recipient, text, message_id, kind, quoted_id, target_id, received_at_ms, state FROM sent WHERE account = ?1 ORDER BY n",
     )?;
     let rows = statement.query_map([account], |row| {
         Ok(EmulatedMessage {
@@ -136,6 +180,7 @@ pub fn list(tx: &Transaction<'_>, account: &str) -> Result<Vec<EmulatedMessage>,
             quoted_id: row.get(4)?,
             target_id: row.get(5)?,
             received_at: SystemTime::UNIX_EPOCH + Duration::from_millis(row.get::<_, i64>(6)?.max(0) as u64),
+            state: proto::ChatState::try_from(row.get::<_, i32>(7)?).unwrap_or(proto::ChatState::Unspecified),
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

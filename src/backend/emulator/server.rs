@@ -34,6 +34,15 @@ pub enum Control {
     Logout(oneshot::Sender<()>),
     /// The server acks these sends now (its held acks were released).
     Acks(Vec<String>),
+    /// The server pushes news of the account's health (the reach-out timelock).
+    Health(crate::events::outbound::HealthSignal),
+    /// The server bans the account for a while: the connection fails with it.
+    Ban {
+        /// WhatsApp's reason (101-106).
+        code: u32,
+        /// When the ban ends.
+        until: std::time::SystemTime,
+    },
     /// The session sends a message.
     Send {
         /// What to send, to whom.
@@ -103,7 +112,14 @@ impl Emulator {
                 }
             }
         };
-        if connected {
+        let ban = match connected {
+            true => self.ban_in_force(&session).await,
+            false => None,
+        };
+        if let (Some((code, until)), Some(_)) = (ban, self.read_device(&session)) {
+            // A banned account's login fails with the ban, until it ends.
+            super::health::banned(&sink, code, until);
+        } else if connected {
             match self.read_device(&session) {
                 Some(device) => self.online(&session, device, &mut rx, &sink, &inbox).await,
                 None => self.pair(&session, number, &config, pending, &mut rx, &sink).await,
@@ -134,7 +150,12 @@ impl Emulator {
                 )));
                 Flow::Continue
             }
-            Control::Scanned(_) | Control::RemoteLogout | Control::Replace | Control::Acks(_) => Flow::Continue,
+            Control::Scanned(_)
+            | Control::RemoteLogout
+            | Control::Replace
+            | Control::Acks(_)
+            | Control::Health(_)
+            | Control::Ban { .. } => Flow::Continue,
         }
     }
 
@@ -229,6 +250,7 @@ impl Emulator {
             push_name: device.push_name,
             connected_at: None,
         }));
+        self.push_health(session, inbox).await;
         let online_at_ms = crate::store::unix_ms(std::time::SystemTime::now());
         let wake = self.inbound_wake(session).await;
         loop {
@@ -283,6 +305,11 @@ impl Emulator {
                 for id in ids {
                     inbox.server_ack(id, None);
                 }
+            }
+            Control::Health(signal) => inbox.health(signal),
+            Control::Ban { code, until } => {
+                super::health::banned(sink, code, until);
+                return Flow::End;
             }
             Control::PairingCode { reply, .. } => {
                 let _ = reply.send(Err(BackendError::Refused("the device is already linked".into())));

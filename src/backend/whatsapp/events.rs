@@ -115,6 +115,7 @@ impl EventMapper {
                 let length = ban.expire.to_std().unwrap_or(Duration::ZERO);
                 self.end_with(Disconnect::TemporaryBan {
                     ends_at: Some(now + length),
+                    code: u32::try_from(ban.code.code()).unwrap_or(0),
                 })
             }
             Event::ConnectFailure(failure) => self.end_with(connect_failure(failure)),
@@ -197,7 +198,7 @@ fn connect_failure(failure: &ConnectFailure) -> Disconnect {
     match failure.reason {
         reason if reason.is_logged_out() => Disconnect::LoggedOut,
         ConnectFailureReason::ClientOutdated => Disconnect::ClientOutdated,
-        ConnectFailureReason::TempBanned => Disconnect::TemporaryBan { ends_at: None },
+        ConnectFailureReason::TempBanned => Disconnect::TemporaryBan { ends_at: None, code: 0 },
         reason => {
             let detail = failure.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();
             Disconnect::ConnectionLost(format!("whatsapp refused the login ({}){detail}", reason.code()))

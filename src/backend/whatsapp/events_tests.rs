@@ -203,6 +203,7 @@ fn a_temporary_ban_ends_when_whatsapp_said() {
         map(&mut mapper, &ban),
         disconnected(Disconnect::TemporaryBan {
             ends_at: Some(now() + Duration::from_secs(3600)),
+            code: 101,
         })
     );
 }
@@ -231,7 +232,7 @@ fn login_failures_map_by_reason_code() {
     check(ConnectFailureReason::ClientOutdated, Disconnect::ClientOutdated);
     check(
         ConnectFailureReason::TempBanned,
-        Disconnect::TemporaryBan { ends_at: None },
+        Disconnect::TemporaryBan { ends_at: None, code: 0 },
     );
     check(
         ConnectFailureReason::ServiceUnavailable,

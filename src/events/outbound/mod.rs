@@ -4,11 +4,12 @@
 //! (`outbound` table) and change on its writer thread, in the same transaction as
 //! the `EVENT_KIND_OUTBOUND` event each change logs ([`sql`]).
 
+pub(super) mod health_sql;
 pub(super) mod sql;
 
 use std::time::SystemTime;
 
-pub use crate::proto::{MessageStatus, OutboundUpdate};
+pub use crate::proto::{AccountHealth, MessageStatus, OutboundUpdate};
 
 /// A message to accept into the log.
 #[derive(Debug, Clone)]
@@ -107,6 +108,31 @@ impl Update {
             ..Self::to(session_id, message_id, MessageStatus::Failed)
         }
     }
+}
+
+/// What WhatsApp said about the account (its health), as a backend or the session
+/// reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealthSignal {
+    /// New chats are barred until then (None: lifted).
+    Reachout {
+        /// When the timelock ends.
+        until: Option<SystemTime>,
+    },
+    /// A temporary ban, with WhatsApp's reason code (101-106).
+    TempBan {
+        /// WhatsApp's reason.
+        code: u32,
+        /// When it ends.
+        until: SystemTime,
+    },
+    /// The account is online again: no ban in force.
+    BanLifted,
+    /// The connection was rate-limited (stream error 429) until then.
+    RateLimited {
+        /// When the limit ends.
+        until: SystemTime,
+    },
 }
 
 /// What the connection may still have to send: accepted, neither acked by the

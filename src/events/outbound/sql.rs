@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::{advances, Accept, Accepted, MessageStatus, OutboundUpdate, Row, Update};
+use super::{advances, health_sql, Accept, Accepted, MessageStatus, OutboundUpdate, Row, Update};
 use crate::{
     events::{Body, InboundMessage, NewEvent, ReceiptKind},
     store::{unix_ms, DbError},
@@ -152,6 +152,10 @@ pub fn update(tx: &Transaction<'_>, change: &Update) -> Result<Vec<NewEvent>, Db
         events.push(event(&sent, client_id.clone(), chat.clone(), now));
     }
     events.push(event(change, client_id, chat, now));
+    if change.status == MessageStatus::Failed && change.error_code != 0 {
+        // WhatsApp refused it: the account's nack counts changed.
+        events.push(health_sql::event(tx, &change.session_id)?);
+    }
     Ok(events)
 }
 
@@ -173,11 +177,11 @@ pub fn receipts(tx: &Transaction<'_>, events: &[NewEvent]) -> Result<Vec<NewEven
     Ok(logged)
 }
 
-/// Removes a deleted session's rows.
+/// Removes a deleted session's rows (and its health).
 pub fn delete_session(tx: &Transaction<'_>, session_id: &str) -> Result<(), DbError> {
     tx.prepare_cached("DELETE FROM outbound WHERE session_id = ?1")?
         .execute([session_id])?;
-    Ok(())
+    health_sql::delete_session(tx, session_id)
 }
 
 /// A message by WhatsApp's id (`by_client` false) or by the caller's key.

@@ -9,9 +9,10 @@ use tracing::{info, warn};
 
 use super::SessionRun;
 use crate::{
-    backend::BackendEvent,
-    domain::Status,
+    backend::{BackendEvent, Disconnect},
+    domain::{DisconnectReason, Status},
     error::SessionError,
+    events::outbound::HealthSignal,
     metrics::Logout,
     session::{
         policy::{backoff_delay, Recovery},
@@ -51,6 +52,20 @@ impl SessionRun {
             }
             BackendEvent::Disconnected(why) => {
                 let recovery = self.state.on_disconnected(conn, &why, sys);
+                if let (
+                    Some(_),
+                    Disconnect::TemporaryBan {
+                        ends_at: Some(until),
+                        code,
+                    },
+                ) = (recovery, &why)
+                {
+                    let ban = HealthSignal::TempBan {
+                        code: *code,
+                        until: *until,
+                    };
+                    self.ctx.log.health_detached(self.state.view().id.as_str(), ban);
+                }
                 self.recover(recovery).await?;
             }
             BackendEvent::ConnectFailed(cause) => {
@@ -81,6 +96,10 @@ impl SessionRun {
         self.record.logged_out = false;
         self.record.stopped = false;
         self.save_or_note().await;
+        // Online again: whatever ban there was is over.
+        self.ctx
+            .log
+            .health_detached(self.state.view().id.as_str(), HealthSignal::BanLifted);
         self.timers.stable(self.ctx.timeouts.stable_after, conn);
         Ok(())
     }
@@ -114,7 +133,12 @@ impl SessionRun {
                 self.record.jid.clear();
                 self.save_or_note().await;
             }
-            Recovery::Stop => {}
+            Recovery::Stop | Recovery::AfterBan(None) => {}
+            Recovery::AfterBan(Some(ends_at)) => {
+                let delay = ends_at.duration_since(SystemTime::now()).unwrap_or_default();
+                info!(session_id = %self.state.view().id, delay_ms = delay.as_millis() as u64, "temporarily banned: reconnecting once the ban ends");
+                self.timers.reconnect(delay);
+            }
         }
         Ok(())
     }
@@ -122,7 +146,9 @@ impl SessionRun {
     /// The backoff passed: reconnect, unless something else moved the session on.
     pub(super) fn reconnect(&mut self) {
         self.timers.disarm(Timer::Reconnect);
-        if self.state.view().status != Status::Reconnecting || self.state.conn().is_some() {
+        let view = self.state.view();
+        let ban_over = view.status == Status::Disconnected && view.disconnect_reason == DisconnectReason::TemporaryBan;
+        if (view.status != Status::Reconnecting && !ban_over) || self.state.conn().is_some() {
             return;
         }
         self.state.count_reconnect();

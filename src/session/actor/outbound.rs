@@ -82,6 +82,33 @@ impl SessionRun {
         self.outbox.push(Job::new(work, reply, stopped));
     }
 
+    /// Sends what is not a message (a chat state, a read) when CONNECTED: in the
+    /// outbox's order, not logged, not sent again.
+    pub(super) fn send_signal(&mut self, outbound: Outbound, reply: RpcReplyPort<Result<(), SessionError>>) {
+        let conn = match (self.state.require_connected(), self.conn.as_ref()) {
+            (Ok(()), Some(conn)) => conn,
+            (Err(refused), _) => return self.answer(reply, Err(refused)),
+            (Ok(()), None) => {
+                let closed = SessionError::Unavailable("the connection closed while sending: retry".into());
+                return self.answer(reply, Err(closed));
+            }
+        };
+        let kind = outbound.content.kind();
+        let send = conn.send(outbound);
+        let deadline = Instant::now() + SEND_TIMEOUT;
+        let work: Work<()> = Box::pin(async move {
+            match timeout_at(deadline, send).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(error)) => Err(backend_failure(&format!("the {kind} was not sent"), error)),
+                Err(_) => Err(SessionError::DeadlineExceeded(format!(
+                    "whatsapp did not take the {kind} in time: retry"
+                ))),
+            }
+        });
+        let stopped = format!("session {} stopped while sending a {kind}: retry", self.state.view().id);
+        self.outbox.push(Job::new(work, reply, stopped));
+    }
+
     /// Queues every accepted message not yet acked by the server (and not already
     /// on its way) for sending, in the order accepted; expires the ones too old.
     pub(super) async fn flush_outbound(&mut self) {

@@ -36,7 +36,7 @@ impl SessionState {
             Recovery::RestartNow => self.view.restart_count += 1,
             Recovery::Backoff => self.reconnect_attempt += 1,
             Recovery::StopAndWipe => self.forget_identity(),
-            Recovery::Stop => {}
+            Recovery::Stop | Recovery::AfterBan(_) => {}
         }
         self.touch(sys);
         Some(recovery)
