@@ -239,7 +239,13 @@ impl Session {
                 self.ack_from_device(&node).await;
                 Ok(())
             }
-            "ib" | "presence" | "chatstate" | "notification" => {
+            "chatstate" => {
+                if let Some(device) = &self.device {
+                    messages::chat_state(&self.shared.world, device, &node).await;
+                }
+                Ok(())
+            }
+            "ib" | "presence" | "notification" => {
                 debug!(tag = %node.tag, "ignored");
                 Ok(())
             }
@@ -322,6 +328,13 @@ impl Session {
                 }
             }
             Some("enc_rekey_retry") => debug!("a call rekey retry; ignored"),
+            Some("read") => {
+                messages::read(&self.shared.world, &device, receipt).await;
+                self.shared
+                    .world
+                    .acked(&device, Class::Message, &stanza::ids_of(receipt))
+                    .await;
+            }
             _ => {
                 self.shared
                     .world

@@ -4,6 +4,7 @@
 //! `ListReceivedMessages`, once per id and chat; the message is then acked as the
 //! server does (`<ack class="message">`), unless the control API ordered it
 //! refused (a nack with its code, nothing listed) or the account's acks held.
+//! The device's chat states and read receipts are listed too, as they come.
 
 use buffa::Message as _;
 use tracing::{info, warn};
@@ -57,6 +58,7 @@ pub async fn receive(world: &World, from: Option<&DeviceAddr>, message: &Node) -
                     kind: shown.kind.into(),
                     quoted_id: shown.quoted_id,
                     target_id: shown.target_id,
+                    state: String::new(),
                 };
                 let new = world.record(listed).await;
                 info!(from = %from.jid(), %to, %id, kind = ?shown.kind, new, "message received and decrypted");
@@ -69,6 +71,42 @@ pub async fn receive(world: &World, from: Option<&DeviceAddr>, message: &Node) -
         return vec![stanza::ack("message", &id, &to)];
     }
     world.ack_or_hold(from, &id, &to).await.into_iter().collect()
+}
+
+/// Takes a `<chatstate to><composing [media="audio"]/>|<paused/></chatstate>` from
+/// `from`: listed as a chat state (nothing is answered).
+pub async fn chat_state(world: &World, from: &DeviceAddr, node: &Node) {
+    let to = attr(node, "to").unwrap_or_default();
+    let state = match node.children().and_then(|children| children.first()) {
+        Some(child) if child.tag == "paused" => "paused",
+        Some(child) if child.tag == "composing" && attr(child, "media").as_deref() == Some("audio") => "recording",
+        Some(child) if child.tag == "composing" => "composing",
+        _ => {
+            warn!(%to, "a chat state without a state; ignored");
+            return;
+        }
+    };
+    let signal = ReceivedMessage {
+        from_jid: from.jid(),
+        to,
+        kind: MessageKind::ChatState.into(),
+        state: state.into(),
+        ..Default::default()
+    };
+    world.note(signal).await;
+}
+
+/// Takes a `<receipt type="read" to id><list><item id/>...` from `from`: listed as
+/// a read of those ids.
+pub async fn read(world: &World, from: &DeviceAddr, receipt: &Node) {
+    let signal = ReceivedMessage {
+        from_jid: from.jid(),
+        to: attr(receipt, "to").unwrap_or_default(),
+        kind: MessageKind::Read.into(),
+        target_id: stanza::ids_of(receipt).join(","),
+        ..Default::default()
+    };
+    world.note(signal).await;
 }
 
 /// Each encrypted copy and the device it is for: `<participants><to jid><enc>`, or

@@ -1,6 +1,7 @@
 //! What the server does with the messages linked devices send: each one it
 //! took, listed once per id and chat however many times a device sent it (a
-//! resend after a crash is one message, as the recipient's phone shows it); the
+//! resend after a crash is one message, as the recipient's phone shows it), with
+//! the chat states and read receipts they send, each as it came; the
 //! refusals a test ordered per account (its next sends nacked with a code); and
 //! the acks the server owes while it holds them, each to the device that sent
 //! the message. Plain state without I/O: the world drives it.
@@ -52,6 +53,11 @@ impl Outbox {
         }
         self.received.push(message);
         true
+    }
+
+    /// Lists a chat state or a read receipt: no id, each one as it came.
+    pub fn note(&mut self, signal: ReceivedMessage) {
+        self.received.push(signal);
     }
 
     /// Every message taken, oldest first.

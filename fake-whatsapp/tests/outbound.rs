@@ -1,6 +1,7 @@
 //! What a linked device sends, against the unmodified whatsapp-rust client: the
 //! fake lists texts, replies, reactions, edits and revokes as the recipient's
-//! phone shows them, each id once however many times it was sent; `RejectSends`
+//! phone shows them, each id once however many times it was sent, and chat
+//! states and read receipts as they come; `RejectSends`
 //! nacks the next sends with a code (the client's `ServerAck` carries it) and
 //! lists nothing; `HoldServerAcks` lists the sends but owes their acks until the
 //! release, on the open connection or at the next one. Loopback only; every
@@ -250,5 +251,41 @@ async fn refusals_and_holds_need_a_phone_number_and_a_refusal_a_code() {
     };
     let refused = control.hold_server_acks(hold).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    fake.running.stop().await;
+}
+
+#[tokio::test]
+async fn chat_states_and_read_receipts_are_listed_as_they_come() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::pair(&fake, dir.path(), None).await;
+    let client = device.client();
+    let chat = user(FRIEND);
+    let chatstate = client.chatstate();
+    bounded("typing", chatstate.send_composing(&chat)).await.unwrap();
+    bounded("recording", chatstate.send_recording(&chat)).await.unwrap();
+    bounded("paused", chatstate.send_paused(&chat)).await.unwrap();
+    bounded("read marks", client.mark_as_read(&chat, None, &["AAA1", "AAA2"]))
+        .await
+        .unwrap();
+
+    listed(&fake, |m| m.kind() == MessageKind::Read).await;
+    let seen: Vec<_> = received(&fake)
+        .await
+        .into_iter()
+        .map(|m| (m.kind(), m.state, m.target_id, m.to))
+        .collect();
+    let to = chat.to_string();
+    let of = |kind, state: &str, target: &str| (kind, state.to_owned(), target.to_owned(), to.clone());
+    assert_eq!(
+        seen,
+        [
+            of(MessageKind::ChatState, "composing", ""),
+            of(MessageKind::ChatState, "recording", ""),
+            of(MessageKind::ChatState, "paused", ""),
+            of(MessageKind::Read, "", "AAA1,AAA2"),
+        ]
+    );
+    device.stop().await;
     fake.running.stop().await;
 }

@@ -20,6 +20,11 @@ impl World {
         self.inner.lock().await.outbox.record(message)
     }
 
+    /// Lists a chat state or a read receipt a device sent.
+    pub async fn note(&self, signal: ReceivedMessage) {
+        self.inner.lock().await.outbox.note(signal);
+    }
+
     /// The messages devices sent, oldest first, each once.
     pub async fn received(&self) -> Vec<ReceivedMessage> {
         self.inner.lock().await.outbox.received().to_vec()

@@ -5,8 +5,10 @@
 //! `send_reaction`, `edit_message` and `revoke_message` choose their own ids, so
 //! the messages they build are built here (`message`, pure and tested) the same
 //! way; the stanza's `edit` attribute (an edit, a sender revoke, a removed
-//! reaction) is derived by the library from the message itself. WhatsApp's ack
-//! or nack of each sent message (`Event::ServerAck`) is read by `server_ack`.
+//! reaction) is derived by the library from the message itself. Chat states and
+//! read marks are not messages: they go out through the library's own calls.
+//! WhatsApp's ack or nack of each sent message (`Event::ServerAck`) is read by
+//! `server_ack`.
 //!
 //! Not covered: reactions in community announcement groups (the library encrypts
 //! those with the target's message secret) and admin revokes of others' messages.
@@ -21,28 +23,52 @@ use whatsapp_rust::{
     wacore::types::message::AddressingMode,
     wacore_binary::JidExt,
     waproto::whatsapp as wa,
-    Client, Jid,
+    ChatStateType, Client, Jid,
 };
 
-use crate::backend::{BackendError, Content, MessageRef, Outbound, SentMessage};
+use crate::backend::{BackendError, ChatState, Content, MessageRef, Outbound, SentMessage};
 
-/// Sends `outbound` under its own id, by `deadline`.
+/// Sends `outbound` by `deadline`: a message under its own id; a chat state or
+/// read marks (which WhatsApp keeps no id for) as they are.
 pub async fn send(client: &Client, outbound: Outbound, deadline: Instant) -> Result<SentMessage, BackendError> {
     let chat = jid(&outbound.to, "chat")?;
     let sending = async {
         let own = own_jid(client, &chat, &outbound.content).await?;
         let now_ms = whatsapp_rust::wacore::time::now_millis();
-        let message = message(&chat, &outbound.content, &own, now_ms)?;
-        let options = SendOptions::default().with_message_id(outbound.id.clone());
-        let sent = client.send_message_with_options(chat.clone(), message, options).await;
-        sent.map_err(send_error)
+        match wire(&chat, &outbound.content, &own, now_ms)? {
+            Wire::Message(message) => {
+                let options = SendOptions::default().with_message_id(outbound.id.clone());
+                let sent = client.send_message_with_options(chat.clone(), *message, options).await;
+                Ok(sent.map_err(send_error)?.message_id)
+            }
+            Wire::ChatState(state) => {
+                let sent = client.chatstate().send(&chat, state).await;
+                sent.map_err(|e| BackendError::Unreachable(format!("the chat state was not sent: {e}")))?;
+                Ok(outbound.id.clone())
+            }
+            Wire::Read { sender, ids } => {
+                let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                let sent = client.mark_as_read(&chat, sender.as_ref(), &ids).await;
+                sent.map_err(|e| BackendError::Unreachable(format!("the read marks were not sent: {e}")))?;
+                Ok(outbound.id.clone())
+            }
+        }
     };
-    let sent = timeout_at(deadline, sending)
+    let message_id = timeout_at(deadline, sending)
         .await
         .map_err(|_| BackendError::Unreachable("whatsapp did not accept the message in time".into()))??;
-    Ok(SentMessage {
-        message_id: sent.message_id,
-    })
+    Ok(SentMessage { message_id })
+}
+
+/// What one `Content` goes out as.
+#[derive(Debug)]
+pub enum Wire {
+    /// A message, sent under the outbound's id.
+    Message(Box<wa::Message>),
+    /// A `<chatstate>` ("typing...").
+    ChatState(ChatStateType),
+    /// A read receipt for `ids`, naming their `sender` in a group.
+    Read { sender: Option<Jid>, ids: Vec<String> },
 }
 
 /// The account's JID as `chat` knows it: its phone-number JID, or in a group that
@@ -62,11 +88,19 @@ async fn own_jid(client: &Client, chat: &Jid, content: &Content) -> Result<Jid, 
     }
 }
 
-/// The message `content` becomes in `chat`, for the account known there as
-/// `own`, stamped `now_ms`. Refused when a target cannot be named (an unreadable
-/// JID, or an edit or revoke of someone else's message).
-pub fn message(chat: &Jid, content: &Content, own: &Jid, now_ms: i64) -> Result<wa::Message, BackendError> {
-    Ok(match content {
+/// What `content` goes out as in `chat`, for the account known there as `own`,
+/// stamped `now_ms`. Refused when a target cannot be named (an unreadable JID, or
+/// an edit or revoke of someone else's message).
+pub fn wire(chat: &Jid, content: &Content, own: &Jid, now_ms: i64) -> Result<Wire, BackendError> {
+    let message = match content {
+        Content::ChatState { state } => return Ok(Wire::ChatState(chat_state(*state))),
+        Content::Read { sender, ids } => {
+            let sender = sender.as_deref().map(|s| jid(s, "sender")).transpose()?;
+            return Ok(Wire::Read {
+                sender: sender.map(|s| s.to_non_ad()),
+                ids: ids.clone(),
+            });
+        }
         Content::Text { text, reply_to: None } => wa::Message::text(text.clone()),
         Content::Text {
             text,
@@ -106,7 +140,16 @@ pub fn message(chat: &Jid, content: &Content, own: &Jid, now_ms: i64) -> Result<
                 ..Default::default()
             })
         }
-    })
+    };
+    Ok(Wire::Message(Box::new(message)))
+}
+
+fn chat_state(state: ChatState) -> ChatStateType {
+    match state {
+        ChatState::Composing => ChatStateType::Composing,
+        ChatState::Recording => ChatStateType::Recording,
+        ChatState::Paused => ChatStateType::Paused,
+    }
 }
 
 /// WhatsApp's answer to a sent message, from a server ack: its id and, for a

@@ -1,5 +1,6 @@
-//! Which `wa::Message` each kind of content becomes, with the stanza `edit`
-//! attribute the library derives from it, and how server acks are read.
+//! What each kind of content goes out as (which `wa::Message`, with the stanza
+//! `edit` attribute the library derives from it; a chat state; read marks), and
+//! how server acks are read.
 
 use whatsapp_rust::wacore::types::message::EditAttribute;
 
@@ -38,11 +39,14 @@ fn mine(id: &str) -> MessageRef {
 }
 
 fn build(chat: &Jid, content: Content) -> wa::Message {
-    message(chat, &content, &own(), NOW).expect("buildable")
+    match wire(chat, &content, &own(), NOW).expect("buildable") {
+        Wire::Message(message) => *message,
+        other => panic!("expected a message, got {other:?}"),
+    }
 }
 
 fn refused(chat: &Jid, content: Content) -> String {
-    match message(chat, &content, &own(), NOW) {
+    match wire(chat, &content, &own(), NOW) {
         Err(BackendError::Refused(why)) => why,
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -210,6 +214,46 @@ fn quoting_a_group_message_without_a_known_sender_or_with_an_unreadable_one_is_r
         reply_to: Some(theirs("G2", "not a jid")),
     };
     assert!(refused(&group(), garbled).contains("not a whatsapp jid"));
+}
+
+#[test]
+fn a_chat_state_is_the_librarys_chat_state_and_recording_is_its_own() {
+    for (state, wanted) in [
+        (ChatState::Composing, ChatStateType::Composing),
+        (ChatState::Recording, ChatStateType::Recording),
+        (ChatState::Paused, ChatStateType::Paused),
+    ] {
+        match wire(&chat(), &Content::ChatState { state }, &own(), NOW) {
+            Ok(Wire::ChatState(sent)) => assert_eq!(sent, wanted),
+            other => panic!("expected a chat state, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn read_marks_name_their_ids_and_in_a_group_the_sender_without_device() {
+    let read = Content::Read {
+        sender: Some("15550003333:2@s.whatsapp.net".into()),
+        ids: vec!["A".into(), "B".into()],
+    };
+    match wire(&group(), &read, &own(), NOW) {
+        Ok(Wire::Read { sender, ids }) => {
+            assert_eq!(
+                sender.map(|s| s.to_string()).as_deref(),
+                Some("15550003333@s.whatsapp.net")
+            );
+            assert_eq!(ids, ["A", "B"]);
+        }
+        other => panic!("expected read marks, got {other:?}"),
+    }
+    let direct = Content::Read {
+        sender: None,
+        ids: vec!["C".into()],
+    };
+    assert!(matches!(
+        wire(&chat(), &direct, &own(), NOW),
+        Ok(Wire::Read { sender: None, .. })
+    ));
 }
 
 #[test]
