@@ -3,7 +3,7 @@
 //! `Received`, so the shared bodies compare one shape.
 
 use fake_whatsapp::proto::{MessageKind, ReceivedMessage};
-use wa_sessiond::proto::{EmulatedKind, EmulatedMessage};
+use wa_sessiond::proto::{ChatState, EmulatedKind, EmulatedMessage};
 
 /// What a message a device sent is, as the server decoded it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,6 +12,10 @@ pub enum Kind {
     Reaction,
     Edit,
     Revoke,
+    /// "typing...": `state` says which.
+    ChatState,
+    /// Read marks: `target_id` lists the ids, comma-separated.
+    Read,
 }
 
 /// A message the server took from a device: each WhatsApp id once, however many
@@ -29,6 +33,8 @@ pub struct Received {
     pub quoted_id: String,
     /// What a reaction, an edit or a revoke points at; empty for a text.
     pub target_id: String,
+    /// A chat state's: `composing`, `recording` or `paused`; empty otherwise.
+    pub state: String,
 }
 
 impl Received {
@@ -39,10 +45,19 @@ impl Received {
             EmulatedKind::Reaction => Kind::Reaction,
             EmulatedKind::Edit => Kind::Edit,
             EmulatedKind::Revoke => Kind::Revoke,
+            EmulatedKind::ChatState => Kind::ChatState,
+            EmulatedKind::Read => Kind::Read,
             EmulatedKind::Unspecified => panic!("the emulator listed a message without a kind: {m:?}"),
+        };
+        let state = match m.state() {
+            ChatState::Composing => "composing",
+            ChatState::Recording => "recording",
+            ChatState::Paused => "paused",
+            ChatState::Unspecified => "",
         };
         Self {
             kind,
+            state: state.into(),
             id: m.message_id,
             to: m.to,
             text: m.text,
@@ -61,10 +76,13 @@ impl Received {
             MessageKind::Reaction => Kind::Reaction,
             MessageKind::Edit => Kind::Edit,
             MessageKind::Revoke => Kind::Revoke,
+            MessageKind::ChatState => Kind::ChatState,
+            MessageKind::Read => Kind::Read,
             MessageKind::Unspecified => panic!("the fake listed a message without a kind: {m:?}"),
         };
         Some(Self {
             kind,
+            state: m.state,
             id: m.id,
             to: m.to,
             text: m.text,
