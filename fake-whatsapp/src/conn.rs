@@ -5,7 +5,8 @@
 //! stanza loop that answers the device and carries out the control API's orders.
 //! Once the device goes active, what the server holds for it goes out as the
 //! offline batch (each stanza marked `offline`, then `<ib><offline count>`), and
-//! from then on live; its receipts and acks tell the server what to forget.
+//! from then on live; its receipts and acks tell the server what to forget. What
+//! it sends is acked (or nacked, or the ack held) as `messages` decides.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -238,7 +239,13 @@ impl Session {
                 self.ack_from_device(&node).await;
                 Ok(())
             }
-            "ib" | "presence" | "chatstate" | "notification" => {
+            "chatstate" => {
+                if let Some(device) = &self.device {
+                    messages::chat_state(&self.shared.world, device, &node).await;
+                }
+                Ok(())
+            }
+            "ib" | "presence" | "notification" => {
                 debug!(tag = %node.tag, "ignored");
                 Ok(())
             }
@@ -270,12 +277,21 @@ impl Session {
 
     /// The device went active: what the server holds for it goes out, each
     /// stanza marked `offline`, then `<ib><offline count=N>`; from now on it
-    /// goes out live.
+    /// goes out live. Then the acks for its sends released while it had no
+    /// connection.
     async fn offline_batch(&mut self) -> Result<(), End> {
         let count = self.deliver(true).await?;
         self.live = true;
         info!(device = ?self.device.as_ref().map(DeviceAddr::jid), count, "offline batch delivered");
-        self.send(&stanza::offline_done(count)).await
+        self.send(&stanza::offline_done(count)).await?;
+        // Acks released while the device had no connection.
+        let Some(device) = self.device.clone() else {
+            return Ok(());
+        };
+        for ack in self.shared.world.take_owed_acks(&device).await {
+            self.send(&ack).await?;
+        }
+        Ok(())
     }
 
     /// Sends what the server holds for the device and this connection did not
@@ -312,6 +328,13 @@ impl Session {
                 }
             }
             Some("enc_rekey_retry") => debug!("a call rekey retry; ignored"),
+            Some("read") => {
+                messages::read(&self.shared.world, &device, receipt).await;
+                self.shared
+                    .world
+                    .acked(&device, Class::Message, &stanza::ids_of(receipt))
+                    .await;
+            }
             _ => {
                 self.shared
                     .world

@@ -13,9 +13,10 @@ use crate::{
         self, fake_whatsapp_server::FakeWhatsapp, CountConnectionsRequest, CountConnectionsResponse,
         CountPendingRequest, CountPendingResponse, DropConnectionsRequest, DropConnectionsResponse,
         EnterPairingCodeRequest, EnterPairingCodeResponse, FailConnectsRequest, FailConnectsResponse,
-        ListReceivedMessagesRequest, ListReceivedMessagesResponse, LogoutDeviceRequest, LogoutDeviceResponse,
-        ReplaceStreamRequest, ReplaceStreamResponse, ScanQrRequest, ScanQrResponse, SendMessageRequest,
-        SendMessageResponse, SendReceiptRequest, SendReceiptResponse,
+        HoldServerAcksRequest, HoldServerAcksResponse, ListReceivedMessagesRequest, ListReceivedMessagesResponse,
+        LogoutDeviceRequest, LogoutDeviceResponse, RejectSendsRequest, RejectSendsResponse, ReplaceStreamRequest,
+        ReplaceStreamResponse, ScanQrRequest, ScanQrResponse, SendMessageRequest, SendMessageResponse,
+        SendReceiptRequest, SendReceiptResponse,
     },
     vocab::Refusal,
     world::ReceiptKind,
@@ -168,5 +169,31 @@ impl FakeWhatsapp for Control {
         let phone = request.into_inner().phone_number;
         let pending = self.shared.world.count_pending(&phone).await.map_err(status)?;
         Ok(Response::new(CountPendingResponse { pending }))
+    }
+
+    async fn reject_sends(
+        &self,
+        request: Request<RejectSendsRequest>,
+    ) -> Result<Response<RejectSendsResponse>, Status> {
+        let request = request.into_inner();
+        let (phone, code, count) = (request.phone_number, request.code, request.count);
+        self.shared
+            .world
+            .reject_sends(&phone, code, count)
+            .await
+            .map_err(status)?;
+        tracing::info!(%phone, code, count, "refusing the account's next sends");
+        Ok(Response::new(RejectSendsResponse {}))
+    }
+
+    async fn hold_server_acks(
+        &self,
+        request: Request<HoldServerAcksRequest>,
+    ) -> Result<Response<HoldServerAcksResponse>, Status> {
+        let request = request.into_inner();
+        let (phone, hold) = (request.phone_number, request.hold);
+        let released = self.shared.world.hold_acks(&phone, hold).await.map_err(status)?;
+        tracing::info!(%phone, hold, released, "server acks held or released");
+        Ok(Response::new(HoldServerAcksResponse { released }))
     }
 }

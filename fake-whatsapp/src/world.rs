@@ -1,11 +1,13 @@
 //! What the fake server knows across connections: the accounts (one per phone
 //! number, with the phone's identity key and its linked devices), the open
 //! connections and the orders the control API gives them, the refs each pairing
-//! connection was offered, the counters, the messages devices sent, and what the
-//! server holds for devices (the inbox, driven from `mail`).
+//! connection was offered, the counters, what the server holds for devices (the
+//! inbox, driven from `mail`) and what it did with what they sent (the outbox,
+//! driven from `sends`).
 
 mod code;
 mod mail;
+mod sends;
 
 use std::collections::HashMap;
 
@@ -18,8 +20,8 @@ pub use mail::ReceiptKind;
 use crate::{
     device_keys::DeviceKeys,
     inbox::Inbox,
+    outbox::Outbox,
     pairing::{self, Linked, ScannedCode},
-    proto::ReceivedMessage,
     signal::PhoneSignal,
     stanza,
     vocab::{CodeRequest, ConnId, DeviceAddr, Refusal},
@@ -98,8 +100,8 @@ struct Inner {
     fail_connects: u32,
     /// Phone numbers handed out so far (for scans without one).
     phones_issued: u64,
-    /// Messages devices sent, decrypted.
-    received: Vec<ReceivedMessage>,
+    /// Messages devices sent, refusals ordered and acks held.
+    outbox: Outbox,
     /// What the server holds for devices, and their keys.
     inbox: Inbox,
 }
@@ -308,19 +310,9 @@ impl World {
         inner.account(&phone).signal.decrypt(sender, kind, body).await
     }
 
-    /// Records a message a device sent.
-    pub async fn record(&self, message: ReceivedMessage) {
-        self.inner.lock().await.received.push(message);
-    }
-
     /// The identity key pair of `phone`'s phone, created with its account.
     pub async fn phone_identity(&self, phone: &str) -> KeyPair {
         self.inner.lock().await.account(phone).identity.clone()
-    }
-
-    /// The messages devices sent, oldest first.
-    pub async fn received(&self) -> Vec<ReceivedMessage> {
-        self.inner.lock().await.received.clone()
     }
 }
 

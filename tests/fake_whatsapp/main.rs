@@ -10,6 +10,10 @@
 //!   device removed at WhatsApp, pairing codes, refused connects).
 //! - `crash`: the binary killed with -9 between the scan and CONNECTED.
 //! - `orphan`: a session actor that crashes closes its connection with it.
+//! - `outbound`: `SendMessage` on both backends: every kind of message at the
+//!   server under the daemon's id, server acks, nacks, held acks and receipts; the
+//!   binary killed with -9 while acks are held.
+//! - `phone` and `received`: the two worlds as the shared bodies see them.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -17,8 +21,10 @@ mod common;
 mod alike;
 mod crash;
 mod orphan;
+mod outbound;
 mod phone;
 mod real;
+mod received;
 
 use wa_sessiond::proto::Session;
 

@@ -2,7 +2,9 @@
 //! session (`<data-dir>/sessions/<id>/whatsapp.db`), one client per connection with
 //! auto-reconnect off (the session actor decides every reconnect, including the 515
 //! after pairing), the library's events translated into `BackendEvent`s, and what
-//! WhatsApp delivers (messages, receipts) committed to the session's inbox.
+//! WhatsApp delivers (messages, receipts, its acks of what the session sent)
+//! committed to the session's inbox; every kind of outbound message sent under the
+//! daemon's own id (`send`).
 
 mod client;
 mod connection;
@@ -11,6 +13,7 @@ mod inbound;
 mod pairing;
 mod reach;
 mod runtime;
+mod send;
 mod store;
 
 use tracing::info_span;
