@@ -47,7 +47,10 @@ async fn creates_beyond_the_open_files_budget_are_refused_and_the_linked_session
         .await;
         linked.push(id);
     };
-    eprintln!("{} sessions linked under {NOFILE} open files before a create was refused", linked.len());
+    eprintln!(
+        "{} sessions linked under {NOFILE} open files before a create was refused",
+        linked.len()
+    );
     assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
     let said = refused.message();
     assert!(
