@@ -137,10 +137,11 @@ async fn temporary_ban(phone: &impl Phone) {
     })
     .await;
     assert!(banned.last_error.contains("reason 104"), "{}", banned.last_error);
-    let shown = health(&daemon, "ida")
-        .await
-        .temp_ban
-        .expect("the ban in GetAccountHealth");
+    // The ban is logged beside the status change, not before it: wait for it.
+    let shown = wait_for(STEP_BOUND, "the ban in GetAccountHealth", || async {
+        health(&daemon, "ida").await.temp_ban
+    })
+    .await;
     assert_eq!(shown.reason_code, 104);
     let ends = until(&shown.until);
 
