@@ -56,6 +56,11 @@ impl Backend for WhatsappBackend {
         "whatsapp"
     }
 
+    fn files_per_session(&self) -> u64 {
+        // The websocket, and the credential store's database, -wal and -shm files.
+        4
+    }
+
     fn has_credentials(&self, session: &SessionId) -> bool {
         self.files(session).is_linked()
     }
