@@ -25,9 +25,9 @@ use crate::{
     messages,
     noise::{Channel, Handshaken, Responder, ServerIdentity},
     stanza::{self, attr},
-    vocab::{ConnId, DeviceAddr},
+    vocab::{ConnId, DeviceAddr, Login},
     wire::{Wire, WireEnd},
-    world::{Login, Order, World},
+    world::{Order, World},
 };
 
 /// How long a client may take over each handshake message (the client's own

@@ -27,7 +27,7 @@ use crate::{
     pairing::{self, Linked, ScannedCode},
     signal::PhoneSignal,
     stanza,
-    vocab::{CodeRequest, ConnId, DeviceAddr, Refusal},
+    vocab::{CodeRequest, ConnId, DeviceAddr, Login, Refusal},
 };
 
 /// The name every fake account shows.
@@ -44,17 +44,6 @@ pub enum Order {
     Drop,
     /// Send the device what the server holds for it and did not send yet.
     Deliver,
-}
-
-/// What a login with stored credentials meets.
-#[derive(Debug)]
-pub enum Login {
-    /// `<success>`, with the device's LID.
-    Accepted(String),
-    /// The device is not linked with that key (`<failure reason="401">`).
-    Unknown,
-    /// The account is banned: this `<failure reason="402">`.
-    Banned(Node),
 }
 
 /// A pair-success sent, waiting for the device's pair-device-sign.
