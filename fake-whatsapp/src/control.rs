@@ -16,7 +16,7 @@ use crate::{
         HoldServerAcksRequest, HoldServerAcksResponse, ListReceivedMessagesRequest, ListReceivedMessagesResponse,
         LogoutDeviceRequest, LogoutDeviceResponse, RejectSendsRequest, RejectSendsResponse, ReplaceStreamRequest,
         ReplaceStreamResponse, ScanQrRequest, ScanQrResponse, SendMessageRequest, SendMessageResponse,
-        SendReceiptRequest, SendReceiptResponse,
+        SendReceiptRequest, SendReceiptResponse, SetAccountHealthRequest, SetAccountHealthResponse,
     },
     vocab::Refusal,
     world::ReceiptKind,
@@ -196,4 +196,30 @@ impl FakeWhatsapp for Control {
         tracing::info!(%phone, hold, released, "server acks held or released");
         Ok(Response::new(HoldServerAcksResponse { released }))
     }
+
+    async fn set_account_health(
+        &self,
+        request: Request<SetAccountHealthRequest>,
+    ) -> Result<Response<SetAccountHealthResponse>, Status> {
+        let request = request.into_inner();
+        let reachout_for = duration(request.reachout_restricted_for, "reachout_restricted_for")?;
+        let ban_for = duration(request.temp_ban_for, "temp_ban_for")?;
+        let (phone, reason) = (request.phone_number, request.temp_ban_reason);
+        let told = self
+            .shared
+            .world
+            .set_health(&phone, reachout_for, reason, ban_for)
+            .await
+            .map_err(status)?;
+        tracing::info!(%phone, ?reachout_for, reason, ?ban_for, told, "account health set");
+        Ok(Response::new(SetAccountHealthResponse { told }))
+    }
+}
+
+/// A request's duration (absent: zero); a negative one is refused.
+fn duration(value: Option<prost_types::Duration>, field: &str) -> Result<std::time::Duration, Status> {
+    let Some(value) = value else {
+        return Ok(std::time::Duration::ZERO);
+    };
+    std::time::Duration::try_from(value).map_err(|_| Status::invalid_argument(format!("{field} must not be negative")))
 }

@@ -10,7 +10,9 @@
 //! once per chat), acked, nacked or with its ack held; and a gRPC control API
 //! (`wasessiond.fake.v1.FakeWhatsapp`, with reflection) to scan codes, send
 //! messages and receipts, count what is pending, drop, log out and replace
-//! streams, refuse connects and count them, refuse sends and hold their acks.
+//! streams, refuse connects and count them, refuse sends and hold their acks,
+//! and bar an account's new chats (463, the timelock pushed and queried) or ban
+//! it (`<failure reason="402">` on its connections and logins).
 //!
 //! Clients must be built without the server certificate check (whatsapp-rust's
 //! `danger-skip-cert-chain-verify`): the fake's chain is not signed by WhatsApp.
@@ -20,6 +22,7 @@
 mod conn;
 mod control;
 mod device_keys;
+mod health;
 mod inbox;
 mod iq;
 mod messages;

@@ -2,8 +2,10 @@
 //! jid><enc>`) is decrypted with that phone's Signal session and the recipient's
 //! view of it (a text, a reply, a reaction, an edit or a revoke) is listed for
 //! `ListReceivedMessages`, once per id and chat; the message is then acked as the
-//! server does (`<ack class="message">`), unless the control API ordered it
-//! refused (a nack with its code, nothing listed) or the account's acks held.
+//! server does (`<ack class="message">`), unless it is refused (a nack with its
+//! code, nothing listed: a refusal the control API ordered, or 463 for a chat
+//! the account never messaged while its new chats are barred) or the account's
+//! acks held.
 //! The device's chat states and read receipts are listed too, as they come.
 
 use buffa::Message as _;
@@ -34,8 +36,8 @@ pub async fn receive(world: &World, from: Option<&DeviceAddr>, message: &Node) -
     // never refused or held.
     let peer = chat_user == from.phone || attr(message, "category").as_deref() == Some("peer");
     if !peer {
-        if let Some(code) = world.take_refusal(from).await {
-            info!(from = %from.jid(), %to, %id, code, "message refused (reject-sends)");
+        if let Some(code) = world.admit(from, &to).await {
+            info!(from = %from.jid(), %to, %id, code, "message refused");
             return vec![stanza::nack(&id, &to, code)];
         }
     }

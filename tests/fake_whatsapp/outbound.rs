@@ -5,7 +5,7 @@
 //! DELIVERED and READ from the phone's receipts, each once in the event stream; a
 //! nacked send is FAILED with WhatsApp's code and kept nowhere; a held ack keeps
 //! a message SENT until the server releases it; typing and read marks reach the
-//! server as sent. And on the real backend alone, the
+//! server as sent; the account's health (`health`). And on the real backend alone, the
 //! binary killed with -9 three times while the server holds acks: every accepted
 //! message is at the server once, under the id the daemon answered (what the
 //! restarts resend carries the same ids), and is acked once released.
@@ -302,6 +302,9 @@ async fn typing_and_reads(phone: &impl Phone) {
     assert_eq!(signals, wanted);
     daemon.stop().await;
 }
+
+/// The account's health (new chats barred, a temporary ban) on both backends.
+mod health;
 
 /// The daemon binary on the real backend, killed with -9 while the fake holds
 /// its acks.

@@ -3,13 +3,14 @@
 //! (steered through the daemon's `EmulatorService`) and the protocol-level fake
 //! (steered through its own control API), each with a data dir of its own that
 //! outlives daemon restarts, as the real WhatsApp outlives the daemon. What the
-//! server took from a device reads the same from both (`received`).
+//! server took from a device reads the same from both (`received`); what WhatsApp
+//! holds against an account (a timelock, a ban) is set the same on both.
 
 use std::{path::PathBuf, time::Duration};
 
 use fake_whatsapp::proto::{
     self as fake, DropConnectionsRequest, HoldServerAcksRequest, ListReceivedMessagesRequest, LogoutDeviceRequest,
-    RejectSendsRequest, ReplaceStreamRequest, ScanQrRequest,
+    RejectSendsRequest, ReplaceStreamRequest, ScanQrRequest, SetAccountHealthRequest,
 };
 use tempfile::TempDir;
 use wa_sessiond::{
@@ -46,6 +47,18 @@ pub trait Phone {
     /// The server takes the device's messages but holds their acks (`hold`), or
     /// acks every held one (`!hold`) now or when the device next connects.
     async fn hold_acks(&self, daemon: &Daemon, id: &str, phone: &str, hold: bool);
+    /// What WhatsApp holds against session `id`'s account (`phone`) from now:
+    /// new chats barred for `restricted_for`, banned with `ban_reason` for
+    /// `ban_for` (zero lifts either), the online device told at once.
+    async fn set_account_health(
+        &self,
+        daemon: &Daemon,
+        id: &str,
+        phone: &str,
+        restricted_for: Duration,
+        ban_reason: u32,
+        ban_for: Duration,
+    );
     /// What the server took from session `id`'s device (account `phone`), oldest
     /// first.
     async fn received(&self, daemon: &Daemon, id: &str, phone: &str) -> Vec<Received>;
@@ -160,6 +173,24 @@ impl Phone for EmulatorPhone {
             hold,
         };
         daemon.phone().await.hold_server_acks(request).await.unwrap();
+    }
+
+    async fn set_account_health(
+        &self,
+        daemon: &Daemon,
+        id: &str,
+        _phone: &str,
+        restricted_for: Duration,
+        ban_reason: u32,
+        ban_for: Duration,
+    ) {
+        let request = api::SetAccountHealthRequest {
+            session_id: id.into(),
+            reachout_restricted_for: Some(proto_duration(restricted_for)),
+            temp_ban_reason: ban_reason,
+            temp_ban_for: Some(proto_duration(ban_for)),
+        };
+        daemon.phone().await.set_account_health(request).await.unwrap();
     }
 
     async fn received(&self, daemon: &Daemon, id: &str, _phone: &str) -> Vec<Received> {
@@ -299,6 +330,24 @@ impl Phone for FakePhone {
         self.fake.control.clone().hold_server_acks(request).await.unwrap();
     }
 
+    async fn set_account_health(
+        &self,
+        _daemon: &Daemon,
+        _id: &str,
+        phone: &str,
+        restricted_for: Duration,
+        ban_reason: u32,
+        ban_for: Duration,
+    ) {
+        let request = SetAccountHealthRequest {
+            phone_number: phone.into(),
+            reachout_restricted_for: Some(proto_duration(restricted_for)),
+            temp_ban_reason: ban_reason,
+            temp_ban_for: Some(proto_duration(ban_for)),
+        };
+        self.fake.control.clone().set_account_health(request).await.unwrap();
+    }
+
     async fn received(&self, _daemon: &Daemon, _id: &str, phone: &str) -> Vec<Received> {
         let mut control = self.fake.control.clone();
         let listed = control.list_received_messages(ListReceivedMessagesRequest {}).await;
@@ -353,4 +402,9 @@ impl Phone for FakePhone {
     fn credentials(&self, id: &str) -> PathBuf {
         self.dir.path().join(format!("sessions/{id}/whatsapp.db"))
     }
+}
+
+/// A duration as the control APIs take it.
+fn proto_duration(duration: Duration) -> prost_types::Duration {
+    prost_types::Duration::try_from(duration).expect("a duration that fits")
 }

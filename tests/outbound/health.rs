@@ -104,10 +104,12 @@ async fn a_temporary_ban_disconnects_with_its_reason_and_reconnects_only_once_it
     })
     .await;
     assert!(banned.last_error.contains("reason 104"), "{}", banned.last_error);
-    let shown = health(&mut client, "alice")
-        .await
-        .temp_ban
-        .expect("the ban in GetAccountHealth");
+    // The ban is logged beside the status change, not before it: wait for it.
+    let shown = wait_for(Duration::from_secs(10), "the ban in GetAccountHealth", || {
+        let mut client = client.clone();
+        async move { health(&mut client, "alice").await.temp_ban }
+    })
+    .await;
     assert_eq!(shown.reason_code, 104);
     let ends = until(&shown.until);
 

@@ -41,11 +41,6 @@ impl World {
         Ok(())
     }
 
-    /// The code to refuse a message of `device` with, if a refusal is ordered.
-    pub async fn take_refusal(&self, device: &DeviceAddr) -> Option<u32> {
-        self.inner.lock().await.outbox.take_refusal(&device.phone)
-    }
-
     /// Holds (`hold`) or releases the acks of `phone`'s devices. A release sends
     /// every held ack to the open connection of the device it is owed to; a device
     /// without one gets them at its next connection. How many were released.

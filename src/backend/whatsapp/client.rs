@@ -29,8 +29,8 @@ pub struct Dial {
     pub url: WhatsappUrl,
 }
 
-/// The events a connection translates or logs (receipts, and WhatsApp's acks of
-/// what the session sent); the rest (presence...) are not even queued. Messages
+/// The events a connection translates or logs (receipts, WhatsApp's acks of what
+/// the session sent, the timelock it pushes); the rest (presence...) are not even queued. Messages
 /// are not events here: they reach the inbox through the durability hook.
 const FORWARDED: &[EventKind] = &[
     EventKind::PairingQrCode,
@@ -47,6 +47,7 @@ const FORWARDED: &[EventKind] = &[
     EventKind::StreamError,
     EventKind::Receipt,
     EventKind::ServerAck,
+    EventKind::MexNotification,
 ];
 
 /// A built client, not yet running.

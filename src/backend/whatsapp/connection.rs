@@ -3,8 +3,9 @@
 //! every restart) and reports what happens on the sink; and the handle the session
 //! actor holds to close it, log out, send (`send`) and ask for pairing codes.
 //! Inbound messages go to the session's inbox through the client's durability
-//! hook; receipts and WhatsApp's acks of sent messages are logged from here, off
-//! the library's dispatch path. Every wait is bounded, and nothing is reported
+//! hook; receipts, WhatsApp's acks of sent messages and the timelock it pushes
+//! or answers after a 463 (`health`) are logged from here, off the library's
+//! dispatch path. Every wait is bounded, and nothing is reported
 //! once `close` or `logout` has begun.
 
 use std::{
@@ -26,6 +27,7 @@ use whatsapp_rust::{types::events::Event, Client};
 use super::{
     client::{self, own_device, own_jids, Dial},
     events::{EventMapper, RunEnd},
+    health::{self, TimelockQuery},
     inbound, pairing, reach, send,
     store::CredentialFiles,
 };
@@ -238,12 +240,14 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span
     let mut mapper = EventMapper::new(linked_at_start);
     let mut running = built.bot.spawn();
     let mut probed: Option<Result<(), String>> = None;
+    // Aborted when the run ends, with the connection.
+    let mut timelock = TimelockQuery::default();
     debug!(linked_at_start, "whatsapp client running");
     loop {
         tokio::select! {
             biased;
             Some(event) = built.events.recv() => {
-                handle(&shared, &files, &client, &inbox, &mut mapper, &event).await;
+                handle(&shared, &files, &client, &inbox, &mut mapper, &mut timelock, &event).await;
             }
             () = &mut running => break,
             result = &mut probe, if probed.is_none() => {
@@ -262,7 +266,7 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span
     }
     // Everything the loop dispatched before it ended is queued by now.
     while let Ok(event) = built.events.try_recv() {
-        handle(&shared, &files, &client, &inbox, &mut mapper, &event).await;
+        handle(&shared, &files, &client, &inbox, &mut mapper, &mut timelock, &event).await;
     }
     if shared.is_closed() {
         return;
@@ -294,15 +298,17 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span
     let _ = timeout(CLOSE_TIMEOUT, client.disconnect()).await;
 }
 
-/// One forwarded event: a receipt or WhatsApp's ack of a sent message is logged
-/// to the inbox (queued, never awaited); anything else is translated and
-/// reported.
+/// One forwarded event: a receipt, WhatsApp's ack of a sent message or the
+/// timelock it pushes is logged to the inbox (queued, never awaited; a 463 nack
+/// also asks for the timelock, in the background); anything else is translated
+/// and reported.
 async fn handle(
     shared: &Shared,
     files: &CredentialFiles,
-    client: &Client,
+    client: &Arc<Client>,
     inbox: &Inbox,
     mapper: &mut EventMapper,
+    timelock: &mut TimelockQuery,
     event: &Event,
 ) {
     match event {
@@ -320,6 +326,15 @@ async fn handle(
             if let Some((message_id, error)) = send::server_ack(ack) {
                 debug!(%message_id, ?error, "server ack logged");
                 inbox.server_ack(message_id, error);
+                if error == Some(health::NEW_CHAT_BARRED) {
+                    timelock.ask(client, inbox);
+                }
+            }
+        }
+        Event::MexNotification(notification) => {
+            if let Some(signal) = health::pushed(notification) {
+                info!(?signal, "whatsapp pushed the reach-out timelock");
+                inbox.health(signal);
             }
         }
         other => {

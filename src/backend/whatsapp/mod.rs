@@ -4,11 +4,13 @@
 //! after pairing), the library's events translated into `BackendEvent`s, and what
 //! WhatsApp delivers (messages, receipts, its acks of what the session sent)
 //! committed to the session's inbox; every kind of outbound message sent under the
-//! daemon's own id (`send`).
+//! daemon's own id (`send`); the reach-out timelock, pushed or asked for after a
+//! 463 (`health`).
 
 mod client;
 mod connection;
 pub mod events;
+mod health;
 mod inbound;
 mod pairing;
 mod reach;
