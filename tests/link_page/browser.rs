@@ -218,6 +218,29 @@ impl Browser {
         self.client.set_window_size(width, height).await.unwrap();
     }
 
+    /// From now on keeps every text the status line (`#status`) shows, in order:
+    /// states that pass faster than a test could look are still seen.
+    pub async fn record_statuses(&self) {
+        const RECORD: &str = "const line = document.getElementById('status'); \
+            window.statusesShown = [line.textContent]; \
+            new MutationObserver(() => window.statusesShown.push(line.textContent)) \
+            .observe(line, { childList: true, characterData: true, subtree: true });";
+        self.client.execute(RECORD, vec![]).await.unwrap();
+    }
+
+    /// What the status line showed since `record_statuses`, in order, each text
+    /// once per stretch it was shown.
+    pub async fn statuses_shown(&self) -> Vec<String> {
+        let shown = self
+            .client
+            .execute("return window.statusesShown || []", vec![])
+            .await
+            .unwrap();
+        let mut texts: Vec<String> = serde_json::from_value(shown).unwrap();
+        texts.dedup();
+        texts
+    }
+
     /// Polls `check` until it returns Some, at most `bound`.
     pub async fn until<T, F, Fut>(&self, bound: Duration, what: &str, mut check: F) -> T
     where

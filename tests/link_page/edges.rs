@@ -8,7 +8,8 @@ use wa_sessiond::proto::CreateLinkUrlRequest;
 
 use super::{
     common::{process::Process, Daemon},
-    http, LinkDaemon,
+    http,
+    link_daemon::LinkDaemon,
 };
 
 fn link_request(id: &str, ttl: Option<Duration>, redirect_url: &str) -> CreateLinkUrlRequest {

@@ -8,111 +8,22 @@ mod common;
 
 mod browser;
 mod edges;
+mod host;
 mod http;
+mod link_daemon;
+mod messages;
+mod resume;
+mod states;
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use browser::Browser;
-use common::{create, peek, Daemon};
-use wa_sessiond::{
-    app,
-    config::Config,
-    proto::{CreateLinkUrlRequest, DeleteSessionRequest, EnterPairingCodeRequest, Qr, ScanQrRequest},
-};
+use common::create;
+use link_daemon::{seconds, wait_drawn, LinkDaemon, DESKTOP, PHONE, SHOWN};
+use wa_sessiond::proto::{DeleteSessionRequest, EnterPairingCodeRequest, ScanQrRequest};
 
-const DESKTOP: (u32, u32) = (1280, 860);
-const PHONE: (u32, u32) = (360, 780);
-/// How long a page may take to show something the daemon already knows.
-const SHOWN: Duration = Duration::from_secs(10);
 /// How long the countdown of a fresh 30 s code may take to reach its warning.
 const TO_WARNING: Duration = Duration::from_secs(20);
-
-/// A daemon serving the link page on 127.0.0.1:0.
-pub struct LinkDaemon {
-    daemon: Daemon,
-    link_addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl LinkDaemon {
-    async fn start(tweak: impl FnOnce(&mut Config)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let link_addr = listener.local_addr().unwrap();
-        let listeners = app::Listeners {
-            link: Some(listener),
-            ..common::local_listeners().await
-        };
-        let daemon = Daemon::start_on(listeners, dir.path(), tweak, app::Wiring::default()).await;
-        Self {
-            daemon,
-            link_addr,
-            _dir: dir,
-        }
-    }
-
-    /// Creates `id` (first QR ready) and returns a link to it.
-    async fn session_with_link(&self, id: &str, redirect_url: &str) -> String {
-        self.daemon.sessions().await.create_session(create(id)).await.unwrap();
-        self.link(id, None, redirect_url).await
-    }
-
-    async fn link(&self, id: &str, ttl: Option<Duration>, redirect_url: &str) -> String {
-        let request = CreateLinkUrlRequest {
-            session_id: id.into(),
-            ttl: ttl.map(|ttl| ttl.try_into().unwrap()),
-            redirect_url: redirect_url.into(),
-        };
-        let link = self
-            .daemon
-            .sessions()
-            .await
-            .create_link_url(request)
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(
-            link.url.starts_with(&format!("http://{}/link/", self.link_addr)),
-            "{}",
-            link.url
-        );
-        link.url
-    }
-
-    /// The session's current QR, read without starting anything.
-    async fn qr(&self, id: &str) -> Qr {
-        self.current_qr(id).await.expect("a qr code")
-    }
-
-    /// The session's current QR if it has one (not while connecting).
-    async fn current_qr(&self, id: &str) -> Option<Qr> {
-        let session = self
-            .daemon
-            .sessions()
-            .await
-            .get_session(peek(id))
-            .await
-            .unwrap()
-            .into_inner();
-        session.qr
-    }
-}
-
-/// Waits until the page's QR, read from a screenshot, is the session's current code
-/// and `accept` holds for it; returns that code.
-async fn wait_drawn(page: &Browser, daemon: &LinkDaemon, id: &str, what: &str, accept: impl Fn(&Qr) -> bool) -> Qr {
-    page.until(SHOWN, what, || async {
-        let qr = daemon.current_qr(id).await.filter(&accept)?;
-        let shown = page.qr_codes_shown().await;
-        (shown == [qr.code.clone()]).then_some(qr)
-    })
-    .await
-}
-
-fn seconds(mmss: &str) -> u64 {
-    let (m, s) = mmss.split_once(':').unwrap_or_else(|| panic!("MM:SS, got {mmss:?}"));
-    m.parse::<u64>().unwrap() * 60 + s.parse::<u64>().unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drawn_qr_is_the_current_code_and_its_countdown_runs_and_warns_under_15s() {
