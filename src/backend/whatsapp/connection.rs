@@ -338,6 +338,12 @@ async fn handle(
             }
         }
         other => {
+            if let Event::StreamError(error) = other {
+                if let Some(signal) = health::stream_error(&error.code, SystemTime::now()) {
+                    warn!("whatsapp rate-limited the connection (stream error 429)");
+                    inbox.health(signal);
+                }
+            }
             if let Some(mapped) = mapper.on_event(other, || own_device(client), SystemTime::now()) {
                 deliver(shared, files, client, mapped).await;
             }
