@@ -19,82 +19,15 @@ use super::{
 };
 use crate::store::{group_commit::Apply, unix_ms, DbError};
 
+mod jobs;
+
+pub use jobs::{Op, Out};
+
 /// Jobs committed together at most.
 pub const MAX_BATCH: usize = 1024;
 
 /// Event kinds (message, receipt, status, outbound, health), counted per batch.
 const KINDS: usize = 5;
-
-/// A job of the writer thread.
-#[derive(Debug)]
-pub enum Op {
-    /// Append in order.
-    Append(Vec<NewEvent>),
-    /// A consumer's position.
-    Ack {
-        /// Its name.
-        consumer: String,
-        /// Its newest processed event.
-        cursor: u64,
-        /// The most consumers kept (0: no bound): a new one beyond it is refused.
-        max: usize,
-    },
-    /// Forget a consumer.
-    DeleteConsumer(String),
-    /// Append the session's last event, then remove its earlier ones.
-    DeleteSession(Box<NewEvent>),
-    /// Accept a message into the outbound log.
-    Accept(Box<outbound::Accept>),
-    /// A message was handed to the connection.
-    Sent {
-        /// Whose.
-        session_id: String,
-        /// WhatsApp's id.
-        message_id: String,
-    },
-    /// A message was not sent and nobody heard of it: forget it.
-    Forget {
-        /// Whose.
-        session_id: String,
-        /// WhatsApp's id.
-        message_id: String,
-    },
-    /// A message's status changed (the server's ack, an expiry).
-    Update(outbound::Update),
-    /// WhatsApp said something about the account's health.
-    Health {
-        /// Whose account.
-        session_id: String,
-        /// What it said.
-        signal: outbound::HealthSignal,
-    },
-    /// Remove one chunk of the oldest events that are too old or too many.
-    Trim {
-        /// Events logged before this go.
-        before_ms: i64,
-        /// While more bytes than this are kept (0: no bound), the oldest go.
-        max_bytes: u64,
-        /// At most this many per job.
-        chunk: usize,
-    },
-}
-
-/// A job's answer.
-#[derive(Debug)]
-pub enum Out {
-    /// What an append did.
-    Appended(Appended),
-    /// A consumer's stored position (None: a new consumer beyond the bound).
-    Position(Option<u64>),
-    /// Whether the consumer existed.
-    Deleted(bool),
-    /// Events trimmed.
-    Trimmed(usize),
-    /// What accepting a message did.
-    Accepted(outbound::Accepted),
-    /// Done.
-    Done,
-}
 
 /// The writer thread's state.
 pub struct Writer {
@@ -312,11 +245,42 @@ impl Writer {
     }
 }
 
-impl Apply for Writer {
-    type Op = Op;
-    type Out = Out;
+/// What the batch had noted in memory before a job, to go back to when the job fails.
+struct Mark {
+    head: u64,
+    bytes: i64,
+    trimmed: Option<u64>,
+    kinds: [u64; KINDS],
+    outbound: usize,
+}
 
-    fn apply(&mut self, tx: &Transaction<'_>, op: &Op) -> Result<Out, DbError> {
+impl Writer {
+    fn mark(&self) -> Mark {
+        Mark {
+            head: self.pending_head,
+            bytes: self.pending_bytes,
+            trimmed: self.pending_trimmed,
+            kinds: self.pending_kinds,
+            outbound: self.pending_outbound.len(),
+        }
+    }
+
+    /// Forgets what a failed job noted (its savepoint undid its rows). A job may fail
+    /// after a step that already noted something (an append's receipts, after its
+    /// events): the cached numbers of the sessions this batch touched are dropped, to
+    /// be read again from the transaction, which holds exactly the earlier jobs.
+    fn undo(&mut self, mark: Mark) {
+        self.pending_head = mark.head;
+        self.pending_bytes = mark.bytes;
+        self.pending_trimmed = mark.trimmed;
+        self.pending_kinds = mark.kinds;
+        self.pending_outbound.truncate(mark.outbound);
+        for session_id in &self.touched {
+            self.seqs.remove(session_id);
+        }
+    }
+
+    fn run(&mut self, tx: &Transaction<'_>, op: &Op) -> Result<Out, DbError> {
         match op {
             Op::Append(events) => {
                 let appended = self.append(tx, events)?;
@@ -358,6 +322,20 @@ impl Apply for Writer {
                 chunk,
             } => self.trim(tx, *before_ms, *max_bytes, *chunk).map(Out::Trimmed),
         }
+    }
+}
+
+impl Apply for Writer {
+    type Op = Op;
+    type Out = Out;
+
+    fn apply(&mut self, tx: &Transaction<'_>, op: &Op) -> Result<Out, DbError> {
+        let mark = self.mark();
+        let result = self.run(tx, op);
+        if result.is_err() {
+            self.undo(mark);
+        }
+        result
     }
 
     fn committed(&mut self) {

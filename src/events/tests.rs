@@ -12,6 +12,9 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::proto::{InboundMessage, SessionStatus};
 
+mod by_hand;
+mod rollback;
+
 fn open(dir: &tempfile::TempDir) -> EventLog {
     EventLog::open(dir.path(), Arc::default()).expect("open the log")
 }
