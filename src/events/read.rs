@@ -31,6 +31,14 @@ pub struct Filter {
     pub kinds: Vec<EventKind>,
 }
 
+/// Events read in one snapshot, and how far that snapshot had trimmed the log.
+pub(super) struct Page {
+    /// The events after the position asked for, in log order.
+    pub events: Vec<Event>,
+    /// Every event up to this cursor was gone in the snapshot (0: none).
+    pub trimmed_through: u64,
+}
+
 /// The pool of read connections.
 #[derive(Clone)]
 pub(super) struct Readers {
@@ -72,6 +80,26 @@ impl Readers {
 
     pub async fn page(&self, after: u64, filter: Filter, limit: usize) -> Result<Vec<Event>, DbError> {
         self.with(move |conn| read_page(conn, after, &filter, limit)).await
+    }
+
+    /// A page, with the trim mark of the same snapshot: a trim deletes its events and
+    /// moves the mark in one transaction, so a page missing trimmed events always
+    /// comes with the mark that says so (the mark the writer publishes comes later).
+    pub async fn page_and_mark(&self, after: u64, filter: Filter, limit: usize) -> Result<Page, DbError> {
+        self.with(move |conn| {
+            let snapshot = conn.unchecked_transaction()?;
+            let trimmed_through: Option<i64> = snapshot
+                .prepare_cached("SELECT value FROM meta WHERE key = 'trimmed_through'")?
+                .query_row([], |row| row.get(0))
+                .optional()?;
+            let events = read_page(&snapshot, after, &filter, limit)?;
+            snapshot.commit()?;
+            Ok(Page {
+                events,
+                trimmed_through: trimmed_through.unwrap_or(0) as u64,
+            })
+        })
+        .await
     }
 
     pub async fn position(&self, consumer: String) -> Result<Option<u64>, DbError> {

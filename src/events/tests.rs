@@ -14,6 +14,7 @@ use crate::proto::{InboundMessage, SessionStatus};
 
 mod by_hand;
 mod rollback;
+mod trim_race;
 
 fn open(dir: &tempfile::TempDir) -> EventLog {
     EventLog::open(dir.path(), Arc::default()).expect("open the log")
