@@ -11,7 +11,7 @@ use std::{
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::watch;
 
-use super::rows::{insert, ROW_OVERHEAD, SCHEMA};
+use super::rows::{forget_deleted_duplicate, insert, ROW_OVERHEAD, SCHEMA};
 use super::{
     metrics::EventMetrics,
     outbound::{self, sql as outbound_sql},
@@ -120,13 +120,26 @@ impl Writer {
     fn append(&mut self, tx: &Transaction<'_>, events: &[NewEvent]) -> Result<Appended, DbError> {
         let mut appended = Appended::default();
         let mut last_seqs: HashMap<&str, u64> = HashMap::new();
-        let (mut head, mut bytes, mut kinds) = (self.pending_head, 0u64, [0u64; KINDS]);
+        let (mut head, mut bytes, mut kinds) = (self.pending_head, 0i64, [0u64; KINDS]);
         for event in events {
             let seq = match last_seqs.get(event.session_id.as_str()) {
                 Some(&seq) => seq,
                 None => self.last_seq(tx, &event.session_id)?,
             } + 1;
-            let Some((cursor, size)) = insert(tx, event, seq)? else {
+            let inserted = match insert(tx, event, seq)? {
+                None => {
+                    // An event of the session's deleted incarnation is not a duplicate.
+                    let freed = forget_deleted_duplicate(tx, event)?;
+                    bytes -= freed as i64;
+                    if freed > 0 {
+                        insert(tx, event, seq)?
+                    } else {
+                        None
+                    }
+                }
+                inserted => inserted,
+            };
+            let Some((cursor, size)) = inserted else {
                 appended.duplicates += 1;
                 continue;
             };
@@ -136,7 +149,7 @@ impl Writer {
             }
             last_seqs.insert(&event.session_id, seq);
             head = cursor;
-            bytes += size;
+            bytes += size as i64;
             kinds[event.kind() as usize - 1] += 1;
         }
         let mut save = tx.prepare_cached(
@@ -150,7 +163,7 @@ impl Writer {
             self.seqs.insert(session_id.to_owned(), seq);
             self.touched.insert(session_id.to_owned());
         }
-        self.added(head, bytes as i64, kinds);
+        self.added(head, bytes, kinds);
         Ok(appended)
     }
 
@@ -186,26 +199,65 @@ impl Writer {
         Ok(Some(stored as u64))
     }
 
+    /// Logs the session's last event and hides its earlier ones, which
+    /// [`Writer::remove_deleted`] removes a chunk at a time: never one long delete in
+    /// front of every other session's appends. The mark is durable, so a crash
+    /// mid-removal leaves them hidden, and the next removal finishes them.
     fn delete_session(&mut self, tx: &Transaction<'_>, last: &NewEvent) -> Result<(), DbError> {
         let id = &last.session_id;
-        let (bodies, rows): (i64, i64) = tx.query_row(
-            "SELECT COALESCE(SUM(length(body)), 0), COUNT(*) FROM events WHERE session_id = ?1",
-            [id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )?;
         let seq = self.last_seq(tx, id)? + 1;
-        tx.execute("DELETE FROM events WHERE session_id = ?1", [id])?;
         // A session created again under this id starts again at 1.
         tx.execute("DELETE FROM session_seq WHERE session_id = ?1", [id])?;
-        let (cursor, size) = insert(tx, last, seq)?.ok_or(rusqlite::Error::StatementChangedRows(0))?;
         self.seqs.remove(id);
         self.touched.insert(id.clone());
-        let removed = bodies as u64 + rows as u64 * ROW_OVERHEAD;
+        let (cursor, size) = insert(tx, last, seq)?.ok_or(rusqlite::Error::StatementChangedRows(0))?;
+        tx.prepare_cached(
+            "INSERT INTO removals (session_id, through) VALUES (?1, ?2)
+             ON CONFLICT(session_id) DO UPDATE SET through = max(through, excluded.through)",
+        )?
+        .execute(params![id, cursor as i64])?;
         outbound_sql::delete_session(tx, id)?;
         let mut kinds = [0; KINDS];
         kinds[last.kind() as usize - 1] = 1;
-        self.added(cursor, size as i64 - removed as i64, kinds);
+        self.added(cursor, size as i64, kinds);
         Ok(())
+    }
+
+    /// Removes up to `chunk` events of deleted sessions (those before each one's
+    /// `deleted` event); a session whose events are all gone is done. The number
+    /// removed.
+    fn remove_deleted(&mut self, tx: &Transaction<'_>, chunk: usize) -> Result<usize, DbError> {
+        let pending: Vec<(String, i64)> = tx
+            .prepare_cached("SELECT session_id, through FROM removals")?
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let (mut removed, mut freed) = (0usize, 0u64);
+        for (session_id, through) in pending {
+            let budget = chunk - removed;
+            if budget == 0 {
+                break;
+            }
+            let (rows, bodies, last): (i64, i64, Option<i64>) = tx
+                .prepare_cached(
+                    "SELECT COUNT(*), COALESCE(SUM(length(body)), 0), MAX(cursor) FROM
+                       (SELECT cursor, body FROM events WHERE session_id = ?1 AND cursor < ?2 ORDER BY cursor LIMIT ?3)",
+                )?
+                .query_row(params![session_id, through, budget as i64], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?;
+            if let Some(last) = last {
+                tx.prepare_cached("DELETE FROM events WHERE session_id = ?1 AND cursor <= ?2")?
+                    .execute(params![session_id, last])?;
+            }
+            if (rows as usize) < budget {
+                tx.prepare_cached("DELETE FROM removals WHERE session_id = ?1")?
+                    .execute([&session_id])?;
+            }
+            removed += rows as usize;
+            freed += bodies as u64 + rows as u64 * ROW_OVERHEAD;
+        }
+        self.pending_bytes -= freed as i64;
+        Ok(removed)
     }
 
     fn trim(&mut self, tx: &Transaction<'_>, before_ms: i64, max_bytes: u64, chunk: usize) -> Result<usize, DbError> {
@@ -316,6 +368,7 @@ impl Writer {
                 Ok(Out::Deleted(deleted > 0))
             }
             Op::DeleteSession(last) => self.delete_session(tx, last).map(|()| Out::Done),
+            Op::Remove { chunk } => self.remove_deleted(tx, *chunk).map(Out::Removed),
             Op::Trim {
                 before_ms,
                 max_bytes,

@@ -118,7 +118,7 @@ impl Readers {
         self.with(|conn| {
             let row: Option<(i64, i64)> = conn
                 .query_row(
-                    "SELECT cursor, time_ms FROM events ORDER BY cursor LIMIT 1",
+                    &format!("SELECT cursor, time_ms FROM events WHERE {NOT_DELETED} ORDER BY cursor LIMIT 1"),
                     [],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
@@ -149,9 +149,15 @@ fn at_ms(ms: i64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
+/// An event not of a deleted session's past (before its `deleted` event): those
+/// are hidden from the moment of the delete, while they are removed in chunks.
+const NOT_DELETED: &str =
+    "NOT EXISTS (SELECT 1 FROM removals r WHERE r.session_id = events.session_id AND events.cursor < r.through)";
+
 /// The events after `after` that pass `filter`, in log order.
 fn read_page(conn: &Connection, after: u64, filter: &Filter, limit: usize) -> Result<Vec<Event>, DbError> {
-    let mut sql = String::from("SELECT cursor, session_id, seq, time_ms, body FROM events WHERE cursor > ?");
+    let mut sql =
+        format!("SELECT cursor, session_id, seq, time_ms, body FROM events WHERE cursor > ? AND {NOT_DELETED}");
     let mut values = vec![Value::Integer(after as i64)];
     if !filter.sessions.is_empty() {
         sql.push_str(" AND session_id IN (");

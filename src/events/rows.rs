@@ -2,7 +2,7 @@
 //! number, its encoded body, and the dedupe key that keeps a message once).
 
 use prost::Message as _;
-use rusqlite::{params, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{Body, Event, NewEvent};
 use crate::store::{unix_ms, DbError};
@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS consumers (
     name          TEXT PRIMARY KEY NOT NULL,
     cursor        INTEGER NOT NULL,
     updated_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS removals (
+    session_id TEXT PRIMARY KEY NOT NULL,
+    through    INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY NOT NULL,
@@ -60,6 +64,24 @@ pub fn insert(tx: &Transaction<'_>, event: &NewEvent, seq: u64) -> Result<Option
         return Ok(None);
     }
     Ok(Some((tx.last_insert_rowid() as u64, body.len() as u64 + ROW_OVERHEAD)))
+}
+
+/// Removes an event that `event` would duplicate when it belongs to a deleted
+/// incarnation of its session (before the session's `deleted` event, not yet
+/// removed), so the session created again logs it anew. The bytes freed.
+pub fn forget_deleted_duplicate(tx: &Transaction<'_>, event: &NewEvent) -> Result<u64, DbError> {
+    let Some(key) = dedupe_key(&event.body) else {
+        return Ok(0);
+    };
+    let freed: Option<i64> = tx
+        .prepare_cached(
+            "DELETE FROM events WHERE session_id = ?1 AND dedupe = ?2
+               AND cursor < (SELECT through FROM removals WHERE session_id = ?1)
+             RETURNING length(body)",
+        )?
+        .query_row(params![event.session_id, key], |row| row.get(0))
+        .optional()?;
+    Ok(freed.map_or(0, |bytes| bytes as u64 + ROW_OVERHEAD))
 }
 
 /// What makes a message the same message: (chat, sender, id) within its session;

@@ -19,8 +19,14 @@ pub enum Op {
     },
     /// Forget a consumer.
     DeleteConsumer(String),
-    /// Append the session's last event, then remove its earlier ones.
+    /// Append the session's last event and mark its earlier ones for removal (they
+    /// are hidden from readers at once, and removed by [`Op::Remove`] chunks).
     DeleteSession(Box<NewEvent>),
+    /// Remove one chunk of deleted sessions' events.
+    Remove {
+        /// At most this many per job.
+        chunk: usize,
+    },
     /// Accept a message into the outbound log.
     Accept(Box<outbound::Accept>),
     /// A message was handed to the connection.
@@ -68,6 +74,8 @@ pub enum Out {
     Deleted(bool),
     /// Events trimmed.
     Trimmed(usize),
+    /// Events of deleted sessions removed.
+    Removed(usize),
     /// What accepting a message did.
     Accepted(outbound::Accepted),
     /// Done.
