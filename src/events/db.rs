@@ -1,7 +1,8 @@
 //! The event log's tables and its writer thread's side: appends (with per-session
 //! sequence numbers and the message dedupe), consumer acks, deletion of a session's
-//! events, and trimming. The head is published only after a batch committed, so a
-//! reader that sees head H finds every event up to H on disk.
+//! events (hidden at once, removed in chunks), and trimming. The head is published
+//! only after a batch committed, so a reader that sees head H finds every event up
+//! to H on disk; a job that fails leaves nothing of itself in memory.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -11,7 +12,7 @@ use std::{
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::watch;
 
-use super::rows::{forget_deleted_duplicate, insert, ROW_OVERHEAD, SCHEMA};
+use super::rows::{forget_deleted_duplicate, insert, remove_deleted, ROW_OVERHEAD, SCHEMA};
 use super::{
     metrics::EventMetrics,
     outbound::{self, sql as outbound_sql},
@@ -223,39 +224,9 @@ impl Writer {
         Ok(())
     }
 
-    /// Removes up to `chunk` events of deleted sessions (those before each one's
-    /// `deleted` event); a session whose events are all gone is done. The number
-    /// removed.
+    /// Removes up to `chunk` events of deleted sessions; the number removed.
     fn remove_deleted(&mut self, tx: &Transaction<'_>, chunk: usize) -> Result<usize, DbError> {
-        let pending: Vec<(String, i64)> = tx
-            .prepare_cached("SELECT session_id, through FROM removals")?
-            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        let (mut removed, mut freed) = (0usize, 0u64);
-        for (session_id, through) in pending {
-            let budget = chunk - removed;
-            if budget == 0 {
-                break;
-            }
-            let (rows, bodies, last): (i64, i64, Option<i64>) = tx
-                .prepare_cached(
-                    "SELECT COUNT(*), COALESCE(SUM(length(body)), 0), MAX(cursor) FROM
-                       (SELECT cursor, body FROM events WHERE session_id = ?1 AND cursor < ?2 ORDER BY cursor LIMIT ?3)",
-                )?
-                .query_row(params![session_id, through, budget as i64], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })?;
-            if let Some(last) = last {
-                tx.prepare_cached("DELETE FROM events WHERE session_id = ?1 AND cursor <= ?2")?
-                    .execute(params![session_id, last])?;
-            }
-            if (rows as usize) < budget {
-                tx.prepare_cached("DELETE FROM removals WHERE session_id = ?1")?
-                    .execute([&session_id])?;
-            }
-            removed += rows as usize;
-            freed += bodies as u64 + rows as u64 * ROW_OVERHEAD;
-        }
+        let (removed, freed) = remove_deleted(tx, chunk)?;
         self.pending_bytes -= freed as i64;
         Ok(removed)
     }

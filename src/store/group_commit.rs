@@ -3,6 +3,11 @@
 //! only then answers each job. A kill -9 at any moment loses nothing answered Ok
 //! (WAL with `synchronous=FULL`). Used by the session list and the event log.
 //!
+//! Each job runs in a savepoint, so one that fails alone leaves the others to
+//! commit. When SQLite rolls the whole transaction back by itself (SQLITE_FULL,
+//! IOERR, NOMEM, BUSY), that job is answered its error and the others run again in
+//! a fresh transaction: no job ever runs outside one, and no answer lies.
+//!
 //! The writer thread says how it ended ([`Queue::ended`]): the daemon watches it like
 //! its other long-lived tasks, so a writer that panics ends the process with the
 //! reason instead of leaving every later write answered "closed".
@@ -37,7 +42,8 @@ pub trait Apply: Send + 'static {
     /// The batch's transaction committed.
     fn committed(&mut self) {}
 
-    /// The batch's transaction failed: forget what `apply` noted in memory.
+    /// The batch's transaction failed: forget what `apply` noted in memory. Called
+    /// once per failed transaction; the batch's other jobs may then run again.
     fn rolled_back(&mut self) {}
 }
 
