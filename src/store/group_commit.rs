@@ -36,7 +36,9 @@ pub trait Apply: Send + 'static {
     fn before_batch(&mut self, _conn: &Connection) {}
 
     /// Applies one job inside the batch's transaction (in a savepoint of its own).
-    /// On error, it must leave its in-memory state as it was.
+    /// On error, it must leave its in-memory state as it was. It may run again for
+    /// the same job in a later transaction (after `rolled_back`), so it does nothing
+    /// beyond the transaction and what it notes for `committed`.
     fn apply(&mut self, tx: &Transaction<'_>, op: &Self::Op) -> Result<Self::Out, DbError>;
 
     /// The batch's transaction committed.
