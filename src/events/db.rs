@@ -1,7 +1,8 @@
 //! The event log's tables and its writer thread's side: appends (with per-session
 //! sequence numbers and the message dedupe), consumer acks, deletion of a session's
-//! events, and trimming. The head is published only after a batch committed, so a
-//! reader that sees head H finds every event up to H on disk.
+//! events (hidden at once, removed in chunks), and trimming. The head is published
+//! only after a batch committed, so a reader that sees head H finds every event up
+//! to H on disk; a job that fails leaves nothing of itself in memory.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -11,7 +12,7 @@ use std::{
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use tokio::sync::watch;
 
-use super::rows::{insert, ROW_OVERHEAD, SCHEMA};
+use super::rows::{forget_deleted_duplicate, insert, remove_deleted, ROW_OVERHEAD, SCHEMA};
 use super::{
     metrics::EventMetrics,
     outbound::{self, sql as outbound_sql},
@@ -19,82 +20,15 @@ use super::{
 };
 use crate::store::{group_commit::Apply, unix_ms, DbError};
 
+mod jobs;
+
+pub use jobs::{Op, Out};
+
 /// Jobs committed together at most.
 pub const MAX_BATCH: usize = 1024;
 
 /// Event kinds (message, receipt, status, outbound, health), counted per batch.
 const KINDS: usize = 5;
-
-/// A job of the writer thread.
-#[derive(Debug)]
-pub enum Op {
-    /// Append in order.
-    Append(Vec<NewEvent>),
-    /// A consumer's position.
-    Ack {
-        /// Its name.
-        consumer: String,
-        /// Its newest processed event.
-        cursor: u64,
-        /// The most consumers kept (0: no bound): a new one beyond it is refused.
-        max: usize,
-    },
-    /// Forget a consumer.
-    DeleteConsumer(String),
-    /// Append the session's last event, then remove its earlier ones.
-    DeleteSession(Box<NewEvent>),
-    /// Accept a message into the outbound log.
-    Accept(Box<outbound::Accept>),
-    /// A message was handed to the connection.
-    Sent {
-        /// Whose.
-        session_id: String,
-        /// WhatsApp's id.
-        message_id: String,
-    },
-    /// A message was not sent and nobody heard of it: forget it.
-    Forget {
-        /// Whose.
-        session_id: String,
-        /// WhatsApp's id.
-        message_id: String,
-    },
-    /// A message's status changed (the server's ack, an expiry).
-    Update(outbound::Update),
-    /// WhatsApp said something about the account's health.
-    Health {
-        /// Whose account.
-        session_id: String,
-        /// What it said.
-        signal: outbound::HealthSignal,
-    },
-    /// Remove one chunk of the oldest events that are too old or too many.
-    Trim {
-        /// Events logged before this go.
-        before_ms: i64,
-        /// While more bytes than this are kept (0: no bound), the oldest go.
-        max_bytes: u64,
-        /// At most this many per job.
-        chunk: usize,
-    },
-}
-
-/// A job's answer.
-#[derive(Debug)]
-pub enum Out {
-    /// What an append did.
-    Appended(Appended),
-    /// A consumer's stored position (None: a new consumer beyond the bound).
-    Position(Option<u64>),
-    /// Whether the consumer existed.
-    Deleted(bool),
-    /// Events trimmed.
-    Trimmed(usize),
-    /// What accepting a message did.
-    Accepted(outbound::Accepted),
-    /// Done.
-    Done,
-}
 
 /// The writer thread's state.
 pub struct Writer {
@@ -187,13 +121,26 @@ impl Writer {
     fn append(&mut self, tx: &Transaction<'_>, events: &[NewEvent]) -> Result<Appended, DbError> {
         let mut appended = Appended::default();
         let mut last_seqs: HashMap<&str, u64> = HashMap::new();
-        let (mut head, mut bytes, mut kinds) = (self.pending_head, 0u64, [0u64; KINDS]);
+        let (mut head, mut bytes, mut kinds) = (self.pending_head, 0i64, [0u64; KINDS]);
         for event in events {
             let seq = match last_seqs.get(event.session_id.as_str()) {
                 Some(&seq) => seq,
                 None => self.last_seq(tx, &event.session_id)?,
             } + 1;
-            let Some((cursor, size)) = insert(tx, event, seq)? else {
+            let inserted = match insert(tx, event, seq)? {
+                None => {
+                    // An event of the session's deleted incarnation is not a duplicate.
+                    let freed = forget_deleted_duplicate(tx, event)?;
+                    bytes -= freed as i64;
+                    if freed > 0 {
+                        insert(tx, event, seq)?
+                    } else {
+                        None
+                    }
+                }
+                inserted => inserted,
+            };
+            let Some((cursor, size)) = inserted else {
                 appended.duplicates += 1;
                 continue;
             };
@@ -203,7 +150,7 @@ impl Writer {
             }
             last_seqs.insert(&event.session_id, seq);
             head = cursor;
-            bytes += size;
+            bytes += size as i64;
             kinds[event.kind() as usize - 1] += 1;
         }
         let mut save = tx.prepare_cached(
@@ -217,7 +164,7 @@ impl Writer {
             self.seqs.insert(session_id.to_owned(), seq);
             self.touched.insert(session_id.to_owned());
         }
-        self.added(head, bytes as i64, kinds);
+        self.added(head, bytes, kinds);
         Ok(appended)
     }
 
@@ -253,26 +200,35 @@ impl Writer {
         Ok(Some(stored as u64))
     }
 
+    /// Logs the session's last event and hides its earlier ones, which
+    /// [`Writer::remove_deleted`] removes a chunk at a time: never one long delete in
+    /// front of every other session's appends. The mark is durable, so a crash
+    /// mid-removal leaves them hidden, and the next removal finishes them.
     fn delete_session(&mut self, tx: &Transaction<'_>, last: &NewEvent) -> Result<(), DbError> {
         let id = &last.session_id;
-        let (bodies, rows): (i64, i64) = tx.query_row(
-            "SELECT COALESCE(SUM(length(body)), 0), COUNT(*) FROM events WHERE session_id = ?1",
-            [id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )?;
         let seq = self.last_seq(tx, id)? + 1;
-        tx.execute("DELETE FROM events WHERE session_id = ?1", [id])?;
         // A session created again under this id starts again at 1.
         tx.execute("DELETE FROM session_seq WHERE session_id = ?1", [id])?;
-        let (cursor, size) = insert(tx, last, seq)?.ok_or(rusqlite::Error::StatementChangedRows(0))?;
         self.seqs.remove(id);
         self.touched.insert(id.clone());
-        let removed = bodies as u64 + rows as u64 * ROW_OVERHEAD;
+        let (cursor, size) = insert(tx, last, seq)?.ok_or(rusqlite::Error::StatementChangedRows(0))?;
+        tx.prepare_cached(
+            "INSERT INTO removals (session_id, through) VALUES (?1, ?2)
+             ON CONFLICT(session_id) DO UPDATE SET through = max(through, excluded.through)",
+        )?
+        .execute(params![id, cursor as i64])?;
         outbound_sql::delete_session(tx, id)?;
         let mut kinds = [0; KINDS];
         kinds[last.kind() as usize - 1] = 1;
-        self.added(cursor, size as i64 - removed as i64, kinds);
+        self.added(cursor, size as i64, kinds);
         Ok(())
+    }
+
+    /// Removes up to `chunk` events of deleted sessions; the number removed.
+    fn remove_deleted(&mut self, tx: &Transaction<'_>, chunk: usize) -> Result<usize, DbError> {
+        let (removed, freed) = remove_deleted(tx, chunk)?;
+        self.pending_bytes -= freed as i64;
+        Ok(removed)
     }
 
     fn trim(&mut self, tx: &Transaction<'_>, before_ms: i64, max_bytes: u64, chunk: usize) -> Result<usize, DbError> {
@@ -312,11 +268,42 @@ impl Writer {
     }
 }
 
-impl Apply for Writer {
-    type Op = Op;
-    type Out = Out;
+/// What the batch had noted in memory before a job, to go back to when the job fails.
+struct Mark {
+    head: u64,
+    bytes: i64,
+    trimmed: Option<u64>,
+    kinds: [u64; KINDS],
+    outbound: usize,
+}
 
-    fn apply(&mut self, tx: &Transaction<'_>, op: &Op) -> Result<Out, DbError> {
+impl Writer {
+    fn mark(&self) -> Mark {
+        Mark {
+            head: self.pending_head,
+            bytes: self.pending_bytes,
+            trimmed: self.pending_trimmed,
+            kinds: self.pending_kinds,
+            outbound: self.pending_outbound.len(),
+        }
+    }
+
+    /// Forgets what a failed job noted (its savepoint undid its rows). A job may fail
+    /// after a step that already noted something (an append's receipts, after its
+    /// events): the cached numbers of the sessions this batch touched are dropped, to
+    /// be read again from the transaction, which holds exactly the earlier jobs.
+    fn undo(&mut self, mark: Mark) {
+        self.pending_head = mark.head;
+        self.pending_bytes = mark.bytes;
+        self.pending_trimmed = mark.trimmed;
+        self.pending_kinds = mark.kinds;
+        self.pending_outbound.truncate(mark.outbound);
+        for session_id in &self.touched {
+            self.seqs.remove(session_id);
+        }
+    }
+
+    fn run(&mut self, tx: &Transaction<'_>, op: &Op) -> Result<Out, DbError> {
         match op {
             Op::Append(events) => {
                 let appended = self.append(tx, events)?;
@@ -352,12 +339,27 @@ impl Apply for Writer {
                 Ok(Out::Deleted(deleted > 0))
             }
             Op::DeleteSession(last) => self.delete_session(tx, last).map(|()| Out::Done),
+            Op::Remove { chunk } => self.remove_deleted(tx, *chunk).map(Out::Removed),
             Op::Trim {
                 before_ms,
                 max_bytes,
                 chunk,
             } => self.trim(tx, *before_ms, *max_bytes, *chunk).map(Out::Trimmed),
         }
+    }
+}
+
+impl Apply for Writer {
+    type Op = Op;
+    type Out = Out;
+
+    fn apply(&mut self, tx: &Transaction<'_>, op: &Op) -> Result<Out, DbError> {
+        let mark = self.mark();
+        let result = self.run(tx, op);
+        if result.is_err() {
+            self.undo(mark);
+        }
+        result
     }
 
     fn committed(&mut self) {

@@ -29,7 +29,12 @@ pub enum FollowEnd {
 /// Whether a reader at `after` (it has seen everything up to it) missed trimmed
 /// events: the oldest cursor kept, when it did.
 pub async fn expired(log: &EventLog, after: u64) -> Result<Option<FollowEnd>, DbError> {
-    if after >= log.trimmed_through() {
+    expired_past(log, after, log.trimmed_through()).await
+}
+
+/// Whether a reader at `after` missed events, trimmed through `trimmed_through`.
+async fn expired_past(log: &EventLog, after: u64, trimmed_through: u64) -> Result<Option<FollowEnd>, DbError> {
+    if after >= trimmed_through {
         return Ok(None);
     }
     let oldest = log.oldest().await?.map(|(cursor, _)| cursor);
@@ -65,15 +70,18 @@ pub async fn follow(
             }
             continue;
         }
-        let page = match log.page(after, &filter, PAGE).await {
+        let page = match log.readers.page_and_mark(after, filter.clone(), PAGE).await {
             Ok(page) => page,
             Err(error) => {
                 let _ = out.send(Err(FollowEnd::Failed(error))).await;
                 return;
             }
         };
-        // Events after `after` were trimmed while this reader lagged: say so.
-        match expired(&log, after).await {
+        // Events after `after` were trimmed while this reader lagged: say so. The
+        // page's own snapshot knows of a trim it lacks events to, even before the
+        // writer publishes that trim's mark.
+        let trimmed_through = page.trimmed_through.max(log.trimmed_through());
+        match expired_past(&log, after, trimmed_through).await {
             Ok(None) => {}
             Ok(Some(end)) => {
                 let _ = out.send(Err(end)).await;
@@ -84,8 +92,8 @@ pub async fn follow(
                 return;
             }
         }
-        let full = page.len() == PAGE;
-        for event in page {
+        let full = page.events.len() == PAGE;
+        for event in page.events {
             after = parse_cursor(&event.cursor).unwrap_or(after);
             tokio::select! {
                 sent = out.send(Ok(event)) => if sent.is_err() { return },

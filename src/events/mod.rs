@@ -207,9 +207,10 @@ impl EventLog {
         }
     }
 
-    /// Appends the session's final status event (`deleted`), then removes its
-    /// earlier events. Queued at once: the returned future only tells when it is on
-    /// disk, and may be dropped.
+    /// Appends the session's final status event (`deleted`) and hides its earlier
+    /// events at once; retention removes them in chunks ([`EventLog::remove_deleted`]).
+    /// Queued at once: the returned future only tells when it is on disk, and may be
+    /// dropped.
     pub fn delete_session(
         &self,
         session_id: &str,
@@ -218,6 +219,15 @@ impl EventLog {
         let event = NewEvent::now(session_id, Body::Status(last));
         let answer = self.queue.submit(db::Op::DeleteSession(Box::new(event)));
         async move { answer.await.map_err(|_| DbError::Closed)?.map(drop) }
+    }
+
+    /// Removes one chunk of deleted sessions' events (hidden since their delete).
+    /// Returns how many went.
+    pub async fn remove_deleted(&self, chunk: usize) -> Result<usize, DbError> {
+        match self.run(db::Op::Remove { chunk }).await? {
+            db::Out::Removed(n) => Ok(n),
+            _ => unreachable!("remove_deleted answers Removed"),
+        }
     }
 
     /// Trims one chunk of the oldest events: those logged before `before` or beyond

@@ -31,6 +31,14 @@ pub struct Filter {
     pub kinds: Vec<EventKind>,
 }
 
+/// Events read in one snapshot, and how far that snapshot had trimmed the log.
+pub(super) struct Page {
+    /// The events after the position asked for, in log order.
+    pub events: Vec<Event>,
+    /// Every event up to this cursor was gone in the snapshot (0: none).
+    pub trimmed_through: u64,
+}
+
 /// The pool of read connections.
 #[derive(Clone)]
 pub(super) struct Readers {
@@ -74,6 +82,26 @@ impl Readers {
         self.with(move |conn| read_page(conn, after, &filter, limit)).await
     }
 
+    /// A page, with the trim mark of the same snapshot: a trim deletes its events and
+    /// moves the mark in one transaction, so a page missing trimmed events always
+    /// comes with the mark that says so (the mark the writer publishes comes later).
+    pub async fn page_and_mark(&self, after: u64, filter: Filter, limit: usize) -> Result<Page, DbError> {
+        self.with(move |conn| {
+            let snapshot = conn.unchecked_transaction()?;
+            let trimmed_through: Option<i64> = snapshot
+                .prepare_cached("SELECT value FROM meta WHERE key = 'trimmed_through'")?
+                .query_row([], |row| row.get(0))
+                .optional()?;
+            let events = read_page(&snapshot, after, &filter, limit)?;
+            snapshot.commit()?;
+            Ok(Page {
+                events,
+                trimmed_through: trimmed_through.unwrap_or(0) as u64,
+            })
+        })
+        .await
+    }
+
     pub async fn position(&self, consumer: String) -> Result<Option<u64>, DbError> {
         self.with(move |conn| {
             let cursor: Option<i64> = conn
@@ -90,7 +118,7 @@ impl Readers {
         self.with(|conn| {
             let row: Option<(i64, i64)> = conn
                 .query_row(
-                    "SELECT cursor, time_ms FROM events ORDER BY cursor LIMIT 1",
+                    &format!("SELECT cursor, time_ms FROM events WHERE {NOT_DELETED} ORDER BY cursor LIMIT 1"),
                     [],
                     |row| Ok((row.get(0)?, row.get(1)?)),
                 )
@@ -121,9 +149,15 @@ fn at_ms(ms: i64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
 }
 
+/// An event not of a deleted session's past (before its `deleted` event): those
+/// are hidden from the moment of the delete, while they are removed in chunks.
+const NOT_DELETED: &str =
+    "NOT EXISTS (SELECT 1 FROM removals r WHERE r.session_id = events.session_id AND events.cursor < r.through)";
+
 /// The events after `after` that pass `filter`, in log order.
 fn read_page(conn: &Connection, after: u64, filter: &Filter, limit: usize) -> Result<Vec<Event>, DbError> {
-    let mut sql = String::from("SELECT cursor, session_id, seq, time_ms, body FROM events WHERE cursor > ?");
+    let mut sql =
+        format!("SELECT cursor, session_id, seq, time_ms, body FROM events WHERE cursor > ? AND {NOT_DELETED}");
     let mut values = vec![Value::Integer(after as i64)];
     if !filter.sessions.is_empty() {
         sql.push_str(" AND session_id IN (");

@@ -1,6 +1,8 @@
-//! Retention: a background task that trims the event log to `--event-retention`
-//! (age) and `--event-retention-bytes` (size), a chunk at a time so appends queued
-//! meanwhile commit between chunks, and refreshes the age and lag metrics.
+//! Retention: a background task that removes deleted sessions' events and trims the
+//! event log to `--event-retention` (age) and `--event-retention-bytes` (size), a
+//! chunk at a time so appends queued meanwhile commit between chunks, and refreshes
+//! the age and lag metrics. Its first pass runs at start, so a removal a crash cut
+//! short is finished then.
 
 use std::time::{Duration, SystemTime};
 
@@ -40,6 +42,16 @@ pub async fn run(log: EventLog, retention: Retention) {
 
 /// One pass: trims what is due, then refreshes the metrics. Returns events trimmed.
 pub async fn pass(log: &EventLog, retention: Retention) -> Result<usize, crate::store::DbError> {
+    // Deleted sessions' events first: hidden already, they only take room.
+    loop {
+        let n = log.remove_deleted(CHUNK).await?;
+        if n > 0 {
+            info!(removed = n, "deleted sessions' events removed");
+        }
+        if n < CHUNK {
+            break;
+        }
+    }
     let mut trimmed = 0;
     loop {
         let before = SystemTime::now()

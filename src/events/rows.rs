@@ -1,8 +1,9 @@
-//! The event log's rows: its tables, and how one event is written (its sequence
-//! number, its encoded body, and the dedupe key that keeps a message once).
+//! The event log's rows: its tables, how one event is written (its sequence
+//! number, its encoded body, and the dedupe key that keeps a message once), and how
+//! a deleted session's past goes (hidden by its removal mark, removed in chunks).
 
 use prost::Message as _;
-use rusqlite::{params, Transaction};
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{Body, Event, NewEvent};
 use crate::store::{unix_ms, DbError};
@@ -30,6 +31,10 @@ CREATE TABLE IF NOT EXISTS consumers (
     name          TEXT PRIMARY KEY NOT NULL,
     cursor        INTEGER NOT NULL,
     updated_at_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS removals (
+    session_id TEXT PRIMARY KEY NOT NULL,
+    through    INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY NOT NULL,
@@ -60,6 +65,60 @@ pub fn insert(tx: &Transaction<'_>, event: &NewEvent, seq: u64) -> Result<Option
         return Ok(None);
     }
     Ok(Some((tx.last_insert_rowid() as u64, body.len() as u64 + ROW_OVERHEAD)))
+}
+
+/// Removes an event that `event` would duplicate when it belongs to a deleted
+/// incarnation of its session (before the session's `deleted` event, not yet
+/// removed), so the session created again logs it anew. The bytes freed.
+pub fn forget_deleted_duplicate(tx: &Transaction<'_>, event: &NewEvent) -> Result<u64, DbError> {
+    let Some(key) = dedupe_key(&event.body) else {
+        return Ok(0);
+    };
+    let freed: Option<i64> = tx
+        .prepare_cached(
+            "DELETE FROM events WHERE session_id = ?1 AND dedupe = ?2
+               AND cursor < (SELECT through FROM removals WHERE session_id = ?1)
+             RETURNING length(body)",
+        )?
+        .query_row(params![event.session_id, key], |row| row.get(0))
+        .optional()?;
+    Ok(freed.map_or(0, |bytes| bytes as u64 + ROW_OVERHEAD))
+}
+
+/// Removes up to `chunk` events of deleted sessions (those before each one's
+/// `deleted` event); a session whose events are all gone is done. The number
+/// removed and the bytes they counted for.
+pub fn remove_deleted(tx: &Transaction<'_>, chunk: usize) -> Result<(usize, u64), DbError> {
+    let pending: Vec<(String, i64)> = tx
+        .prepare_cached("SELECT session_id, through FROM removals")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let (mut removed, mut freed) = (0usize, 0u64);
+    for (session_id, through) in pending {
+        let budget = chunk - removed;
+        if budget == 0 {
+            break;
+        }
+        let (rows, bodies, last): (i64, i64, Option<i64>) = tx
+            .prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(length(body)), 0), MAX(cursor) FROM
+                   (SELECT cursor, body FROM events WHERE session_id = ?1 AND cursor < ?2 ORDER BY cursor LIMIT ?3)",
+            )?
+            .query_row(params![session_id, through, budget as i64], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })?;
+        if let Some(last) = last {
+            tx.prepare_cached("DELETE FROM events WHERE session_id = ?1 AND cursor <= ?2")?
+                .execute(params![session_id, last])?;
+        }
+        if (rows as usize) < budget {
+            tx.prepare_cached("DELETE FROM removals WHERE session_id = ?1")?
+                .execute([&session_id])?;
+        }
+        removed += rows as usize;
+        freed += bodies as u64 + rows as u64 * ROW_OVERHEAD;
+    }
+    Ok((removed, freed))
 }
 
 /// What makes a message the same message: (chat, sender, id) within its session;

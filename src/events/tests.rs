@@ -12,6 +12,11 @@ use tokio::sync::mpsc;
 use super::*;
 use crate::proto::{InboundMessage, SessionStatus};
 
+mod by_hand;
+mod removal;
+mod rollback;
+mod trim_race;
+
 fn open(dir: &tempfile::TempDir) -> EventLog {
     EventLog::open(dir.path(), Arc::default()).expect("open the log")
 }
@@ -188,6 +193,8 @@ async fn deleting_a_session_leaves_only_its_final_status() {
         "a's messages went, its final event follows them"
     );
     assert!(matches!(&events[1].body, Some(Body::Status(s)) if s.deleted));
+    // Hidden at once; removed from disk by retention's chunks.
+    assert_eq!(log.remove_deleted(100).await.unwrap(), 2);
     assert!(log.bytes() < bytes_before);
     // Created again, the id starts again at 1, and its old messages are not duplicates.
     log.append(vec![message("a", "1@s", "m1", "one again")]).await.unwrap();

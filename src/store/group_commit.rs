@@ -3,6 +3,11 @@
 //! only then answers each job. A kill -9 at any moment loses nothing answered Ok
 //! (WAL with `synchronous=FULL`). Used by the session list and the event log.
 //!
+//! Each job runs in a savepoint, so one that fails alone leaves the others to
+//! commit. When SQLite rolls the whole transaction back by itself (SQLITE_FULL,
+//! IOERR, NOMEM, BUSY), that job is answered its error and the others run again in
+//! a fresh transaction: no job ever runs outside one, and no answer lies.
+//!
 //! The writer thread says how it ended ([`Queue::ended`]): the daemon watches it like
 //! its other long-lived tasks, so a writer that panics ends the process with the
 //! reason instead of leaving every later write answered "closed".
@@ -31,13 +36,16 @@ pub trait Apply: Send + 'static {
     fn before_batch(&mut self, _conn: &Connection) {}
 
     /// Applies one job inside the batch's transaction (in a savepoint of its own).
-    /// On error, it must leave its in-memory state as it was.
+    /// On error, it must leave its in-memory state as it was. It may run again for
+    /// the same job in a later transaction (after `rolled_back`), so it does nothing
+    /// beyond the transaction and what it notes for `committed`.
     fn apply(&mut self, tx: &Transaction<'_>, op: &Self::Op) -> Result<Self::Out, DbError>;
 
     /// The batch's transaction committed.
     fn committed(&mut self) {}
 
-    /// The batch's transaction failed: forget what `apply` noted in memory.
+    /// The batch's transaction failed: forget what `apply` noted in memory. Called
+    /// once per failed transaction; the batch's other jobs may then run again.
     fn rolled_back(&mut self) {}
 }
 
@@ -143,56 +151,141 @@ fn panic_text(panic: &(dyn Any + Send)) -> &str {
     }
 }
 
-/// Runs a batch in one transaction, commits, then answers each job (every one with
-/// the error when the commit fails).
+/// Transactions a batch may take: when a job's failure makes SQLite roll the whole
+/// transaction back, that job is answered its error and the others run again in a
+/// fresh one, up to this many times in all.
+const MAX_ROUNDS: usize = 3;
+
+/// How one transaction over a batch's jobs ended.
+enum Round<Out> {
+    /// It committed: each job's answer, in order.
+    Committed(Vec<Result<Out, DbError>>),
+    /// It could not begin or commit: nothing of it is on disk.
+    Failed(DbError),
+    /// The job at `culprit` failed and took the transaction with it (SQLite rolled
+    /// it back by itself, e.g. SQLITE_FULL, IOERR, NOMEM, BUSY): nothing is on disk,
+    /// and no later job ran.
+    Lost {
+        /// Its index in the jobs of the round.
+        culprit: usize,
+        /// Why it failed.
+        error: DbError,
+    },
+}
+
+/// Runs a batch in one transaction, commits, then answers each job. Every answer
+/// is true of the disk, and so is the state's memory: a job answered Ok is
+/// committed, one answered Err left nothing behind. When a job's failure rolls the
+/// whole transaction back, no later job runs outside a transaction: that job is
+/// answered its error and the others run again in a fresh transaction.
 pub fn commit<A: Apply>(label: &str, conn: &mut Connection, state: &mut A, batch: Vec<Job<A::Op, A::Out>>) {
-    let outcome = conn.transaction().map_err(DbError::from).and_then(|tx| {
-        let results: Vec<_> = batch.iter().map(|job| apply_one(&tx, state, &job.op)).collect();
-        tx.commit()?;
-        Ok(results)
-    });
-    match outcome {
-        Ok(results) => {
-            state.committed();
-            for (job, result) in batch.into_iter().zip(results) {
-                if let Some(done) = job.done {
-                    let _ = done.send(result);
+    let mut jobs = batch;
+    for round in 1..=MAX_ROUNDS {
+        let (culprit, error) = match run_round(conn, state, &jobs) {
+            Round::Committed(results) => {
+                state.committed();
+                for (job, result) in jobs.into_iter().zip(results) {
+                    answer(job, result);
                 }
+                return;
+            }
+            Round::Failed(error) => (None, error),
+            Round::Lost { culprit, error } => (Some(culprit), error),
+        };
+        state.rolled_back();
+        let others = error_like(&error);
+        if let Some(culprit) = culprit {
+            answer(jobs.remove(culprit), Err(error));
+            if jobs.is_empty() {
+                return;
+            }
+            if round < MAX_ROUNDS {
+                warn!(error = %others, writes = jobs.len(), round, database = label,
+                    "a write failed and SQLite rolled its batch back; the others run again");
+                continue;
             }
         }
-        Err(e) => {
-            state.rolled_back();
-            warn!(error = %e, writes = batch.len(), database = label, "a batch could not commit");
-            let (message, full) = (e.to_string(), e.is_full());
-            for job in batch {
-                let error = if full {
-                    DbError::Full(message.clone())
-                } else {
-                    DbError::Io(std::io::Error::other(message.clone()))
-                };
-                if let Some(done) = job.done {
-                    let _ = done.send(Err(error));
-                }
-            }
+        warn!(error = %others, writes = jobs.len(), database = label, "a batch could not commit");
+        for job in jobs {
+            answer(job, Err(error_like(&others)));
         }
+        return;
+    }
+}
+
+/// Sends a job its answer (a caller that went away is fine).
+fn answer<Op, Out>(job: Job<Op, Out>, result: Result<Out, DbError>) {
+    if let Some(done) = job.done {
+        let _ = done.send(result);
+    }
+}
+
+/// The same failure again, for another job: full stays full.
+fn error_like(error: &DbError) -> DbError {
+    let message = error.to_string();
+    if error.is_full() {
+        DbError::Full(message)
+    } else {
+        DbError::Io(std::io::Error::other(message))
+    }
+}
+
+/// Applies `jobs` in order in one transaction and commits it.
+fn run_round<A: Apply>(conn: &mut Connection, state: &mut A, jobs: &[Job<A::Op, A::Out>]) -> Round<A::Out> {
+    if !conn.is_autocommit() {
+        // A transaction left open by a rollback that failed: it must not swallow this one.
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let tx = match conn.transaction() {
+        Ok(tx) => tx,
+        Err(error) => return Round::Failed(error.into()),
+    };
+    let mut results = Vec::with_capacity(jobs.len());
+    for (index, job) in jobs.iter().enumerate() {
+        match apply_one(&tx, state, &job.op) {
+            Ok(result) => results.push(result),
+            // Dropping `tx` rolls back whatever is left of the transaction.
+            Err(error) => return Round::Lost { culprit: index, error },
+        }
+    }
+    match tx.commit() {
+        Ok(()) => Round::Committed(results),
+        Err(error) => Round::Failed(error.into()),
     }
 }
 
 /// Applies one job inside a savepoint: a job that fails leaves nothing behind, and
 /// the others in its batch still commit. `apply` changes its in-memory state only
-/// once its SQL succeeded.
-fn apply_one<A: Apply>(tx: &Transaction<'_>, state: &mut A, op: &A::Op) -> Result<A::Out, DbError> {
+/// once its SQL succeeded. Err: the transaction is gone (SQLite rolled it back, or
+/// the savepoint could not be kept or undone), with the job's own error.
+fn apply_one<A: Apply>(tx: &Transaction<'_>, state: &mut A, op: &A::Op) -> Result<Result<A::Out, DbError>, DbError> {
     // Cached: parsing these three statements for every job cost more than the jobs.
     tx.prepare_cached("SAVEPOINT job")?.execute([])?;
-    match state.apply(tx, op) {
+    let result = state.apply(tx, op);
+    if tx.is_autocommit() {
+        // SQLite rolled the whole transaction back: whatever ran after that
+        // autocommitted, so this must end the round.
+        return Err(result.err().unwrap_or_else(|| {
+            DbError::Io(std::io::Error::other(
+                "the transaction was rolled back during the write",
+            ))
+        }));
+    }
+    match result {
         Ok(out) => {
             tx.prepare_cached("RELEASE job")?.execute([])?;
-            Ok(out)
+            Ok(Ok(out))
         }
         Err(error) => {
-            let _ = tx.prepare_cached("ROLLBACK TO job").and_then(|mut s| s.execute([]));
-            let _ = tx.prepare_cached("RELEASE job").and_then(|mut s| s.execute([]));
-            Err(error)
+            let undone = tx
+                .prepare_cached("ROLLBACK TO job")
+                .and_then(|mut s| s.execute([]))
+                .and_then(|_| tx.prepare_cached("RELEASE job"))
+                .and_then(|mut s| s.execute([]));
+            match undone {
+                Ok(_) => Ok(Err(error)),
+                Err(_) => Err(error),
+            }
         }
     }
 }
@@ -209,46 +302,5 @@ pub fn open(path: &std::path::Path) -> Result<Connection, DbError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    /// A database whose every job panics on the writer thread.
-    struct Broken;
-
-    impl Apply for Broken {
-        type Op = ();
-        type Out = ();
-
-        fn apply(&mut self, _tx: &Transaction<'_>, _op: &()) -> Result<(), DbError> {
-            panic!("a bug in apply");
-        }
-    }
-
-    #[tokio::test]
-    async fn a_writer_that_panics_says_so_and_its_callers_hear_closed() {
-        let conn = Connection::open_in_memory().unwrap();
-        let queue = spawn("broken", conn, Broken, 8).unwrap();
-        let ended = tokio::spawn(queue.ended());
-        let answer = queue.call(()).await;
-        assert!(matches!(answer, Err(DbError::Closed)), "{answer:?}");
-        let how = tokio::time::timeout(Duration::from_secs(10), ended)
-            .await
-            .expect("the end is told")
-            .unwrap();
-        assert_eq!(how, "it panicked: a bug in apply");
-    }
-
-    #[tokio::test]
-    async fn a_writer_whose_senders_are_gone_says_it_stopped() {
-        let conn = Connection::open_in_memory().unwrap();
-        let queue = spawn("idle", conn, Broken, 8).unwrap();
-        let ended = queue.ended();
-        drop(queue);
-        let how = tokio::time::timeout(Duration::from_secs(10), ended)
-            .await
-            .expect("the end is told");
-        assert!(how.starts_with("it stopped"), "{how}");
-    }
-}
+#[path = "group_commit_tests.rs"]
+mod tests;
