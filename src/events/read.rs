@@ -151,7 +151,7 @@ fn at_ms(ms: i64) -> SystemTime {
 
 /// An event not of a deleted session's past (before its `deleted` event): those
 /// are hidden from the moment of the delete, while they are removed in chunks.
-const NOT_DELETED: &str =
+pub(super) const NOT_DELETED: &str =
     "NOT EXISTS (SELECT 1 FROM removals r WHERE r.session_id = events.session_id AND events.cursor < r.through)";
 
 /// The events after `after` that pass `filter`, in log order.

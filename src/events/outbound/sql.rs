@@ -208,9 +208,11 @@ pub fn received(conn: &Connection, session_id: &str, chat: &str, id: &str) -> Re
     use prost::Message as _;
     // The dedupe key is `chat \x1f sender \x1f id`: the chat's range, then the id.
     let (from, to) = (format!("{chat}\u{1f}"), format!("{chat}\u{20}"));
-    let mut statement = conn.prepare_cached(
-        "SELECT body FROM events WHERE session_id = ?1 AND dedupe >= ?2 AND dedupe < ?3 AND substr(dedupe, -length(?4) - 1) = char(31) || ?4",
-    )?;
+    // A deleted session's past (still being removed) is not there to point at.
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT body FROM events WHERE session_id = ?1 AND dedupe >= ?2 AND dedupe < ?3 AND substr(dedupe, -length(?4) - 1) = char(31) || ?4 AND {}",
+        crate::events::read::NOT_DELETED
+    ))?;
     let mut rows = statement.query(params![session_id, from, to, id])?;
     while let Some(row) = rows.next()? {
         let body: Vec<u8> = row.get(0)?;
