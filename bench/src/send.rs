@@ -13,12 +13,12 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use serde_json::{json, Map, Value};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, Mutex, Semaphore};
 use tonic::transport::Channel;
 use wa_sessiond::proto::{
     event::Body, event_service_client::EventServiceClient, send_message_request::Content,
@@ -226,7 +226,7 @@ async fn send_run(channels: &[Channel], run: &Run, calls: &Calls, seen: &mut See
         let calls = calls.clone();
         tasks.spawn(async move {
             let called = Instant::now();
-            calls.lock().map_err(|e| e.to_string())?.insert(key, called);
+            calls.lock().await.insert(key, called);
             let answer = sessions.send_message(request).await;
             let micros = called.elapsed().as_micros() as u32;
             drop(permit);
@@ -262,7 +262,7 @@ async fn collect_acks(prefix: &str, start: Instant, calls: &Calls, seen: &mut Se
         if !key.starts_with(prefix) || status == MessageStatus::Sent as i32 {
             continue;
         }
-        let Some(called) = calls.lock().ok().and_then(|mut calls| calls.remove(&key)) else {
+        let Some(called) = calls.lock().await.remove(&key) else {
             continue;
         };
         if status == MessageStatus::ServerAck as i32 {
