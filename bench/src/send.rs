@@ -8,8 +8,9 @@
 //!
 //! Per run: accepted/s (answers SENT), server-acked/s (SERVER_ACK events at the
 //! consumer), and p50/p99 from the call to the answer (SENT) and from the call to the
-//! SERVER_ACK event. Baseline, in the same run: the same rows committed by a bare
-//! SQLite group-commit loop in this process (`send_baseline`).
+//! SERVER_ACK event, and the daemon's CPU per message (from /proc). Baseline, in the
+//! same run: the same rows committed by a bare SQLite group-commit loop in this
+//! process (`send_baseline`).
 
 use std::{
     collections::HashMap,
@@ -84,6 +85,8 @@ struct Outcome {
     /// Microseconds, sorted.
     to_sent: Vec<u32>,
     to_ack: Vec<u32>,
+    /// The daemon's CPU time (user + system) over the run, acks included.
+    daemon_cpu: Duration,
 }
 
 impl Outcome {
@@ -93,6 +96,16 @@ impl Outcome {
 
     fn acked_per_s(&self) -> f64 {
         self.acked as f64 / self.acks_s.max(1e-9)
+    }
+
+    /// The daemon's CPU per accepted message, µs.
+    fn cpu_us_per_message(&self) -> f64 {
+        self.daemon_cpu.as_secs_f64() * 1e6 / self.accepted.max(1) as f64
+    }
+
+    /// The daemon's CPU over the run's span, in cores.
+    fn cpu_cores(&self) -> f64 {
+        self.daemon_cpu.as_secs_f64() / self.acks_s.max(self.answers_s).max(1e-9)
     }
 
     fn cells(&self, name: String) -> Vec<String> {
@@ -106,6 +119,7 @@ impl Outcome {
             ms(&self.to_sent, 0.99),
             ms(&self.to_ack, 0.50),
             ms(&self.to_ack, 0.99),
+            format!("{:.0} µs, {:.2} cores", self.cpu_us_per_message(), self.cpu_cores()),
         ]
     }
 
@@ -118,6 +132,7 @@ impl Outcome {
             "accepted_ratio_to_baseline": r3(self.accepted_per_s() / baseline),
             "sent_p50_ms": ms(&self.to_sent, 0.50), "sent_p99_ms": ms(&self.to_sent, 0.99),
             "server_ack_p50_ms": ms(&self.to_ack, 0.50), "server_ack_p99_ms": ms(&self.to_ack, 0.99),
+            "daemon_cpu_us_per_message": r3(self.cpu_us_per_message()), "daemon_cpu_cores": r3(self.cpu_cores()),
         })
     }
 }
@@ -176,7 +191,10 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
             duration,
             max: if pace.is_some() { 0 } else { max },
         };
-        outcomes.push((shape, send_run(&channels, &run, &calls, &mut seen).await?));
+        let cpu = daemon.cpu_time();
+        let mut outcome = send_run(&channels, &run, &calls, &mut seen).await?;
+        outcome.daemon_cpu = daemon.cpu_time().saturating_sub(cpu);
+        outcomes.push((shape, outcome));
     }
     consumer.abort();
     report_all(sessions, rate, baseline, &outcomes);
@@ -317,11 +335,13 @@ fn report_all(sessions: usize, rate: u32, baseline: f64, outcomes: &[(String, Ou
             &"SENT p99 ms",
             &"ACK p50 ms",
             &"ACK p99 ms",
+            &"daemon CPU/msg, use",
         ]),
         row(&[
             &"baseline: bare sqlite group commit, same rows",
             &BASELINE_MESSAGES,
             &format!("{baseline:.0}"),
+            &"",
             &"",
             &"",
             &"",
