@@ -385,5 +385,12 @@ fn report_all(sessions: usize, rate: u32, baseline: f64, outcomes: &[(String, Ou
         if let Some(error) = &outcome.first_error {
             println!("send: {shape}: {} calls failed, the first: {error}", outcome.errors);
         }
+        let missing = outcome.accepted.saturating_sub(outcome.acked + outcome.failed);
+        if missing > 0 || outcome.failed > 0 {
+            println!(
+                "send: {shape}: {missing} accepted messages never reached SERVER_ACK at the consumer, {} FAILED",
+                outcome.failed
+            );
+        }
     }
 }
