@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod files;
 pub mod grpc;
 pub mod http_accept;
 pub mod link;

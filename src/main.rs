@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use wa_sessiond::{
     app,
     config::{self, Config},
-    telemetry,
+    files, telemetry,
 };
 
 fn main() -> ExitCode {
@@ -17,6 +17,15 @@ fn main() -> ExitCode {
     telemetry::init(config.log_format);
     if config::CERTIFICATE_CHECK_OFF {
         tracing::warn!("{}", config::UNVERIFIED_WARNING);
+    }
+    match files::raise() {
+        Ok(limit) => tracing::info!(
+            soft = limit.soft,
+            hard = limit.hard,
+            before = limit.before,
+            "open files limit (soft raised to the hard limit)"
+        ),
+        Err(error) => tracing::warn!(%error, "could not raise the open files limit"),
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

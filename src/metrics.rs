@@ -3,6 +3,7 @@
 //! (`gates`) and gRPC calls by method and code. Each event is one method here, called from one
 //! place; `/metrics` on the admin port serves `encode`.
 
+mod files;
 mod gates;
 
 use std::{sync::Arc, time::Duration};
@@ -13,7 +14,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-pub use self::gates::GateGauges;
+pub use self::{files::FileGauges, gates::GateGauges};
 use crate::domain::status::{DisconnectReason, Status, ALL_STATUSES as STATUSES};
 use crate::events::metrics::EventMetrics;
 
@@ -110,6 +111,8 @@ pub struct Metrics {
     grpc_seconds: Family<MethodLabels, Histogram, NewHistogram>,
     /// The event log's.
     pub events: Arc<EventMetrics>,
+    /// Open files and the limit.
+    files: FileGauges,
 }
 
 impl Default for Metrics {
@@ -131,6 +134,7 @@ impl Default for Metrics {
             grpc_handled: Family::default(),
             grpc_seconds: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
             events: Arc::default(),
+            files: FileGauges::default(),
         };
         metrics.registered()
     }
@@ -146,6 +150,7 @@ impl Metrics {
         }
         let ours = self.registry.sub_registry_with_prefix("wa_sessiond");
         self.events.register(ours);
+        self.files.register(ours);
         ours.register("sessions", "Sessions by status", self.sessions.clone());
         ours.register("watchers", "Watch streams attached", self.watchers.clone());
         ours.register(
@@ -206,6 +211,7 @@ impl Metrics {
 
     /// The text exposition (OpenMetrics) of every metric.
     pub fn encode(&self) -> String {
+        self.files.refresh();
         let mut out = String::new();
         text::encode(&mut out, &self.registry).expect("writing to a string cannot fail");
         out

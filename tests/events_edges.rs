@@ -1,7 +1,8 @@
 //! EventService at its edges: it needs the bearer token like every other service (a
 //! regression would expose every message body); a stream's session filter is
 //! deduplicated and capped; a consumer whose position was trimmed away moves on when
-//! it follows CURSOR_EXPIRED's advice (from_beginning).
+//! it follows CURSOR_EXPIRED's advice (from_beginning); named consumers are capped
+//! (`--max-consumers`) and an operator can delete one.
 
 mod common;
 
@@ -133,5 +134,48 @@ async fn a_consumer_whose_position_expired_moves_on_with_from_beginning() {
         .into_inner();
     let oldest_kept = common::next(&mut stream).await.unwrap().cursor;
     assert!(oldest_kept > first, "{oldest_kept} after {first}");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn consumers_are_capped_and_a_deleted_one_frees_its_place_and_its_metric() {
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |c| c.events.max_consumers = 2).await;
+    let mut client = events(&daemon).await;
+    let ack = |consumer: &str| AckEventsRequest {
+        consumer: consumer.into(),
+        cursor: "0000000000000000".into(),
+    };
+    client.ack_events(ack("billing")).await.unwrap();
+    client.ack_events(ack("crm")).await.unwrap();
+    let third = client.ack_events(ack("audit")).await.unwrap_err();
+    assert_eq!(third.code(), Code::ResourceExhausted);
+    assert!(
+        third.message().contains("at most 2 consumers") && third.message().contains("DeleteConsumer"),
+        "{}",
+        third.message()
+    );
+    client
+        .ack_events(ack("billing"))
+        .await
+        .expect("a known consumer still acks");
+
+    let delete = |consumer: &str| proto::DeleteConsumerRequest {
+        consumer: consumer.into(),
+    };
+    client.delete_consumer(delete("crm")).await.unwrap();
+    let (_, metrics) = daemon.admin_get("/metrics").await;
+    assert!(
+        metrics.contains("consumer=\"billing\""),
+        "a live consumer has its series"
+    );
+    assert!(
+        !metrics.contains("consumer=\"crm\""),
+        "the deleted consumer's series is gone"
+    );
+    client.ack_events(ack("audit")).await.expect("its place is free");
+    let again = client.delete_consumer(delete("crm")).await.unwrap_err();
+    assert_eq!(again.code(), Code::NotFound);
+    assert!(again.message().contains("crm"), "{}", again.message());
     daemon.stop().await;
 }

@@ -1,11 +1,13 @@
 //! One client connection, start to end: the WebSocket upgrade (then a refusal, if
 //! the control API asked for one), the Noise handshake, then either pairing (a batch of
 //! refs, the phone's pair-success, the device's countersignature, 515) or login
-//! (`<success>` for a linked device, `<failure reason="401">` otherwise), and the
+//! (`<success>` for a linked device, `<failure reason="401">` for an unknown one,
+//! `<failure reason="402">` while its account is banned), and the
 //! stanza loop that answers the device and carries out the control API's orders.
 //! Once the device goes active, what the server holds for it goes out as the
 //! offline batch (each stanza marked `offline`, then `<ib><offline count>`), and
-//! from then on live; its receipts and acks tell the server what to forget.
+//! from then on live; its receipts and acks tell the server what to forget. What
+//! it sends is acked (or nacked, or the ack held) as `messages` decides.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -23,7 +25,7 @@ use crate::{
     messages,
     noise::{Channel, Handshaken, Responder, ServerIdentity},
     stanza::{self, attr},
-    vocab::{ConnId, DeviceAddr},
+    vocab::{ConnId, DeviceAddr, Login},
     wire::{Wire, WireEnd},
     world::{Order, World},
 };
@@ -170,10 +172,13 @@ impl Session {
         self.wire.send(bytes).await.map_err(|e| format!("{e:?}"))
     }
 
-    /// Sends a stream error and closes the socket.
+    /// Sends a stream error (or a `<failure>`) and closes the socket.
     async fn end_with(&mut self, error: &Node) -> End {
         let _ = self.send(error).await;
         self.wire.close().await;
+        if error.tag == "failure" {
+            return format!("failure {}", attr(error, "reason").unwrap_or_default());
+        }
         let code = attr(error, "code").unwrap_or_default();
         let conflict = error
             .get_optional_child("conflict")
@@ -203,16 +208,22 @@ impl Session {
             device: u16::try_from(device).unwrap_or(u16::MAX),
         };
         match self.shared.world.login(self.id, &addr, client_static).await {
-            Some(lid) => {
+            Login::Accepted(lid) => {
                 info!(device = %addr.jid(), "device logged in");
                 self.device = Some(addr);
                 self.send(&stanza::success(&lid)).await
             }
-            None => {
+            Login::Unknown => {
                 info!(device = %addr.jid(), "unknown device: login refused (401)");
                 let _ = self.send(&stanza::failure(401)).await;
                 self.wire.close().await;
                 Err("login refused".into())
+            }
+            Login::Banned(failure) => {
+                info!(device = %addr.jid(), "banned account: login refused (402)");
+                let _ = self.send(&failure).await;
+                self.wire.close().await;
+                Err("login refused: the account is banned".into())
             }
         }
     }
@@ -238,7 +249,13 @@ impl Session {
                 self.ack_from_device(&node).await;
                 Ok(())
             }
-            "ib" | "presence" | "chatstate" | "notification" => {
+            "chatstate" => {
+                if let Some(device) = &self.device {
+                    messages::chat_state(&self.shared.world, device, &node).await;
+                }
+                Ok(())
+            }
+            "ib" | "presence" | "notification" => {
                 debug!(tag = %node.tag, "ignored");
                 Ok(())
             }
@@ -270,12 +287,21 @@ impl Session {
 
     /// The device went active: what the server holds for it goes out, each
     /// stanza marked `offline`, then `<ib><offline count=N>`; from now on it
-    /// goes out live.
+    /// goes out live. Then the acks for its sends released while it had no
+    /// connection.
     async fn offline_batch(&mut self) -> Result<(), End> {
         let count = self.deliver(true).await?;
         self.live = true;
         info!(device = ?self.device.as_ref().map(DeviceAddr::jid), count, "offline batch delivered");
-        self.send(&stanza::offline_done(count)).await
+        self.send(&stanza::offline_done(count)).await?;
+        // Acks released while the device had no connection.
+        let Some(device) = self.device.clone() else {
+            return Ok(());
+        };
+        for ack in self.shared.world.take_owed_acks(&device).await {
+            self.send(&ack).await?;
+        }
+        Ok(())
     }
 
     /// Sends what the server holds for the device and this connection did not
@@ -312,6 +338,13 @@ impl Session {
                 }
             }
             Some("enc_rekey_retry") => debug!("a call rekey retry; ignored"),
+            Some("read") => {
+                messages::read(&self.shared.world, &device, receipt).await;
+                self.shared
+                    .world
+                    .acked(&device, Class::Message, &stanza::ids_of(receipt))
+                    .await;
+            }
             _ => {
                 self.shared
                     .world

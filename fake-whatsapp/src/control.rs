@@ -13,9 +13,10 @@ use crate::{
         self, fake_whatsapp_server::FakeWhatsapp, CountConnectionsRequest, CountConnectionsResponse,
         CountPendingRequest, CountPendingResponse, DropConnectionsRequest, DropConnectionsResponse,
         EnterPairingCodeRequest, EnterPairingCodeResponse, FailConnectsRequest, FailConnectsResponse,
-        ListReceivedMessagesRequest, ListReceivedMessagesResponse, LogoutDeviceRequest, LogoutDeviceResponse,
-        ReplaceStreamRequest, ReplaceStreamResponse, ScanQrRequest, ScanQrResponse, SendMessageRequest,
-        SendMessageResponse, SendReceiptRequest, SendReceiptResponse,
+        HoldServerAcksRequest, HoldServerAcksResponse, ListReceivedMessagesRequest, ListReceivedMessagesResponse,
+        LogoutDeviceRequest, LogoutDeviceResponse, RejectSendsRequest, RejectSendsResponse, ReplaceStreamRequest,
+        ReplaceStreamResponse, ScanQrRequest, ScanQrResponse, SendMessageRequest, SendMessageResponse,
+        SendReceiptRequest, SendReceiptResponse, SetAccountHealthRequest, SetAccountHealthResponse,
     },
     vocab::Refusal,
     world::ReceiptKind,
@@ -169,4 +170,56 @@ impl FakeWhatsapp for Control {
         let pending = self.shared.world.count_pending(&phone).await.map_err(status)?;
         Ok(Response::new(CountPendingResponse { pending }))
     }
+
+    async fn reject_sends(
+        &self,
+        request: Request<RejectSendsRequest>,
+    ) -> Result<Response<RejectSendsResponse>, Status> {
+        let request = request.into_inner();
+        let (phone, code, count) = (request.phone_number, request.code, request.count);
+        self.shared
+            .world
+            .reject_sends(&phone, code, count)
+            .await
+            .map_err(status)?;
+        tracing::info!(%phone, code, count, "refusing the account's next sends");
+        Ok(Response::new(RejectSendsResponse {}))
+    }
+
+    async fn hold_server_acks(
+        &self,
+        request: Request<HoldServerAcksRequest>,
+    ) -> Result<Response<HoldServerAcksResponse>, Status> {
+        let request = request.into_inner();
+        let (phone, hold) = (request.phone_number, request.hold);
+        let released = self.shared.world.hold_acks(&phone, hold).await.map_err(status)?;
+        tracing::info!(%phone, hold, released, "server acks held or released");
+        Ok(Response::new(HoldServerAcksResponse { released }))
+    }
+
+    async fn set_account_health(
+        &self,
+        request: Request<SetAccountHealthRequest>,
+    ) -> Result<Response<SetAccountHealthResponse>, Status> {
+        let request = request.into_inner();
+        let reachout_for = duration(request.reachout_restricted_for, "reachout_restricted_for")?;
+        let ban_for = duration(request.temp_ban_for, "temp_ban_for")?;
+        let (phone, reason) = (request.phone_number, request.temp_ban_reason);
+        let told = self
+            .shared
+            .world
+            .set_health(&phone, reachout_for, reason, ban_for)
+            .await
+            .map_err(status)?;
+        tracing::info!(%phone, ?reachout_for, reason, ?ban_for, told, "account health set");
+        Ok(Response::new(SetAccountHealthResponse { told }))
+    }
+}
+
+/// A request's duration (absent: zero); a negative one is refused.
+fn duration(value: Option<prost_types::Duration>, field: &str) -> Result<std::time::Duration, Status> {
+    let Some(value) = value else {
+        return Ok(std::time::Duration::ZERO);
+    };
+    std::time::Duration::try_from(value).map_err(|_| Status::invalid_argument(format!("{field} must not be negative")))
 }

@@ -3,14 +3,15 @@
 //! passive/active (going active starts the offline batch), pre-keys (fetches of
 //! the phones' bundles; the device's own uploads and rotations are kept for the
 //! phones that message it), usync device lists, A/B props, blocklist, privacy,
-//! app state, companion removal. Anything else gets an error answer and a log
+//! app state, companion removal, the reach-out timelock query (GraphQL over
+//! `w:mex`). Anything else gets an error answer and a log
 //! line, never silence.
 
 use tracing::{debug, warn};
 use wacore_binary::{builder::NodeBuilder, Node};
 
 use crate::{
-    pair_code, prekeys,
+    health, pair_code, prekeys,
     stanza::{self, attr},
     vocab::{ConnId, DeviceAddr},
     world::World,
@@ -68,6 +69,9 @@ pub async fn answer(world: &World, conn: ConnId, device: Option<&DeviceAddr>, iq
         ("privacy", "privacy") if kind == "get" => result(vec![NodeBuilder::new("privacy").build()]),
         ("privacy", _) if kind == "set" => result(vec![]),
         ("w:sync:app:state", _) => result(vec![app_state(iq)]),
+        ("w:mex", "query") if query_id(iq).as_deref() == Some(health::TIMELOCK_QUERY_ID) => {
+            vec![world.timelock_answer(device, &id).await]
+        }
         ("md", "link_code_companion_reg") => link_code(world, conn, &id, iq).await,
         ("md", "remove-companion-device") => {
             let unlinked = match device {
@@ -83,6 +87,11 @@ pub async fn answer(world: &World, conn: ConnId, device: Option<&DeviceAddr>, iq
         }
     };
     (answers, Effect::None)
+}
+
+/// A GraphQL query's persisted id (`<query query_id>`).
+fn query_id(iq: &Node) -> Option<String> {
+    attr(iq.get_optional_child("query")?, "query_id")
 }
 
 /// The pairing-code stages a device sends: `companion_hello` (answered with a

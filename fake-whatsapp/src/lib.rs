@@ -5,9 +5,14 @@
 //! with stored credentials and the stanzas a client awaits before it is online;
 //! inbound traffic to linked devices (Signal-encrypted messages from the fake's
 //! phones and their receipts, held until each device acks them, delivered live or
-//! as the offline batch); and a gRPC control API (`wasessiond.fake.v1.FakeWhatsapp`,
-//! with reflection) to scan codes, send messages and receipts, count what is
-//! pending, drop, log out and replace streams, refuse connects and count them.
+//! as the offline batch); what devices send, decrypted and listed as the
+//! recipient's phone shows it (texts, replies, reactions, edits, revokes; each id
+//! once per chat), acked, nacked or with its ack held; and a gRPC control API
+//! (`wasessiond.fake.v1.FakeWhatsapp`, with reflection) to scan codes, send
+//! messages and receipts, count what is pending, drop, log out and replace
+//! streams, refuse connects and count them, refuse sends and hold their acks,
+//! and bar an account's new chats (463, the timelock pushed and queried) or ban
+//! it (`<failure reason="402">` on its connections and logins).
 //!
 //! Clients must be built without the server certificate check (whatsapp-rust's
 //! `danger-skip-cert-chain-verify`): the fake's chain is not signed by WhatsApp.
@@ -17,10 +22,12 @@
 mod conn;
 mod control;
 mod device_keys;
+mod health;
 mod inbox;
 mod iq;
 mod messages;
 mod noise;
+mod outbox;
 mod pair_code;
 mod pairing;
 mod prekeys;

@@ -127,6 +127,18 @@ pub fn ack(class: &'static str, id: &str, from: &str) -> Node {
         .build()
 }
 
+/// `<ack class="message" id=ID from=FROM error=CODE t=NOW/>`: the server refused
+/// a message a device sent (a nack: 463 when the account may not start new chats).
+pub fn nack(id: &str, from: &str, code: u32) -> Node {
+    NodeBuilder::new("ack")
+        .attr("class", "message")
+        .attr("id", id.to_owned())
+        .attr("from", from.to_owned())
+        .attr("error", code.to_string())
+        .attr("t", now().to_string())
+        .build()
+}
+
 /// `<message from=FROM id=ID t=T type="text" notify=NAME><enc v="2" type=KIND>`: a
 /// message the server relays to a device, as WhatsApp sends a 1:1 text.
 pub fn relayed_message(from: &str, id: &str, t: u64, notify: &str, kind: &'static str, body: Vec<u8>) -> Node {

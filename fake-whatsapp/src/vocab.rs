@@ -1,7 +1,10 @@
 //! The words the fake server's files share, one floor below them all: a
 //! connection's number, a device's address, a device's request for a pairing code,
-//! and why a control request is refused. `world` keeps them; `inbox`, `pair_code`,
-//! the connections and the control API read them from here, not from `world`.
+//! what a login meets, and why a control request is refused. `world` keeps them;
+//! `inbox`, `pair_code`, the connections and the control API read them from
+//! here, not from `world`.
+
+use wacore_binary::Node;
 
 /// A connection's number: given out in accept order, never reused while the fake runs.
 pub type ConnId = u64;
@@ -34,6 +37,17 @@ pub struct CodeRequest {
     pub wrapped_ephemeral: Vec<u8>,
     /// Its Noise static public key.
     pub noise_key: [u8; 32],
+}
+
+/// What a login with stored credentials meets.
+#[derive(Debug)]
+pub enum Login {
+    /// `<success>`, with the device's LID.
+    Accepted(String),
+    /// The device is not linked with that key (`<failure reason="401">`).
+    Unknown,
+    /// The account is banned: this `<failure reason="402">`.
+    Banned(Node),
 }
 
 /// Why a control request cannot be done (mapped to NOT_FOUND / INVALID_ARGUMENT

@@ -1,11 +1,15 @@
 //! What the fake server knows across connections: the accounts (one per phone
 //! number, with the phone's identity key and its linked devices), the open
 //! connections and the orders the control API gives them, the refs each pairing
-//! connection was offered, the counters, the messages devices sent, and what the
-//! server holds for devices (the inbox, driven from `mail`).
+//! connection was offered, the counters, what the server holds for devices (the
+//! inbox, driven from `mail`) and what it did with what they sent (the outbox,
+//! driven from `sends`), and what it holds against each account (driven from
+//! `health`).
 
 mod code;
+mod health;
 mod mail;
+mod sends;
 
 use std::collections::HashMap;
 
@@ -17,12 +21,13 @@ pub use mail::ReceiptKind;
 
 use crate::{
     device_keys::DeviceKeys,
+    health::Health,
     inbox::Inbox,
+    outbox::Outbox,
     pairing::{self, Linked, ScannedCode},
-    proto::ReceivedMessage,
     signal::PhoneSignal,
     stanza,
-    vocab::{CodeRequest, ConnId, DeviceAddr, Refusal},
+    vocab::{CodeRequest, ConnId, DeviceAddr, Login, Refusal},
 };
 
 /// The name every fake account shows.
@@ -98,10 +103,12 @@ struct Inner {
     fail_connects: u32,
     /// Phone numbers handed out so far (for scans without one).
     phones_issued: u64,
-    /// Messages devices sent, decrypted.
-    received: Vec<ReceivedMessage>,
+    /// Messages devices sent, refusals ordered and acks held.
+    outbox: Outbox,
     /// What the server holds for devices, and their keys.
     inbox: Inbox,
+    /// Timelocks and bans, and the chats each account messaged.
+    health: Health,
 }
 
 /// The shared state.
@@ -202,19 +209,25 @@ impl World {
         Some(Ok(pending.addr))
     }
 
-    /// A device logs in with its Noise static key: its LID if it is linked with
-    /// that key, else `None`.
-    pub async fn login(&self, id: ConnId, addr: &DeviceAddr, noise_key: &[u8; 32]) -> Option<String> {
+    /// A device logs in with its Noise static key: accepted with its LID if it is
+    /// linked with that key and its account is not banned.
+    pub async fn login(&self, id: ConnId, addr: &DeviceAddr, noise_key: &[u8; 32]) -> Login {
         let mut inner = self.inner.lock().await;
-        let account = inner.accounts.get(&addr.phone)?;
+        let Some(account) = inner.accounts.get(&addr.phone) else {
+            return Login::Unknown;
+        };
         if account.devices.get(&addr.device) != Some(noise_key) {
-            return None;
+            return Login::Unknown;
         }
         let lid = format!("{}:{}@lid", account.lid_user, addr.device);
+        let now = std::time::SystemTime::now();
+        if let Some(ban) = inner.health.ban(&addr.phone, now) {
+            return Login::Banned(crate::health::ban_failure(ban, now));
+        }
         if let Some(conn) = inner.conns.get_mut(&id) {
             conn.device = Some(addr.clone());
         }
-        Some(lid)
+        Login::Accepted(lid)
     }
 
     /// Gives `order(conn)` to every open connection of `phone`'s devices (all
@@ -308,19 +321,9 @@ impl World {
         inner.account(&phone).signal.decrypt(sender, kind, body).await
     }
 
-    /// Records a message a device sent.
-    pub async fn record(&self, message: ReceivedMessage) {
-        self.inner.lock().await.received.push(message);
-    }
-
     /// The identity key pair of `phone`'s phone, created with its account.
     pub async fn phone_identity(&self, phone: &str) -> KeyPair {
         self.inner.lock().await.account(phone).identity.clone()
-    }
-
-    /// The messages devices sent, oldest first.
-    pub async fn received(&self) -> Vec<ReceivedMessage> {
-        self.inner.lock().await.received.clone()
     }
 }
 

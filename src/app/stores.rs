@@ -134,6 +134,7 @@ async fn open_event_log(config: &Config, data: &DataDir, wiring: &Wiring) -> Res
             path: config.data_dir.join(EVENTS_FILE).display().to_string(),
             cause: e.to_string(),
         })
+        .map(|log| log.with_max_consumers(config.events.max_consumers))
 }
 
 /// The session timeouts the config sets.

@@ -103,6 +103,12 @@ pub trait Backend: Send + Sync + 'static {
     /// Its name, for logs.
     fn name(&self) -> &'static str;
 
+    /// The open files one session holds (its socket, its store): what a create
+    /// must find room for. 0 when sessions hold none of their own.
+    fn files_per_session(&self) -> u64 {
+        0
+    }
+
     /// Whether the session has stored credentials (a linked device).
     fn has_credentials(&self, session: &SessionId) -> bool;
 

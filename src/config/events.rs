@@ -22,6 +22,12 @@ pub struct EventsConfig {
     #[arg(long, env = "WA_SESSIOND_OUTBOUND_TTL", default_value = "24h", value_parser = super::positive_duration)]
     pub outbound_ttl: Duration,
 
+    /// The most named consumers the log keeps (each holds a position and a metric
+    /// series); an ack by a new one beyond it is RESOURCE_EXHAUSTED. Delete unused
+    /// ones with EventService.DeleteConsumer. 0: no bound.
+    #[arg(long, env = "WA_SESSIOND_MAX_CONSUMERS", default_value_t = 1000)]
+    pub max_consumers: usize,
+
     /// How often the retention check runs.
     #[arg(long, env = "WA_SESSIOND_EVENT_TRIM_INTERVAL", default_value = "30s", value_parser = super::positive_duration)]
     pub event_trim_interval: Duration,

@@ -36,7 +36,11 @@ pub enum Op {
         consumer: String,
         /// Its newest processed event.
         cursor: u64,
+        /// The most consumers kept (0: no bound): a new one beyond it is refused.
+        max: usize,
     },
+    /// Forget a consumer.
+    DeleteConsumer(String),
     /// Append the session's last event, then remove its earlier ones.
     DeleteSession(Box<NewEvent>),
     /// Accept a message into the outbound log.
@@ -80,8 +84,10 @@ pub enum Op {
 pub enum Out {
     /// What an append did.
     Appended(Appended),
-    /// A consumer's stored position.
-    Position(u64),
+    /// A consumer's stored position (None: a new consumer beyond the bound).
+    Position(Option<u64>),
+    /// Whether the consumer existed.
+    Deleted(bool),
     /// Events trimmed.
     Trimmed(usize),
     /// What accepting a message did.
@@ -224,7 +230,18 @@ impl Writer {
         }
     }
 
-    fn ack(&mut self, tx: &Transaction<'_>, consumer: &str, cursor: u64) -> Result<u64, DbError> {
+    fn ack(&mut self, tx: &Transaction<'_>, consumer: &str, cursor: u64, max: usize) -> Result<Option<u64>, DbError> {
+        if max > 0 {
+            let known: i64 = tx
+                .prepare_cached("SELECT COUNT(*) FROM consumers WHERE name = ?1")?
+                .query_row([consumer], |row| row.get(0))?;
+            let count: i64 = tx
+                .prepare_cached("SELECT COUNT(*) FROM consumers")?
+                .query_row([], |row| row.get(0))?;
+            if known == 0 && count as usize >= max {
+                return Ok(None);
+            }
+        }
         let now = unix_ms(std::time::SystemTime::now()) as i64;
         let stored: i64 = tx
             .prepare_cached(
@@ -233,7 +250,7 @@ impl Writer {
                  RETURNING cursor",
             )?
             .query_row(params![consumer, cursor as i64, now], |row| row.get(0))?;
-        Ok(stored as u64)
+        Ok(Some(stored as u64))
     }
 
     fn delete_session(&mut self, tx: &Transaction<'_>, last: &NewEvent) -> Result<(), DbError> {
@@ -329,7 +346,11 @@ impl Apply for Writer {
                     .collect();
                 self.append(tx, &events).map(|_| Out::Done)
             }
-            Op::Ack { consumer, cursor } => self.ack(tx, consumer, *cursor).map(Out::Position),
+            Op::Ack { consumer, cursor, max } => self.ack(tx, consumer, *cursor, *max).map(Out::Position),
+            Op::DeleteConsumer(consumer) => {
+                let deleted = tx.execute("DELETE FROM consumers WHERE name = ?1", [consumer])?;
+                Ok(Out::Deleted(deleted > 0))
+            }
             Op::DeleteSession(last) => self.delete_session(tx, last).map(|()| Out::Done),
             Op::Trim {
                 before_ms,

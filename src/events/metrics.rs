@@ -140,6 +140,13 @@ impl EventMetrics {
         self.oldest_age_seconds.set(seconds as i64);
     }
 
+    /// `consumer` was deleted: its series goes.
+    pub fn consumer_deleted(&self, consumer: &str) {
+        self.consumer_lag.remove(&ConsumerLabel {
+            consumer: consumer.to_owned(),
+        });
+    }
+
     /// `consumer` acked `position` with the head at `head`.
     pub fn consumer_acked(&self, consumer: &str, head: u64, position: u64) {
         let lag = head.saturating_sub(position) as i64;

@@ -39,6 +39,9 @@ pub use crate::proto::{
 };
 use crate::store::{group_commit, DbError};
 
+/// The most named consumers kept unless configured (`--max-consumers`).
+pub const DEFAULT_MAX_CONSUMERS: usize = 1000;
+
 /// The log's file name under the data dir.
 pub const EVENTS_FILE: &str = "events.db";
 
@@ -111,6 +114,8 @@ pub struct EventLog {
     readers: read::Readers,
     /// The log's metrics (appends, lag, age).
     metrics: Arc<metrics::EventMetrics>,
+    /// The most named consumers kept (0: no bound).
+    max_consumers: usize,
 }
 
 impl std::fmt::Debug for EventLog {
@@ -135,7 +140,15 @@ impl EventLog {
             shared,
             readers,
             metrics,
+            max_consumers: DEFAULT_MAX_CONSUMERS,
         })
+    }
+
+    /// Keeps at most `max` named consumers (0: no bound); a new one beyond is
+    /// refused.
+    pub fn with_max_consumers(mut self, max: usize) -> Self {
+        self.max_consumers = max;
+        self
     }
 
     /// Resolves once the writer thread has ended, with how (the daemon watches it).
@@ -159,18 +172,38 @@ impl EventLog {
     }
 
     /// Stores `consumer`'s position (creating the consumer), keeping the newer of the
-    /// stored one and `cursor`; answers the position stored, once on disk.
-    pub async fn ack(&self, consumer: &str, cursor: u64) -> Result<u64, DbError> {
+    /// stored one and `cursor`; answers the position stored, once on disk. None: a
+    /// new consumer, and the log already keeps its most (`with_max_consumers`).
+    pub async fn ack(&self, consumer: &str, cursor: u64) -> Result<Option<u64>, DbError> {
         let op = db::Op::Ack {
             consumer: consumer.to_owned(),
             cursor,
+            max: self.max_consumers,
         };
         match self.run(op).await? {
             db::Out::Position(position) => {
-                self.metrics.consumer_acked(consumer, self.head(), position);
+                if let Some(position) = position {
+                    self.metrics.consumer_acked(consumer, self.head(), position);
+                }
                 Ok(position)
             }
             _ => unreachable!("ack answers Position"),
+        }
+    }
+
+    /// The most named consumers this log keeps (0: no bound).
+    pub fn max_consumers(&self) -> usize {
+        self.max_consumers
+    }
+
+    /// Forgets `consumer` (its position and its metric); false if it was unknown.
+    pub async fn delete_consumer(&self, consumer: &str) -> Result<bool, DbError> {
+        match self.run(db::Op::DeleteConsumer(consumer.to_owned())).await? {
+            db::Out::Deleted(existed) => {
+                self.metrics.consumer_deleted(consumer);
+                Ok(existed)
+            }
+            _ => unreachable!("delete_consumer answers Deleted"),
         }
     }
 

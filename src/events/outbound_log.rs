@@ -63,6 +63,13 @@ impl EventLog {
         self.queue.detach(db::Op::Health { session_id, signal });
     }
 
+    /// WhatsApp said something about `session_id`'s account; answers once it is on
+    /// disk (so a reader who sees what followed sees this too).
+    pub async fn health_signal(&self, session_id: &str, signal: HealthSignal) -> Result<(), DbError> {
+        let session_id = session_id.to_owned();
+        self.run(db::Op::Health { session_id, signal }).await.map(drop)
+    }
+
     /// The account's health now.
     pub async fn account_health(&self, session_id: &str) -> Result<AccountHealth, DbError> {
         let session_id = session_id.to_owned();

@@ -62,10 +62,20 @@ pub fn insert(tx: &Transaction<'_>, event: &NewEvent, seq: u64) -> Result<Option
     Ok(Some((tx.last_insert_rowid() as u64, body.len() as u64 + ROW_OVERHEAD)))
 }
 
-/// What makes a message the same message: (chat, sender, id) within its session.
+/// What makes a message the same message: (chat, sender, id) within its session;
+/// and a receipt the same receipt: (chat, from, kind, ids), so a receipt WhatsApp
+/// (or the emulated server) delivers again after a crash is logged once. A receipt's
+/// key starts with `r` and a separator, which no chat JID is.
 fn dedupe_key(body: &Body) -> Option<String> {
     match body {
         Body::Message(m) => Some(format!("{}\u{1f}{}\u{1f}{}", m.chat, m.sender, m.id)),
+        Body::Receipt(r) => Some(format!(
+            "r\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            r.chat,
+            r.from,
+            r.kind,
+            r.message_ids.join(",")
+        )),
         _ => None,
     }
 }

@@ -150,9 +150,13 @@ async fn acks_keep_the_newest_position_and_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let log = open(&dir);
     assert_eq!(log.position("billing").await.unwrap(), None);
-    assert_eq!(log.ack("billing", 7).await.unwrap(), 7);
-    assert_eq!(log.ack("billing", 3).await.unwrap(), 7, "an older ack changes nothing");
-    assert_eq!(log.ack("billing", 9).await.unwrap(), 9);
+    assert_eq!(log.ack("billing", 7).await.unwrap(), Some(7));
+    assert_eq!(
+        log.ack("billing", 3).await.unwrap(),
+        Some(7),
+        "an older ack changes nothing"
+    );
+    assert_eq!(log.ack("billing", 9).await.unwrap(), Some(9));
     drop(log);
     let log = open(&dir);
     assert_eq!(log.position("billing").await.unwrap(), Some(9));
@@ -269,4 +273,44 @@ async fn a_follower_behind_the_trim_is_told_the_oldest_cursor() {
         Err(FollowEnd::Expired { oldest, head }) => assert_eq!((oldest, head), (Some(3), 4)),
         other => panic!("expected CURSOR_EXPIRED, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_receipt_delivered_again_is_logged_once_and_another_kind_or_sender_is_another() {
+    use crate::proto::{Receipt, ReceiptKind};
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(&dir);
+    let receipt = |from: &str, kind: ReceiptKind| NewEvent {
+        session_id: "a".into(),
+        time: std::time::SystemTime::now(),
+        body: Body::Receipt(Receipt {
+            chat: "1@s".into(),
+            from: from.into(),
+            message_ids: vec!["m1".into(), "m2".into()],
+            kind: kind as i32,
+            at: None,
+        }),
+    };
+    let first = log.append(vec![receipt("1@s", ReceiptKind::Delivered)]).await.unwrap();
+    assert_eq!(first.added, 1);
+    // After a crash between the commit and the ack, the same receipt comes again.
+    let again = log
+        .append(vec![
+            receipt("1@s", ReceiptKind::Delivered),
+            receipt("1@s", ReceiptKind::Read),
+            receipt("2@s", ReceiptKind::Delivered),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        Appended {
+            added: 2,
+            duplicates: 1
+        }
+    );
+    // A receipt's key never meets a message's: a message from chat "r" is its own.
+    let odd = log.append(vec![message("a", "r", "m1", "hi")]).await.unwrap();
+    assert_eq!(odd.added, 1);
+    assert_eq!(all(&log).await.len(), 4);
 }

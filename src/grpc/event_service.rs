@@ -195,9 +195,26 @@ impl EventService for EventApi {
         let consumer = input::consumer(&body.consumer)?;
         let cursor = parse_cursor(&body.cursor).map_err(SessionError::InvalidArgument)?;
         let cursor = self.not_ahead(cursor)?;
-        let stored = self.log()?.ack(&consumer, cursor).await.map_err(storage)?;
+        let log = self.log()?;
+        let stored = log.ack(&consumer, cursor).await.map_err(storage)?.ok_or_else(|| {
+            SessionError::ResourceExhausted(format!(
+                "the event log keeps at most {} consumers (--max-consumers) and {consumer:?} would be a new one: delete unused ones with DeleteConsumer, or raise the bound",
+                log.max_consumers()
+            ))
+        })?;
         Ok(Response::new(proto::AckEventsResponse {
             cursor: format_cursor(stored),
         }))
+    }
+
+    async fn delete_consumer(
+        &self,
+        request: Request<proto::DeleteConsumerRequest>,
+    ) -> Result<Response<proto::DeleteConsumerResponse>, Status> {
+        let consumer = input::consumer(&request.get_ref().consumer)?;
+        if !self.log()?.delete_consumer(&consumer).await.map_err(storage)? {
+            return Err(SessionError::Missing(format!("no consumer named {consumer:?}: nothing to delete")).into());
+        }
+        Ok(Response::new(proto::DeleteConsumerResponse {}))
     }
 }

@@ -204,6 +204,11 @@ impl RegistryState {
             let _ = reply.send(Err(SessionError::session_limit(self.ctx.max_sessions)));
             return;
         }
+        if let Err(no_room) = self.room_for_files() {
+            warn!(session_id = %id, %no_room, "create refused: no room for its open files");
+            let _ = reply.send(Err(SessionError::ResourceExhausted(no_room.to_string())));
+            return;
+        }
         let record = SessionRecord::new(&id, labels.clone(), SystemTime::now());
         // As stored (whole milliseconds), so it reads the same after a restart.
         let state = SessionState::new(id.clone(), labels, record.created_at());
@@ -214,6 +219,18 @@ impl RegistryState {
             first: Some((request, reply)),
         };
         self.launch(myself, &id, record, boot, state).await;
+    }
+
+    /// Whether one more session's open files fit under the process's limit.
+    fn room_for_files(&self) -> Result<(), crate::files::NoRoom> {
+        let per_session = self.ctx.backend.files_per_session();
+        let (Some(open), Some(limit)) = (crate::files::open_now(), crate::files::limit()) else {
+            return Ok(());
+        };
+        if per_session == 0 {
+            return Ok(());
+        }
+        crate::files::room_for_one(self.sessions.len() as u64, per_session, open, limit)
     }
 
     /// Sends a request to a session with the caller's reply port.

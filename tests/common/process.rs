@@ -88,7 +88,26 @@ impl Process {
     /// the release binary), on `data_dir` with `whatsapp` (the backend's flags) and
     /// `extra` flags; returns once it listens.
     pub async fn spawn_exe(exe: &Path, data_dir: &Path, whatsapp: &[&str], extra: &[&str]) -> Self {
-        let mut command = Command::new(exe);
+        Self::launch(Command::new(exe), data_dir, whatsapp, extra).await
+    }
+
+    /// Starts this test build's binary on the real backend dialing `whatsapp_url`,
+    /// under an open-files limit of `nofile` (soft and hard, as `ulimit -n` sets
+    /// them), and waits until it is ready.
+    pub async fn start_real_with_nofile(data_dir: &Path, whatsapp_url: &str, nofile: u64, extra: &[&str]) -> Self {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={nofile}:{nofile}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_wa-sessiond"));
+        let real = ["--backend", "whatsapp", "--whatsapp-url", whatsapp_url];
+        let process = Self::launch(command, data_dir, &real, extra).await;
+        process.wait_ready().await;
+        process
+    }
+
+    /// Runs `command` (the binary, or a wrapper that execs it) with the test flags.
+    async fn launch(mut command: Command, data_dir: &Path, whatsapp: &[&str], extra: &[&str]) -> Self {
         command
             .args(base_args(data_dir, whatsapp))
             .args(extra)

@@ -10,15 +10,24 @@
 //!   device removed at WhatsApp, pairing codes, refused connects).
 //! - `crash`: the binary killed with -9 between the scan and CONNECTED.
 //! - `orphan`: a session actor that crashes closes its connection with it.
+//! - `files`: under a low open-files limit, creates are refused before sessions stall.
+//! - `outbound`: `SendMessage` on both backends: every kind of message at the
+//!   server under the daemon's id, server acks, nacks, held acks and receipts;
+//!   the account's health (new chats barred with the timelock, a temporary ban);
+//!   the binary killed with -9 while acks are held.
+//! - `phone` and `received`: the two worlds as the shared bodies see them.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod alike;
 mod crash;
+mod files;
 mod orphan;
+mod outbound;
 mod phone;
 mod real;
+mod received;
 
 use wa_sessiond::proto::Session;
 

@@ -2,11 +2,16 @@
 //! see it, whichever backend the daemon runs. Two of them: the in-process emulator
 //! (steered through the daemon's `EmulatorService`) and the protocol-level fake
 //! (steered through its own control API), each with a data dir of its own that
-//! outlives daemon restarts, as the real WhatsApp outlives the daemon.
+//! outlives daemon restarts, as the real WhatsApp outlives the daemon. What the
+//! server took from a device reads the same from both (`received`); what WhatsApp
+//! holds against an account (a timelock, a ban) is set the same on both.
 
 use std::{path::PathBuf, time::Duration};
 
-use fake_whatsapp::proto::{DropConnectionsRequest, LogoutDeviceRequest, ReplaceStreamRequest, ScanQrRequest};
+use fake_whatsapp::proto::{
+    self as fake, DropConnectionsRequest, HoldServerAcksRequest, ListReceivedMessagesRequest, LogoutDeviceRequest,
+    RejectSendsRequest, ReplaceStreamRequest, ScanQrRequest, SetAccountHealthRequest,
+};
 use tempfile::TempDir;
 use wa_sessiond::{
     app,
@@ -14,7 +19,7 @@ use wa_sessiond::{
     proto::{self as api},
 };
 
-use super::{common::*, Fake, PUSH_NAME};
+use super::{common::*, received::Received, Fake, PUSH_NAME};
 
 /// The device a phone linked: its phone number and JID.
 pub struct Linked {
@@ -36,6 +41,38 @@ pub trait Phone {
     async fn replace(&self, daemon: &Daemon, id: &str, phone: &str) -> u32;
     /// The device's socket is lost: how many were dropped.
     async fn drop_socket(&self, daemon: &Daemon, id: &str, phone: &str) -> u32;
+    /// The server nacks the next `count` messages session `id`'s device (account
+    /// `phone`) sends with `code` (e.g. 463), and keeps none of them.
+    async fn reject_sends(&self, daemon: &Daemon, id: &str, phone: &str, code: u32, count: u32);
+    /// The server takes the device's messages but holds their acks (`hold`), or
+    /// acks every held one (`!hold`) now or when the device next connects.
+    async fn hold_acks(&self, daemon: &Daemon, id: &str, phone: &str, hold: bool);
+    /// What WhatsApp holds against session `id`'s account (`phone`) from now:
+    /// new chats barred for `restricted_for`, banned with `ban_reason` for
+    /// `ban_for` (zero lifts either), the online device told at once.
+    async fn set_account_health(
+        &self,
+        daemon: &Daemon,
+        id: &str,
+        phone: &str,
+        restricted_for: Duration,
+        ban_reason: u32,
+        ban_for: Duration,
+    );
+    /// What the server took from session `id`'s device (account `phone`), oldest
+    /// first.
+    async fn received(&self, daemon: &Daemon, id: &str, phone: &str) -> Vec<Received>;
+    /// The phone `from` (digits), the chat message `message_id` went to, sends
+    /// its receipt of `kind` to session `id`'s device (account `phone`).
+    async fn receipt(
+        &self,
+        daemon: &Daemon,
+        id: &str,
+        phone: &str,
+        from: &str,
+        message_id: &str,
+        kind: api::ReceiptKind,
+    );
     /// Connections WhatsApp saw, over all sessions and daemons: started ever,
     /// open now.
     async fn connections(&self) -> (u64, u64);
@@ -119,6 +156,69 @@ impl Phone for EmulatorPhone {
         let request = api::DropConnectionRequest { session_id: id.into() };
         daemon.phone().await.drop_connection(request).await.unwrap();
         1
+    }
+
+    async fn reject_sends(&self, daemon: &Daemon, id: &str, _phone: &str, code: u32, count: u32) {
+        let request = api::RejectSendsRequest {
+            session_id: id.into(),
+            code,
+            count,
+        };
+        daemon.phone().await.reject_sends(request).await.unwrap();
+    }
+
+    async fn hold_acks(&self, daemon: &Daemon, id: &str, _phone: &str, hold: bool) {
+        let request = api::HoldServerAcksRequest {
+            session_id: id.into(),
+            hold,
+        };
+        daemon.phone().await.hold_server_acks(request).await.unwrap();
+    }
+
+    async fn set_account_health(
+        &self,
+        daemon: &Daemon,
+        id: &str,
+        _phone: &str,
+        restricted_for: Duration,
+        ban_reason: u32,
+        ban_for: Duration,
+    ) {
+        let request = api::SetAccountHealthRequest {
+            session_id: id.into(),
+            reachout_restricted_for: Some(proto_duration(restricted_for)),
+            temp_ban_reason: ban_reason,
+            temp_ban_for: Some(proto_duration(ban_for)),
+        };
+        daemon.phone().await.set_account_health(request).await.unwrap();
+    }
+
+    async fn received(&self, daemon: &Daemon, id: &str, _phone: &str) -> Vec<Received> {
+        let request = api::ListSentMessagesRequest { session_id: id.into() };
+        let listed = daemon.phone().await.list_sent_messages(request).await.unwrap();
+        listed
+            .into_inner()
+            .messages
+            .into_iter()
+            .map(Received::emulated)
+            .collect()
+    }
+
+    async fn receipt(
+        &self,
+        daemon: &Daemon,
+        id: &str,
+        _phone: &str,
+        _from: &str,
+        message_id: &str,
+        kind: api::ReceiptKind,
+    ) {
+        let request = api::SendReceiptRequest {
+            session_id: id.into(),
+            message_id: message_id.into(),
+            kind: kind as i32,
+        };
+        daemon.phone().await.send_receipt(request).await.unwrap();
     }
 
     async fn connections(&self) -> (u64, u64) {
@@ -213,6 +313,72 @@ impl Phone for FakePhone {
         dropped.into_inner().dropped
     }
 
+    async fn reject_sends(&self, _daemon: &Daemon, _id: &str, phone: &str, code: u32, count: u32) {
+        let request = RejectSendsRequest {
+            phone_number: phone.into(),
+            code,
+            count,
+        };
+        self.fake.control.clone().reject_sends(request).await.unwrap();
+    }
+
+    async fn hold_acks(&self, _daemon: &Daemon, _id: &str, phone: &str, hold: bool) {
+        let request = HoldServerAcksRequest {
+            phone_number: phone.into(),
+            hold,
+        };
+        self.fake.control.clone().hold_server_acks(request).await.unwrap();
+    }
+
+    async fn set_account_health(
+        &self,
+        _daemon: &Daemon,
+        _id: &str,
+        phone: &str,
+        restricted_for: Duration,
+        ban_reason: u32,
+        ban_for: Duration,
+    ) {
+        let request = SetAccountHealthRequest {
+            phone_number: phone.into(),
+            reachout_restricted_for: Some(proto_duration(restricted_for)),
+            temp_ban_reason: ban_reason,
+            temp_ban_for: Some(proto_duration(ban_for)),
+        };
+        self.fake.control.clone().set_account_health(request).await.unwrap();
+    }
+
+    async fn received(&self, _daemon: &Daemon, _id: &str, phone: &str) -> Vec<Received> {
+        let mut control = self.fake.control.clone();
+        let listed = control.list_received_messages(ListReceivedMessagesRequest {}).await;
+        let messages = listed.unwrap().into_inner().messages.into_iter();
+        messages.filter_map(|m| Received::at_fake(m, phone)).collect()
+    }
+
+    async fn receipt(
+        &self,
+        _daemon: &Daemon,
+        _id: &str,
+        phone: &str,
+        from: &str,
+        message_id: &str,
+        kind: api::ReceiptKind,
+    ) {
+        let kind = match kind {
+            api::ReceiptKind::Delivered => fake::ReceiptKind::Delivered,
+            api::ReceiptKind::Read => fake::ReceiptKind::Read,
+            api::ReceiptKind::Played => fake::ReceiptKind::Played,
+            api::ReceiptKind::Unspecified => fake::ReceiptKind::Unspecified,
+        };
+        let request = fake::SendReceiptRequest {
+            to_phone_number: phone.into(),
+            from_phone_number: from.into(),
+            message_ids: vec![message_id.into()],
+            kind: kind as i32,
+        };
+        self.fake.control.clone().send_receipt(request).await.unwrap();
+    }
+
     async fn connections(&self) -> (u64, u64) {
         self.fake.connections().await
     }
@@ -236,4 +402,9 @@ impl Phone for FakePhone {
     fn credentials(&self, id: &str) -> PathBuf {
         self.dir.path().join(format!("sessions/{id}/whatsapp.db"))
     }
+}
+
+/// A duration as the control APIs take it.
+fn proto_duration(duration: Duration) -> prost_types::Duration {
+    prost_types::Duration::try_from(duration).expect("a duration that fits")
 }

@@ -180,6 +180,12 @@ impl Device {
         Self::start_with(fake, dir, hook, true).await
     }
 
+    /// Runs a client on the store in `dir`, dialing the fake once: it does not
+    /// reconnect by itself.
+    pub async fn start_once(fake: &Fake, dir: &Path) -> Self {
+        Self::start_with(fake, dir, None, false).await
+    }
+
     async fn start_with(fake: &Fake, dir: &Path, hook: Option<Hook>, reconnect: bool) -> Self {
         let store = SqliteStore::new(&dir.join("whatsapp.db").to_string_lossy())
             .await

@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime};
 
 use super::{server::Control, Emulator};
 use crate::{
-    backend::{BackendEvent, Disconnect, EventSink},
     domain::SessionId,
     events::{outbound::HealthSignal, Inbox},
 };
@@ -70,12 +69,4 @@ impl Emulator {
             inbox.health(HealthSignal::Reachout { until });
         }
     }
-}
-
-/// The connection fails with the ban (`<failure reason=402>`).
-pub(super) fn banned(sink: &EventSink, code: u32, until: SystemTime) {
-    sink(BackendEvent::Disconnected(Disconnect::TemporaryBan {
-        ends_at: Some(until),
-        code,
-    }));
 }

@@ -118,7 +118,7 @@ impl Emulator {
         };
         if let (Some((code, until)), Some(_)) = (ban, self.read_device(&session)) {
             // A banned account's login fails with the ban, until it ends.
-            super::health::banned(&sink, code, until);
+            banned(&sink, code, until);
         } else if connected {
             match self.read_device(&session) {
                 Some(device) => self.online(&session, device, &mut rx, &sink, &inbox).await,
@@ -308,7 +308,7 @@ impl Emulator {
             }
             Control::Health(signal) => inbox.health(signal),
             Control::Ban { code, until } => {
-                super::health::banned(sink, code, until);
+                banned(sink, code, until);
                 return Flow::End;
             }
             Control::PairingCode { reply, .. } => {
@@ -322,3 +322,11 @@ impl Emulator {
 
 /// How long an emulated pairing code stays valid at most (WhatsApp: about 160 s).
 pub const PAIRING_CODE_TTL: Duration = Duration::from_secs(180);
+
+/// The connection fails with the ban (`<failure reason=402>`).
+fn banned(sink: &EventSink, code: u32, until: std::time::SystemTime) {
+    sink(BackendEvent::Disconnected(Disconnect::TemporaryBan {
+        ends_at: Some(until),
+        code,
+    }));
+}

@@ -76,6 +76,10 @@ impl Backend for Paced {
         self.inner.name()
     }
 
+    fn files_per_session(&self) -> u64 {
+        self.inner.files_per_session()
+    }
+
     fn has_credentials(&self, session: &SessionId) -> bool {
         self.inner.has_credentials(session)
     }

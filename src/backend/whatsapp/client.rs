@@ -29,8 +29,9 @@ pub struct Dial {
     pub url: WhatsappUrl,
 }
 
-/// The events a connection translates; the rest (presence...) are not even queued.
-/// Messages are not events here: they reach the inbox through the durability hook.
+/// The events a connection translates or logs (receipts, WhatsApp's acks of what
+/// the session sent, the timelock it pushes); the rest (presence...) are not even queued. Messages
+/// are not events here: they reach the inbox through the durability hook.
 const FORWARDED: &[EventKind] = &[
     EventKind::PairingQrCode,
     EventKind::PairingQrCodesExhausted,
@@ -45,6 +46,8 @@ const FORWARDED: &[EventKind] = &[
     EventKind::ConnectFailure,
     EventKind::StreamError,
     EventKind::Receipt,
+    EventKind::ServerAck,
+    EventKind::MexNotification,
 ];
 
 /// A built client, not yet running.

@@ -1,10 +1,12 @@
 //! One connection of a session to WhatsApp: a task that builds a whatsapp-rust client
 //! on the session's store, runs it once (auto-reconnect off: the session actor owns
 //! every restart) and reports what happens on the sink; and the handle the session
-//! actor holds to close it, log out, send and ask for pairing codes. Inbound
-//! messages go to the session's inbox through the client's durability hook;
-//! receipts are logged from here, off the library's dispatch path. Every wait is
-//! bounded, and nothing is reported once `close` or `logout` has begun.
+//! actor holds to close it, log out, send (`send`) and ask for pairing codes.
+//! Inbound messages go to the session's inbox through the client's durability
+//! hook; receipts, WhatsApp's acks of sent messages and the timelock it pushes
+//! or answers after a 463 (`health`) are logged from here, off the library's
+//! dispatch path. Every wait is bounded, and nothing is reported
+//! once `close` or `logout` has begun.
 
 use std::{
     sync::{
@@ -20,18 +22,19 @@ use tokio::{
     time::{timeout, timeout_at, Instant},
 };
 use tracing::{debug, info, warn, Instrument, Span};
-use whatsapp_rust::Client;
+use whatsapp_rust::{types::events::Event, Client};
 
 use super::{
     client::{self, own_device, own_jids, Dial},
     events::{EventMapper, RunEnd},
-    inbound, pairing, reach,
+    health::{self, TimelockQuery},
+    inbound, pairing, reach, send,
     store::CredentialFiles,
 };
 use crate::{
     backend::{
-        BackendError, BackendEvent, BoxFuture, Connection, Content, EventSink, Outbound, PairingCodeIssued,
-        SentMessage, CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
+        BackendError, BackendEvent, BoxFuture, Connection, EventSink, Outbound, PairingCodeIssued, SentMessage,
+        CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
     },
     events::Inbox,
 };
@@ -189,30 +192,9 @@ impl Connection for WhatsappConnection {
     fn send(&self, message: Outbound) -> BoxFuture<'static, Result<SentMessage, BackendError>> {
         let shared = self.shared.clone();
         Box::pin(async move {
-            use whatsapp_rust::{proto_helpers::MessageBuilderExt, send::SendOptions, waproto::whatsapp as wa};
             let deadline = Instant::now() + SEND_BOUND;
-            let to = &message.to;
-            let jid: whatsapp_rust::Jid = to
-                .parse()
-                .map_err(|_| BackendError::Refused(format!("{to:?} is not a whatsapp jid")))?;
-            let body = match &message.content {
-                Content::Text { text, reply_to: None } => wa::Message::text(text.clone()),
-                other => {
-                    return Err(BackendError::Refused(format!(
-                        "the real backend cannot send a {} yet",
-                        other.kind()
-                    )))
-                }
-            };
             let client = shared.client(deadline).await?;
-            let options = SendOptions::default().with_message_id(message.id.clone());
-            let sent = timeout_at(deadline, client.send_message_with_options(jid, body, options))
-                .await
-                .map_err(|_| BackendError::Unreachable("whatsapp did not accept the message in time".into()))?
-                .map_err(send_error)?;
-            Ok(SentMessage {
-                message_id: sent.message_id,
-            })
+            send::send(&client, message, deadline).await
         })
     }
 
@@ -223,15 +205,6 @@ impl Connection for WhatsappConnection {
             let deadline = Instant::now() + PAIRING_CODE_BOUND;
             pairing::request(shared.client(deadline).await?, phone_number, deadline).await
         })
-    }
-}
-
-fn send_error(error: whatsapp_rust::send::SendError) -> BackendError {
-    use whatsapp_rust::send::SendError;
-    match error {
-        SendError::NotLoggedIn => BackendError::Refused("the device is not logged in".into()),
-        SendError::InvalidRequest(why) => BackendError::Refused(format!("whatsapp refused the message: {why}")),
-        other => BackendError::Unreachable(format!("the message was not sent: {other}")),
     }
 }
 
@@ -267,18 +240,14 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span
     let mut mapper = EventMapper::new(linked_at_start);
     let mut running = built.bot.spawn();
     let mut probed: Option<Result<(), String>> = None;
+    // Aborted when the run ends, with the connection.
+    let mut timelock = TimelockQuery::default();
     debug!(linked_at_start, "whatsapp client running");
     loop {
         tokio::select! {
             biased;
             Some(event) = built.events.recv() => {
-                if log_receipt(&inbox, &client, &event) {
-                    continue;
-                }
-                let mapped = mapper.on_event(&event, || own_device(&client), SystemTime::now());
-                if let Some(mapped) = mapped {
-                    deliver(&shared, &files, &client, mapped).await;
-                }
+                handle(&shared, &files, &client, &inbox, &mut mapper, &mut timelock, &event).await;
             }
             () = &mut running => break,
             result = &mut probe, if probed.is_none() => {
@@ -297,12 +266,7 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span
     }
     // Everything the loop dispatched before it ended is queued by now.
     while let Ok(event) = built.events.try_recv() {
-        if log_receipt(&inbox, &client, &event) {
-            continue;
-        }
-        if let Some(mapped) = mapper.on_event(&event, || own_device(&client), SystemTime::now()) {
-            deliver(&shared, &files, &client, mapped).await;
-        }
+        handle(&shared, &files, &client, &inbox, &mut mapper, &mut timelock, &event).await;
     }
     if shared.is_closed() {
         return;
@@ -334,21 +298,51 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span
     let _ = timeout(CLOSE_TIMEOUT, client.disconnect()).await;
 }
 
-/// Logs a receipt event (queued, not awaited) if it is one worth logging; true
-/// when `event` was a receipt.
-fn log_receipt(inbox: &Inbox, client: &Client, event: &whatsapp_rust::types::events::Event) -> bool {
-    let whatsapp_rust::types::events::Event::Receipt(receipt) = event else {
-        return false;
-    };
-    if let Some(receipt) = inbound::receipt(receipt, &own_jids(client)) {
-        debug!(
-            messages = receipt.message_ids.len(),
-            kind = receipt.kind,
-            "receipt logged"
-        );
-        inbox.receipt(receipt);
+/// One forwarded event: a receipt, WhatsApp's ack of a sent message or the
+/// timelock it pushes is logged to the inbox (queued, never awaited; a 463 nack
+/// also asks for the timelock, in the background); anything else is translated
+/// and reported.
+async fn handle(
+    shared: &Shared,
+    files: &CredentialFiles,
+    client: &Arc<Client>,
+    inbox: &Inbox,
+    mapper: &mut EventMapper,
+    timelock: &mut TimelockQuery,
+    event: &Event,
+) {
+    match event {
+        Event::Receipt(receipt) => {
+            if let Some(receipt) = inbound::receipt(receipt, &own_jids(client)) {
+                debug!(
+                    messages = receipt.message_ids.len(),
+                    kind = receipt.kind,
+                    "receipt logged"
+                );
+                inbox.receipt(receipt);
+            }
+        }
+        Event::ServerAck(ack) => {
+            if let Some((message_id, error)) = send::server_ack(ack) {
+                debug!(%message_id, ?error, "server ack logged");
+                inbox.server_ack(message_id, error);
+                if error == Some(health::NEW_CHAT_BARRED) {
+                    timelock.ask(client, inbox);
+                }
+            }
+        }
+        Event::MexNotification(notification) => {
+            if let Some(signal) = health::pushed(notification) {
+                info!(?signal, "whatsapp pushed the reach-out timelock");
+                inbox.health(signal);
+            }
+        }
+        other => {
+            if let Some(mapped) = mapper.on_event(other, || own_device(client), SystemTime::now()) {
+                deliver(shared, files, client, mapped).await;
+            }
+        }
     }
-    true
 }
 
 /// Reports `event`, first persisting what it means for the store: a paired device

@@ -2,15 +2,20 @@
 //! session (`<data-dir>/sessions/<id>/whatsapp.db`), one client per connection with
 //! auto-reconnect off (the session actor decides every reconnect, including the 515
 //! after pairing), the library's events translated into `BackendEvent`s, and what
-//! WhatsApp delivers (messages, receipts) committed to the session's inbox.
+//! WhatsApp delivers (messages, receipts, its acks of what the session sent)
+//! committed to the session's inbox; every kind of outbound message sent under the
+//! daemon's own id (`send`); the reach-out timelock, pushed or asked for after a
+//! 463 (`health`).
 
 mod client;
 mod connection;
 pub mod events;
+mod health;
 mod inbound;
 mod pairing;
 mod reach;
 mod runtime;
+mod send;
 mod store;
 
 use tracing::info_span;
@@ -49,6 +54,11 @@ impl WhatsappBackend {
 impl Backend for WhatsappBackend {
     fn name(&self) -> &'static str {
         "whatsapp"
+    }
+
+    fn files_per_session(&self) -> u64 {
+        // The websocket, and the credential store's database, -wal and -shm files.
+        4
     }
 
     fn has_credentials(&self, session: &SessionId) -> bool {

@@ -64,7 +64,11 @@ impl SessionRun {
                         code: *code,
                         until: *until,
                     };
-                    self.ctx.log.health_detached(self.state.view().id.as_str(), ban);
+                    // On disk before anyone sees the session banned: GetAccountHealth
+                    // shows the ban as soon as the status says TEMPORARY_BAN.
+                    if let Err(error) = self.ctx.log.health_signal(self.state.view().id.as_str(), ban).await {
+                        warn!(session_id = %self.state.view().id, %error, "the ban could not be logged");
+                    }
                 }
                 self.recover(recovery).await?;
             }

@@ -250,7 +250,8 @@ impl Drop for Done {
 /// A caller's send: accept (or find the key), hand over, answer.
 fn sending(log: EventLog, accept: Accept, send: Option<Sending>, deadline: Instant, done: Done) -> Work<SendAnswer> {
     Box::pin(async move {
-        let _done = done;
+        // Held to the end: its drop tells the actor this send is over.
+        let done = done;
         if Instant::now() >= deadline {
             return Err(SessionError::DeadlineExceeded(
                 "the message waited too long behind earlier sends and was not sent: retry".into(),
@@ -286,7 +287,7 @@ fn sending(log: EventLog, accept: Accept, send: Option<Sending>, deadline: Insta
         let Some(send) = send else {
             // Queued: the actor sends it once connected (if it connected meanwhile,
             // this flush is what sends it).
-            let _ = _done.0.cast(SessionMsg::Flush);
+            let _ = done.0.cast(SessionMsg::Flush);
             return Ok(answer(MessageStatus::Queued));
         };
         match timeout_at(deadline, send).await {
@@ -294,7 +295,7 @@ fn sending(log: EventLog, accept: Accept, send: Option<Sending>, deadline: Insta
                 if let Err(error) = log.mark_sent(&session_id, &message_id).await {
                     warn!(%session_id, %message_id, %error, "a sent message could not be marked SENT");
                 }
-                let _ = _done.0.cast(SessionMsg::Sent);
+                let _ = done.0.cast(SessionMsg::Sent);
                 Ok(answer(MessageStatus::Sent))
             }
             Ok(Err(error)) => {
