@@ -24,6 +24,8 @@ mod real;
 mod regen_storm;
 mod report;
 mod scale;
+mod send;
+mod send_baseline;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
@@ -46,6 +48,10 @@ pub enum Scenario {
     /// Inbound messages end to end: events/s and latency to a consumer, against a bare
     /// SQLite group-commit loop.
     Events,
+    /// Outbound messages end to end: SendMessage accepted/s and server-acked/s, one
+    /// session and many, and latency at a steady rate, against a bare SQLite
+    /// group-commit loop writing the same rows.
+    Send,
     /// The real backend against the fake WhatsApp: memory and idle CPU per
     /// CONNECTED session, and the restore of all of them.
     Real,
@@ -111,6 +117,22 @@ pub struct Args {
     /// stopped with a message.
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     pub stall_timeout: Duration,
+
+    /// send: SendMessage calls in flight in the one-session and many-sessions runs.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub send_in_flight: u32,
+
+    /// send: stop each of those runs after this many calls (0: after --duration).
+    #[arg(long, default_value_t = 0)]
+    pub send_messages: u32,
+
+    /// send: linked sessions the many-sessions and steady runs send from.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub send_sessions: u32,
+
+    /// send: the steady run's calls per second.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub send_rate: u32,
 
     /// The daemon binary (default: `wa-sessiond` next to this executable).
     #[arg(long)]
@@ -188,6 +210,9 @@ async fn run(env: &child::BenchEnv) -> Result<(), String> {
     if args.runs(Scenario::Events) {
         report::outcome("events", events::run(env).await, &mut failed);
     }
+    if args.runs(Scenario::Send) {
+        report::outcome("send", send::run(env).await, &mut failed);
+    }
     let fake_built = env.self_exe.with_file_name("fake-whatsapp").is_file();
     if args.scenario == Scenario::Real || (args.scenario == Scenario::All && fake_built) {
         report::outcome("real", real::run(env).await, &mut failed);
@@ -219,5 +244,11 @@ mod tests {
         assert_eq!(args.real_sessions, [100, 1000]);
         let real = Args::try_parse_from(["wa-sessiond-bench", "--scenario", "real"]).unwrap();
         assert!(real.runs(Scenario::Real) && !real.runs(Scenario::Scale));
+        let send = Args::try_parse_from(["wa-sessiond-bench", "--scenario", "send"]).unwrap();
+        assert!(send.runs(Scenario::Send) && !send.runs(Scenario::Events));
+        assert_eq!(
+            (send.send_in_flight, send.send_sessions, send.send_rate),
+            (64, 100, 500)
+        );
     }
 }
