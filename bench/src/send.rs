@@ -31,7 +31,7 @@ use crate::{
     client,
     load::percentile,
     report::{self, r3, row, Target},
-    send_baseline,
+    send_baseline::{self, chat, text},
 };
 
 /// Messages the baseline commits.
@@ -45,16 +45,6 @@ const ACK_WAIT: Duration = Duration::from_secs(30);
 type Calls = Arc<Mutex<HashMap<String, Instant>>>;
 /// What the consumer saw: (client_message_id, status, when).
 type Seen = mpsc::UnboundedReceiver<(String, i32, Instant)>;
-
-/// The recipient of message `i` (one of 1,000 chats).
-pub fn chat(i: usize) -> String {
-    format!("1555002{:04}@s.whatsapp.net", i % 1000)
-}
-
-/// The text of message `i` (unique, 40 bytes).
-pub fn text(i: usize) -> String {
-    format!("send bench message number {i:013}")
-}
 
 /// One run's shape.
 struct Run {

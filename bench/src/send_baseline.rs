@@ -98,8 +98,8 @@ fn writes(i: usize, sessions: usize) -> [Write; 3] {
     let session = format!("sd{:03}", i % sessions);
     let message_id = Outbound::new_id();
     let client_id = format!("b{i}");
-    let chat = crate::send::chat(i);
-    let text = crate::send::text(i);
+    let chat = chat(i);
+    let text = text(i);
     let input = SendInput {
         to: chat.clone(),
         client_id: Some(client_id.clone()),
@@ -191,4 +191,14 @@ fn commit(conn: &mut Connection, batch: &[Write]) -> rusqlite::Result<()> {
         }
     }
     tx.commit()
+}
+
+/// The recipient of message `i` (one of 1,000 chats).
+pub fn chat(i: usize) -> String {
+    format!("1555002{:04}@s.whatsapp.net", i % 1000)
+}
+
+/// The text of message `i` (unique, 40 bytes).
+pub fn text(i: usize) -> String {
+    format!("send bench message number {i:013}")
 }
