@@ -17,7 +17,7 @@ async fn a_crash_closes_the_connection_and_the_restart_reconnects_once(panic: bo
     let fake = Fake::start().await;
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path(), fake.wire()).await;
-    pair(&daemon, &fake, "alice", PHONE).await;
+    let linked = pair(&daemon, &fake, "alice", PHONE).await;
     let (started_before, open_before) = fake.connections().await;
     assert_eq!(open_before, 1, "one connection, online");
 
@@ -31,13 +31,15 @@ async fn a_crash_closes_the_connection_and_the_restart_reconnects_once(panic: bo
         (restarts >= 1.0).then_some(())
     })
     .await;
+    // CONNECTED by the restarted actor: until it publishes, reads show the crashed
+    // one's last state (CONNECTED, with the first connection's time).
     let back = wait_until(&daemon, "alice", "CONNECTED after the restart", |s| {
         assert_ne!(
             s.disconnect_reason,
             DisconnectReason::Replaced as i32,
             "the restarted session met its own orphan: {s:?}"
         );
-        status(s) == SessionStatus::Connected
+        status(s) == SessionStatus::Connected && s.connected_at != linked.connected_at
     })
     .await;
     assert_eq!(back.phone_number, PHONE);
