@@ -146,7 +146,7 @@ fn open_reader(path: &std::path::Path) -> Result<Connection, DbError> {
 }
 
 fn at_ms(ms: i64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+    crate::store::from_unix_ms(ms.max(0) as u64)
 }
 
 /// An event not of a deleted session's past (before its `deleted` event): those

@@ -27,6 +27,12 @@ pub const MAX_FILTER_SESSIONS: usize = 1_000;
 /// The event log once the data dir is taken (empty while the daemon waits for it).
 pub type LogSlot = Arc<OnceLock<EventLog>>;
 
+/// The log in `slot`; UNAVAILABLE until the daemon has restored its state.
+pub fn restored(slot: &LogSlot) -> Result<&EventLog, SessionError> {
+    slot.get()
+        .ok_or_else(|| SessionError::Unavailable("the daemon is restoring its state: retry shortly".into()))
+}
+
 /// Serves `EventService` on top of the log and the sessions.
 #[derive(Clone)]
 pub struct EventApi {
@@ -49,9 +55,7 @@ impl EventApi {
 
     /// The log; UNAVAILABLE until the daemon has restored its state.
     fn log(&self) -> Result<&EventLog, SessionError> {
-        self.log
-            .get()
-            .ok_or_else(|| SessionError::Unavailable("the daemon is restoring its state: retry shortly".into()))
+        restored(&self.log)
     }
 
     /// The filter a request asks for (each session once); NOT_FOUND for an id no

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::{
     convert::{self, image_kind},
     deadline::caller_deadline,
-    event_service::LogSlot,
+    event_service::{self, LogSlot},
     outbound,
     streams::{self, WireStream},
 };
@@ -50,9 +50,7 @@ impl SessionApi {
 impl SessionApi {
     /// The event log; UNAVAILABLE until the daemon has restored its state.
     fn log(&self) -> Result<&crate::events::EventLog, SessionError> {
-        self.log
-            .get()
-            .ok_or_else(|| SessionError::Unavailable("the daemon is restoring its state: retry shortly".into()))
+        event_service::restored(&self.log)
     }
 }
 

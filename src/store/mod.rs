@@ -17,4 +17,4 @@ pub use db::{PageQuota, Restored, SessionDb, Skipped};
 pub use error::DbError;
 pub use fs::{create_private_dir, open_private_file, remove_if_present, write_atomic};
 pub use record::SessionRecord;
-pub use time::unix_ms;
+pub use time::{from_unix_ms, unix_ms};

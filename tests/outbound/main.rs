@@ -8,12 +8,10 @@
 //! - `keys`: idempotency.
 //! - `kinds`: replies, reactions, edits, revokes, and what is refused.
 //! - `offline`: `queue_if_offline`.
-//! - `health`: new chats barred (463), a temporary ban.
 
 #[path = "../common/mod.rs"]
 mod common;
 
-mod health;
 mod keys;
 mod kinds;
 mod offline;

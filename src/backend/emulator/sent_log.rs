@@ -4,14 +4,14 @@
 //! the account's acks are held (`EmulatorService.HoldServerAcks`). Being on disk,
 //! it survives a daemon restart and a kill -9, as WhatsApp's servers would.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use rusqlite::{params, Transaction};
 
 use crate::{
     backend::{ChatState, Content, Outbound},
     proto::{self, EmulatedKind},
-    store::{unix_ms, DbError},
+    store::{from_unix_ms, unix_ms, DbError},
 };
 
 /// The tables, created with the queue's own.
@@ -179,7 +179,7 @@ pub fn list(tx: &Transaction<'_>, account: &str) -> Result<Vec<EmulatedMessage>,
             kind: EmulatedKind::try_from(row.get::<_, i32>(3)?).unwrap_or(EmulatedKind::Unspecified),
             quoted_id: row.get(4)?,
             target_id: row.get(5)?,
-            received_at: SystemTime::UNIX_EPOCH + Duration::from_millis(row.get::<_, i64>(6)?.max(0) as u64),
+            received_at: from_unix_ms(row.get::<_, i64>(6)?.max(0) as u64),
             state: proto::ChatState::try_from(row.get::<_, i32>(7)?).unwrap_or(proto::ChatState::Unspecified),
         })
     })?;

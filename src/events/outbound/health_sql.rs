@@ -14,7 +14,7 @@ use super::{HealthSignal, MessageStatus};
 use crate::{
     events::{Body, NewEvent},
     proto::{AccountHealth, TempBan},
-    store::{unix_ms, DbError},
+    store::{from_unix_ms, unix_ms, DbError},
 };
 
 /// The table, created with the log's own.
@@ -80,7 +80,7 @@ pub fn read(conn: &Connection, session_id: &str) -> Result<AccountHealth, DbErro
     let now = SystemTime::now();
     let now_ms = unix_ms(now) as i64;
     let s = stored(conn, session_id)?;
-    let at = |ms: i64| (ms > now_ms).then(|| (SystemTime::UNIX_EPOCH + Duration::from_millis(ms as u64)).into());
+    let at = |ms: i64| (ms > now_ms).then(|| from_unix_ms(ms as u64).into());
     let since = unix_ms(now - NACK_WINDOW) as i64;
     let mut nacks = HashMap::new();
     let mut statement = conn.prepare_cached(

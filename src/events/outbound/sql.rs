@@ -2,14 +2,14 @@
 //! log's transactions, so a row's change and the event that reports it commit
 //! together; the readers' side runs on the log's read-only connections.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{advances, health_sql, Accept, Accepted, MessageStatus, OutboundUpdate, Row, Update};
 use crate::{
     events::{Body, InboundMessage, NewEvent, ReceiptKind},
-    store::{unix_ms, DbError},
+    store::{from_unix_ms, unix_ms, DbError},
 };
 
 /// The table, created with the log's own.
@@ -244,7 +244,7 @@ fn read_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Row> {
 }
 
 fn at_ms(ms: i64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+    from_unix_ms(ms.max(0) as u64)
 }
 
 fn event(change: &Update, client_id: String, chat: String, time: SystemTime) -> NewEvent {
