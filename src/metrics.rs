@@ -1,10 +1,11 @@
 //! The daemon's metrics, in Prometheus form (prometheus-client): sessions by status,
 //! QR codes, pairings, restarts, reconnects, logouts, session crashes, watchers, the pacing gates
-//! (`gates`) and gRPC calls by method and code. Each event is one method here, called from one
+//! (`gates`), the link page (`link`) and gRPC calls by method and code. Each event is one method here, called from one
 //! place; `/metrics` on the admin port serves `encode`.
 
 mod files;
 mod gates;
+mod link;
 
 use std::{sync::Arc, time::Duration};
 
@@ -14,7 +15,11 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-pub use self::{files::FileGauges, gates::GateGauges};
+pub use self::{
+    files::FileGauges,
+    gates::GateGauges,
+    link::{FeedOpen, LinkMetrics},
+};
 use crate::domain::status::{DisconnectReason, Status, ALL_STATUSES as STATUSES};
 use crate::events::metrics::EventMetrics;
 
@@ -113,6 +118,8 @@ pub struct Metrics {
     pub events: Arc<EventMetrics>,
     /// Open files and the limit.
     files: FileGauges,
+    /// The link page's.
+    pub link: LinkMetrics,
 }
 
 impl Default for Metrics {
@@ -135,6 +142,7 @@ impl Default for Metrics {
             grpc_seconds: Family::new_with_constructor(|| Histogram::new(LATENCY_BUCKETS)),
             events: Arc::default(),
             files: FileGauges::default(),
+            link: LinkMetrics::default(),
         };
         metrics.registered()
     }
@@ -151,6 +159,7 @@ impl Metrics {
         let ours = self.registry.sub_registry_with_prefix("wa_sessiond");
         self.events.register(ours);
         self.files.register(ours);
+        self.link.register(ours);
         ours.register("sessions", "Sessions by status", self.sessions.clone());
         ours.register("watchers", "Watch streams attached", self.watchers.clone());
         ours.register(

@@ -153,4 +153,11 @@ impl SessionService for Baseline {
     ) -> Result<Response<proto::CreateLinkUrlResponse>, Status> {
         unimplemented()
     }
+
+    async fn revoke_links(
+        &self,
+        _: Request<proto::RevokeLinksRequest>,
+    ) -> Result<Response<proto::RevokeLinksResponse>, Status> {
+        unimplemented()
+    }
 }

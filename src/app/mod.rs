@@ -147,7 +147,7 @@ pub async fn run(
     let backend = backend_for(&config, emulator.clone(), &data, &wiring.metrics);
     let door = Sessions::new(config.qr_timeout.max(config.refresh_timeout));
     let link = match listeners.link {
-        Some(listener) => Some(link_page(&config, listener, &data, &door)?),
+        Some(listener) => Some(link_page(&config, listener, &data, &door, &wiring.metrics)?),
         None => None,
     };
     let log_slot = LogSlot::default();
@@ -269,10 +269,13 @@ fn link_page(
     listener: TcpListener,
     data: &DataDir,
     door: &Sessions,
+    metrics: &Arc<Metrics>,
 ) -> Result<LinkService, StartError> {
-    LinkService::prepare(&config.link, listener, data.root(), door.clone()).map_err(|source| StartError::DataDir {
-        path: config.data_dir.display().to_string(),
-        source,
+    LinkService::prepare(&config.link, listener, data.root(), door.clone(), metrics.clone()).map_err(|source| {
+        StartError::DataDir {
+            path: config.data_dir.display().to_string(),
+            source,
+        }
     })
 }
 

@@ -48,6 +48,15 @@ impl SessionApi {
 }
 
 impl SessionApi {
+    /// Revokes `id`'s links after an operator stopped or logged it out (a new link is
+    /// needed to pair again); nothing to do without a link page.
+    async fn revoke_links_of(&self, id: &SessionId) -> Result<(), SessionError> {
+        match &self.links {
+            Some(links) => links.revoke(id).await.map(drop),
+            None => Ok(()),
+        }
+    }
+
     /// The event log; UNAVAILABLE until the daemon has restored its state.
     fn log(&self) -> Result<&crate::events::EventLog, SessionError> {
         event_service::restored(&self.log)
@@ -92,7 +101,8 @@ impl SessionService for SessionApi {
         request: Request<proto::DisconnectSessionRequest>,
     ) -> Result<Response<proto::Session>, Status> {
         let id = SessionId::parse(&request.get_ref().session_id)?;
-        let view = self.sessions.disconnect(id).await?;
+        let view = self.sessions.disconnect(id.clone()).await?;
+        self.revoke_links_of(&id).await?;
         Ok(Response::new(convert::session(&view, None)?))
     }
 
@@ -113,7 +123,8 @@ impl SessionService for SessionApi {
         request: Request<proto::LogoutSessionRequest>,
     ) -> Result<Response<proto::Session>, Status> {
         let id = SessionId::parse(&request.get_ref().session_id)?;
-        let view = self.sessions.logout(id).await?;
+        let view = self.sessions.logout(id.clone()).await?;
+        self.revoke_links_of(&id).await?;
         Ok(Response::new(convert::session(&view, None)?))
     }
 
@@ -284,6 +295,20 @@ impl SessionService for SessionApi {
         Ok(Response::new(proto::CreateLinkUrlResponse {
             url: issued.url,
             expires_at: Some(convert::timestamp(issued.expires_at)),
+        }))
+    }
+
+    async fn revoke_links(
+        &self,
+        request: Request<proto::RevokeLinksRequest>,
+    ) -> Result<Response<proto::RevokeLinksResponse>, Status> {
+        let id = SessionId::parse(&request.get_ref().session_id)?;
+        let links = self.links.as_ref().ok_or_else(link::disabled)?;
+        self.sessions.peek(id.clone()).await?;
+        let link_generation = links.revoke(&id).await?;
+        Ok(Response::new(proto::RevokeLinksResponse {
+            revoked_at: Some(convert::timestamp(std::time::SystemTime::now())),
+            link_generation,
         }))
     }
 

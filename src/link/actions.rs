@@ -3,16 +3,22 @@
 //! session. Against cross-site requests: the body must be JSON (a cross-origin
 //! page cannot send that without a CORS preflight, which is never granted), and an
 //! `Origin` or `Sec-Fetch-Site` that names another site is refused.
+//!
+//! Nothing of the body is read before the link is admitted, and then only within
+//! `--link-read-timeout` (408 past it). Each action draws on an allowance per link
+//! and per session (`--link-action-burst`, `--link-action-period`): past it, 429
+//! with `Retry-After`, and WhatsApp is not asked.
 
 use std::{sync::Arc, time::SystemTime};
 
 use axum::{body::Body, response::Response};
-use http::{header, HeaderMap, Request, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Request, StatusCode};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
 use super::{
     admit::{Admitted, LinkApp, PEEK},
+    limits::Action,
     page,
     view::{PagePairingCode, PageState},
 };
@@ -38,6 +44,9 @@ pub async fn refresh(app: Arc<LinkApp>, token: &str, request: Request<Incoming>)
         Ok((admitted, _)) => admitted,
         Err(response) => return response,
     };
+    if let Err(response) = allowed(&app, Action::Refresh, token, &admitted) {
+        return response;
+    }
     let request = QrRequest {
         min_validity: std::time::Duration::ZERO,
         may_refresh: true,
@@ -48,7 +57,10 @@ pub async fn refresh(app: Arc<LinkApp>, token: &str, request: Request<Incoming>)
         answer => answer,
     };
     match view {
-        Ok(view) => page::json(StatusCode::OK, PageState::of(&view, SystemTime::now()).json()),
+        Ok(view) => {
+            app.metrics.link.refreshed();
+            page::json(StatusCode::OK, PageState::of(&view, SystemTime::now()).json())
+        }
         Err(e) => failure(&e),
     }
 }
@@ -69,8 +81,12 @@ pub async fn pairing_code(app: Arc<LinkApp>, token: &str, request: Request<Incom
         Ok(phone) => phone,
         Err(e) => return failure(&e),
     };
+    if let Err(response) = allowed(&app, Action::PairingCode, token, &admitted) {
+        return response;
+    }
     match app.sessions.request_pairing_code(admitted.id.clone(), phone).await {
         Ok(code) => {
+            app.metrics.link.pairing_code_given();
             let code = PagePairingCode::of(&code, SystemTime::now());
             page::json(StatusCode::OK, serde_json::to_string(&code).expect("serializes"))
         }
@@ -78,23 +94,62 @@ pub async fn pairing_code(app: Arc<LinkApp>, token: &str, request: Request<Incom
     }
 }
 
-/// Checks that the request comes from the page itself, reads its body, and admits
-/// its token.
+/// Checks that the request comes from the page itself and admits its token, then
+/// (only then) reads its body, within the read timeout.
 async fn admit_post(
     app: &LinkApp,
     token: &str,
     request: Request<Incoming>,
 ) -> Result<(Admitted, axum::body::Bytes), Response> {
     if let Err(why) = same_site(request.headers(), app.public_origin.as_deref()) {
+        app.metrics.link.refused("cross_site");
         return Err(error(StatusCode::FORBIDDEN, why));
     }
-    let body = axum::body::to_bytes(Body::new(request.into_body()), MAX_BODY)
+    let admitted = app
+        .admit(token)
         .await
-        .map_err(|_| error(StatusCode::PAYLOAD_TOO_LARGE, "the request body is too large"))?;
-    match app.admit(token).await {
-        Ok(admitted) => Ok((admitted, body)),
-        Err(why) => Err(error(why.status(), "this link is no longer valid: ask for a new one")),
+        .map_err(|why| error(why.status(), "this link is no longer valid: ask for a new one"))?;
+    let read = axum::body::to_bytes(Body::new(request.into_body()), MAX_BODY);
+    match tokio::time::timeout(app.read_timeout, read).await {
+        Ok(Ok(body)) => Ok((admitted, body)),
+        Ok(Err(_)) => {
+            app.metrics.link.refused("body_too_large");
+            Err(closing(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the request body is too large",
+            )))
+        }
+        Err(_) => {
+            app.metrics.link.refused("slow_body");
+            let message = "the request body took too long to arrive: send it at once";
+            Err(closing(error(StatusCode::REQUEST_TIMEOUT, message)))
+        }
     }
+}
+
+/// Takes one `action` from the link's and its session's allowance; past it, 429
+/// saying when to retry.
+fn allowed(app: &LinkApp, action: Action, token: &str, admitted: &Admitted) -> Result<(), Response> {
+    let wait = match app.limits.take(action, token, &admitted.id) {
+        Ok(()) => return Ok(()),
+        Err(wait) => wait,
+    };
+    app.metrics.link.refused("rate_limited");
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let what = match action {
+        Action::Refresh => "new codes",
+        Action::PairingCode => "pairing codes",
+    };
+    let message = format!("too many {what} asked for this link: try again in {seconds} s");
+    Err(page::too_many(seconds, &message))
+}
+
+/// `response`, after which the connection closes (its body was not read whole).
+fn closing(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Whether the headers show a request the page itself made: JSON, and not from

@@ -1,17 +1,23 @@
 //! What every route of the link page starts with: the app state the routes read,
-//! and the admission of a link (its token checks out and the session it was made
-//! for still exists). `server` routes to `feed` and `actions`; all three read
-//! these words from here, so none of them imports another.
+//! and the admission of a link (its token checks out, the session it was made for
+//! still exists, the link was not revoked and the session has not linked since it
+//! was issued). `server` routes to `feed` and `actions`; all three read these words
+//! from here, so none of them imports another.
 
 use std::{sync::Arc, time::Duration, time::SystemTime};
 
+use tokio::sync::Notify;
+
 use super::{
-    page::Unusable,
+    limits::{ActionLimits, Caps},
+    page::{Framing, Unusable},
+    revoked::LinkGenerations,
     token::{Claims, LinkKey, Refusal},
 };
 use crate::{
     domain::{QrRequest, SessionId, SessionView},
     error::SessionError,
+    metrics::Metrics,
     registry::Sessions,
     store::unix_ms,
 };
@@ -27,6 +33,41 @@ pub struct LinkApp {
     /// The public origin (`https://host[:port]`) of `--link-base-url`, if set: posts
     /// from it are same-origin even when a proxy rewrites `Host`.
     pub public_origin: Option<String>,
+    /// Each session's link generation: a link of an older one is revoked.
+    pub generations: Arc<LinkGenerations>,
+    /// The rate of refreshes and pairing codes.
+    pub limits: ActionLimits,
+    /// Connections per client address, feeds per link.
+    pub caps: Caps,
+    /// The longest a request's head, or its body, may take to arrive.
+    pub read_timeout: Duration,
+    /// The longest a feed waits for its client to take an update.
+    pub write_timeout: Duration,
+    /// Who may frame the documents.
+    pub framing: Framing,
+    /// Where the page counts what it does.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Cuts the connection a request came on (put in each request's extensions by the
+/// server): a feed that ended, or cannot be written to, frees its connection even
+/// when its client stopped reading.
+#[derive(Debug, Clone, Default)]
+pub struct Cut(Arc<Notify>);
+
+impl Cut {
+    /// Cuts the connection once `grace` has passed (time for a last event to go out).
+    pub fn after(self, grace: Duration) {
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            self.0.notify_one();
+        });
+    }
+
+    /// Resolves once the connection is to be cut.
+    pub async fn wanted(&self) {
+        self.0.notified().await;
+    }
 }
 
 /// A link that checked out: its claims, and its session as it is now.
@@ -45,8 +86,15 @@ pub const PEEK: QrRequest = QrRequest {
 };
 
 impl LinkApp {
-    /// Checks `token` and that the session it was made for still exists.
+    /// Checks `token`, that the session it was made for still exists, that the link
+    /// was not revoked and that the session has not linked since; a refusal is counted.
     pub async fn admit(&self, token: &str) -> Result<Admitted, Unusable> {
+        self.check(token)
+            .await
+            .inspect_err(|why| self.metrics.link.refused(why.reason()))
+    }
+
+    async fn check(&self, token: &str) -> Result<Admitted, Unusable> {
         let claims = self
             .key
             .verify(token, SystemTime::now())
@@ -58,6 +106,10 @@ impl LinkApp {
         let view = self.sessions.get(id.clone(), PEEK).await.map_err(|e| unusable(&e))?;
         if !same_session(&claims, &view) {
             return Err(Unusable::Deleted);
+        }
+        let linked_since = view.connected_at.is_some_and(|at| unix_ms(at) >= claims.issued_ms);
+        if linked_since || claims.generation != self.generations.current(&id) {
+            return Err(Unusable::Revoked);
         }
         Ok(Admitted { claims, id })
     }

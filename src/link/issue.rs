@@ -1,14 +1,22 @@
 //! Issuing links (`CreateLinkUrl`): checks what the caller asked (ttl, redirect),
-//! signs a token for the session as it is now, and builds the URL on the public
-//! base. Also the one error for a daemon that serves no link page.
+//! signs a token for the session as it is now (its link generation included), and
+//! builds the URL on the public base; revokes them (`RevokeLinks`). Also the one
+//! error for a daemon that serves no link page.
 
 use std::{
     sync::Arc,
     time::{Duration, SystemTime},
 };
 
-use super::token::{expiry_ms, Claims, LinkKey};
-use crate::{domain::SessionView, error::SessionError, store::unix_ms};
+use super::{
+    revoked::LinkGenerations,
+    token::{expiry_ms, Claims, LinkKey},
+};
+use crate::{
+    domain::{SessionId, SessionView},
+    error::SessionError,
+    store::unix_ms,
+};
 
 /// A link's lifetime when the caller names none.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);
@@ -46,15 +54,30 @@ pub struct LinkIssuer {
     key: Arc<LinkKey>,
     /// The public prefix, without a trailing `/`.
     base_url: String,
+    /// Each session's link generation (shared with the page's server).
+    generations: Arc<LinkGenerations>,
 }
 
 impl LinkIssuer {
     /// An issuer of links under `base_url`.
-    pub fn new(key: Arc<LinkKey>, base_url: impl Into<String>) -> Self {
+    pub fn new(key: Arc<LinkKey>, base_url: impl Into<String>, generations: Arc<LinkGenerations>) -> Self {
         Self {
             key,
             base_url: base_url.into().trim_end_matches('/').to_owned(),
+            generations,
         }
+    }
+
+    /// Revokes every link to `id` issued so far (durably); UNAVAILABLE when that
+    /// cannot be written.
+    pub async fn revoke(&self, id: &SessionId) -> Result<u64, SessionError> {
+        let generation = self.generations.revoke(id).await.map_err(|e| {
+            SessionError::Unavailable(format!(
+                "could not revoke the links of session {id} ({e}): check the data dir and retry"
+            ))
+        })?;
+        tracing::info!(session_id = %id, generation, "links revoked");
+        Ok(generation)
     }
 
     /// The public prefix links are built on.
@@ -86,6 +109,8 @@ impl LinkIssuer {
             created_ms: unix_ms(session.created_at),
             expires_ms: expiry_ms(now, order.ttl),
             redirect_url: order.redirect_url.clone(),
+            issued_ms: unix_ms(now),
+            generation: self.generations.current(&session.id),
         };
         let token = self.key.sign(&claims);
         tracing::info!(session_id = %session.id, ttl = ?order.ttl, "link page url issued");
@@ -132,7 +157,12 @@ mod tests {
     use super::*;
 
     fn issuer() -> LinkIssuer {
-        LinkIssuer::new(Arc::new(LinkKey::from_bytes([1; 32])), "https://link.example.com/wa/")
+        let generations = Arc::new(LinkGenerations::new(std::path::Path::new("/nonexistent")));
+        LinkIssuer::new(
+            Arc::new(LinkKey::from_bytes([1; 32])),
+            "https://link.example.com/wa/",
+            generations,
+        )
     }
 
     #[test]

@@ -4,16 +4,19 @@
 //! only through a signed, expiring, one-session URL that `CreateLinkUrl` issues.
 //!
 //! `token` signs and checks links · `issue` makes them for `CreateLinkUrl` ·
-//! `server` listens and routes · `page` the documents and their headers · `feed`
-//! the live updates (SSE) · `actions` refresh and pairing code · `view` what the
-//! page is told. Sessions are reached only through the daemon's door,
+//! `revoked` each session's link generation (`RevokeLinks`) · `server` listens and
+//! routes · `admit` what every route starts with · `limits` connection caps and the
+//! rate of actions · `page` the documents and their headers · `feed` the live
+//! updates (SSE) · `actions` refresh and pairing code · `view` what the page is told. Sessions are reached only through the daemon's door,
 //! `registry::Sessions`.
 
 pub mod actions;
 pub mod admit;
 pub mod feed;
 pub mod issue;
+pub mod limits;
 pub mod page;
+pub mod revoked;
 pub mod server;
 pub mod token;
 pub mod view;
@@ -25,7 +28,7 @@ use tracing::{info, warn};
 
 pub use issue::{disabled, IssuedLink, LinkIssuer, LinkOrder};
 
-use crate::{config::LinkConfig, registry::Sessions};
+use crate::{config::LinkConfig, metrics::Metrics, registry::Sessions};
 
 /// The link page, ready to serve.
 pub struct LinkService {
@@ -38,12 +41,14 @@ pub struct LinkService {
 }
 
 impl LinkService {
-    /// Reads (or creates) the signing key in `data_dir` and takes `listener`.
+    /// Reads (or creates) the signing key in `data_dir` and takes `listener`; counts
+    /// what the page does in `metrics`.
     pub fn prepare(
         config: &LinkConfig,
         listener: TcpListener,
         data_dir: &Path,
         sessions: Sessions,
+        metrics: Arc<Metrics>,
     ) -> std::io::Result<Self> {
         let key = Arc::new(token::LinkKey::load_or_create(data_dir)?);
         let addr = listener.local_addr()?;
@@ -52,16 +57,24 @@ impl LinkService {
             None => default_base_url(addr),
         };
         let public_origin = config.link_base_url.as_deref().and_then(origin_of);
+        let generations = Arc::new(revoked::LinkGenerations::new(data_dir));
         let app = Arc::new(admit::LinkApp {
             key: key.clone(),
             sessions,
             idle_timeout: config.link_idle_timeout,
             public_origin,
+            generations: generations.clone(),
+            limits: limits::ActionLimits::new(config.link_action_burst, config.link_action_period),
+            caps: limits::Caps::new(config.link_max_connections_per_client, config.link_max_feeds_per_link),
+            read_timeout: config.link_read_timeout,
+            write_timeout: config.link_write_timeout,
+            framing: page::Framing::new(&config.link_frame_ancestors),
+            metrics,
         });
         Ok(Self {
             app,
             listener,
-            issuer: LinkIssuer::new(key, base_url),
+            issuer: LinkIssuer::new(key, base_url, generations),
         })
     }
 

@@ -2,7 +2,8 @@
 //! embedded, so it works offline and loads nothing from elsewhere) and the plain
 //! page for a link that no longer works. Every response carries `no-store` and
 //! `no-referrer`; the documents carry a Content-Security-Policy that allows only
-//! their own inline style and script, by hash.
+//! their own inline style and script, by hash, and no one to frame them but the
+//! origins of `--link-frame-ancestors` (none by default, with `X-Frame-Options: DENY`).
 
 use std::sync::LazyLock;
 
@@ -27,7 +28,7 @@ struct Page {
     /// Everything after the configuration.
     tail: String,
     /// Its Content-Security-Policy.
-    policy: HeaderValue,
+    policy: String,
 }
 
 static PAGE: LazyLock<Page> = LazyLock::new(|| {
@@ -44,17 +45,54 @@ static PAGE: LazyLock<Page> = LazyLock::new(|| {
     Page {
         head: head.to_owned(),
         tail: tail.to_owned(),
-        policy: HeaderValue::from_str(&policy).expect("a valid header"),
+        policy,
     }
 });
 
-static INVALID_POLICY: LazyLock<HeaderValue> = LazyLock::new(|| {
-    let policy = format!(
+static INVALID_POLICY: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "default-src 'none'; style-src {}; base-uri 'none'; form-action 'none'",
         hash(INVALID_CSS)
-    );
-    HeaderValue::from_str(&policy).expect("a valid header")
+    )
 });
+
+/// Who may show the documents in a frame, as their headers say it.
+#[derive(Debug, Clone)]
+pub struct Framing {
+    /// The page's Content-Security-Policy, `frame-ancestors` included.
+    page: HeaderValue,
+    /// The plain page's.
+    invalid: HeaderValue,
+    /// `X-Frame-Options: DENY` too (when no origin may frame the page).
+    deny: bool,
+}
+
+impl Framing {
+    /// Framed by `origins` only; none when empty.
+    pub fn new(origins: &[String]) -> Self {
+        let ancestors = if origins.is_empty() {
+            "'none'".to_owned()
+        } else {
+            origins.join(" ")
+        };
+        let policy = |base: &str| {
+            HeaderValue::from_str(&format!("{base}; frame-ancestors {ancestors}"))
+                .expect("origins are checked by config")
+        };
+        Self {
+            page: policy(&PAGE.policy),
+            invalid: policy(&INVALID_POLICY),
+            deny: origins.is_empty(),
+        }
+    }
+
+    fn apply(&self, headers: &mut http::HeaderMap, policy: &HeaderValue) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy.clone());
+        if self.deny {
+            headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+        }
+    }
+}
 
 /// `'sha256-…'` of an inline element's text, as CSP wants it.
 fn hash(text: &str) -> String {
@@ -70,6 +108,9 @@ pub enum Unusable {
     Expired,
     /// Its session was deleted: 410.
     Deleted,
+    /// Revoked (RevokeLinks, a stop or logout by the operator), or its session linked
+    /// since it was issued: 410.
+    Revoked,
     /// The daemon cannot answer right now (starting, restarting): 503.
     Unavailable,
 }
@@ -79,8 +120,19 @@ impl Unusable {
     pub fn status(self) -> StatusCode {
         match self {
             Unusable::Forged => StatusCode::FORBIDDEN,
-            Unusable::Expired | Unusable::Deleted => StatusCode::GONE,
+            Unusable::Expired | Unusable::Deleted | Unusable::Revoked => StatusCode::GONE,
             Unusable::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The `reason` it is counted under in `link_refusals`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Unusable::Forged => "forged",
+            Unusable::Expired => "expired",
+            Unusable::Deleted => "deleted",
+            Unusable::Revoked => "revoked",
+            Unusable::Unavailable => "unavailable",
         }
     }
 
@@ -99,6 +151,10 @@ impl Unusable {
                 "This link is no longer valid",
                 "The account it was made for is gone. Ask for a new link.",
             ),
+            Unusable::Revoked => (
+                "This link is no longer valid",
+                "It was replaced, or the account is already linked. Ask for a new link to link your WhatsApp again.",
+            ),
             Unusable::Unavailable => (
                 "Not available right now",
                 "The service is starting or busy. Reload this page in a moment.",
@@ -108,34 +164,43 @@ impl Unusable {
 }
 
 /// The link page, with its configuration (a JSON object) embedded as data.
-pub fn link_page(config: &serde_json::Value) -> Response {
+pub fn link_page(config: &serde_json::Value, framing: &Framing) -> Response {
     // `<` never appears raw inside the data block, so it cannot close the element.
     let config = config.to_string().replace('<', "\\u003c");
     let body = format!("{}{config}{}", PAGE.head, PAGE.tail);
     let mut response = html(StatusCode::OK, body);
-    response
-        .headers_mut()
-        .insert(header::CONTENT_SECURITY_POLICY, PAGE.policy.clone());
+    framing.apply(response.headers_mut(), &framing.page);
     response
 }
 
 /// The plain page for a link that cannot be used: no QR, no script.
-pub fn unusable_page(why: Unusable) -> Response {
+pub fn unusable_page(why: Unusable, framing: &Framing) -> Response {
     let (title, detail) = why.words();
     let body = INVALID_HTML
         .replace("{{STYLE}}", INVALID_CSS)
         .replace("{{TITLE}}", title)
         .replace("{{DETAIL}}", detail);
     let mut response = html(why.status(), body);
-    response
-        .headers_mut()
-        .insert(header::CONTENT_SECURITY_POLICY, INVALID_POLICY.clone());
+    framing.apply(response.headers_mut(), &framing.invalid);
     response
 }
 
 /// A plain-text answer (unknown paths, wrong methods).
 pub fn text(status: StatusCode, body: &'static str) -> Response {
     respond(status, "text/plain; charset=utf-8", Body::from(body))
+}
+
+/// 429 with `Retry-After` (whole seconds) and what to do, as JSON; the connection
+/// closes after it.
+pub fn too_many(retry_after_secs: u64, message: &str) -> Response {
+    let mut response = json(
+        StatusCode::TOO_MANY_REQUESTS,
+        serde_json::json!({ "error": message }).to_string(),
+    );
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs.max(1)));
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// A JSON answer.
@@ -169,7 +234,7 @@ mod tests {
 
     #[test]
     fn the_policy_allows_exactly_the_embedded_script_and_style() {
-        let policy = PAGE.policy.to_str().unwrap();
+        let policy = PAGE.policy.as_str();
         assert!(
             policy.contains(&hash(PAGE_JS)) && policy.contains(&hash(PAGE_CSS)),
             "{policy}"
@@ -187,7 +252,7 @@ mod tests {
     #[test]
     fn the_configuration_cannot_break_out_of_its_data_block() {
         let config = serde_json::json!({ "redirect_url": "/x</script><script>alert(1)</script>" });
-        let response = link_page(&config);
+        let response = link_page(&config, &Framing::new(&[]));
         assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
         assert_eq!(response.headers()[header::REFERRER_POLICY], "no-referrer");
         let body = futures_body(response);
@@ -200,11 +265,33 @@ mod tests {
 
     #[test]
     fn unusable_links_get_a_plain_page_with_the_right_status() {
-        assert_eq!(unusable_page(Unusable::Forged).status(), StatusCode::FORBIDDEN);
-        assert_eq!(unusable_page(Unusable::Expired).status(), StatusCode::GONE);
-        assert_eq!(unusable_page(Unusable::Deleted).status(), StatusCode::GONE);
-        let body = futures_body(unusable_page(Unusable::Expired));
+        let framing = Framing::new(&[]);
+        assert_eq!(
+            unusable_page(Unusable::Forged, &framing).status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(unusable_page(Unusable::Expired, &framing).status(), StatusCode::GONE);
+        assert_eq!(unusable_page(Unusable::Deleted, &framing).status(), StatusCode::GONE);
+        assert_eq!(unusable_page(Unusable::Revoked, &framing).status(), StatusCode::GONE);
+        let body = futures_body(unusable_page(Unusable::Expired, &framing));
         assert!(body.contains("This link is no longer valid") && !body.contains("<script") && !body.contains("<img"));
+    }
+
+    #[test]
+    fn no_one_frames_the_documents_unless_origins_are_named() {
+        let config = serde_json::json!({});
+        let denied = link_page(&config, &Framing::new(&[]));
+        let policy = denied.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(policy.ends_with("; frame-ancestors 'none'"), "{policy}");
+        assert_eq!(denied.headers()[header::X_FRAME_OPTIONS], "DENY");
+        let named = Framing::new(&["https://app.example.com".into(), "http://127.0.0.1:3000".into()]);
+        let framed = unusable_page(Unusable::Expired, &named);
+        let policy = framed.headers()[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(
+            policy.ends_with("; frame-ancestors https://app.example.com http://127.0.0.1:3000"),
+            "{policy}"
+        );
+        assert!(framed.headers().get(header::X_FRAME_OPTIONS).is_none());
     }
 
     fn futures_body(response: Response) -> String {

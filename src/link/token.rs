@@ -43,6 +43,17 @@ pub struct Claims {
     /// Where the page goes once linked; empty for nowhere.
     #[serde(rename = "r", default, skip_serializing_if = "String::is_empty")]
     pub redirect_url: String,
+    /// When the link was issued (unix ms): a session that connected since refuses it.
+    #[serde(rename = "i", default)]
+    pub issued_ms: u64,
+    /// The session's link generation when it was issued: RevokeLinks (and an
+    /// operator's stop or logout) moves the session to the next one.
+    #[serde(rename = "g", default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Why a token was refused.
@@ -158,6 +169,8 @@ mod tests {
             created_ms: 1_700_000_000_123,
             expires_ms,
             redirect_url: "https://app.example.com/done".into(),
+            issued_ms: 1_000,
+            generation: 2,
         }
     }
 

@@ -42,6 +42,13 @@ impl Drop for Host {
 impl Host {
     /// Serves the pages for `link` on 127.0.0.1:0.
     pub async fn serve(link: &str) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve_on(listener, link)
+    }
+
+    /// Serves the pages for `link` on `listener` (bound first when the link page must
+    /// know the host's origin).
+    pub fn serve_on(listener: tokio::net::TcpListener, link: &str) -> Self {
         let link = serde_json::to_string(link).unwrap();
         let popup = page(&format!(
             r#"<button id="open" type="button">Link WhatsApp</button>
@@ -62,7 +69,6 @@ document.getElementById("link").src = {link};
         let router = Router::new()
             .route("/popup", get(move || async move { Html(popup) }))
             .route("/frame", get(move || async move { Html(frame) }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             axum::serve(listener, router).await.unwrap();

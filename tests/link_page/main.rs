@@ -8,11 +8,13 @@ mod common;
 
 mod browser;
 mod edges;
+mod guard;
 mod host;
 mod http;
 mod link_daemon;
 mod messages;
 mod resume;
+mod revoke;
 mod states;
 
 use std::time::Duration;

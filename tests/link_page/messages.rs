@@ -18,9 +18,15 @@ use super::{
 const LONG_TTL: Duration = Duration::from_secs(60);
 
 async fn long_lived_codes() -> LinkDaemon {
+    framed_by(&[]).await
+}
+
+/// A daemon with long-lived codes whose page `origins` may frame.
+async fn framed_by(origins: &[String]) -> LinkDaemon {
     LinkDaemon::start(|c| {
         c.emulator_first_qr_ttl = LONG_TTL;
         c.emulator_next_qr_ttl = LONG_TTL;
+        c.link.link_frame_ancestors = origins.to_vec();
     })
     .await
 }
@@ -81,9 +87,12 @@ async fn embedded_in_an_iframe_the_page_tells_its_parent_once_linked() {
     if browser::skipped_without_chromium("embedded_in_an_iframe_the_page_tells_its_parent_once_linked") {
         return;
     }
-    let daemon = long_lived_codes().await;
+    // The host page's origin may frame the link page (--link-frame-ancestors).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let daemon = framed_by(&[origin]).await;
     let url = daemon.session_with_link("tara", "").await;
-    let host = Host::serve(&url).await;
+    let host = Host::serve_on(listener, &url);
     let browser = Browser::start(DESKTOP.0, DESKTOP.1).await;
     browser.open(&host.url("/frame")).await;
     // The frame draws the code (a screenshot shows the whole window, frame included).
@@ -103,6 +112,44 @@ async fn embedded_in_an_iframe_the_page_tells_its_parent_once_linked() {
     browser.client.enter_parent_frame().await.unwrap();
     browser.keep_screenshot("linked-in-a-frame").await;
     is_the_linked_message(&daemon, &received(&browser).await);
+    browser.close().await;
+    daemon.daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_frame_ancestors_the_page_does_not_render_inside_a_frame() {
+    if browser::skipped_without_chromium("without_frame_ancestors_the_page_does_not_render_inside_a_frame") {
+        return;
+    }
+    let daemon = long_lived_codes().await;
+    let url = daemon.session_with_link("uri", "").await;
+    let host = Host::serve(&url).await;
+    let browser = Browser::start(DESKTOP.0, DESKTOP.1).await;
+    // The same page opened on its own renders (the control)...
+    browser.open(&url).await;
+    wait_drawn(&browser, &daemon, "uri", "the code, not framed", |_| true).await;
+    // ...but in the host's frame the browser refuses it: an error document instead,
+    // nothing of the page, nothing to scan.
+    browser.open(&host.url("/frame")).await;
+    browser.client.enter_frame(0).await.unwrap();
+    let blocked = browser
+        .until(SHOWN, "the frame to hold the browser's error document", || async {
+            let url = browser.client.execute("return document.URL", vec![]).await.ok()?;
+            let url = url.as_str()?.to_owned();
+            url.starts_with("chrome-error:").then_some(url)
+        })
+        .await;
+    assert_eq!(
+        browser.count("#status").await + browser.count("#qr").await,
+        0,
+        "{blocked}"
+    );
+    browser.client.enter_parent_frame().await.unwrap();
+    assert!(
+        browser.qr_codes_shown().await.is_empty(),
+        "nothing to scan in the frame"
+    );
+    browser.keep_screenshot("refused-in-a-frame").await;
     browser.close().await;
     daemon.daemon.stop().await;
 }
