@@ -44,7 +44,7 @@ pub async fn refresh(app: Arc<LinkApp>, token: &str, request: Request<Incoming>)
         Ok((admitted, _)) => admitted,
         Err(response) => return response,
     };
-    if let Err(response) = allowed(&app, Action::Refresh, token, &admitted) {
+    if let Some(response) = over_rate(&app, Action::Refresh, token, &admitted) {
         return response;
     }
     let request = QrRequest {
@@ -81,7 +81,7 @@ pub async fn pairing_code(app: Arc<LinkApp>, token: &str, request: Request<Incom
         Ok(phone) => phone,
         Err(e) => return failure(&e),
     };
-    if let Err(response) = allowed(&app, Action::PairingCode, token, &admitted) {
+    if let Some(response) = over_rate(&app, Action::PairingCode, token, &admitted) {
         return response;
     }
     match app.sessions.request_pairing_code(admitted.id.clone(), phone).await {
@@ -127,13 +127,10 @@ async fn admit_post(
     }
 }
 
-/// Takes one `action` from the link's and its session's allowance; past it, 429
-/// saying when to retry.
-fn allowed(app: &LinkApp, action: Action, token: &str, admitted: &Admitted) -> Result<(), Response> {
-    let wait = match app.limits.take(action, token, &admitted.id) {
-        Ok(()) => return Ok(()),
-        Err(wait) => wait,
-    };
+/// Takes one `action` from the link's and its session's allowance; past it, the
+/// 429 that says when to retry.
+fn over_rate(app: &LinkApp, action: Action, token: &str, admitted: &Admitted) -> Option<Response> {
+    let wait = app.limits.take(action, token, &admitted.id).err()?;
     app.metrics.link.refused("rate_limited");
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let what = match action {
@@ -141,7 +138,7 @@ fn allowed(app: &LinkApp, action: Action, token: &str, admitted: &Admitted) -> R
         Action::PairingCode => "pairing codes",
     };
     let message = format!("too many {what} asked for this link: try again in {seconds} s");
-    Err(page::too_many(seconds, &message))
+    Some(page::too_many(seconds, &message))
 }
 
 /// `response`, after which the connection closes (its body was not read whole).
