@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use fake_whatsapp::proto::{
-    fake_whatsapp_client::FakeWhatsappClient, CountConnectionsRequest, CountPendingRequest, ScanQrRequest,
-    SendMessageRequest,
+    fake_whatsapp_client::FakeWhatsappClient, CountConnectionsRequest, CountPendingRequest, LogoutDeviceRequest,
+    ScanQrRequest, SendMessageRequest,
 };
 use tonic::transport::Channel;
 use wa_sessiond::{
@@ -85,6 +85,18 @@ impl Fake {
             || async { (self.connections().await.1 == wanted).then_some(()) },
         )
         .await;
+    }
+
+    /// The phone unlinks its devices (`LogoutDevice`): how many WhatsApp still listed.
+    pub async fn phone_logout(&self, phone: &str) -> u32 {
+        let request = LogoutDeviceRequest {
+            phone_number: phone.into(),
+        };
+        let answer = self.control.clone().logout_device(request).await;
+        answer
+            .expect("the fake logs the phone's devices out")
+            .into_inner()
+            .removed
     }
 
     /// Messages the fake still holds for the devices of `phone`'s account.

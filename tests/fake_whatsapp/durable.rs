@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use fake_whatsapp::proto::{LogoutDeviceRequest, RefuseUnlinksRequest};
+use fake_whatsapp::proto::RefuseUnlinksRequest;
 use wa_sessiond::proto::{DisconnectSessionRequest, EventKind, LogoutSessionRequest, Session, SessionStatus};
 
 use super::{
@@ -153,17 +153,8 @@ async fn refused_unlink_is_reported(connected: bool) {
         "the answer says the unlink failed: {:?}",
         session.last_error
     );
-    let phone_side = LogoutDeviceRequest {
-        phone_number: OWNER.into(),
-    };
-    let still = fake
-        .control
-        .clone()
-        .logout_device(phone_side)
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(still.removed, 1, "whatsapp still lists the device: the answer was true");
+    let still = fake.phone_logout(OWNER).await;
+    assert_eq!(still, 1, "whatsapp still lists the device: the answer was true");
     daemon.stop().await;
     fake.running.stop().await;
 }
