@@ -277,10 +277,6 @@ impl Session {
         }
         match effect {
             Effect::None => Ok(()),
-            Effect::Unlinked => {
-                self.wire.close().await;
-                Err("the device unlinked itself".into())
-            }
             Effect::WentActive => self.offline_batch().await,
         }
     }

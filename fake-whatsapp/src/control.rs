@@ -14,9 +14,10 @@ use crate::{
         CountPendingRequest, CountPendingResponse, DropConnectionsRequest, DropConnectionsResponse,
         EnterPairingCodeRequest, EnterPairingCodeResponse, FailConnectsRequest, FailConnectsResponse,
         HoldServerAcksRequest, HoldServerAcksResponse, ListReceivedMessagesRequest, ListReceivedMessagesResponse,
-        LogoutDeviceRequest, LogoutDeviceResponse, RejectSendsRequest, RejectSendsResponse, ReplaceStreamRequest,
-        ReplaceStreamResponse, ScanQrRequest, ScanQrResponse, SendMessageRequest, SendMessageResponse,
-        SendReceiptRequest, SendReceiptResponse, SetAccountHealthRequest, SetAccountHealthResponse,
+        LogoutDeviceRequest, LogoutDeviceResponse, RefuseUnlinksRequest, RefuseUnlinksResponse, RejectSendsRequest,
+        RejectSendsResponse, ReplaceStreamRequest, ReplaceStreamResponse, ScanQrRequest, ScanQrResponse,
+        SendMessageRequest, SendMessageResponse, SendReceiptRequest, SendReceiptResponse, SetAccountHealthRequest,
+        SetAccountHealthResponse,
     },
     vocab::Refusal,
     world::ReceiptKind,
@@ -103,6 +104,16 @@ impl FakeWhatsapp for Control {
         self.shared.world.fail_connects(count).await;
         tracing::info!(count, "refusing the next connections");
         Ok(Response::new(FailConnectsResponse {}))
+    }
+
+    async fn refuse_unlinks(
+        &self,
+        request: Request<RefuseUnlinksRequest>,
+    ) -> Result<Response<RefuseUnlinksResponse>, Status> {
+        let count = request.into_inner().count;
+        self.shared.world.refuse_unlinks(count).await;
+        tracing::info!(count, "refusing the next unlink requests");
+        Ok(Response::new(RefuseUnlinksResponse {}))
     }
 
     async fn list_received_messages(

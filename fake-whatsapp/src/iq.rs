@@ -22,8 +22,6 @@ use crate::{
 pub enum Effect {
     /// Nothing.
     None,
-    /// The device unlinked itself: close its stream.
-    Unlinked,
     /// The device went active: the offline batch and its end marker follow.
     WentActive,
 }
@@ -76,10 +74,17 @@ pub async fn answer(world: &World, conn: ConnId, device: Option<&DeviceAddr>, iq
         ("md", "remove-companion-device") => {
             let unlinked = match device {
                 Some(device) => world.unlink(device).await,
-                None => false,
+                None => Some(false),
             };
+            let Some(unlinked) = unlinked else {
+                warn!(%id, "refusing an unlink request, as ordered");
+                return (vec![stanza::iq_error(&id, 500, "internal-server-error")], Effect::None);
+            };
+            // The device closes its stream itself once it has the answer: closing it
+            // here at once would race the answer in the client, which routes
+            // answers on tasks of their own and fails every waiter on a close.
             tracing::info!(device = ?device.map(DeviceAddr::jid), unlinked, "device removed itself");
-            return (result(vec![]), Effect::Unlinked);
+            result(vec![])
         }
         _ => {
             warn!(%id, %xmlns, %kind, child = %first, "unknown iq; answering 501");

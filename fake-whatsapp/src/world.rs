@@ -101,6 +101,8 @@ struct Inner {
     next_conn: ConnId,
     /// Connections still to refuse.
     fail_connects: u32,
+    /// Unlink requests still to refuse.
+    refuse_unlinks: u32,
     /// Phone numbers handed out so far (for scans without one).
     phones_issued: u64,
     /// Messages devices sent, refusals ordered and acks held.
@@ -279,14 +281,22 @@ impl World {
         Ok(removed)
     }
 
-    /// A device unlinked itself (`remove-companion-device`).
-    pub async fn unlink(&self, addr: &DeviceAddr) -> bool {
+    /// A device unlinks itself (`remove-companion-device`): whether it was linked,
+    /// or None when the request is refused (ordered; the device stays linked).
+    pub async fn unlink(&self, addr: &DeviceAddr) -> Option<bool> {
         let mut inner = self.inner.lock().await;
+        if inner.refuse_unlinks > 0 {
+            inner.refuse_unlinks -= 1;
+            return None;
+        }
         inner.inbox.unlink(addr);
-        inner
-            .accounts
-            .get_mut(&addr.phone)
-            .is_some_and(|account| account.devices.remove(&addr.device).is_some())
+        let accounts = inner.accounts.get_mut(&addr.phone);
+        Some(accounts.is_some_and(|account| account.devices.remove(&addr.device).is_some()))
+    }
+
+    /// Refuses the next `count` unlink requests.
+    pub async fn refuse_unlinks(&self, count: u32) {
+        self.inner.lock().await.refuse_unlinks = count;
     }
 
     /// Refuses the next `count` connections.

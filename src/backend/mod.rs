@@ -127,7 +127,9 @@ pub trait Backend: Send + Sync + 'static {
     fn wipe(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>>;
 
     /// Unlinks a device that has no open connection, from its stored credentials.
-    fn logout_stored(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>>;
+    /// What WhatsApp holds for the device and delivers while it is logged in for
+    /// this goes to `inbox` (committed before it is acked), never nowhere.
+    fn logout_stored(&self, session: &SessionId, inbox: Inbox) -> BoxFuture<'static, Result<(), BackendError>>;
 }
 
 /// The bound on closing a connection.

@@ -226,7 +226,7 @@ impl Backend for Scripted {
         Box::pin(async { Ok(()) })
     }
 
-    fn logout_stored(&self, _session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>> {
+    fn logout_stored(&self, _session: &SessionId, _inbox: Inbox) -> BoxFuture<'static, Result<(), BackendError>> {
         Box::pin(async { Ok(()) })
     }
 }

@@ -16,7 +16,7 @@ use super::rows::{forget_deleted_duplicate, insert, remove_deleted, ROW_OVERHEAD
 use super::{
     metrics::EventMetrics,
     outbound::{self, sql as outbound_sql},
-    Appended, Body, EventKind, NewEvent, Shared,
+    trim, Appended, Body, EventKind, NewEvent, Shared,
 };
 use crate::store::{group_commit::Apply, unix_ms, DbError};
 
@@ -59,6 +59,7 @@ impl Writer {
         metrics: Arc<EventMetrics>,
     ) -> Result<(Self, watch::Receiver<u64>), DbError> {
         conn.execute_batch(SCHEMA)?;
+        trim::open(conn)?;
         conn.execute_batch(outbound_sql::SCHEMA)?;
         conn.execute_batch(outbound::health_sql::SCHEMA)?;
         let head: i64 = conn
@@ -121,6 +122,7 @@ impl Writer {
     fn append(&mut self, tx: &Transaction<'_>, events: &[NewEvent]) -> Result<Appended, DbError> {
         let mut appended = Appended::default();
         let mut last_seqs: HashMap<&str, u64> = HashMap::new();
+        let mut sizes: HashMap<&str, i64> = HashMap::new();
         let (mut head, mut bytes, mut kinds) = (self.pending_head, 0i64, [0u64; KINDS]);
         for event in events {
             let seq = match last_seqs.get(event.session_id.as_str()) {
@@ -132,6 +134,7 @@ impl Writer {
                     // An event of the session's deleted incarnation is not a duplicate.
                     let freed = forget_deleted_duplicate(tx, event)?;
                     bytes -= freed as i64;
+                    *sizes.entry(&event.session_id).or_default() -= freed as i64;
                     if freed > 0 {
                         insert(tx, event, seq)?
                     } else {
@@ -151,6 +154,7 @@ impl Writer {
             last_seqs.insert(&event.session_id, seq);
             head = cursor;
             bytes += size as i64;
+            *sizes.entry(&event.session_id).or_default() += size as i64;
             kinds[event.kind() as usize - 1] += 1;
         }
         let mut save = tx.prepare_cached(
@@ -159,6 +163,9 @@ impl Writer {
         )?;
         for (&session_id, &seq) in &last_seqs {
             save.execute(params![session_id, seq as i64])?;
+        }
+        for (session_id, size) in sizes {
+            trim::count(tx, session_id, size)?;
         }
         for (session_id, seq) in last_seqs {
             self.seqs.insert(session_id.to_owned(), seq);
@@ -218,6 +225,8 @@ impl Writer {
         )?
         .execute(params![id, cursor as i64])?;
         outbound_sql::delete_session(tx, id)?;
+        trim::count(tx, id, size as i64)?;
+        trim::forget_mark(tx, id)?;
         let mut kinds = [0; KINDS];
         kinds[last.kind() as usize - 1] = 1;
         self.added(cursor, size as i64, kinds);
@@ -227,44 +236,25 @@ impl Writer {
     /// Removes up to `chunk` events of deleted sessions; the number removed.
     fn remove_deleted(&mut self, tx: &Transaction<'_>, chunk: usize) -> Result<usize, DbError> {
         let (removed, freed) = remove_deleted(tx, chunk)?;
-        self.pending_bytes -= freed as i64;
+        for (session_id, bytes) in freed {
+            trim::count(tx, &session_id, -(bytes as i64))?;
+            self.pending_bytes -= bytes as i64;
+        }
         Ok(removed)
     }
 
+    /// Trims one chunk: by age first, then by size ([`trim`]).
     fn trim(&mut self, tx: &Transaction<'_>, before_ms: i64, max_bytes: u64, chunk: usize) -> Result<usize, DbError> {
         let kept = self.shared.bytes.load(Ordering::Relaxed) as i64 + self.pending_bytes;
-        let mut kept = kept.max(0) as u64;
-        let mut last = None;
-        let mut removed = 0usize;
-        let mut freed = 0u64;
-        {
-            let mut oldest =
-                tx.prepare_cached("SELECT cursor, time_ms, length(body) FROM events ORDER BY cursor LIMIT ?1")?;
-            let mut rows = oldest.query([chunk as i64])?;
-            while let Some(row) = rows.next()? {
-                let (cursor, time_ms, size): (i64, i64, i64) = (row.get(0)?, row.get(1)?, row.get(2)?);
-                let too_old = time_ms < before_ms;
-                let too_many = max_bytes > 0 && kept > max_bytes;
-                if !too_old && !too_many {
-                    break;
-                }
-                let bytes = size as u64 + ROW_OVERHEAD;
-                kept = kept.saturating_sub(bytes);
-                freed += bytes;
-                removed += 1;
-                last = Some(cursor);
-            }
+        let mut trimmed = trim::by_age(tx, before_ms, chunk)?;
+        if trimmed.removed == 0 {
+            trimmed = trim::by_size(tx, kept.max(0) as u64, max_bytes, chunk)?;
         }
-        let Some(last) = last else { return Ok(0) };
-        tx.execute("DELETE FROM events WHERE cursor <= ?1", [last])?;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('trimmed_through', ?1)
-             ON CONFLICT(key) DO UPDATE SET value = max(value, excluded.value)",
-            [last],
-        )?;
-        self.pending_bytes -= freed as i64;
-        self.pending_trimmed = Some(last as u64);
-        Ok(removed)
+        self.pending_bytes -= trimmed.freed as i64;
+        if let Some(through) = trimmed.through {
+            self.pending_trimmed = Some(through);
+        }
+        Ok(trimmed.removed)
     }
 }
 

@@ -26,15 +26,31 @@ pub enum FollowEnd {
     Failed(DbError),
 }
 
-/// Whether a reader at `after` (it has seen everything up to it) missed trimmed
-/// events: the oldest cursor kept, when it did.
-pub async fn expired(log: &EventLog, after: u64) -> Result<Option<FollowEnd>, DbError> {
-    expired_past(log, after, log.trimmed_through()).await
+/// Whether a reader at `after` (it has seen everything up to it) of `filter`
+/// missed trimmed events: the oldest cursor kept, when it did.
+pub async fn expired(log: &EventLog, after: u64, filter: &Filter) -> Result<Option<FollowEnd>, DbError> {
+    let marks = log.readers.session_marks(after, filter.sessions.clone()).await?;
+    expired_past(log, after, log.trimmed_through(), &marks, &filter.accepted).await
 }
 
-/// Whether a reader at `after` missed events, trimmed through `trimmed_through`.
-async fn expired_past(log: &EventLog, after: u64, trimmed_through: u64) -> Result<Option<FollowEnd>, DbError> {
-    if after >= trimmed_through {
+/// Whether a reader at `after` missed events: the log trimmed through
+/// `trimmed_through`, or a session past `after` (`marks`) further than the reader
+/// accepted.
+fn missed(after: u64, trimmed_through: u64, marks: &[(String, u64)], accepted: &[(String, u64)]) -> bool {
+    let beyond_accepted = |(session, through): &(String, u64)| {
+        *through > after && !accepted.iter().any(|(known, mark)| known == session && mark >= through)
+    };
+    after < trimmed_through || marks.iter().any(beyond_accepted)
+}
+
+async fn expired_past(
+    log: &EventLog,
+    after: u64,
+    trimmed_through: u64,
+    marks: &[(String, u64)],
+    accepted: &[(String, u64)],
+) -> Result<Option<FollowEnd>, DbError> {
+    if !missed(after, trimmed_through, marks, accepted) {
         return Ok(None);
     }
     let oldest = log.oldest().await?.map(|(cursor, _)| cursor);
@@ -81,7 +97,7 @@ pub async fn follow(
         // page's own snapshot knows of a trim it lacks events to, even before the
         // writer publishes that trim's mark.
         let trimmed_through = page.trimmed_through.max(log.trimmed_through());
-        match expired_past(&log, after, trimmed_through).await {
+        match expired_past(&log, after, trimmed_through, &page.session_marks, &filter.accepted).await {
             Ok(None) => {}
             Ok(Some(end)) => {
                 let _ = out.send(Err(end)).await;
@@ -104,5 +120,34 @@ pub async fn follow(
             // The page held every matching event committed up to `seen_head`.
             after = after.max(seen_head);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missed;
+
+    fn marks(list: &[(&str, u64)]) -> Vec<(String, u64)> {
+        list.iter().map(|(s, m)| ((*s).to_owned(), *m)).collect()
+    }
+
+    #[test]
+    fn a_reader_misses_what_was_trimmed_past_it_unless_it_accepted_that_gap() {
+        assert!(missed(3, 5, &[], &[]), "the log's own mark");
+        assert!(!missed(5, 5, &[], &[]));
+        assert!(missed(5, 0, &marks(&[("a", 9)]), &[]), "a session trimmed past it");
+        assert!(
+            !missed(5, 0, &marks(&[("a", 9)]), &marks(&[("a", 9)])),
+            "a gap it accepted"
+        );
+        assert!(
+            missed(5, 0, &marks(&[("a", 12)]), &marks(&[("a", 9)])),
+            "trimmed further since"
+        );
+        assert!(
+            missed(5, 0, &marks(&[("b", 7)]), &marks(&[("a", 9)])),
+            "another session"
+        );
+        assert!(!missed(9, 0, &marks(&[("a", 9)]), &[]), "it read past the mark");
     }
 }

@@ -45,6 +45,9 @@ pub struct EventMetrics {
     consumer_lag: Family<ConsumerLabel, Gauge>,
     outbound: Family<StatusLabel, Counter>,
     nacks: Family<CodeLabel, Counter>,
+    /// Commits of inbound messages (the real backend's durability hook) that failed
+    /// or timed out; each is retried.
+    inbound_commit_failures: Counter,
 }
 
 fn label(kind: EventKind) -> KindLabel {
@@ -97,6 +100,11 @@ impl EventMetrics {
             self.nacks.clone(),
         );
         ours.register(
+            "events_inbound_commit_failures",
+            "Commits of inbound messages that failed or timed out (each retried; see the README)",
+            self.inbound_commit_failures.clone(),
+        );
+        ours.register(
             "events_consumer_lag",
             "Events between a consumer's acked position and the newest event",
             self.consumer_lag.clone(),
@@ -128,6 +136,11 @@ impl EventMetrics {
         if code != 0 {
             self.nacks.get_or_create(&CodeLabel { code: code.to_string() }).inc();
         }
+    }
+
+    /// A commit of inbound messages failed (it is retried).
+    pub fn inbound_commit_failed(&self) {
+        self.inbound_commit_failures.inc();
     }
 
     /// The log keeps `bytes`.

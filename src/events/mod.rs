@@ -18,6 +18,7 @@ mod outbound_log;
 mod read;
 pub mod retention;
 mod rows;
+mod trim;
 
 pub use cursor::{format_cursor, parse_cursor};
 pub use follow::{expired, follow, FollowEnd};
@@ -259,6 +260,15 @@ impl EventLog {
         self.shared.trimmed_through.load(Ordering::Acquire)
     }
 
+    /// Where a reader of `filter` starts from the oldest event kept: after the log's
+    /// trim mark, accepting the gaps the byte cap left in its sessions so far
+    /// (noted in `filter`).
+    pub async fn oldest_start(&self, filter: &mut Filter) -> Result<u64, DbError> {
+        let after = self.trimmed_through();
+        filter.accepted = self.readers.session_marks(after, filter.sessions.clone()).await?;
+        Ok(after)
+    }
+
     /// Bytes of event bodies kept.
     pub fn bytes(&self) -> u64 {
         self.shared.bytes.load(Ordering::Relaxed)
@@ -324,6 +334,11 @@ impl Inbox {
             })
             .collect();
         self.log.append(events).await
+    }
+
+    /// A [`Inbox::commit`] failed or timed out (counted; the caller retries).
+    pub fn commit_failed(&self) {
+        self.log.metrics().inbound_commit_failed();
     }
 
     /// WhatsApp's server acked (`error` None) or refused (`error`: its code, e.g.

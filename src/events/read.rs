@@ -29,6 +29,9 @@ pub struct Filter {
     pub sessions: Vec<String>,
     /// Only these kinds (empty: all).
     pub kinds: Vec<EventKind>,
+    /// Sessions' trims (session, mark) the reader knew of when it started from the
+    /// oldest event kept: gaps it accepted. Only a trim past these ends it.
+    pub accepted: Vec<(String, u64)>,
 }
 
 /// Events read in one snapshot, and how far that snapshot had trimmed the log.
@@ -37,6 +40,8 @@ pub(super) struct Page {
     pub events: Vec<Event>,
     /// Every event up to this cursor was gone in the snapshot (0: none).
     pub trimmed_through: u64,
+    /// The marks of the filter's sessions trimmed past the position, in the snapshot.
+    pub session_marks: Vec<(String, u64)>,
 }
 
 /// The pool of read connections.
@@ -93,13 +98,20 @@ impl Readers {
                 .query_row([], |row| row.get(0))
                 .optional()?;
             let events = read_page(&snapshot, after, &filter, limit)?;
+            let session_marks = read_marks(&snapshot, after, &filter.sessions)?;
             snapshot.commit()?;
             Ok(Page {
                 events,
                 trimmed_through: trimmed_through.unwrap_or(0) as u64,
+                session_marks,
             })
         })
         .await
+    }
+
+    /// The marks of `sessions` (empty: all) trimmed past `after`.
+    pub async fn session_marks(&self, after: u64, sessions: Vec<String>) -> Result<Vec<(String, u64)>, DbError> {
+        self.with(move |conn| read_marks(conn, after, &sessions)).await
     }
 
     pub async fn position(&self, consumer: String) -> Result<Option<u64>, DbError> {
@@ -154,23 +166,44 @@ fn at_ms(ms: i64) -> SystemTime {
 pub(super) const NOT_DELETED: &str =
     "NOT EXISTS (SELECT 1 FROM removals r WHERE r.session_id = events.session_id AND events.cursor < r.through)";
 
+/// Adds `AND column IN (...)` for `items` to `sql` (nothing for no items: all).
+fn one_of(sql: &mut String, values: &mut Vec<Value>, column: &str, items: impl ExactSizeIterator<Item = Value>) {
+    if items.len() == 0 {
+        return;
+    }
+    sql.push_str(&format!(" AND {column} IN ("));
+    sql.push_str(&vec!["?"; items.len()].join(","));
+    sql.push(')');
+    values.extend(items);
+}
+
+/// The sessions (of `sessions`; empty: all) whose fairness trims went past `after`,
+/// with their marks.
+fn read_marks(conn: &Connection, after: u64, sessions: &[String]) -> Result<Vec<(String, u64)>, DbError> {
+    let mut sql = "SELECT session_id, through FROM session_trims WHERE through > ?".to_owned();
+    let mut values = vec![Value::Integer(after as i64)];
+    one_of(
+        &mut sql,
+        &mut values,
+        "session_id",
+        sessions.iter().map(|s| Value::Text(s.clone())),
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map(rusqlite::params_from_iter(values), |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)? as u64))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 /// The events after `after` that pass `filter`, in log order.
 fn read_page(conn: &Connection, after: u64, filter: &Filter, limit: usize) -> Result<Vec<Event>, DbError> {
     let mut sql =
         format!("SELECT cursor, session_id, seq, time_ms, body FROM events WHERE cursor > ? AND {NOT_DELETED}");
     let mut values = vec![Value::Integer(after as i64)];
-    if !filter.sessions.is_empty() {
-        sql.push_str(" AND session_id IN (");
-        sql.push_str(&vec!["?"; filter.sessions.len()].join(","));
-        sql.push(')');
-        values.extend(filter.sessions.iter().map(|s| Value::Text(s.clone())));
-    }
-    if !filter.kinds.is_empty() {
-        sql.push_str(" AND kind IN (");
-        sql.push_str(&vec!["?"; filter.kinds.len()].join(","));
-        sql.push(')');
-        values.extend(filter.kinds.iter().map(|k| Value::Integer(*k as i64)));
-    }
+    let sessions = filter.sessions.iter().map(|s| Value::Text(s.clone()));
+    one_of(&mut sql, &mut values, "session_id", sessions);
+    let kinds = filter.kinds.iter().map(|k| Value::Integer(*k as i64));
+    one_of(&mut sql, &mut values, "kind", kinds);
     sql.push_str(" ORDER BY cursor LIMIT ?");
     values.push(Value::Integer(limit as i64));
     let mut statement = conn.prepare_cached(&sql)?;

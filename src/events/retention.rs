@@ -57,9 +57,11 @@ pub async fn pass(log: &EventLog, retention: Retention) -> Result<usize, crate::
         let before = SystemTime::now()
             .checked_sub(retention.max_age)
             .unwrap_or(SystemTime::UNIX_EPOCH);
+        // A chunk by size may stop short of CHUNK (at one session's share) while
+        // more is due: go on until a trim finds nothing to do.
         let n = log.trim(before, retention.max_bytes, CHUNK).await?;
         trimmed += n;
-        if n < CHUNK {
+        if n == 0 {
             break;
         }
     }

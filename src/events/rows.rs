@@ -87,13 +87,13 @@ pub fn forget_deleted_duplicate(tx: &Transaction<'_>, event: &NewEvent) -> Resul
 
 /// Removes up to `chunk` events of deleted sessions (those before each one's
 /// `deleted` event); a session whose events are all gone is done. The number
-/// removed and the bytes they counted for.
-pub fn remove_deleted(tx: &Transaction<'_>, chunk: usize) -> Result<(usize, u64), DbError> {
+/// removed and the bytes they counted for, by session.
+pub fn remove_deleted(tx: &Transaction<'_>, chunk: usize) -> Result<(usize, Vec<(String, u64)>), DbError> {
     let pending: Vec<(String, i64)> = tx
         .prepare_cached("SELECT session_id, through FROM removals")?
         .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<Result<_, _>>()?;
-    let (mut removed, mut freed) = (0usize, 0u64);
+    let (mut removed, mut freed) = (0usize, Vec::new());
     for (session_id, through) in pending {
         let budget = chunk - removed;
         if budget == 0 {
@@ -116,7 +116,7 @@ pub fn remove_deleted(tx: &Transaction<'_>, chunk: usize) -> Result<(usize, u64)
                 .execute([&session_id])?;
         }
         removed += rows as usize;
-        freed += bodies as u64 + rows as u64 * ROW_OVERHEAD;
+        freed.push((session_id, bodies as u64 + rows as u64 * ROW_OVERHEAD));
     }
     Ok((removed, freed))
 }

@@ -13,6 +13,7 @@ use super::*;
 use crate::proto::{InboundMessage, SessionStatus};
 
 mod by_hand;
+mod fair;
 mod removal;
 mod rollback;
 mod trim_race;
@@ -137,13 +138,14 @@ async fn filters_select_sessions_and_kinds() {
     .unwrap();
     let only_b = Filter {
         sessions: vec!["b".into()],
-        kinds: vec![],
+        ..Filter::default()
     };
     let page = log.page(0, &only_b, 10).await.unwrap();
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
     let b_messages = Filter {
         sessions: vec!["b".into()],
         kinds: vec![EventKind::Message],
+        ..Filter::default()
     };
     let page = log.page(0, &b_messages, 10).await.unwrap();
     assert_eq!(page.len(), 1);

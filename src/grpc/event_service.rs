@@ -89,11 +89,15 @@ impl EventApi {
                 }
             }
         }
-        Ok(Filter { sessions, kinds })
+        Ok(Filter {
+            sessions,
+            kinds,
+            accepted: Vec::new(),
+        })
     }
 
     /// Where the stream starts: the position after which it sends events.
-    async fn start(&self, body: &proto::StreamEventsRequest) -> Result<u64, SessionError> {
+    async fn start(&self, body: &proto::StreamEventsRequest, filter: &mut Filter) -> Result<u64, SessionError> {
         let consumer = if body.consumer.is_empty() {
             None
         } else {
@@ -110,18 +114,21 @@ impl EventApi {
             // A consumer whose position was trimmed away follows CURSOR_EXPIRED's
             // advice with from_beginning: it starts at the oldest event kept (its
             // next ack moves its position on).
-            let expired = events::expired(self.log()?, position).await.map_err(storage)?.is_some();
+            let expired = events::expired(self.log()?, position, filter)
+                .await
+                .map_err(storage)?
+                .is_some();
             if expired && body.from_beginning {
-                self.log()?.trimmed_through()
+                self.log()?.oldest_start(filter).await.map_err(storage)?
             } else {
                 position
             }
         } else if body.from_beginning {
-            self.log()?.trimmed_through()
+            self.log()?.oldest_start(filter).await.map_err(storage)?
         } else {
             self.log()?.head()
         };
-        if let Some(end) = events::expired(self.log()?, after).await.map_err(storage)? {
+        if let Some(end) = events::expired(self.log()?, after, filter).await.map_err(storage)? {
             return Err(end_error(end));
         }
         Ok(after)
@@ -177,8 +184,8 @@ impl EventService for EventApi {
         request: Request<proto::StreamEventsRequest>,
     ) -> Result<Response<Self::StreamEventsStream>, Status> {
         let body = request.into_inner();
-        let filter = self.filter(&body).await?;
-        let after = self.start(&body).await?;
+        let mut filter = self.filter(&body).await?;
+        let after = self.start(&body, &mut filter).await?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::spawn(events::follow(
             self.log()?.clone(),

@@ -4,13 +4,16 @@
 use std::time::Duration;
 
 use fake_whatsapp::proto::{
-    fake_whatsapp_client::FakeWhatsappClient, CountConnectionsRequest, CountPendingRequest, ScanQrRequest,
-    SendMessageRequest,
+    fake_whatsapp_client::FakeWhatsappClient, CountConnectionsRequest, CountPendingRequest, LogoutDeviceRequest,
+    ScanQrRequest, SendMessageRequest,
 };
 use tonic::transport::Channel;
 use wa_sessiond::{
     config::{BackendKind, Config, WhatsappUrl},
-    proto::{Session, SessionStatus},
+    proto::{
+        self, event::Body, event_service_client::EventServiceClient, EventKind, InboundMessage, Session, SessionStatus,
+        StreamEventsRequest,
+    },
 };
 
 use super::{create, peek, status, wait_for, Daemon};
@@ -74,6 +77,28 @@ impl Fake {
         sent.expect("the fake takes the message").into_inner().message_id
     }
 
+    /// Waits (bounded by `STEP_BOUND`) until the fake has `wanted` connections open.
+    pub async fn wait_open(&self, wanted: u64) {
+        wait_for(
+            STEP_BOUND,
+            &format!("{wanted} connections open at the fake"),
+            || async { (self.connections().await.1 == wanted).then_some(()) },
+        )
+        .await;
+    }
+
+    /// The phone unlinks its devices (`LogoutDevice`): how many WhatsApp still listed.
+    pub async fn phone_logout(&self, phone: &str) -> u32 {
+        let request = LogoutDeviceRequest {
+            phone_number: phone.into(),
+        };
+        let answer = self.control.clone().logout_device(request).await;
+        answer
+            .expect("the fake logs the phone's devices out")
+            .into_inner()
+            .removed
+    }
+
     /// Messages the fake still holds for the devices of `phone`'s account.
     pub async fn pending(&self, phone: &str) -> u64 {
         let request = CountPendingRequest {
@@ -118,4 +143,42 @@ pub async fn pair(daemon: &Daemon, fake: &Fake, id: &str, phone: &str) -> Sessio
     };
     fake.control.clone().scan_qr(scan).await.unwrap();
     wait_until(daemon, id, "CONNECTED", |s| status(s) == SessionStatus::Connected).await
+}
+
+/// The messages logged for `session`, from the beginning of the log, then live.
+pub async fn logged_messages(daemon: &Daemon, session: &str) -> tonic::Streaming<proto::Event> {
+    let request = StreamEventsRequest {
+        from_beginning: true,
+        session_ids: vec![session.into()],
+        kinds: vec![EventKind::Message as i32],
+        ..Default::default()
+    };
+    let mut events = EventServiceClient::new(daemon.channel().await);
+    events.stream_events(request).await.unwrap().into_inner()
+}
+
+/// Reads `stream` until each of `ids` came, all within `bound`: the messages read.
+pub async fn until_logged(
+    stream: &mut tonic::Streaming<proto::Event>,
+    ids: &[String],
+    bound: Duration,
+) -> Vec<InboundMessage> {
+    let mut got: Vec<InboundMessage> = Vec::new();
+    let read_all = async {
+        while !ids.iter().all(|id| got.iter().any(|m| &m.id == id)) {
+            let event = stream
+                .message()
+                .await
+                .expect("a healthy stream")
+                .expect("the stream goes on");
+            if let Some(Body::Message(message)) = event.body {
+                got.push(message);
+            }
+        }
+    };
+    if tokio::time::timeout(bound, read_all).await.is_err() {
+        let seen: Vec<_> = got.iter().map(|m| m.id.as_str()).collect();
+        panic!("{ids:?} not all logged within {bound:?}; logged: {seen:?}");
+    }
+    got
 }

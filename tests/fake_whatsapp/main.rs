@@ -10,6 +10,9 @@
 //!   device removed at WhatsApp, pairing codes, refused connects).
 //! - `crash`: the binary killed with -9 between the scan and CONNECTED.
 //! - `orphan`: a session actor that crashes closes its connection with it.
+//! - `durable`: nothing delivered is lost: a refused commit retried on the same
+//!   connection, a logout of a session not connected that logs WhatsApp's queue
+//!   first, and a refused unlink reported.
 //! - `files`: under a low open-files limit, creates are refused before sessions stall.
 //! - `outbound`: `SendMessage` on both backends: every kind of message at the
 //!   server under the daemon's id, server acks, nacks, held acks and receipts;
@@ -22,6 +25,7 @@ mod common;
 
 mod alike;
 mod crash;
+mod durable;
 mod files;
 mod orphan;
 mod outbound;

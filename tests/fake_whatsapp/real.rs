@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use fake_whatsapp::proto::{
     DropConnectionsRequest, EnterPairingCodeRequest, FailConnectsRequest, ListReceivedMessagesRequest,
-    LogoutDeviceRequest,
 };
 use wa_sessiond::proto::{LogoutSessionRequest, RequestPairingCodeRequest, SendTextMessageRequest, SessionStatus};
 
@@ -66,17 +65,8 @@ async fn logging_a_session_out_unlinks_the_device_at_whatsapp() {
         .into_inner();
     assert_eq!(status(&session), SessionStatus::LoggedOut);
 
-    let phone_side = LogoutDeviceRequest {
-        phone_number: "15550006666".into(),
-    };
-    let left = fake
-        .control
-        .clone()
-        .logout_device(phone_side)
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(left.removed, 0, "whatsapp no longer lists the device");
+    let left = fake.phone_logout("15550006666").await;
+    assert_eq!(left, 0, "whatsapp no longer lists the device");
     assert!(!dir.path().join("sessions/frank/whatsapp.db").exists());
     daemon.stop().await;
 }

@@ -390,7 +390,7 @@ impl Backend for Emulator {
         })
     }
 
-    fn logout_stored(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>> {
+    fn logout_stored(&self, session: &SessionId, _inbox: Inbox) -> BoxFuture<'static, Result<(), BackendError>> {
         // The emulated server forgets a device when its credentials go: nothing to
         // send over the wire.
         self.wipe(session)

@@ -96,7 +96,7 @@ impl Backend for Paced {
         self.inner.wipe(session)
     }
 
-    fn logout_stored(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>> {
-        self.inner.logout_stored(session)
+    fn logout_stored(&self, session: &SessionId, inbox: Inbox) -> BoxFuture<'static, Result<(), BackendError>> {
+        self.inner.logout_stored(session, inbox)
     }
 }

@@ -18,7 +18,7 @@ use whatsapp_rust::{
 };
 
 use super::{events::OwnDevice, inbound::InboxHook, runtime::SessionRuntime, store::CredentialFiles};
-use crate::{config::WhatsappUrl, events::Inbox};
+use crate::config::WhatsappUrl;
 
 /// How a client reaches WhatsApp; cheap to clone.
 #[derive(Debug, Clone)]
@@ -78,11 +78,10 @@ impl EventHandler for Forwarder {
 
 /// Opens the store (creating it private) and builds a client with auto-reconnect
 /// off: the session actor decides every reconnect. Inbound messages are acked to
-/// WhatsApp only once committed to `inbox`; without one (a client built only to
-/// unlink the device) they are acked as they arrive and kept nowhere. Errors are
+/// WhatsApp only once `hook` committed them to the session's inbox. Errors are
 /// causes in words. A build that does not verify the server certificate refuses a
 /// non-loopback URL here too, whoever configured it.
-pub async fn build(files: &CredentialFiles, dial: &Dial, span: Span, inbox: Option<Inbox>) -> Result<Built, String> {
+pub async fn build(files: &CredentialFiles, dial: &Dial, span: Span, hook: InboxHook) -> Result<Built, String> {
     dial.url.allowed()?;
     let prepared = files.clone();
     tokio::task::spawn_blocking(move || prepared.prepare())
@@ -94,16 +93,14 @@ pub async fn build(files: &CredentialFiles, dial: &Dial, span: Span, inbox: Opti
         .await
         .map_err(|e| format!("could not open the credential store {}: {e}", db_path.display()))?;
     let (tx, events) = mpsc::unbounded_channel();
-    let mut builder = Bot::builder()
+    let builder = Bot::builder()
         .with_backend(store)
         .with_runtime(SessionRuntime::new(span))
         .with_version(dial.version)
         .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(dial.url.as_str()))
         .skip_history_sync()
-        .with_event_handler(Forwarder { tx });
-    if let Some(inbox) = inbox {
-        builder = builder.with_inbound_durability_hook(InboxHook::new(inbox));
-    }
+        .with_event_handler(Forwarder { tx })
+        .with_inbound_durability_hook(hook);
     let bot = builder
         .build()
         .await

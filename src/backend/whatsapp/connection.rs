@@ -42,6 +42,10 @@ use crate::{
 /// How long a flush of the device state may take before a step goes on without it.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why a connection ends when the event log kept refusing inbound messages.
+const REDELIVER: &str =
+    "the event log did not take inbound messages in time; reconnecting so whatsapp delivers them again";
+
 /// What the handle and the task share.
 pub struct Shared {
     /// Set once `close` or `logout` begins: nothing is reported after it.
@@ -174,17 +178,13 @@ impl Connection for WhatsappConnection {
             let client = self.shared.client.borrow().clone();
             let online = client.as_ref().is_some_and(|c| c.is_connected() && c.is_logged_in());
             let unlinked = match client.filter(|_| online) {
-                Some(client) => timeout(CLOSE_TIMEOUT, client.logout()).await.is_ok(),
-                None => false,
+                Some(client) => pairing::unlink(&client).await,
+                None => Err(BackendError::Unreachable(
+                    "the connection was not online, so whatsapp was not asked to unlink the device".into(),
+                )),
             };
             self.shut(Instant::now() + CLOSE_TIMEOUT).await;
-            if unlinked {
-                Ok(())
-            } else {
-                Err(BackendError::Unreachable(
-                    "the connection was not online, so whatsapp was not told to unlink the device".into(),
-                ))
-            }
+            unlinked
         };
         Box::pin(logout.instrument(span))
     }
@@ -212,8 +212,10 @@ impl Connection for WhatsappConnection {
 async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span, inbox: Inbox) {
     // Probed alongside the library's own attempt, to name a failure quickly.
     let mut probe = tokio::spawn(reach::probe(dial.url.clone()));
+    let redeliver = Arc::new(Notify::new());
+    let hook = inbound::InboxHook::new(inbox.clone(), redeliver.clone());
     let built = tokio::select! {
-        built = client::build(&files, &dial, span, Some(inbox.clone())) => built,
+        built = client::build(&files, &dial, span, hook) => built,
         () = shared.stop.notified() => {
             probe.abort();
             return;
@@ -250,6 +252,15 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span
                 handle(&shared, &files, &client, &inbox, &mut mapper, &mut timelock, &event).await;
             }
             () = &mut running => break,
+            // The hook gave a batch back: only a new connection gets it delivered again.
+            () = redeliver.notified() => {
+                if let Some(lost) = mapper.give_up(REDELIVER) {
+                    shared.report(lost);
+                }
+                let _ = timeout(CLOSE_TIMEOUT, client.disconnect()).await;
+                probe.abort();
+                return;
+            }
             result = &mut probe, if probed.is_none() => {
                 let result = result.unwrap_or_else(|e| Err(format!("the reachability probe failed: {e}")));
                 if let Err(cause) = &result {

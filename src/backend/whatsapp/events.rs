@@ -157,6 +157,15 @@ impl EventMapper {
         RunEnd::NeverUp
     }
 
+    /// The connection is being closed by us to be opened again (`cause`): the lost
+    /// connection to report, unless its end was reported already.
+    pub fn give_up(&mut self, cause: &str) -> Option<BackendEvent> {
+        if self.ended {
+            return None;
+        }
+        self.end_with(Disconnect::ConnectionLost(cause.to_owned()))
+    }
+
     /// The non-fatal trouble seen, if any (names a failure to come up).
     pub fn last_trouble(&self) -> Option<&str> {
         self.last_trouble.as_deref()

@@ -3,7 +3,9 @@
 //! `InboundMessage` (plain code, tested on hand-built messages), and the durability
 //! hook that commits each batch to the inbox before whatsapp-rust acks it. The hook
 //! is the one path messages take: a batch it did not commit is not acked, so
-//! WhatsApp delivers it again, and the log keeps each message once.
+//! WhatsApp delivers it again, and the log keeps each message once. A commit the
+//! log refuses is tried again in place, then handed back with a reconnect
+//! (`commit_retry`).
 //!
 //! Receipts: only those for messages the account sent, from the other party
 //! (`delivered`, `read`, `played`). The `-self` kinds (the account read something
@@ -20,37 +22,48 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use tokio::{sync::Notify, time::Instant};
 use tracing::{debug, warn};
 use whatsapp_rust::{
     anyhow, proto_helpers::MessageExt, types::message::MessageInfo, waproto::whatsapp as wa, Client,
     InboundDurabilityHook, Jid,
 };
 
+use super::commit_retry;
 use crate::{
     events::{Body, InboundMessage, Inbox, Receipt, ReceiptKind},
     proto::{Media, MessageKind},
 };
 
-/// How long one batch may take to reach the disk before the hook gives up: WhatsApp
-/// then delivers it again.
+/// How long one try of a batch may take to reach the disk before it counts as
+/// failed (and is tried again, see [`commit_retry`]).
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The durability hook: commits each batch to the session's inbox, Ok only once it
-/// is on disk.
+/// is on disk. A refused commit is tried again in place ([`commit_retry`]); a batch
+/// still refused after [`commit_retry::GIVE_UP_AFTER`] is given back unacked and
+/// `redeliver` is told, so the connection reconnects and WhatsApp delivers it again.
 pub struct InboxHook {
     /// The session's inbox.
     inbox: Inbox,
+    /// Told when a batch is given back: the connection then reconnects.
+    redeliver: Arc<Notify>,
 }
 
 impl InboxHook {
-    /// A hook committing to `inbox`.
-    pub fn new(inbox: Inbox) -> Self {
-        Self { inbox }
+    /// A hook committing to `inbox`, telling `redeliver` when it gives a batch back.
+    pub fn new(inbox: Inbox, redeliver: Arc<Notify>) -> Self {
+        Self { inbox, redeliver }
     }
 
-    /// Commits the messages of `batch` worth logging; Err when they are not on disk
-    /// (in time).
-    pub async fn commit(&self, batch: &[whatsapp_rust::types::events::InboundMessage]) -> anyhow::Result<()> {
+    /// Commits the messages of `batch` worth logging, trying again while the log
+    /// refuses and the connection is up (`connected`); Err when they are still not on
+    /// disk after the retry bound, or the connection went (the next one gets them).
+    pub async fn commit(
+        &self,
+        batch: &[whatsapp_rust::types::events::InboundMessage],
+        connected: impl Fn() -> bool,
+    ) -> anyhow::Result<()> {
         let bodies: Vec<Body> = batch
             .iter()
             .filter_map(|item| inbound_message(&item.message, &item.info))
@@ -61,24 +74,35 @@ impl InboxHook {
             debug!(skipped, "nothing to log in an inbound batch");
             return Ok(());
         }
-        let appended = match tokio::time::timeout(COMMIT_TIMEOUT, self.inbox.commit(bodies)).await {
-            Ok(Ok(appended)) => appended,
-            Ok(Err(error)) => {
-                warn!(%error, "inbound messages not committed; whatsapp delivers them again");
-                return Err(anyhow::anyhow!("the event log did not commit the messages: {error}"));
-            }
-            Err(_) => {
-                warn!("inbound messages not committed in time; whatsapp delivers them again");
-                return Err(anyhow::anyhow!("the event log did not commit the messages in time"));
-            }
-        };
-        debug!(
-            added = appended.added,
-            duplicates = appended.duplicates,
-            skipped,
-            "inbound messages committed"
-        );
-        Ok(())
+        let mut backoff: Option<commit_retry::Backoff> = None;
+        loop {
+            let failure = match tokio::time::timeout(COMMIT_TIMEOUT, self.inbox.commit(bodies.clone())).await {
+                Ok(Ok(appended)) => {
+                    debug!(
+                        added = appended.added,
+                        duplicates = appended.duplicates,
+                        skipped,
+                        "inbound messages committed"
+                    );
+                    return Ok(());
+                }
+                Ok(Err(error)) => error.to_string(),
+                Err(_) => format!("no commit within {COMMIT_TIMEOUT:?}"),
+            };
+            self.inbox.commit_failed();
+            let now = Instant::now();
+            let wait = backoff.get_or_insert_with(|| commit_retry::Backoff::new(now)).next(now);
+            let Some(wait) = wait.filter(|_| connected()) else {
+                // Given back unacked: the next connection gets it again. When this
+                // one is still up, it is closed and opened again for that.
+                warn!(%failure, messages = bodies.len(),
+                    "inbound messages still not committed; whatsapp delivers them again on the next connection");
+                self.redeliver.notify_one();
+                return Err(anyhow::anyhow!("the event log did not commit the messages: {failure}"));
+            };
+            warn!(%failure, messages = bodies.len(), retry_in = ?wait, "inbound messages not committed; trying again");
+            tokio::time::sleep(wait).await;
+        }
     }
 }
 
@@ -86,10 +110,10 @@ impl InboxHook {
 impl InboundDurabilityHook for InboxHook {
     async fn on_messages(
         &self,
-        _client: Arc<Client>,
+        client: Arc<Client>,
         batch: &[whatsapp_rust::types::events::InboundMessage],
     ) -> anyhow::Result<()> {
-        self.commit(batch).await
+        self.commit(batch, || client.is_connected()).await
     }
 }
 

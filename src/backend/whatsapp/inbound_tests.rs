@@ -312,16 +312,16 @@ fn item(id: &str, message: wa::Message) -> whatsapp_rust::types::events::Inbound
 async fn the_hook_commits_a_batch_once_however_often_it_is_delivered() {
     let dir = tempfile::tempdir().unwrap();
     let log = EventLog::open(dir.path(), Arc::default()).unwrap();
-    let hook = InboxHook::new(Inbox::new(log.clone(), "alice"));
+    let hook = InboxHook::new(Inbox::new(log.clone(), "alice"), Arc::default());
     let batch = [
         item("A1", text("one")),
         item("A2", wa::Message::default()),
         item("A3", text("two")),
     ];
-    hook.commit(&batch).await.expect("committed");
+    hook.commit(&batch, || true).await.expect("committed");
     let committed_head = log.head();
     assert!(committed_head > 0, "on disk when the hook answers");
-    hook.commit(&batch).await.expect("a redelivery is fine");
+    hook.commit(&batch, || true).await.expect("a redelivery is fine");
     let events = log.page(0, &Filter::default(), 100).await.unwrap();
     let texts: Vec<_> = events
         .iter()

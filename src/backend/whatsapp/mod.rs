@@ -8,6 +8,7 @@
 //! 463 (`health`).
 
 mod client;
+mod commit_retry;
 mod connection;
 pub mod events;
 mod health;
@@ -84,10 +85,10 @@ impl Backend for WhatsappBackend {
         Box::pin(pairing::wipe(self.files(session)))
     }
 
-    fn logout_stored(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>> {
+    fn logout_stored(&self, session: &SessionId, inbox: Inbox) -> BoxFuture<'static, Result<(), BackendError>> {
         use tracing::Instrument;
         let span = info_span!("whatsapp", session_id = %session);
-        Box::pin(pairing::logout_stored(self.files(session), self.dial.clone()).instrument(span))
+        Box::pin(pairing::logout_stored(self.files(session), self.dial.clone(), inbox).instrument(span))
     }
 }
 
@@ -163,7 +164,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let backend = backend(tmp.path());
         let session = SessionId::parse("carol").unwrap();
-        backend.logout_stored(&session).await.unwrap();
+        backend.logout_stored(&session, inbox(tmp.path())).await.unwrap();
         assert!(!backend.has_credentials(&session));
     }
 }

@@ -12,6 +12,7 @@ use crate::{
     backend::BackendError,
     domain::{QrRequest, SessionView, Status},
     error::SessionError,
+    events::Inbox,
     metrics::Logout,
     session::{state::ConnectPlan, timers::Timer, waiters::Reply},
     store::{finish_wipe, write_failed},
@@ -69,7 +70,9 @@ impl SessionRun {
         let unlinked = self.unlink().await;
         self.ctx.backend.wipe(&self.state.view().id).await.map_err(internal)?;
         self.state.logged_out(SystemTime::now());
-        if let Err(cause) = unlinked {
+        if let Err(cause) = &unlinked {
+            warn!(session_id = %self.state.view().id, %cause,
+                "logged out here, but whatsapp did not unlink the device: remove it under Linked devices on the phone");
             self.state.note_error(format!(
                 "logged out here, but whatsapp could not be told ({cause}): remove the device under Linked devices on the phone"
             ));
@@ -103,7 +106,9 @@ impl SessionRun {
         if !linked {
             return Ok(());
         }
-        self.ctx.backend.logout_stored(&self.state.view().id).await
+        let id = &self.state.view().id;
+        let inbox = Inbox::new(self.ctx.log.clone(), id.as_str());
+        self.ctx.backend.logout_stored(id, inbox).await
     }
 
     /// Logs out if linked, leaves the tombstone, removes every file, then stops with
