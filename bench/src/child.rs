@@ -223,6 +223,11 @@ impl Proc {
         Duration::from_millis((ticks(11) + ticks(12)) * 1000 / CLOCK_TICKS_PER_SECOND)
     }
 
+    /// Its open files (the entries of `/proc/<pid>/fd`).
+    pub fn open_files(&self) -> u64 {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid())).map_or(0, |d| d.count() as u64)
+    }
+
     /// Its thread count.
     pub fn threads(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/task", self.pid())).map_or(0, |d| d.count())

@@ -5,7 +5,8 @@
 //! idle (keepalives) over `--idle-window`; then SIGTERM and a restart on the same
 //! data dir: the time until every session is CONNECTED again, and the most
 //! handshakes in flight at once (the daemon's `connects_in_flight_peak`), which
-//! must stay within `--max-concurrent-connects`.
+//! must stay within `--max-concurrent-connects`. At each count, and after the
+//! restore, the daemon's open files per CONNECTED session (over the empty daemon's).
 
 use std::{
     ops::Range,
@@ -33,6 +34,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 const PEAK_METRIC: &str = "wa_sessiond_connects_in_flight_peak";
 /// The bound on one session's link: create, scan, CONNECTED.
 const LINK_BOUND: Duration = Duration::from_secs(120);
+/// The open files a CONNECTED session may hold: its socket, its credential
+/// store's database, -wal and -shm (the daemon's own budget per session).
+const FILES_PER_SESSION: f64 = 4.0;
 
 /// Memory after linking up to a count.
 struct Step {
@@ -42,6 +46,8 @@ struct Step {
     link_time: Duration,
     /// VmRSS, KiB.
     rss: u64,
+    /// Open files.
+    files: u64,
 }
 
 /// Runs the scenario and prints its figures.
@@ -69,7 +75,8 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
     let daemon = env.daemon_on("daemon-real", &data, &backend, &extra).await?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (rss_empty, threads_empty) = (daemon.rss_kib()?, daemon.threads());
-    println!("real: empty daemon {rss_empty} KiB, {threads_empty} threads; linking");
+    let files_empty = daemon.open_files();
+    println!("real: empty daemon {rss_empty} KiB, {threads_empty} threads, {files_empty} open files; linking");
 
     let mut steps = Vec::new();
     let mut linked = 0;
@@ -77,9 +84,14 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
         let link_time = link(env, &daemon, &fake, linked..count).await?;
         linked = count;
         settle(&daemon, threads_empty).await;
-        let rss = daemon.rss_kib()?;
-        println!("real: {count} CONNECTED, {rss} KiB");
-        steps.push(Step { count, link_time, rss });
+        let (rss, files) = (daemon.rss_kib()?, daemon.open_files());
+        println!("real: {count} CONNECTED, {rss} KiB, {files} open files");
+        steps.push(Step {
+            count,
+            link_time,
+            rss,
+            files,
+        });
     }
     let peak_linking = client::metric(daemon.admin.ok_or("no admin port")?, PEAK_METRIC).await?;
 
@@ -104,12 +116,13 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
     let peak = client::metric(restarted.admin.ok_or("no admin port")?, PEAK_METRIC).await?;
     let (started_after, open_after) = fake_counts.connections().await?;
     settle(&restarted, threads_empty).await;
-    let rss_restored = restarted.rss_kib()?;
+    let (rss_restored, files_restored) = (restarted.rss_kib()?, restarted.open_files());
     restarted.stop(Duration::from_secs(180)).await?;
     fake_proc.stop(Duration::from_secs(30)).await?;
     let _ = std::fs::remove_dir_all(&data);
 
-    let per = |step: &Step| step.rss.saturating_sub(rss_empty) as f64 / f64::from(step.count.max(1));
+    let per = |rss: u64, count: u32| rss.saturating_sub(rss_empty) as f64 / f64::from(count.max(1));
+    let files_per = |files: u64, count: u32| files.saturating_sub(files_empty) as f64 / f64::from(count.max(1));
     // The cost of the sessions added at each step, apart from what the first ones
     // paid once (allocator arenas, the runtime's threads).
     let (mut marginal, mut last) = (Vec::new(), (0, rss_empty));
@@ -128,8 +141,12 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
                 "{:.1} / {} / {:.1} ({added:.1})",
                 step.link_time.as_secs_f64(),
                 step.rss,
-                per(step)
+                per(step.rss, step.count)
             ),
+        ]));
+        table.push(row(&[
+            &format!("{} CONNECTED: open files (per session)", step.count),
+            &format!("{} ({:.2})", step.files, files_per(step.files, step.count)),
         ]));
     }
     let idle_row = format!("idle CPU per 1,000 connected, over {idle_wall:.0} s (% of a core)");
@@ -156,27 +173,38 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
         ]),
         row(&[
             &"RSS restored KiB (per session)",
+            &format!("{rss_restored} ({:.1})", per(rss_restored, total)),
+        ]),
+        row(&[
+            &"open files empty / restored (per session)",
             &format!(
-                "{rss_restored} ({:.1})",
-                per(&Step {
-                    count: total,
-                    link_time: Duration::ZERO,
-                    rss: rss_restored
-                })
+                "{files_empty} / {files_restored} ({:.2})",
+                files_per(files_restored, total)
             ),
         ]),
     ]);
+    let most_files = steps
+        .iter()
+        .map(|s| files_per(s.files, s.count))
+        .fold(files_per(files_restored, total), f64::max);
     let within = peak <= f64::from(env.args.max_concurrent_connects)
         && peak_linking <= f64::from(env.args.max_concurrent_connects);
-    let targets = [Target {
-        key: "handshakes_within_max_concurrent_connects",
-        text: format!("handshakes in flight never above --max-concurrent-connects {width} (linking {peak_linking}, restore {peak})"),
-        met: Some(within),
-    }];
+    let targets = [
+        Target {
+            key: "handshakes_within_max_concurrent_connects",
+            text: format!("handshakes in flight never above --max-concurrent-connects {width} (linking {peak_linking}, restore {peak})"),
+            met: Some(within),
+        },
+        Target {
+            key: "open_files_per_connected_session",
+            text: format!("open files per CONNECTED session at most {FILES_PER_SESSION} (most seen {most_files:.2})"),
+            met: Some(most_files <= FILES_PER_SESSION),
+        },
+    ];
     let rss_steps: Vec<Value> = steps
         .iter()
         .zip(&marginal)
-        .map(|(s, added)| json!({"sessions": s.count, "link_s": r3(s.link_time.as_secs_f64()), "rss_kib": s.rss, "rss_kib_per_session": r3(per(s)), "rss_kib_per_added_session": r3(*added)}))
+        .map(|(s, added)| json!({"sessions": s.count, "link_s": r3(s.link_time.as_secs_f64()), "rss_kib": s.rss, "rss_kib_per_session": r3(per(s.rss, s.count)), "rss_kib_per_added_session": r3(*added), "open_files": s.files, "open_files_per_session": r3(files_per(s.files, s.count))}))
         .collect();
     let figures = json!({
         "sessions": total,
@@ -195,6 +223,9 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
         "restore_peak_in_flight": peak,
         "restore_connections_started": started_after - started_before,
         "rss_kib_restored": rss_restored,
+        "open_files_empty": files_empty,
+        "open_files_restored": files_restored,
+        "open_files_per_session_restored": r3(files_per(files_restored, total)),
     });
     let figures: Map<String, Value> = figures.as_object().cloned().unwrap_or_default();
     report::scenario(&format!("real_{total}"), &table, &targets, figures);

@@ -219,6 +219,13 @@ impl Process {
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 
+    /// What its open files are (the targets of `/proc/<pid>/fd`: paths, or
+    /// `socket:[...]`, `anon_inode:[...]`): the daemon's alone, not the test's.
+    pub fn open_files(&self) -> Vec<PathBuf> {
+        let fds = std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).unwrap();
+        fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok()).collect()
+    }
+
     /// kill -9.
     pub fn kill9(mut self) {
         self.child.kill().expect("SIGKILL");

@@ -1,17 +1,107 @@
-//! Open files, on the real backend against the fake, in the binary under a low
-//! `ulimit -n`: sessions are linked until a create is refused for want of room for
-//! another session's files (RESOURCE_EXHAUSTED naming the limit and what to do),
-//! and every session already linked stays CONNECTED: none stalls retrying with
-//! "Too many open files".
+//! Open files, on the real backend against the fake, in the binary: a connected
+//! session holds what the budget says, four (its socket, its credential store's
+//! database, -wal and -shm; the store stays in WAL); under
+//! a low `ulimit -n`, sessions are linked until a create is refused for want of
+//! room for another session's files (RESOURCE_EXHAUSTED naming the limit and what
+//! to do), and every session already linked stays CONNECTED: none stalls retrying
+//! with "Too many open files".
+
+use std::path::Path;
 
 use fake_whatsapp::proto::ScanQrRequest;
-use tonic::Code;
-use wa_sessiond::proto::SessionStatus;
+use tonic::{transport::Channel, Code, Status};
+use wa_sessiond::proto::{session_service_client::SessionServiceClient, ListSessionsRequest, SessionStatus};
 
 use super::{common::process::Process, common::*, Fake, STEP_BOUND};
 
 /// The limit the binary runs under (soft and hard).
 const NOFILE: u64 = 256;
+
+/// What a connected session may hold open: its socket, its store's database, -wal
+/// and -shm (the daemon's budget per session).
+const PER_SESSION: usize = 4;
+
+/// Creates `id`, scans its first code with the phone `phone` and waits for
+/// CONNECTED; a refused create comes back.
+async fn link(client: &mut SessionServiceClient<Channel>, fake: &Fake, id: &str, phone: String) -> Result<(), Status> {
+    let created = client.create_session(create(id)).await?.into_inner();
+    let scan = ScanQrRequest {
+        code: created.qr.expect("a first qr code").code,
+        phone_number: phone,
+    };
+    fake.control.clone().scan_qr(scan).await.unwrap();
+    wait_for(STEP_BOUND, "the session CONNECTED", || {
+        let mut client = client.clone();
+        async move {
+            let session = client.get_session(peek(id)).await.ok()?.into_inner();
+            (status(&session) == SessionStatus::Connected).then_some(())
+        }
+    })
+    .await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_connected_session_holds_the_four_open_files_its_budget_counts() {
+    const SESSIONS: usize = 6;
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = Process::start_real(dir.path(), &fake.running.url(), &[]).await;
+    let mut client = daemon.sessions().await;
+    client.list_sessions(ListSessionsRequest::default()).await.unwrap();
+    let before = daemon.open_files().len();
+    let ids: Vec<String> = (0..SESSIONS).map(|n| format!("s{n}")).collect();
+    for (n, id) in ids.iter().enumerate() {
+        link(&mut client, &fake, id, format!("1555100{n:04}")).await.unwrap();
+    }
+
+    // The probes and pairing connections close; what stays is the sessions' own,
+    // give or take the daemon's own churn (half a file per session at most).
+    let budget = before + SESSIONS * PER_SESSION + SESSIONS / 2;
+    let settled = tokio::time::Instant::now() + STEP_BOUND;
+    let open = loop {
+        let open = daemon.open_files();
+        if open.len() <= budget || tokio::time::Instant::now() > settled {
+            break open;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let per_session = open.len().saturating_sub(before) as f64 / SESSIONS as f64;
+    eprintln!(
+        "{} open files with {SESSIONS} connected sessions, {before} before: {per_session:.2} per session",
+        open.len()
+    );
+    assert!(open.len() <= budget, "{per_session:.2} per session: {open:?}");
+    let sessions = dir.path().join("sessions");
+    for id in &ids {
+        let folder = sessions.join(id);
+        let mut held: Vec<String> = open
+            .iter()
+            .filter(|file| file.starts_with(&folder))
+            .map(|file| file.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        held.sort();
+        assert_eq!(held, ["whatsapp.db", "whatsapp.db-shm", "whatsapp.db-wal"], "{id}");
+    }
+
+    daemon.sigterm();
+    daemon.wait_exit(STEP_BOUND).await;
+    for id in &ids {
+        let mode = read_journal_mode(&sessions.join(id).join("whatsapp.db"));
+        assert_eq!(mode.as_deref(), Ok("wal"), "{id}");
+    }
+}
+
+/// The store's journal mode, read-only.
+fn read_journal_mode(store: &Path) -> Result<String, String> {
+    let conn = rusqlite::Connection::open_with_flags(store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| e.to_string())?;
+    conn.busy_timeout(std::time::Duration::ZERO)
+        .map_err(|e| e.to_string())?;
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get::<_, i64>(0))
+        .and_then(|_| conn.query_row("PRAGMA journal_mode", [], |row| row.get(0)))
+        .map_err(|e| e.to_string())
+}
 
 #[tokio::test]
 async fn creates_beyond_the_open_files_budget_are_refused_and_the_linked_sessions_stay_connected() {
@@ -27,24 +117,10 @@ async fn creates_beyond_the_open_files_budget_are_refused_and_the_linked_session
             linked.len()
         );
         let id = format!("s{:02}", linked.len());
-        let created = match client.create_session(create(&id)).await {
-            Ok(created) => created.into_inner(),
-            Err(refused) => break refused,
-        };
-        let scan = ScanQrRequest {
-            code: created.qr.expect("a first qr code").code,
-            phone_number: format!("1555000{:04}", linked.len()),
-        };
-        fake.control.clone().scan_qr(scan).await.unwrap();
-        wait_for(STEP_BOUND, "the session CONNECTED", || {
-            let mut client = client.clone();
-            let id = id.clone();
-            async move {
-                let session = client.get_session(peek(&id)).await.ok()?.into_inner();
-                (status(&session) == SessionStatus::Connected).then_some(())
-            }
-        })
-        .await;
+        let phone = format!("1555000{:04}", linked.len());
+        if let Err(refused) = link(&mut client, &fake, &id, phone).await {
+            break refused;
+        }
         linked.push(id);
     };
     eprintln!(

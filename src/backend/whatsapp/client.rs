@@ -11,7 +11,6 @@ use tokio::sync::mpsc;
 use tracing::Span;
 use whatsapp_rust::{
     bot::Bot,
-    store::SqliteStore,
     transport::TokioWebSocketTransportFactory,
     types::events::{Event, EventHandler, EventInterest, EventKind},
     Client,
@@ -76,22 +75,14 @@ impl EventHandler for Forwarder {
     }
 }
 
-/// Opens the store (creating it private) and builds a client with auto-reconnect
+/// Opens the store (creating it private, see `store`) and builds a client with auto-reconnect
 /// off: the session actor decides every reconnect. Inbound messages are acked to
 /// WhatsApp only once `hook` committed them to the session's inbox. Errors are
 /// causes in words. A build that does not verify the server certificate refuses a
 /// non-loopback URL here too, whoever configured it.
 pub async fn build(files: &CredentialFiles, dial: &Dial, span: Span, hook: InboxHook) -> Result<Built, String> {
     dial.url.allowed()?;
-    let prepared = files.clone();
-    tokio::task::spawn_blocking(move || prepared.prepare())
-        .await
-        .map_err(|e| format!("could not prepare the credential store: {e}"))?
-        .map_err(|e| format!("could not prepare the credential store: {e}"))?;
-    let db_path = files.db_path();
-    let store = SqliteStore::new(&db_path.to_string_lossy())
-        .await
-        .map_err(|e| format!("could not open the credential store {}: {e}", db_path.display()))?;
+    let store = files.open().await?;
     let (tx, events) = mpsc::unbounded_channel();
     let builder = Bot::builder()
         .with_backend(store)

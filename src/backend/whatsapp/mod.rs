@@ -58,7 +58,8 @@ impl Backend for WhatsappBackend {
     }
 
     fn files_per_session(&self) -> u64 {
-        // The websocket, and the credential store's database, -wal and -shm files.
+        // The websocket, and the credential store's database, -wal and -shm files
+        // (`store` says why not EXCLUSIVE, which would drop the -shm).
         4
     }
 

@@ -1,8 +1,13 @@
 //! A session's WhatsApp credential files: the library's SQLite store
 //! (`whatsapp.db`, with its `-wal` and `-shm`) and the `whatsapp.linked` marker that
-//! says the store holds a paired device, all in the session's 0700 folder.
+//! says the store holds a paired device, all in the session's 0700 folder; and how
+//! the store is opened: every commit on disk before it returns (`synchronous=FULL`,
+//! like the event log), so a power loss cannot roll the Signal state back behind the
+//! marker or an event already logged.
 
 use std::path::{Path, PathBuf};
+
+use whatsapp_rust::store::{SqliteStore, SqliteStoreConfig, Synchronous};
 
 use crate::{
     domain::SessionId,
@@ -47,10 +52,24 @@ impl CredentialFiles {
     /// Creates the folder (0700) and an empty database file (0600) if missing, so
     /// SQLite (and its -wal/-shm, which copy the database's mode) never makes a
     /// world-readable file. Blocking: call from `spawn_blocking`.
-    pub fn prepare(&self) -> std::io::Result<()> {
+    fn prepare(&self) -> std::io::Result<()> {
         create_private_dir(&self.dir)?;
         open_private_file(&self.db_path(), false)?;
         restrict(&self.db_path())
+    }
+
+    /// Prepares the files and opens the store on them (see the module's doc for
+    /// its settings). Errors are causes in words.
+    pub async fn open(&self) -> Result<SqliteStore, String> {
+        let prepared = self.clone();
+        tokio::task::spawn_blocking(move || prepared.prepare())
+            .await
+            .map_err(|e| format!("could not prepare the credential store: {e}"))?
+            .map_err(|e| format!("could not prepare the credential store: {e}"))?;
+        let db_path = self.db_path();
+        SqliteStore::with_config(&db_path.to_string_lossy(), store_config())
+            .await
+            .map_err(|e| format!("could not open the credential store {}: {e}", db_path.display()))
     }
 
     /// Records that the store holds the paired device `jid`. Blocking.
@@ -106,6 +125,18 @@ impl CredentialFiles {
     }
 }
 
+/// The store's connection settings: the library's (WAL, one connection) with
+/// `synchronous=FULL`. Not `locking_mode=EXCLUSIVE`, which would drop the `-shm`:
+/// a client can outlive its connection (the library's pairing-code flow keeps it a
+/// minute after the code is typed), and the session's next client would then wait
+/// on the lock instead of connecting.
+fn store_config() -> SqliteStoreConfig {
+    SqliteStoreConfig {
+        synchronous: Synchronous::Full,
+        ..SqliteStoreConfig::default()
+    }
+}
+
 /// Makes `path` readable and writable by its owner only.
 fn restrict(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
@@ -119,7 +150,56 @@ fn restrict(path: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use diesel::{
+        sql_types::{Integer, Text},
+        RunQueryDsl,
+    };
+    use whatsapp_rust::store::error::StoreError;
+
     use super::*;
+
+    /// The settings in effect on a connection.
+    #[derive(Debug, diesel::QueryableByName)]
+    struct Settings {
+        #[diesel(sql_type = Text)]
+        journal_mode: String,
+        /// 2 is FULL.
+        #[diesel(sql_type = Integer)]
+        synchronous: i32,
+    }
+
+    #[tokio::test]
+    async fn the_store_commits_durably_in_wal() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir::open(tmp.path()).unwrap();
+        let files = CredentialFiles::new(&data, &SessionId::parse("alice").unwrap());
+        let store = files.open().await.unwrap();
+        let settings = store
+            .shared()
+            .run(|conn| {
+                diesel::sql_query(
+                    "SELECT (SELECT * FROM pragma_journal_mode) AS journal_mode, \
+                     (SELECT * FROM pragma_synchronous) AS synchronous",
+                )
+                .get_result::<Settings>(conn)
+                .map_err(|e| StoreError::Database(Box::new(e)))
+            })
+            .await
+            .unwrap();
+        assert_eq!(settings.journal_mode, "wal", "{settings:?}");
+        assert_eq!(settings.synchronous, 2, "synchronous=FULL: {settings:?}");
+        assert!(tmp_sibling(&files, "-wal").exists());
+
+        drop(store);
+        let other = rusqlite::Connection::open(files.db_path()).unwrap();
+        let mode: String = other.query_row("PRAGMA journal_mode", [], |row| row.get(0)).unwrap();
+        assert_eq!(mode, "wal", "kept in the file");
+    }
+
+    /// `whatsapp.db` with `suffix`.
+    fn tmp_sibling(files: &CredentialFiles, suffix: &str) -> PathBuf {
+        PathBuf::from(format!("{}{suffix}", files.db_path().display()))
+    }
 
     #[test]
     fn the_store_is_private_linked_by_marker_and_wiped_whole() {
