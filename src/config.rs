@@ -9,10 +9,12 @@ use clap::{Parser, ValueEnum};
 mod edge;
 mod events;
 mod link;
+mod media;
 mod whatsapp_url;
 pub use edge::{EdgeConfig, Secret};
 pub use events::EventsConfig;
 pub use link::{LinkConfig, MaybeAddr};
+pub use media::MediaConfig;
 pub use whatsapp_url::{WhatsappUrl, CERTIFICATE_CHECK_OFF, DEFAULT_WHATSAPP_URL, UNVERIFIED_WARNING};
 
 /// Exit status for bad configuration (EX_USAGE).
@@ -135,6 +137,10 @@ pub struct Config {
     /// The event log.
     #[command(flatten)]
     pub events: EventsConfig,
+
+    /// Media uploads.
+    #[command(flatten)]
+    pub media: MediaConfig,
 }
 
 fn positive_duration(raw: &str) -> Result<Duration, String> {

@@ -45,6 +45,10 @@ pub enum SessionError {
     /// Shutting down, restarting, or WhatsApp unreachable: safe to retry.
     #[error("{0}")]
     Unavailable(String),
+    /// WhatsApp's copy of a file expired and the phone did not upload it again
+    /// (UNAVAILABLE, ErrorInfo reason MEDIA_EXPIRED).
+    #[error("{0}")]
+    MediaExpired(String),
     /// A limit was reached.
     #[error("{0}")]
     ResourceExhausted(String),

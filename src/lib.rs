@@ -15,6 +15,7 @@ pub mod files;
 pub mod grpc;
 pub mod http_accept;
 pub mod link;
+pub mod media;
 pub mod metrics;
 pub mod qr_render;
 pub mod readiness;
@@ -22,6 +23,7 @@ pub mod registry;
 pub mod session;
 pub mod store;
 pub mod telemetry;
+pub mod transfer;
 
 /// The generated wire types and services of `wasessiond.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

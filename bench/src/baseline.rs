@@ -36,6 +36,21 @@ type Empty<T> = tokio_stream::Empty<Result<T, Status>>;
 impl SessionService for Baseline {
     type WatchSessionStream = Empty<proto::Session>;
     type WatchSessionsStream = Empty<proto::SessionEvent>;
+    type DownloadMediaStream = Empty<proto::MediaChunk>;
+
+    async fn upload_media(
+        &self,
+        _: Request<tonic::Streaming<proto::UploadMediaRequest>>,
+    ) -> Result<Response<proto::MediaHandle>, Status> {
+        unimplemented()
+    }
+
+    async fn download_media(
+        &self,
+        _: Request<proto::DownloadMediaRequest>,
+    ) -> Result<Response<Self::DownloadMediaStream>, Status> {
+        unimplemented()
+    }
 
     async fn get_session(&self, _: Request<proto::GetSessionRequest>) -> Result<Response<proto::Session>, Status> {
         Ok(Response::new(self.session.clone()))

@@ -30,6 +30,7 @@ use crate::{
         session_service_server::SessionServiceServer,
     },
     registry::Sessions,
+    transfer::MediaSettings,
 };
 
 /// The gRPC server, as the watch list and `/livez` name it.
@@ -107,7 +108,12 @@ pub async fn start(
     let reflection_v1alpha = server::reflection(|builder| builder.build_v1alpha()).map_err(StartError::Server)?;
     let auth = BearerAuth::new(config.edge.auth_token.as_ref());
     let max_request = config.edge.max_request_bytes as usize;
-    let sessions = SessionApi::new(front.door.clone(), front.log_slot.clone()).with_links(front.links);
+    let media = MediaSettings {
+        caps: config.media.media_max_bytes.clone(),
+        handle_ttl: config.media.media_handle_ttl,
+        root: config.data_dir.clone(),
+    };
+    let sessions = SessionApi::new(front.door.clone(), front.log_slot.clone(), media).with_links(front.links);
     let sessions = SessionServiceServer::new(sessions);
     let events = EventServiceServer::new(EventApi::new(front.log_slot, front.door.clone(), stopping_rx.clone()));
     let emulator = front.emulator.map(|emulator| {

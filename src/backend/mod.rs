@@ -3,6 +3,7 @@
 
 pub mod emulator;
 mod event;
+pub mod media;
 mod outbound;
 pub mod paced;
 #[cfg(test)]
@@ -10,6 +11,7 @@ pub(crate) mod scripted;
 pub mod whatsapp;
 
 pub use event::{Disconnect, Identity, QrCode};
+pub use media::{MediaBlob, MediaMessage, MediaTransfer};
 pub use outbound::{ChatState, Content, MessageRef, Outbound};
 
 use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
@@ -96,6 +98,12 @@ pub trait Connection: Send + Sync {
     /// connection; the QR codes keep working meanwhile. Ends within
     /// [`PAIRING_CODE_BOUND`].
     fn request_pairing_code(&self, phone_number: &str) -> BoxFuture<'static, Result<PairingCodeIssued, BackendError>>;
+
+    /// Its file transfers (upload, download, re-upload request), or None when this
+    /// backend moves no files.
+    fn media(&self) -> Option<Arc<dyn MediaTransfer>> {
+        None
+    }
 }
 
 /// A WhatsApp implementation: real or emulated.

@@ -11,6 +11,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::media::MediaMessage;
+
 /// A message for WhatsApp, in the backend's words. Serialized into the outbound
 /// log, so a resend after a crash sends exactly what was accepted.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +60,13 @@ pub enum Content {
     ChatState {
         /// What the chat shows.
         state: ChatState,
+    },
+    /// A file uploaded earlier (a handle), possibly quoting a message (a reply).
+    Media {
+        /// The file and how it shows.
+        media: Box<MediaMessage>,
+        /// The message it replies to, if any.
+        reply_to: Option<MessageRef>,
     },
     /// Marks messages of the chat read (no message; `Outbound::id` names nothing).
     Read {
@@ -113,13 +122,15 @@ impl Content {
             Self::Revoke { .. } => "revoke",
             Self::ChatState { .. } => "chat state",
             Self::Read { .. } => "read",
+            Self::Media { .. } => "media",
         }
     }
 
-    /// The text it carries (a text's or an edit's), else "".
+    /// The text it carries (a text's or an edit's, a file's caption), else "".
     pub fn text(&self) -> &str {
         match self {
             Self::Text { text, .. } | Self::Edit { text, .. } => text,
+            Self::Media { media, .. } => &media.caption,
             Self::Reaction { .. } | Self::Revoke { .. } | Self::ChatState { .. } | Self::Read { .. } => "",
         }
     }
@@ -127,7 +138,7 @@ impl Content {
     /// The message it points at (quotes, reacts to, edits, revokes), if any.
     pub fn target(&self) -> Option<&MessageRef> {
         match self {
-            Self::Text { reply_to, .. } => reply_to.as_ref(),
+            Self::Text { reply_to, .. } | Self::Media { reply_to, .. } => reply_to.as_ref(),
             Self::Reaction { target, .. } | Self::Edit { target, .. } | Self::Revoke { target } => Some(target),
             Self::ChatState { .. } | Self::Read { .. } => None,
         }
@@ -140,6 +151,7 @@ impl fmt::Debug for Outbound {
         let size = match &self.content {
             Content::Text { text, .. } | Content::Edit { text, .. } => text.len(),
             Content::Reaction { emoji, .. } => emoji.len(),
+            Content::Media { media, .. } => media.blob.size as usize,
             Content::Revoke { .. } | Content::ChatState { .. } | Content::Read { .. } => 0,
         };
         write!(

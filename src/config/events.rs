@@ -34,7 +34,7 @@ pub struct EventsConfig {
 }
 
 /// A size: a number of bytes, or one with KiB, MiB or GiB.
-fn bytes(raw: &str) -> Result<u64, String> {
+pub(super) fn bytes(raw: &str) -> Result<u64, String> {
     let bad = || format!("{raw:?} is not a size: use e.g. 1GiB, 512MiB, 100KiB or a number of bytes");
     let raw = raw.trim();
     let (number, unit) = match raw.find(|c: char| !c.is_ascii_digit()) {

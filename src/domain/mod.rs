@@ -12,6 +12,6 @@ pub mod view;
 
 pub use calls::{PairingCodeView, QrRequest, SendReceipt};
 pub use id::SessionId;
-pub use send::{MessageStatus, SendAnswer, SendContent, SendInput};
+pub use send::{MediaInput, MessageStatus, SendAnswer, SendContent, SendInput};
 pub use status::{DisconnectReason, Status};
 pub use view::{Qr, SessionEvent, SessionView};

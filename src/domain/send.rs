@@ -51,6 +51,29 @@ pub enum SendContent {
         /// The message deleted.
         target: String,
     },
+    /// A file uploaded with UploadMedia.
+    Media(Box<MediaInput>),
+}
+
+/// A file to send, as the caller named it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MediaInput {
+    /// UploadMedia's handle.
+    pub media_id: String,
+    /// Shown under it (never logged).
+    pub caption: String,
+    /// A document's name ("" keeps the upload's).
+    pub file_name: String,
+    /// Audio sent as a voice note.
+    pub voice_note: bool,
+    /// An audio's or video's length.
+    pub duration_seconds: u32,
+    /// A voice note's waveform.
+    pub waveform: Vec<u8>,
+    /// A small JPEG preview.
+    pub jpeg_thumbnail: Vec<u8>,
+    /// WhatsApp's id of a message of the chat it quotes.
+    pub reply_to: Option<String>,
 }
 
 impl SendInput {
@@ -83,6 +106,17 @@ impl SendInput {
                 field("revoke");
                 field(target);
             }
+            SendContent::Media(media) => {
+                field("media");
+                field(&media.media_id);
+                field(&media.caption);
+                field(&media.file_name);
+                field(if media.voice_note { "voice" } else { "" });
+                field(&media.duration_seconds.to_string());
+                field(&String::from_utf8_lossy(&media.waveform));
+                field(&String::from_utf8_lossy(&media.jpeg_thumbnail));
+                field(media.reply_to.as_deref().unwrap_or(""));
+            }
         }
         hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
@@ -96,6 +130,7 @@ impl std::fmt::Debug for SendInput {
             SendContent::Reaction { .. } => "reaction",
             SendContent::Edit { .. } => "edit",
             SendContent::Revoke { .. } => "revoke",
+            SendContent::Media(_) => "media",
         };
         write!(
             f,

@@ -38,7 +38,10 @@ use tokio::sync::watch;
 pub use crate::proto::{
     event::Body, Event, EventKind, InboundMessage, OutboundUpdate, Receipt, ReceiptKind, StatusChange,
 };
-use crate::store::{group_commit, DbError};
+use crate::{
+    media::MediaStore,
+    store::{group_commit, DbError},
+};
 
 /// The most named consumers kept unless configured (`--max-consumers`).
 pub const DEFAULT_MAX_CONSUMERS: usize = 1000;
@@ -117,6 +120,8 @@ pub struct EventLog {
     metrics: Arc<metrics::EventMetrics>,
     /// The most named consumers kept (0: no bound).
     max_consumers: usize,
+    /// Media handles and inbound download descriptors (`media.db`, beside it).
+    media: MediaStore,
 }
 
 impl std::fmt::Debug for EventLog {
@@ -135,6 +140,7 @@ impl EventLog {
         let (writer, head) = db::Writer::new(&conn, Arc::clone(&shared), Arc::clone(&metrics))?;
         let queue = group_commit::spawn("event-log", conn, writer, db::MAX_BATCH)?;
         let readers = read::Readers::new(path);
+        let media = MediaStore::open(root)?;
         Ok(Self {
             queue,
             head,
@@ -142,7 +148,14 @@ impl EventLog {
             readers,
             metrics,
             max_consumers: DEFAULT_MAX_CONSUMERS,
+            media,
         })
+    }
+
+    /// The media store opened with the log: what its sessions uploaded, and the
+    /// download descriptors of what they received.
+    pub fn media(&self) -> &MediaStore {
+        &self.media
     }
 
     /// Keeps at most `max` named consumers (0: no bound); a new one beyond is
@@ -334,6 +347,13 @@ impl Inbox {
             })
             .collect();
         self.log.append(events).await
+    }
+
+    /// Keeps the download descriptor (`blob`, the backend's JSON) of a media message
+    /// of `chat` before it is committed, so DownloadMedia finds it once the message
+    /// is in the log; Ok only once it is on disk.
+    pub async fn keep_media(&self, chat: &str, message_id: &str, blob: String) -> Result<(), DbError> {
+        self.log.media.put_inbound(&self.session_id, chat, message_id, blob).await
     }
 
     /// A [`Inbox::commit`] failed or timed out (counted; the caller retries).

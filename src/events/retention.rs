@@ -68,6 +68,16 @@ pub async fn pass(log: &EventLog, retention: Retention) -> Result<usize, crate::
     if trimmed > 0 {
         info!(trimmed, kept_bytes = log.bytes(), "event log trimmed");
     }
+    // Media handles past their expiry, and download descriptors as old as the
+    // events trimmed by age (a message gone from the log cannot be downloaded).
+    let now = SystemTime::now();
+    let swept = log
+        .media()
+        .sweep(now, now.checked_sub(retention.max_age).unwrap_or(SystemTime::UNIX_EPOCH))
+        .await?;
+    if swept > 0 {
+        info!(swept, "expired media handles and old download descriptors removed");
+    }
     let age = match log.oldest().await? {
         Some((_, at)) => SystemTime::now().duration_since(at).unwrap_or_default().as_secs(),
         None => 0,

@@ -135,9 +135,35 @@ impl EmulatorService for EmulatorApi {
                 target_id: m.target_id,
                 received_at: Some(m.received_at.into()),
                 state: m.state as i32,
+                media: m.media,
             })
             .collect();
-        Ok(Response::new(proto::ListSentMessagesResponse { messages }))
+        let (media_uploads, media_reuploads) = self.emulator.media_counts(&id).await;
+        Ok(Response::new(proto::ListSentMessagesResponse {
+            messages,
+            media_uploads,
+            media_reuploads,
+        }))
+    }
+
+    async fn deliver_media(
+        &self,
+        request: Request<proto::DeliverMediaRequest>,
+    ) -> Result<Response<proto::DeliverMediaResponse>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        let message_id = self.emulator.deliver_media(&id, body).await?;
+        Ok(Response::new(proto::DeliverMediaResponse { message_id }))
+    }
+
+    async fn expire_media(
+        &self,
+        request: Request<proto::ExpireMediaRequest>,
+    ) -> Result<Response<proto::ExpireMediaResponse>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        self.emulator.expire_media(&id, &body.message_id, body.phone_online).await?;
+        Ok(Response::new(proto::ExpireMediaResponse {}))
     }
 
     async fn deliver_message(

@@ -6,6 +6,7 @@ pub mod deadline;
 pub mod emulator_service;
 pub mod event_service;
 pub mod inflight;
+pub mod media;
 pub mod observe;
 pub mod outbound;
 pub mod server;

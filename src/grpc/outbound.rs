@@ -5,7 +5,7 @@
 use super::convert;
 use crate::{
     backend::{ChatState, Content as BackendContent},
-    domain::{input, SendContent, SendInput, SessionId},
+    domain::{input, MediaInput, SendContent, SendInput, SessionId},
     error::SessionError,
     events::outbound::Row,
     proto::{self, send_message_request::Content},
@@ -34,13 +34,14 @@ pub fn send_input(body: proto::SendMessageRequest) -> Result<(SessionId, SendInp
     let content = match body.content {
         None => {
             return Err(SessionError::InvalidArgument(
-                "content is missing: set one of text, reaction, edit or revoke".into(),
+                "content is missing: set one of text, media, reaction, edit or revoke".into(),
             ))
         }
         Some(Content::Text(text)) => {
             input::text(&text)?;
             SendContent::Text { text, reply_to }
         }
+        Some(Content::Media(media)) => SendContent::Media(Box::new(media_input(media, reply_to)?)),
         Some(other) if reply_to.is_some() => {
             let kind = match other {
                 Content::Reaction(_) => "reaction",
@@ -48,7 +49,7 @@ pub fn send_input(body: proto::SendMessageRequest) -> Result<(SessionId, SendInp
                 _ => "revoke",
             };
             return Err(SessionError::InvalidArgument(format!(
-                "reply_to_message_id goes with a text, not with a {kind}: leave it empty"
+                "reply_to_message_id goes with a text or a media, not with a {kind}: leave it empty"
             )));
         }
         Some(Content::Reaction(reaction)) => {
@@ -76,6 +77,33 @@ pub fn send_input(body: proto::SendMessageRequest) -> Result<(SessionId, SendInp
         content,
     };
     Ok((id, input))
+}
+
+/// Checks a SendMessage's media: a handle, and what a voice note needs.
+fn media_input(media: proto::MediaContent, reply_to: Option<String>) -> Result<MediaInput, SessionError> {
+    if media.media_id.is_empty() {
+        return Err(SessionError::InvalidArgument(
+            "media.media_id is required: the media_id UploadMedia answered".into(),
+        ));
+    }
+    if media.caption.len() > 65_536 {
+        return Err(SessionError::InvalidArgument("media.caption must be at most 65536 bytes".into()));
+    }
+    if media.waveform.len() > 64 || media.waveform.iter().any(|v| *v > 100) {
+        return Err(SessionError::InvalidArgument(
+            "media.waveform takes at most 64 values of 0 to 100".into(),
+        ));
+    }
+    Ok(MediaInput {
+        media_id: media.media_id,
+        caption: media.caption,
+        file_name: media.file_name,
+        voice_note: media.voice_note,
+        duration_seconds: media.duration_seconds,
+        waveform: media.waveform,
+        jpeg_thumbnail: media.jpeg_thumbnail,
+        reply_to,
+    })
 }
 
 /// Checks a SendChatState request: the session, the chat and the state.

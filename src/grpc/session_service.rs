@@ -8,7 +8,7 @@ use super::{
     convert::{self, image_kind},
     deadline::caller_deadline,
     event_service::{self, LogSlot},
-    outbound,
+    media, outbound,
     streams::{self, WireStream},
 };
 use crate::{
@@ -17,6 +17,7 @@ use crate::{
     link::{self, LinkIssuer},
     proto::{self, session_service_server::SessionService},
     registry::Sessions,
+    transfer::MediaSettings,
 };
 
 /// Serves `SessionService` through the door into the sessions.
@@ -28,15 +29,18 @@ pub struct SessionApi {
     links: Option<LinkIssuer>,
     /// The event log, once open: GetMessageStatus reads the outbound log there.
     log: LogSlot,
+    /// UploadMedia's caps and handle lifetime, and where its temp files go.
+    media: MediaSettings,
 }
 
 impl SessionApi {
     /// Serves `sessions`; GetMessageStatus reads the log in `log` once it is there.
-    pub fn new(sessions: Sessions, log: LogSlot) -> Self {
+    pub fn new(sessions: Sessions, log: LogSlot, media: MediaSettings) -> Self {
         Self {
             sessions,
             links: None,
             log,
+            media,
         }
     }
 
@@ -75,6 +79,25 @@ fn qr_request<T>(request: &Request<T>, min_validity: Duration, may_refresh: bool
 impl SessionService for SessionApi {
     type WatchSessionStream = WireStream<proto::Session>;
     type WatchSessionsStream = WireStream<proto::SessionEvent>;
+    type DownloadMediaStream = WireStream<proto::MediaChunk>;
+
+    async fn upload_media(
+        &self,
+        request: Request<tonic::Streaming<proto::UploadMediaRequest>>,
+    ) -> Result<Response<proto::MediaHandle>, Status> {
+        let log = self.log()?.clone();
+        let handle = media::upload(&self.media, &self.sessions, &log, request.into_inner()).await?;
+        Ok(Response::new(handle))
+    }
+
+    async fn download_media(
+        &self,
+        request: Request<proto::DownloadMediaRequest>,
+    ) -> Result<Response<Self::DownloadMediaStream>, Status> {
+        let log = self.log()?.clone();
+        let stream = media::download(&self.sessions, &log, request.into_inner()).await?;
+        Ok(Response::new(stream))
+    }
 
     async fn watch_session(
         &self,

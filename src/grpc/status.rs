@@ -33,6 +33,10 @@ pub fn to_status(error: SessionError) -> Status {
         SessionError::OutOfRange(_) => Status::out_of_range(message),
         SessionError::DeadlineExceeded(_) => Status::deadline_exceeded(message),
         SessionError::Unavailable(_) => Status::unavailable(message),
+        SessionError::MediaExpired(_) => {
+            let details = ErrorDetails::with_error_info("MEDIA_EXPIRED", ERROR_DOMAIN, HashMap::new());
+            Status::with_error_details(Code::Unavailable, message, details)
+        }
         SessionError::ResourceExhausted(_) => Status::resource_exhausted(message),
         SessionError::Unauthenticated(_) => Status::unauthenticated(message),
         SessionError::Internal(_) => Status::internal(message),

@@ -194,7 +194,7 @@ fn failure(e: &SessionError) -> Response {
         | SessionError::AlreadyExists(_) => StatusCode::CONFLICT,
         SessionError::Missing(_) => StatusCode::NOT_FOUND,
         SessionError::DeadlineExceeded(_) => StatusCode::GATEWAY_TIMEOUT,
-        SessionError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        SessionError::Unavailable(_) | SessionError::MediaExpired(_) => StatusCode::SERVICE_UNAVAILABLE,
         SessionError::ResourceExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
         SessionError::Unauthenticated(_) | SessionError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };

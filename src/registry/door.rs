@@ -15,7 +15,7 @@ use super::{
     RegistryMsg, WatchAll,
 };
 use crate::{
-    backend::{Content, Outbound},
+    backend::{Content, MediaTransfer, Outbound},
     domain::{
         PairingCodeView, QrRequest, SendAnswer, SendContent, SendInput, SendReceipt, SessionId, SessionView, Status,
     },
@@ -165,6 +165,12 @@ impl Sessions {
         };
         self.forward(id, |reply| SessionMsg::SendSignal { outbound, reply })
             .await
+    }
+
+    /// The session's file transfers, when it is CONNECTED (FAILED_PRECONDITION
+    /// SESSION_NOT_CONNECTED otherwise).
+    pub async fn media(&self, id: SessionId) -> Result<Arc<dyn MediaTransfer>, SessionError> {
+        self.forward(id, SessionMsg::Media).await
     }
 
     /// Sends a text to a chat: the same path as `send_message`, without a key.

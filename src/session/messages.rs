@@ -1,12 +1,14 @@
 //! A session actor's mailbox: the requests it serves and the events it gets from
 //! its timers and its backend connection.
 
+use std::sync::Arc;
+
 use ractor::RpcReplyPort;
 use tokio::sync::mpsc;
 
 use super::{state::ConnId, waiters::Reply};
 use crate::{
-    backend::{BackendEvent, Outbound},
+    backend::{BackendEvent, MediaTransfer, Outbound},
     domain::{PairingCodeView, QrRequest, SendAnswer, SendInput, SessionView},
     error::SessionError,
 };
@@ -86,6 +88,9 @@ pub(crate) enum SessionMsg {
         /// Answered once WhatsApp took it.
         reply: RpcReplyPort<Result<(), SessionError>>,
     },
+    /// Lend the connection's file transfers (UploadMedia, DownloadMedia), when
+    /// CONNECTED.
+    Media(RpcReplyPort<Result<Arc<dyn MediaTransfer>, SessionError>>),
     /// A send went through.
     Sent,
     /// A message was queued while offline: send what is pending if online now.
@@ -125,6 +130,9 @@ impl SessionMsg {
                 let _ = reply.send(Err(error));
             }
             SessionMsg::SendSignal { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            SessionMsg::Media(reply) => {
                 let _ = reply.send(Err(error));
             }
             SessionMsg::SendMessage { reply, .. } => {

@@ -2,13 +2,17 @@
 //! pairing-code requests become controls for the connection's task, each answered
 //! on a oneshot; a handle dropped without `close` still closes its connection.
 
+use std::sync::Arc;
+
 use tokio::{
     sync::{mpsc, oneshot},
     task::JoinHandle,
 };
 
 use super::server::Control;
-use crate::backend::{BackendError, BoxFuture, Connection, Outbound, PairingCodeIssued, SentMessage, CLOSE_TIMEOUT};
+use crate::backend::{
+    BackendError, BoxFuture, Connection, MediaTransfer, Outbound, PairingCodeIssued, SentMessage, CLOSE_TIMEOUT,
+};
 
 /// A connection to the emulator. Dropped without `close`, it still closes: the
 /// drop sends the same `Close` (the emulator's own list of live connections keeps
@@ -18,6 +22,8 @@ pub(super) struct EmulatedConnection {
     control: mpsc::Sender<Control>,
     /// The task serving the connection; awaited (bounded) by close and logout.
     task: JoinHandle<()>,
+    /// The emulated CDN, as this session sees it.
+    media: Arc<dyn MediaTransfer>,
 }
 
 impl Drop for EmulatedConnection {
@@ -36,8 +42,8 @@ impl Drop for EmulatedConnection {
 
 impl EmulatedConnection {
     /// The handle of the connection `task` serves, steered through `control`.
-    pub(super) fn new(control: mpsc::Sender<Control>, task: JoinHandle<()>) -> Self {
-        Self { control, task }
+    pub(super) fn new(control: mpsc::Sender<Control>, task: JoinHandle<()>, media: Arc<dyn MediaTransfer>) -> Self {
+        Self { control, task, media }
     }
 
     /// Asks the connection's task and waits for its answer.
@@ -94,5 +100,9 @@ impl Connection for EmulatedConnection {
     fn request_pairing_code(&self, phone_number: &str) -> BoxFuture<'static, Result<PairingCodeIssued, BackendError>> {
         let phone = phone_number.to_owned();
         self.ask(move |reply| Control::PairingCode { phone, reply })
+    }
+
+    fn media(&self) -> Option<Arc<dyn MediaTransfer>> {
+        Some(Arc::clone(&self.media))
     }
 }

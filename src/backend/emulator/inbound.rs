@@ -53,7 +53,7 @@ impl Emulator {
     }
 
     /// Queues an item for a linked account and wakes its connection.
-    async fn hold(&self, session: &SessionId, body: Body) -> Result<(), SessionError> {
+    pub(super) async fn hold(&self, session: &SessionId, body: Body) -> Result<(), SessionError> {
         self.server_queue()
             .await?
             .push(session.as_str(), body)
@@ -63,7 +63,7 @@ impl Emulator {
         Ok(())
     }
 
-    fn require_linked(&self, session: &SessionId) -> Result<(), SessionError> {
+    pub(super) fn require_linked(&self, session: &SessionId) -> Result<(), SessionError> {
         if self.read_device(session).is_none() {
             return Err(refused(format!(
                 "session {session} has no linked account on the emulated server: link it first"
@@ -172,7 +172,18 @@ impl Emulator {
                 }
                 other => other,
             })
-            .collect();
+            .collect::<Vec<_>>();
+        // A file's descriptor is kept before its message is committed, so a
+        // message in the log can always be downloaded.
+        for body in &bodies {
+            let Body::Message(message) = body else { continue };
+            let Some(blob) = self.inbound_blob(session, message) else { continue };
+            let json = serde_json::to_string(&blob).unwrap_or_default();
+            if let Err(error) = inbox.keep_media(&message.chat, &message.id, json).await {
+                warn!(session_id = %session, %error, "the daemon did not keep a file's descriptor; the server keeps the delivery for later");
+                return false;
+            }
+        }
         if let Err(error) = inbox.commit(bodies).await {
             warn!(session_id = %session, %error, "the daemon did not commit a delivery; the server keeps it for later");
             return false;

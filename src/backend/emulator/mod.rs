@@ -5,6 +5,7 @@
 //! server's side are driven through `EmulatorService`. Credentials live in the
 //! session's folder, like the real store.
 
+mod cdn;
 mod handle;
 mod health;
 mod inbound;
@@ -374,7 +375,7 @@ impl Backend for Emulator {
     fn connect(&self, session: &SessionId, sink: EventSink, inbox: Inbox) -> Box<dyn Connection> {
         let (control, rx) = mpsc::channel(16);
         let task = tokio::spawn(self.clone().serve(session.clone(), control.clone(), rx, sink, inbox));
-        Box::new(EmulatedConnection::new(control, task))
+        Box::new(EmulatedConnection::new(control, task, self.cdn(session)))
     }
 
     fn wipe(&self, session: &SessionId) -> BoxFuture<'static, Result<(), BackendError>> {

@@ -48,8 +48,15 @@ impl Emulator {
             .await
             .map_err(|e| BackendError::Unreachable(e.to_string()))?;
         let barred = self.new_chats_barred(session).await;
+        let mut taken = EmulatedMessage::of(&message);
+        if let (Content::Media { media, .. }, Some(seen)) = (&message.content, taken.media.as_mut()) {
+            // As the recipient gets it: read back from the CDN.
+            let (size, sha256) = self.read_back(&media.blob).await.unwrap_or_default();
+            seen.size = size;
+            seen.sha256 = sha256;
+        }
         let taken = queue
-            .record(session.as_str(), EmulatedMessage::of(&message), barred)
+            .record(session.as_str(), taken, barred)
             .await
             .map_err(|e| BackendError::Unreachable(format!("the emulated server failed: {e}")))?;
         match taken {

@@ -6,7 +6,8 @@
 
 use std::time::SystemTime;
 
-use rusqlite::{params, Transaction};
+use prost::Message as _;
+use rusqlite::{params, OptionalExtension, Transaction};
 
 use crate::{
     backend::{ChatState, Content, Outbound},
@@ -30,6 +31,12 @@ CREATE TABLE IF NOT EXISTS sent (
     acked          INTEGER NOT NULL DEFAULT 0,
     UNIQUE (account, message_id)
 );
+CREATE TABLE IF NOT EXISTS sent_media (
+    account    TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    body       BLOB NOT NULL,
+    PRIMARY KEY (account, message_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ack_holds (
     account TEXT PRIMARY KEY NOT NULL
 ) WITHOUT ROWID;
@@ -54,6 +61,8 @@ pub struct EmulatedMessage {
     pub received_at: SystemTime,
     /// A chat state's state (UNSPECIFIED otherwise).
     pub state: proto::ChatState,
+    /// A media message's file, as the server read it from its CDN.
+    pub media: Option<proto::EmulatedMedia>,
 }
 
 impl EmulatedMessage {
@@ -73,6 +82,25 @@ impl EmulatedMessage {
             Content::Revoke { target } => (EmulatedKind::Revoke, String::new(), String::new(), target.id.clone()),
             Content::ChatState { .. } => (EmulatedKind::ChatState, String::new(), String::new(), String::new()),
             Content::Read { ids, .. } => (EmulatedKind::Read, String::new(), String::new(), ids.join(",")),
+            Content::Media { media, reply_to } => (
+                EmulatedKind::Media,
+                media.caption.clone(),
+                reply_to.as_ref().map(|r| r.id.clone()).unwrap_or_default(),
+                String::new(),
+            ),
+        };
+        let media = match &message.content {
+            Content::Media { media, .. } => Some(proto::EmulatedMedia {
+                kind: media.blob.kind.wire() as i32,
+                mime: media.blob.mime.clone(),
+                size: media.blob.size,
+                sha256: media.blob.sha256.clone(),
+                caption: media.caption.clone(),
+                file_name: media.file_name.clone(),
+                voice_note: media.voice_note,
+                duration_seconds: media.duration_seconds,
+            }),
+            _ => None,
         };
         let state = match &message.content {
             Content::ChatState {
@@ -95,6 +123,7 @@ impl EmulatedMessage {
             target_id,
             received_at: SystemTime::now(),
             state,
+            media,
         }
     }
 }
@@ -141,6 +170,10 @@ pub fn record(
         unix_ms(message.received_at) as i64,
         message.state as i32,
     ])?;
+    if let Some(media) = &message.media {
+        tx.prepare_cached("INSERT OR IGNORE INTO sent_media (account, message_id, body) VALUES (?1, ?2, ?3)")?
+            .execute(params![account, message.message_id, media.encode_to_vec()])?;
+    }
     if is_held(tx, account)? {
         return Ok(Taken::Held);
     }
@@ -181,9 +214,18 @@ pub fn list(tx: &Transaction<'_>, account: &str) -> Result<Vec<EmulatedMessage>,
             target_id: row.get(5)?,
             received_at: from_unix_ms(row.get::<_, i64>(6)?.max(0) as u64),
             state: proto::ChatState::try_from(row.get::<_, i32>(7)?).unwrap_or(proto::ChatState::Unspecified),
+            media: None,
         })
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut messages: Vec<EmulatedMessage> = rows.collect::<Result<_, _>>()?;
+    let mut media = tx.prepare_cached("SELECT body FROM sent_media WHERE account = ?1 AND message_id = ?2")?;
+    for message in messages.iter_mut().filter(|m| m.kind == EmulatedKind::Media) {
+        let body: Option<Vec<u8>> = media
+            .query_row(params![account, message.message_id], |row| row.get(0))
+            .optional()?;
+        message.media = body.and_then(|b| proto::EmulatedMedia::decode(b.as_slice()).ok());
+    }
+    Ok(messages)
 }
 
 /// Releases `account`'s held acks without acking (its device was removed). What

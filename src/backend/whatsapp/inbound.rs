@@ -76,7 +76,19 @@ impl InboxHook {
         }
         let mut backoff: Option<commit_retry::Backoff> = None;
         loop {
-            let failure = match tokio::time::timeout(COMMIT_TIMEOUT, self.inbox.commit(bodies.clone())).await {
+            // A file's descriptor is kept before its message is committed, so a
+            // message in the log can always be downloaded.
+            let attempt = async {
+                for item in batch {
+                    if let Some(blob) = super::inbound_media::descriptor(&item.message) {
+                        let chat = item.info.source.chat.to_non_ad_string();
+                        let json = serde_json::to_string(&blob).unwrap_or_default();
+                        self.inbox.keep_media(&chat, &item.info.id, json).await?;
+                    }
+                }
+                self.inbox.commit(bodies.clone()).await
+            };
+            let failure = match tokio::time::timeout(COMMIT_TIMEOUT, attempt).await {
                 Ok(Ok(appended)) => {
                     debug!(
                         added = appended.added,
@@ -251,6 +263,8 @@ fn media(base: &wa::Message) -> Option<(Media, Option<&str>)> {
                 size: message.file_length.unwrap_or_default(),
                 caption: $caption.unwrap_or_default(),
                 sha256: hex(message.file_sha256.as_deref().unwrap_or_default()),
+                downloadable: message.media_key.is_some() && message.direct_path.is_some(),
+                file_name: String::new(),
             };
             Some((media, stanza_id(&message.context_info)))
         }};
@@ -265,7 +279,11 @@ fn media(base: &wa::Message) -> Option<(Media, Option<&str>)> {
         return metadata!("audio", m, None::<String>);
     }
     if let Some(m) = base.document_message.as_option() {
-        return metadata!("document", m, m.caption.clone());
+        let found: Option<(Media, Option<&str>)> = metadata!("document", m, m.caption.clone());
+        return found.map(|(media, quoted)| {
+            let file_name = m.file_name.clone().unwrap_or_default();
+            (Media { file_name, ..media }, quoted)
+        });
     }
     if let Some(m) = base.sticker_message.as_option() {
         return metadata!("sticker", m, None::<String>);

@@ -13,6 +13,8 @@ mod connection;
 pub mod events;
 mod health;
 mod inbound;
+mod inbound_media;
+mod media_message;
 mod pairing;
 mod reach;
 mod runtime;

@@ -111,6 +111,17 @@ pub fn wire(chat: &Jid, content: &Content, own: &Jid, now_ms: i64) -> Result<Wir
                 build_quote_context_with_info(&quoted.id, &author, chat, chat, &wa::Message::text(quoted.text.clone()));
             wa::Message::text_with_context(text.clone(), context)
         }
+        Content::Media { media, reply_to } => {
+            let context = match reply_to {
+                Some(quoted) => {
+                    let author = author(chat, quoted, own)?;
+                    let quoted_message = wa::Message::text(quoted.text.clone());
+                    Some(build_quote_context_with_info(&quoted.id, &author, chat, chat, &quoted_message))
+                }
+                None => None,
+            };
+            super::media_message::message(media, context)?
+        }
         Content::Reaction { target, emoji } => {
             let participant = if chat.is_group() {
                 Some(author(chat, target, own)?.to_string())

@@ -134,6 +134,7 @@ impl SessionRun {
         last.deleted = true;
         // Queued now, after every earlier event of the session; not waited for.
         drop(self.ctx.log.delete_session(id.as_str(), last));
+        self.ctx.log.media().delete_session(id.as_str());
         finish_wipe(&self.ctx.data, &self.ctx.store, &id).await;
         self.timers.abort_all();
         self.outbox.stop();

@@ -14,6 +14,7 @@ mod boot;
 mod commands;
 mod connection;
 mod events;
+mod media;
 mod outbound;
 mod publish;
 mod qr;
@@ -163,6 +164,7 @@ impl Actor for SessionActor {
             SessionMsg::Delete(done) => run.delete(done).await,
             SessionMsg::SendMessage { input, reply } => run.send_message(input, reply).await,
             SessionMsg::SendSignal { outbound, reply } => run.send_signal(outbound, reply),
+            SessionMsg::Media(reply) => run.media_transfer(reply),
             SessionMsg::Sent => run.state.mark_active(SystemTime::now()),
             SessionMsg::Flush => run.flush_outbound().await,
             SessionMsg::SendDone(message_id) => run.send_done(message_id).await,

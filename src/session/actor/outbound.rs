@@ -183,6 +183,13 @@ impl SessionRun {
             SendContent::Revoke { target } => Content::Revoke {
                 target: self.find(&input.to, target, "revoke.message_id", true).await?,
             },
+            SendContent::Media(media) => Content::Media {
+                reply_to: match &media.reply_to {
+                    Some(id) => Some(self.find(&input.to, id, "reply_to_message_id", false).await?),
+                    None => None,
+                },
+                media: Box::new(super::media::message(&self.ctx.log, &self.state.view().id, media).await?),
+            },
         })
     }
 

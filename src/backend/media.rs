@@ -1,0 +1,116 @@
+//! Media at a backend: a file uploaded once to WhatsApp's CDN (its descriptor, a
+//! [`MediaBlob`], is what a handle keeps and what a media message carries), and a
+//! received file downloaded again from its descriptor. A connection that can move
+//! files offers a [`MediaTransfer`]; the daemon's core (sizes, hashes, temp files,
+//! the one re-upload request on an expired copy) stays out of the backends.
+
+use std::{fmt, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::{BackendError, BoxFuture};
+use crate::media::MediaKind;
+
+/// Where a file is on WhatsApp's CDN and how to read it: the upload descriptor of a
+/// sent file, or the download descriptor of a received one.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaBlob {
+    /// What it is sent as.
+    pub kind: MediaKind,
+    /// Its mime.
+    pub mime: String,
+    /// Its plaintext length.
+    pub size: u64,
+    /// Hex sha256 of the plaintext.
+    pub sha256: String,
+    /// The CDN's path of the encrypted file.
+    pub direct_path: String,
+    /// Its full URL, when the CDN gave one.
+    pub url: String,
+    /// Base64 of the 32-byte media key (a secret: it decrypts the file).
+    pub media_key: String,
+    /// Base64 sha256 of the encrypted file.
+    pub enc_sha256: String,
+    /// When the key was made (seconds since the epoch).
+    pub key_timestamp: i64,
+    /// Base64 of the streaming sidecar (audio, video), or empty.
+    #[serde(default)]
+    pub sidecar: String,
+}
+
+/// Never the media key.
+impl fmt::Debug for MediaBlob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "MediaBlob {{ kind: {}, mime: {:?}, size: {}, direct_path: {:?} }}",
+            self.kind.name(),
+            self.mime,
+            self.size,
+            self.direct_path
+        )
+    }
+}
+
+/// A file received whole, ready to upload.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// The plaintext in a temp file (the caller removes it).
+    pub path: PathBuf,
+    /// What it is sent as.
+    pub kind: MediaKind,
+    /// Its mime.
+    pub mime: String,
+    /// Its length.
+    pub size: u64,
+    /// Hex sha256 of it.
+    pub sha256: String,
+}
+
+/// Why a download failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DownloadError {
+    /// WhatsApp's copy is gone (401, 403, 404, 410): the phone may re-upload it.
+    #[error("whatsapp's copy of the file expired")]
+    Expired,
+    /// Anything else.
+    #[error("{0}")]
+    Failed(#[from] BackendError),
+}
+
+/// Where a download's plaintext goes, chunk by chunk; a closed receiver stops it.
+pub type ChunkSink = mpsc::Sender<Vec<u8>>;
+
+/// A connection's file transfers. Each future owns what it needs.
+pub trait MediaTransfer: Send + Sync {
+    /// Encrypts and uploads `file` once; its descriptor comes back.
+    fn upload(&self, file: Upload) -> BoxFuture<'static, Result<MediaBlob, BackendError>>;
+
+    /// Streams the decrypted file `blob` describes into `sink`.
+    fn download(&self, blob: MediaBlob, sink: ChunkSink) -> BoxFuture<'static, Result<(), DownloadError>>;
+
+    /// Asks the phone to upload the file of message `message_id` of `chat` again;
+    /// the new descriptor comes back, or an error when the phone does not answer.
+    fn reupload(&self, chat: String, message_id: String, blob: MediaBlob)
+        -> BoxFuture<'static, Result<MediaBlob, BackendError>>;
+}
+
+/// A file sent as a message: its descriptor and how it shows.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaMessage {
+    /// What the CDN holds (from the handle).
+    pub blob: MediaBlob,
+    /// Shown under it; never logged.
+    pub caption: String,
+    /// A document's name.
+    pub file_name: String,
+    /// Audio played as a voice note.
+    pub voice_note: bool,
+    /// An audio's or video's length.
+    pub duration_seconds: u32,
+    /// A voice note's waveform.
+    pub waveform: Vec<u8>,
+    /// A small JPEG preview.
+    pub jpeg_thumbnail: Vec<u8>,
+}

@@ -1,0 +1,46 @@
+//! The download descriptor of a received media message, for the real backend: the
+//! CDN path, media key and hashes whatsapp-rust needs to download it again later
+//! (`DownloadParams::encrypted`). Kept server-side by the daemon, never in events.
+
+use base64::{engine::general_purpose::STANDARD, Engine};
+use whatsapp_rust::{proto_helpers::MessageExt, waproto::whatsapp as wa};
+
+use crate::{backend::MediaBlob, media::MediaKind};
+
+/// The descriptor of `message`'s file; None without one (or without a key).
+pub fn descriptor(message: &wa::Message) -> Option<MediaBlob> {
+    let base = message.get_base_message();
+    macro_rules! blob {
+        ($kind:expr, $m:expr) => {{
+            let m = $m;
+            Some(MediaBlob {
+                kind: $kind,
+                mime: m.mimetype.clone().unwrap_or_default(),
+                size: m.file_length.unwrap_or_default(),
+                sha256: m.file_sha256.as_deref().unwrap_or_default().iter().map(|b| format!("{b:02x}")).collect(),
+                direct_path: m.direct_path.clone()?,
+                url: m.url.clone().unwrap_or_default(),
+                media_key: STANDARD.encode(m.media_key.as_deref()?),
+                enc_sha256: STANDARD.encode(m.file_enc_sha256.as_deref().unwrap_or_default()),
+                key_timestamp: m.media_key_timestamp.unwrap_or_default(),
+                sidecar: String::new(),
+            })
+        }};
+    }
+    if let Some(m) = base.image_message.as_option() {
+        return blob!(MediaKind::Image, m);
+    }
+    if let Some(m) = base.video_message.as_option().or(base.ptv_message.as_option()) {
+        return blob!(MediaKind::Video, m);
+    }
+    if let Some(m) = base.audio_message.as_option() {
+        return blob!(MediaKind::Audio, m);
+    }
+    if let Some(m) = base.document_message.as_option() {
+        return blob!(MediaKind::Document, m);
+    }
+    if let Some(m) = base.sticker_message.as_option() {
+        return blob!(MediaKind::Sticker, m);
+    }
+    None
+}

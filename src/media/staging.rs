@@ -1,0 +1,193 @@
+//! A file streamed in over gRPC, kept in a temp file under the data dir
+//! (`media-tmp/`) with its sha256 computed as it arrives: memory stays flat
+//! whatever the size. The temp file goes when its [`Staged`] goes (the call ended,
+//! failed or was cancelled), and at startup whatever a crash left.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+use tokio_stream::{Stream, StreamExt};
+
+use super::kind::{human, mime_of, MediaKind};
+use crate::error::SessionError;
+
+/// The temp files' folder under the data dir.
+pub const STAGING_DIR: &str = "media-tmp";
+
+/// What the caller declared in its first message.
+#[derive(Debug, Clone)]
+pub struct Declared {
+    /// The kind it is sent as.
+    pub kind: MediaKind,
+    /// Its mime ("" to sniff).
+    pub mime: String,
+    /// Its length in bytes.
+    pub size: u64,
+    /// The kind's cap.
+    pub cap: u64,
+}
+
+/// A file received whole.
+#[derive(Debug)]
+pub struct Staged {
+    /// The temp file (removed on drop).
+    pub file: TempFile,
+    /// Bytes received (the declared size).
+    pub size: u64,
+    /// Hex sha256 of the bytes.
+    pub sha256: String,
+    /// The caller's mime, or the sniffed one.
+    pub mime: String,
+}
+
+/// A temp file, removed when dropped.
+#[derive(Debug)]
+pub struct TempFile(PathBuf);
+
+impl TempFile {
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// OUT_OF_RANGE when a declared size is over the kind's cap.
+pub fn check_declared(declared: &Declared) -> Result<(), SessionError> {
+    let Declared { kind, size, cap, .. } = declared;
+    if *size == 0 {
+        return Err(SessionError::InvalidArgument(
+            "info.size is required: the file's length in bytes".into(),
+        ));
+    }
+    if size > cap {
+        return Err(SessionError::OutOfRange(format!(
+            "a {} may be at most {} (--media-max-bytes {}={}), this one is {size} bytes: send a smaller file or raise the cap",
+            kind.name(),
+            human(*cap),
+            kind.name(),
+            human(*cap)
+        )));
+    }
+    Ok(())
+}
+
+/// Empties the temp files' folder (what a crash left) and makes sure it exists.
+/// Blocking: startup only.
+pub fn reset(root: &Path) -> std::io::Result<()> {
+    let dir = root.join(STAGING_DIR);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    crate::store::create_private_dir(&dir)
+}
+
+/// Receives `chunks` into a temp file under `root`: exactly the declared size, or
+/// INVALID_ARGUMENT (more bytes are refused as soon as they come). An error of the
+/// stream ends it; whatever ends it early leaves no file.
+pub async fn receive<S>(root: &Path, declared: &Declared, mut chunks: S) -> Result<Staged, SessionError>
+where
+    S: Stream<Item = Result<Vec<u8>, SessionError>> + Unpin,
+{
+    check_declared(declared)?;
+    let dir = root.join(STAGING_DIR);
+    let name: [u8; 12] = rand::random();
+    let name: String = name.iter().map(|b| format!("{b:02x}")).collect();
+    let file = TempFile(dir.join(format!("{name}.part")));
+    let io = |e: std::io::Error| SessionError::Unavailable(format!("the file could not be stored for upload ({e}): retry"));
+    let _ = crate::store::create_private_dir(&dir);
+    let mut out = tokio::fs::File::create(file.path()).await.map_err(io)?;
+    let (mut hash, mut size, mut head) = (Sha256::new(), 0u64, Vec::new());
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk?;
+        size += chunk.len() as u64;
+        if size > declared.size {
+            return Err(SessionError::InvalidArgument(format!(
+                "the stream carries more than the declared info.size of {} bytes: declare the file's exact length",
+                declared.size
+            )));
+        }
+        if head.len() < 512 {
+            head.extend_from_slice(&chunk[..chunk.len().min(512 - head.len())]);
+        }
+        hash.update(&chunk);
+        out.write_all(&chunk).await.map_err(io)?;
+    }
+    if size != declared.size {
+        return Err(SessionError::InvalidArgument(format!(
+            "the stream ended after {size} of the declared {} bytes: nothing was uploaded; send the whole file",
+            declared.size
+        )));
+    }
+    out.flush().await.map_err(io)?;
+    drop(out);
+    Ok(Staged {
+        file,
+        size,
+        sha256: hash.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        mime: mime_of(&declared.mime, &head),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn declared(size: u64) -> Declared {
+        Declared {
+            kind: MediaKind::Document,
+            mime: String::new(),
+            size,
+            cap: 1 << 20,
+        }
+    }
+
+    fn chunks(parts: Vec<Result<Vec<u8>, SessionError>>) -> impl Stream<Item = Result<Vec<u8>, SessionError>> + Unpin {
+        tokio_stream::iter(parts)
+    }
+
+    fn left(root: &Path) -> usize {
+        std::fs::read_dir(root.join(STAGING_DIR)).map(|d| d.count()).unwrap_or(0)
+    }
+
+    #[tokio::test]
+    async fn a_whole_file_is_hashed_and_sniffed_and_its_temp_file_goes_with_it() {
+        let root = tempfile_root("whole");
+        let staged = receive(&root, &declared(12), chunks(vec![Ok(b"%PDF-1".to_vec()), Ok(b".7\nabc".to_vec())]))
+            .await
+            .unwrap();
+        assert_eq!(staged.size, 12);
+        assert_eq!(staged.mime, "application/pdf");
+        assert_eq!(std::fs::read(staged.file.path()).unwrap(), b"%PDF-1.7\nabc");
+        assert_eq!(staged.sha256.len(), 64);
+        drop(staged);
+        assert_eq!(left(&root), 0);
+    }
+
+    #[tokio::test]
+    async fn too_many_too_few_or_a_broken_stream_leave_nothing() {
+        let root = tempfile_root("broken");
+        let more = receive(&root, &declared(3), chunks(vec![Ok(b"abcd".to_vec())])).await;
+        assert!(matches!(more, Err(SessionError::InvalidArgument(m)) if m.contains("more than")));
+        let fewer = receive(&root, &declared(9), chunks(vec![Ok(b"abcd".to_vec())])).await;
+        assert!(matches!(fewer, Err(SessionError::InvalidArgument(m)) if m.contains("ended after 4")));
+        let cut = receive(&root, &declared(9), chunks(vec![Ok(b"ab".to_vec()), Err(SessionError::Unavailable("gone".into()))])).await;
+        assert!(cut.is_err());
+        let big = receive(&root, &declared(2 << 20), chunks(vec![])).await;
+        assert!(matches!(big, Err(SessionError::OutOfRange(m)) if m.contains("document=1MiB")));
+        assert_eq!(left(&root), 0);
+    }
+
+    fn tempfile_root(name: &str) -> PathBuf {
+        let root = std::env::temp_dir().join(format!("wa-staging-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(&root).unwrap();
+        root
+    }
+}
