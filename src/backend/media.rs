@@ -92,8 +92,12 @@ pub trait MediaTransfer: Send + Sync {
 
     /// Asks the phone to upload the file of message `message_id` of `chat` again;
     /// the new descriptor comes back, or an error when the phone does not answer.
-    fn reupload(&self, chat: String, message_id: String, blob: MediaBlob)
-        -> BoxFuture<'static, Result<MediaBlob, BackendError>>;
+    fn reupload(
+        &self,
+        chat: String,
+        message_id: String,
+        blob: MediaBlob,
+    ) -> BoxFuture<'static, Result<MediaBlob, BackendError>>;
 }
 
 /// A file sent as a message: its descriptor and how it shows.

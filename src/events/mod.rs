@@ -353,7 +353,10 @@ impl Inbox {
     /// of `chat` before it is committed, so DownloadMedia finds it once the message
     /// is in the log; Ok only once it is on disk.
     pub async fn keep_media(&self, chat: &str, message_id: &str, blob: String) -> Result<(), DbError> {
-        self.log.media.put_inbound(&self.session_id, chat, message_id, blob).await
+        self.log
+            .media
+            .put_inbound(&self.session_id, chat, message_id, blob)
+            .await
     }
 
     /// A [`Inbox::commit`] failed or timed out (counted; the caller retries).

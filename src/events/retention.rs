@@ -73,7 +73,10 @@ pub async fn pass(log: &EventLog, retention: Retention) -> Result<usize, crate::
     let now = SystemTime::now();
     let swept = log
         .media()
-        .sweep(now, now.checked_sub(retention.max_age).unwrap_or(SystemTime::UNIX_EPOCH))
+        .sweep(
+            now,
+            now.checked_sub(retention.max_age).unwrap_or(SystemTime::UNIX_EPOCH),
+        )
         .await?;
     if swept > 0 {
         info!(swept, "expired media handles and old download descriptors removed");

@@ -162,7 +162,9 @@ impl EmulatorService for EmulatorApi {
     ) -> Result<Response<proto::ExpireMediaResponse>, Status> {
         let body = request.into_inner();
         let id = SessionId::parse(&body.session_id)?;
-        self.emulator.expire_media(&id, &body.message_id, body.phone_online).await?;
+        self.emulator
+            .expire_media(&id, &body.message_id, body.phone_online)
+            .await?;
         Ok(Response::new(proto::ExpireMediaResponse {}))
     }
 

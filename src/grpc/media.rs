@@ -28,7 +28,10 @@ pub async fn upload(
     mut stream: Streaming<proto::UploadMediaRequest>,
 ) -> Result<proto::MediaHandle, SessionError> {
     let first = stream.message().await.map_err(cut)?;
-    let Some(proto::UploadMediaRequest { part: Some(Part::Info(info)) }) = first else {
+    let Some(proto::UploadMediaRequest {
+        part: Some(Part::Info(info)),
+    }) = first
+    else {
         return Err(SessionError::InvalidArgument(
             "the first message must carry info (session_id, kind, size), the next ones chunk".into(),
         ));
@@ -47,7 +50,9 @@ pub async fn upload(
         size: info.size,
     };
     let chunks = stream.map(|message| match message {
-        Ok(proto::UploadMediaRequest { part: Some(Part::Chunk(bytes)) }) => Ok(bytes),
+        Ok(proto::UploadMediaRequest {
+            part: Some(Part::Chunk(bytes)),
+        }) => Ok(bytes),
         Ok(_) => Err(SessionError::InvalidArgument(
             "only the first message carries info: the next ones carry chunk".into(),
         )),

@@ -87,7 +87,9 @@ fn media_input(media: proto::MediaContent, reply_to: Option<String>) -> Result<M
         ));
     }
     if media.caption.len() > 65_536 {
-        return Err(SessionError::InvalidArgument("media.caption must be at most 65536 bytes".into()));
+        return Err(SessionError::InvalidArgument(
+            "media.caption must be at most 65536 bytes".into(),
+        ));
     }
     if media.waveform.len() > 64 || media.waveform.iter().any(|v| *v > 100) {
         return Err(SessionError::InvalidArgument(

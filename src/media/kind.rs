@@ -89,9 +89,8 @@ impl MediaCaps {
             let (name, value) = pair
                 .split_once('=')
                 .ok_or_else(|| format!("{pair:?} is not kind=size: use e.g. document=200MiB"))?;
-            let kind = MediaKind::parse(name.trim()).ok_or_else(|| {
-                format!("{name:?} is not a media kind: use image, video, audio, document or sticker")
-            })?;
+            let kind = MediaKind::parse(name.trim())
+                .ok_or_else(|| format!("{name:?} is not a media kind: use image, video, audio, document or sticker"))?;
             caps.0[kind.index()] = size(value.trim())?;
         }
         Ok(caps)
@@ -159,8 +158,15 @@ mod tests {
         assert_eq!(caps.cap(MediaKind::Document), 200 << 20);
         assert_eq!(caps.cap(MediaKind::Image), 16 << 20);
         assert_eq!(caps.cap(MediaKind::Sticker), 1 << 20);
-        assert_eq!(MediaCaps::parse(DEFAULT_CAPS, |r| if r.ends_with("MiB") { size(r) } else { Ok(0) }).unwrap().cap(MediaKind::Video), 64 << 20);
-        assert!(MediaCaps::parse("movie=1MiB", size).unwrap_err().contains("not a media kind"));
+        assert_eq!(
+            MediaCaps::parse(DEFAULT_CAPS, |r| if r.ends_with("MiB") { size(r) } else { Ok(0) })
+                .unwrap()
+                .cap(MediaKind::Video),
+            64 << 20
+        );
+        assert!(MediaCaps::parse("movie=1MiB", size)
+            .unwrap_err()
+            .contains("not a media kind"));
         assert!(MediaCaps::parse("image", size).unwrap_err().contains("kind=size"));
     }
 

@@ -100,7 +100,8 @@ where
     let name: [u8; 12] = rand::random();
     let name: String = name.iter().map(|b| format!("{b:02x}")).collect();
     let file = TempFile(dir.join(format!("{name}.part")));
-    let io = |e: std::io::Error| SessionError::Unavailable(format!("the file could not be stored for upload ({e}): retry"));
+    let io =
+        |e: std::io::Error| SessionError::Unavailable(format!("the file could not be stored for upload ({e}): retry"));
     let _ = crate::store::create_private_dir(&dir);
     let mut out = tokio::fs::File::create(file.path()).await.map_err(io)?;
     let (mut hash, mut size, mut head) = (Sha256::new(), 0u64, Vec::new());
@@ -153,15 +154,21 @@ mod tests {
     }
 
     fn left(root: &Path) -> usize {
-        std::fs::read_dir(root.join(STAGING_DIR)).map(|d| d.count()).unwrap_or(0)
+        std::fs::read_dir(root.join(STAGING_DIR))
+            .map(|d| d.count())
+            .unwrap_or(0)
     }
 
     #[tokio::test]
     async fn a_whole_file_is_hashed_and_sniffed_and_its_temp_file_goes_with_it() {
         let root = tempfile_root("whole");
-        let staged = receive(&root, &declared(12), chunks(vec![Ok(b"%PDF-1".to_vec()), Ok(b".7\nabc".to_vec())]))
-            .await
-            .unwrap();
+        let staged = receive(
+            &root,
+            &declared(12),
+            chunks(vec![Ok(b"%PDF-1".to_vec()), Ok(b".7\nabc".to_vec())]),
+        )
+        .await
+        .unwrap();
         assert_eq!(staged.size, 12);
         assert_eq!(staged.mime, "application/pdf");
         assert_eq!(std::fs::read(staged.file.path()).unwrap(), b"%PDF-1.7\nabc");
@@ -177,7 +184,12 @@ mod tests {
         assert!(matches!(more, Err(SessionError::InvalidArgument(m)) if m.contains("more than")));
         let fewer = receive(&root, &declared(9), chunks(vec![Ok(b"abcd".to_vec())])).await;
         assert!(matches!(fewer, Err(SessionError::InvalidArgument(m)) if m.contains("ended after 4")));
-        let cut = receive(&root, &declared(9), chunks(vec![Ok(b"ab".to_vec()), Err(SessionError::Unavailable("gone".into()))])).await;
+        let cut = receive(
+            &root,
+            &declared(9),
+            chunks(vec![Ok(b"ab".to_vec()), Err(SessionError::Unavailable("gone".into()))]),
+        )
+        .await;
         assert!(cut.is_err());
         let big = receive(&root, &declared(2 << 20), chunks(vec![])).await;
         assert!(matches!(big, Err(SessionError::OutOfRange(m)) if m.contains("document=1MiB")));

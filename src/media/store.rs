@@ -63,7 +63,11 @@ pub struct Handle {
 /// Names the handle, never its descriptor.
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Handle {{ media_id: {:?}, session_id: {:?}, kind: {}, size: {} }}", self.media_id, self.session_id, self.kind, self.size)
+        write!(
+            f,
+            "Handle {{ media_id: {:?}, session_id: {:?}, kind: {}, size: {} }}",
+            self.media_id, self.session_id, self.kind, self.size
+        )
     }
 }
 
@@ -79,10 +83,22 @@ impl Handle {
 enum Op {
     PutHandle(Box<Handle>),
     Handle(String),
-    PutInbound { session_id: String, chat: String, message_id: String, blob: String },
-    Inbound { session_id: String, chat: String, message_id: String },
+    PutInbound {
+        session_id: String,
+        chat: String,
+        message_id: String,
+        blob: String,
+    },
+    Inbound {
+        session_id: String,
+        chat: String,
+        message_id: String,
+    },
     DeleteSession(String),
-    Sweep { now_ms: i64, inbound_before_ms: i64 },
+    Sweep {
+        now_ms: i64,
+        inbound_before_ms: i64,
+    },
 }
 
 enum Out {
@@ -139,7 +155,12 @@ impl group_commit::Apply for Writer {
                     .optional()?;
                 Ok(Out::Handle(handle))
             }
-            Op::PutInbound { session_id, chat, message_id, blob } => {
+            Op::PutInbound {
+                session_id,
+                chat,
+                message_id,
+                blob,
+            } => {
                 let now = unix_ms(SystemTime::now()) as i64;
                 tx.prepare_cached(
                     "INSERT OR REPLACE INTO media_inbound (session_id, chat, message_id, blob, received_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -147,20 +168,33 @@ impl group_commit::Apply for Writer {
                 .execute(params![session_id, chat, message_id, blob, now])?;
                 Ok(Out::Done)
             }
-            Op::Inbound { session_id, chat, message_id } => {
+            Op::Inbound {
+                session_id,
+                chat,
+                message_id,
+            } => {
                 let blob = tx
-                    .prepare_cached("SELECT blob FROM media_inbound WHERE session_id = ?1 AND chat = ?2 AND message_id = ?3")?
+                    .prepare_cached(
+                        "SELECT blob FROM media_inbound WHERE session_id = ?1 AND chat = ?2 AND message_id = ?3",
+                    )?
                     .query_row(params![session_id, chat, message_id], |row| row.get(0))
                     .optional()?;
                 Ok(Out::Blob(blob))
             }
             Op::DeleteSession(session_id) => {
-                tx.prepare_cached("DELETE FROM media_handles WHERE session_id = ?1")?.execute([session_id])?;
-                tx.prepare_cached("DELETE FROM media_inbound WHERE session_id = ?1")?.execute([session_id])?;
+                tx.prepare_cached("DELETE FROM media_handles WHERE session_id = ?1")?
+                    .execute([session_id])?;
+                tx.prepare_cached("DELETE FROM media_inbound WHERE session_id = ?1")?
+                    .execute([session_id])?;
                 Ok(Out::Done)
             }
-            Op::Sweep { now_ms, inbound_before_ms } => {
-                let handles = tx.prepare_cached("DELETE FROM media_handles WHERE expires_ms <= ?1")?.execute([now_ms])?;
+            Op::Sweep {
+                now_ms,
+                inbound_before_ms,
+            } => {
+                let handles = tx
+                    .prepare_cached("DELETE FROM media_handles WHERE expires_ms <= ?1")?
+                    .execute([now_ms])?;
                 let inbound = tx
                     .prepare_cached("DELETE FROM media_inbound WHERE received_ms < ?1")?
                     .execute([inbound_before_ms])?;
@@ -208,7 +242,13 @@ impl MediaStore {
     }
 
     /// Keeps the download descriptor of a media message a session received.
-    pub async fn put_inbound(&self, session_id: &str, chat: &str, message_id: &str, blob: String) -> Result<(), DbError> {
+    pub async fn put_inbound(
+        &self,
+        session_id: &str,
+        chat: &str,
+        message_id: &str,
+        blob: String,
+    ) -> Result<(), DbError> {
         let op = Op::PutInbound {
             session_id: session_id.to_owned(),
             chat: chat.to_owned(),

@@ -39,7 +39,8 @@ pub async fn open(
     chat: &str,
     message_id: &str,
 ) -> Result<Download, SessionError> {
-    let unreadable = |e: crate::store::DbError| SessionError::Unavailable(format!("could not read the event log ({e}): retry"));
+    let unreadable =
+        |e: crate::store::DbError| SessionError::Unavailable(format!("could not read the event log ({e}): retry"));
     let message = log
         .received(session.as_str(), chat, message_id)
         .await
@@ -54,7 +55,11 @@ pub async fn open(
             "message {message_id:?} of chat {chat} has no file to download"
         )));
     }
-    let kept = log.media().inbound(session.as_str(), chat, message_id).await.map_err(unreadable)?;
+    let kept = log
+        .media()
+        .inbound(session.as_str(), chat, message_id)
+        .await
+        .map_err(unreadable)?;
     let blob = kept
         .and_then(|json| serde_json::from_str::<MediaBlob>(&json).ok())
         .ok_or_else(|| {
@@ -111,7 +116,11 @@ impl Download {
                     let again = self.transfer.reupload(chat.clone(), id.clone(), blob.clone()).await;
                     blob = again.map_err(|_| expired(&id))?;
                     if let Ok(json) = serde_json::to_string(&blob) {
-                        let _ = self.log.media().put_inbound(self.session.as_str(), &chat, &id, json).await;
+                        let _ = self
+                            .log
+                            .media()
+                            .put_inbound(self.session.as_str(), &chat, &id, json)
+                            .await;
                     }
                 }
                 Err(DownloadError::Expired) => return Err(expired(&id)),

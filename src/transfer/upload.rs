@@ -63,7 +63,10 @@ where
         size: staged.size,
         sha256: staged.sha256.clone(),
     };
-    let blob = transfer.upload(file).await.map_err(|e| failed("the file was not uploaded", e))?;
+    let blob = transfer
+        .upload(file)
+        .await
+        .map_err(|e| failed("the file was not uploaded", e))?;
     let handle = Handle {
         media_id: Handle::new_id(),
         session_id: request.session.to_string(),
@@ -76,7 +79,9 @@ where
         expires_at: SystemTime::now() + settings.handle_ttl,
     };
     log.media().put_handle(handle.clone()).await.map_err(|e| {
-        SessionError::Unavailable(format!("the uploaded file's handle could not be stored ({e}): upload it again"))
+        SessionError::Unavailable(format!(
+            "the uploaded file's handle could not be stored ({e}): upload it again"
+        ))
     })?;
     drop(staged);
     info!(session_id = %request.session, media_id = %handle.media_id, kind = request.kind.name(), size = handle.size, "media uploaded");
@@ -87,7 +92,9 @@ where
 pub fn failed(what: &str, error: BackendError) -> SessionError {
     match error {
         BackendError::Refused(why) => SessionError::Unavailable(format!("{what}: {why}; retry")),
-        BackendError::Unreachable(why) => SessionError::Unavailable(format!("{what}: whatsapp unreachable ({why}); retry")),
+        BackendError::Unreachable(why) => {
+            SessionError::Unavailable(format!("{what}: whatsapp unreachable ({why}); retry"))
+        }
         BackendError::Storage(why) => SessionError::Unavailable(format!("{what}: {why}; retry")),
     }
 }

@@ -57,7 +57,11 @@ impl Emulator {
 
     /// A phone (`from`, digits) sends the account a file. Returns its message id once
     /// the server holds it.
-    pub async fn deliver_media(&self, session: &SessionId, body: proto::DeliverMediaRequest) -> Result<String, SessionError> {
+    pub async fn deliver_media(
+        &self,
+        session: &SessionId,
+        body: proto::DeliverMediaRequest,
+    ) -> Result<String, SessionError> {
         if !is_phone_digits(&body.from) {
             return Err(SessionError::InvalidArgument(format!(
                 "from {:?} is not a phone number: use 7 to 15 digits with the country code",
@@ -67,12 +71,15 @@ impl Emulator {
         let kind = MediaKind::from_wire(body.kind)
             .ok_or_else(|| SessionError::InvalidArgument("kind is required: MEDIA_KIND_IMAGE, ...".into()))?;
         if body.data.is_empty() {
-            return Err(SessionError::InvalidArgument("data is empty: send the file's bytes".into()));
+            return Err(SessionError::InvalidArgument(
+                "data is empty: send the file's bytes".into(),
+            ));
         }
         self.require_linked(session)?;
         let id = keys::message_id();
         let dir = self.cdn_dir(session);
-        let stored = crate::store::create_private_dir(&dir).and_then(|()| std::fs::write(dir.join(format!("in-{id}.bin")), &body.data));
+        let stored = crate::store::create_private_dir(&dir)
+            .and_then(|()| std::fs::write(dir.join(format!("in-{id}.bin")), &body.data));
         stored.map_err(|e| SessionError::Unavailable(format!("the emulated cdn failed: {e}; try again")))?;
         let jid = format!("{}@s.whatsapp.net", body.from);
         let message = InboundMessage {
@@ -99,9 +106,17 @@ impl Emulator {
 
     /// WhatsApp's copy of a delivered file expires; the phone keeps its own, and
     /// answers re-upload requests only while `phone_online`.
-    pub async fn expire_media(&self, session: &SessionId, message_id: &str, phone_online: bool) -> Result<(), SessionError> {
+    pub async fn expire_media(
+        &self,
+        session: &SessionId,
+        message_id: &str,
+        phone_online: bool,
+    ) -> Result<(), SessionError> {
         let dir = self.cdn_dir(session);
-        let (cdn, phone) = (dir.join(format!("in-{message_id}.bin")), dir.join(format!("phone-{message_id}.bin")));
+        let (cdn, phone) = (
+            dir.join(format!("in-{message_id}.bin")),
+            dir.join(format!("phone-{message_id}.bin")),
+        );
         let failed = |e: std::io::Error| SessionError::Unavailable(format!("the emulated cdn failed: {e}; try again"));
         if cdn.exists() {
             std::fs::rename(&cdn, &phone).map_err(failed)?;
@@ -246,19 +261,30 @@ impl MediaTransfer for Cdn {
         })
     }
 
-    fn reupload(&self, _chat: String, message_id: String, blob: MediaBlob) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
+    fn reupload(
+        &self,
+        _chat: String,
+        message_id: String,
+        blob: MediaBlob,
+    ) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
         let dir = self.dir.clone();
         let session = self.session.clone();
         Box::pin(async move {
             let phone = dir.join(format!("phone-{message_id}.bin"));
             if !dir.join(format!("phone-{message_id}.online")).exists() || !phone.exists() {
-                return Err(BackendError::Unreachable("the phone did not answer the re-upload request".into()));
+                return Err(BackendError::Unreachable(
+                    "the phone did not answer the re-upload request".into(),
+                ));
             }
             let name = format!("in-{message_id}.bin");
             let failed = |e: std::io::Error| BackendError::Unreachable(format!("the emulated cdn failed: {e}"));
             std::fs::rename(&phone, dir.join(&name)).map_err(failed)?;
             let _ = crate::store::remove_if_present(&dir.join(format!("phone-{message_id}.online")));
-            let mut count = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(REUPLOADS)).map_err(failed)?;
+            let mut count = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dir.join(REUPLOADS))
+                .map_err(failed)?;
             std::io::Write::write_all(&mut count, b"r").map_err(failed)?;
             Ok(MediaBlob {
                 direct_path: format!("{session}/{name}"),

@@ -177,7 +177,9 @@ impl Emulator {
         // message in the log can always be downloaded.
         for body in &bodies {
             let Body::Message(message) = body else { continue };
-            let Some(blob) = self.inbound_blob(session, message) else { continue };
+            let Some(blob) = self.inbound_blob(session, message) else {
+                continue;
+            };
             let json = serde_json::to_string(&blob).unwrap_or_default();
             if let Err(error) = inbox.keep_media(&message.chat, &message.id, json).await {
                 warn!(session_id = %session, %error, "the daemon did not keep a file's descriptor; the server keeps the delivery for later");

@@ -18,8 +18,9 @@ use tokio::{
 use super::gate::{Place, Queued};
 use crate::{
     backend::{
-        Backend, BackendError, BoxFuture, Connection, EventSink, Outbound, PairingCodeIssued, SentMessage,
-        CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
+        media::{ChunkSink, DownloadError, Upload},
+        Backend, BackendError, BoxFuture, Connection, EventSink, MediaBlob, MediaTransfer, Outbound, PairingCodeIssued,
+        SentMessage, CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
     },
     domain::SessionId,
     events::Inbox,
@@ -193,6 +194,60 @@ impl Connection for PacedConnection {
     fn request_pairing_code(&self, phone_number: &str) -> BoxFuture<'static, Result<PairingCodeIssued, BackendError>> {
         let phone = phone_number.to_owned();
         self.when_open(PAIRING_CODE_BOUND, move |conn| conn.request_pairing_code(&phone))
+    }
+
+    fn media(&self) -> Option<Arc<dyn MediaTransfer>> {
+        Some(Arc::new(PacedMedia(self.slot.clone())))
+    }
+}
+
+/// The real connection's file transfers, once the attempt is through (the session
+/// lends them only when CONNECTED, so it is).
+struct PacedMedia(Arc<Mutex<Slot>>);
+
+impl PacedMedia {
+    fn with<T: Send + 'static>(
+        &self,
+        call: impl FnOnce(&dyn MediaTransfer) -> BoxFuture<'static, Result<T, BackendError>> + Send + 'static,
+    ) -> BoxFuture<'static, Result<T, BackendError>> {
+        let slot = self.0.clone();
+        Box::pin(async move {
+            let media = match &*slot.lock().await {
+                Slot::Open(conn, _) => conn.media(),
+                Slot::Waiting | Slot::Closed => return Err(closed()),
+            };
+            let media =
+                media.ok_or_else(|| BackendError::Refused("this backend does not transfer media files".into()))?;
+            call(media.as_ref()).await
+        })
+    }
+}
+
+impl MediaTransfer for PacedMedia {
+    fn upload(&self, file: Upload) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
+        self.with(move |media| media.upload(file))
+    }
+
+    fn download(&self, blob: MediaBlob, sink: ChunkSink) -> BoxFuture<'static, Result<(), DownloadError>> {
+        let slot = self.0.clone();
+        Box::pin(async move {
+            let media = match &*slot.lock().await {
+                Slot::Open(conn, _) => conn.media(),
+                Slot::Waiting | Slot::Closed => return Err(DownloadError::Failed(closed())),
+            };
+            let media =
+                media.ok_or_else(|| BackendError::Refused("this backend does not transfer media files".into()))?;
+            media.download(blob, sink).await
+        })
+    }
+
+    fn reupload(
+        &self,
+        chat: String,
+        message_id: String,
+        blob: MediaBlob,
+    ) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
+        self.with(move |media| media.reupload(chat, message_id, blob))
     }
 }
 

@@ -26,7 +26,11 @@ struct Keys {
 }
 
 fn keys(blob: &MediaBlob) -> Result<Keys, BackendError> {
-    let bad = |what: &str| BackendError::Refused(format!("the media handle's {what} is unreadable: upload the file again"));
+    let bad = |what: &str| {
+        BackendError::Refused(format!(
+            "the media handle's {what} is unreadable: upload the file again"
+        ))
+    };
     let file_sha256 = (0..blob.sha256.len() / 2)
         .map(|i| u8::from_str_radix(blob.sha256.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
         .collect::<Result<Vec<u8>, _>>()

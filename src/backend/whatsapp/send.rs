@@ -116,7 +116,13 @@ pub fn wire(chat: &Jid, content: &Content, own: &Jid, now_ms: i64) -> Result<Wir
                 Some(quoted) => {
                     let author = author(chat, quoted, own)?;
                     let quoted_message = wa::Message::text(quoted.text.clone());
-                    Some(build_quote_context_with_info(&quoted.id, &author, chat, chat, &quoted_message))
+                    Some(build_quote_context_with_info(
+                        &quoted.id,
+                        &author,
+                        chat,
+                        chat,
+                        &quoted_message,
+                    ))
                 }
                 None => None,
             };

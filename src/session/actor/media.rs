@@ -17,11 +17,17 @@ use crate::{
 };
 
 /// The file `input`'s handle names, as `session` sends it.
-pub(super) async fn message(log: &EventLog, session: &SessionId, input: &MediaInput) -> Result<MediaMessage, SessionError> {
+pub(super) async fn message(
+    log: &EventLog,
+    session: &SessionId,
+    input: &MediaInput,
+) -> Result<MediaMessage, SessionError> {
     let id = &input.media_id;
-    let handle = log.media().handle(id).await.map_err(|e| {
-        SessionError::Unavailable(format!("could not read media handle {id:?} ({e}): retry"))
-    })?;
+    let handle = log
+        .media()
+        .handle(id)
+        .await
+        .map_err(|e| SessionError::Unavailable(format!("could not read media handle {id:?} ({e}): retry")))?;
     let unknown = || {
         SessionError::Missing(format!(
             "media_id {id:?} is unknown or expired for session {session}: upload the file again with UploadMedia"
@@ -61,12 +67,10 @@ impl SessionRun {
             (Ok(()), None) => Err(SessionError::Unavailable(
                 "the connection closed a moment ago: retry".into(),
             )),
-            (Ok(()), Some(conn)) => conn.media().ok_or_else(|| {
-                SessionError::FailedPrecondition {
-                    message: "this backend does not transfer media files".into(),
-                    status: None,
-                    reason: "MEDIA_UNSUPPORTED",
-                }
+            (Ok(()), Some(conn)) => conn.media().ok_or_else(|| SessionError::FailedPrecondition {
+                message: "this backend does not transfer media files".into(),
+                status: None,
+                reason: "MEDIA_UNSUPPORTED",
             }),
         };
         self.answer(reply, lent);
