@@ -87,17 +87,31 @@ pub trait MediaTransfer: Send + Sync {
     /// Encrypts and uploads `file` once; its descriptor comes back.
     fn upload(&self, file: Upload) -> BoxFuture<'static, Result<MediaBlob, BackendError>>;
 
-    /// Streams the decrypted file `blob` describes into `sink`.
-    fn download(&self, blob: MediaBlob, sink: ChunkSink) -> BoxFuture<'static, Result<(), DownloadError>>;
-
-    /// Asks the phone to upload the file of message `message_id` of `chat` again;
-    /// the new descriptor comes back, or an error when the phone does not answer.
-    fn reupload(
+    /// Streams the decrypted file `blob` describes into `sink`; `scratch` is a
+    /// temp file path the backend may use (the caller removes it).
+    fn download(
         &self,
-        chat: String,
-        message_id: String,
         blob: MediaBlob,
-    ) -> BoxFuture<'static, Result<MediaBlob, BackendError>>;
+        scratch: PathBuf,
+        sink: ChunkSink,
+    ) -> BoxFuture<'static, Result<(), DownloadError>>;
+
+    /// Asks the phone to upload the file of `message` again; the new descriptor
+    /// comes back, or an error when the phone does not answer.
+    fn reupload(&self, message: Received, blob: MediaBlob) -> BoxFuture<'static, Result<MediaBlob, BackendError>>;
+}
+
+/// A received message whose file a re-upload request names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    /// Its chat's JID.
+    pub chat: String,
+    /// WhatsApp's id of it.
+    pub id: String,
+    /// Sent by the account itself (from another device).
+    pub from_me: bool,
+    /// Its sender's JID (in a group, the member).
+    pub sender: String,
 }
 
 /// A file sent as a message: its descriptor and how it shows.
@@ -117,4 +131,52 @@ pub struct MediaMessage {
     pub waveform: Vec<u8>,
     /// A small JPEG preview.
     pub jpeg_thumbnail: Vec<u8>,
+}
+
+/// Bytes per chunk a backend hands over from a file.
+pub const FILE_CHUNK: usize = 64 * 1024;
+
+/// Streams `file` (from where it stands) into `sink`, reading on the blocking
+/// pool; stops early when `sink` closes.
+pub async fn stream_file(file: std::fs::File, sink: ChunkSink) -> Result<(), BackendError> {
+    use std::io::Read;
+    let (tx, mut rx) = mpsc::channel::<std::io::Result<Vec<u8>>>(2);
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        loop {
+            let mut buf = vec![0u8; FILE_CHUNK];
+            match file.read(&mut buf) {
+                Ok(0) => return,
+                Ok(n) => {
+                    buf.truncate(n);
+                    if tx.blocking_send(Ok(buf)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+        }
+    });
+    let mut outcome = Ok(());
+    while let Some(chunk) = rx.recv().await {
+        match chunk {
+            Ok(chunk) => {
+                if sink.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                outcome = Err(BackendError::Storage(format!(
+                    "the downloaded file could not be read: {e}"
+                )));
+                break;
+            }
+        }
+    }
+    drop(rx);
+    let _ = reader.await;
+    outcome
 }

@@ -95,7 +95,7 @@ impl SessionService for SessionApi {
         request: Request<proto::DownloadMediaRequest>,
     ) -> Result<Response<Self::DownloadMediaStream>, Status> {
         let log = self.log()?.clone();
-        let stream = media::download(&self.sessions, &log, request.into_inner()).await?;
+        let stream = media::download(&self.media, &self.sessions, &log, request.into_inner()).await?;
         Ok(Response::new(stream))
     }
 

@@ -88,6 +88,13 @@ pub fn reset(root: &Path) -> std::io::Result<()> {
     crate::store::create_private_dir(&dir)
 }
 
+/// A new temp file path under `root`'s temp folder (nothing is created).
+pub fn scratch(root: &Path) -> TempFile {
+    let name: [u8; 12] = rand::random();
+    let name: String = name.iter().map(|b| format!("{b:02x}")).collect();
+    TempFile(root.join(STAGING_DIR).join(format!("{name}.part")))
+}
+
 /// Receives `chunks` into a temp file under `root`: exactly the declared size, or
 /// INVALID_ARGUMENT (more bytes are refused as soon as they come). An error of the
 /// stream ends it; whatever ends it early leaves no file.
@@ -97,9 +104,7 @@ where
 {
     check_declared(declared)?;
     let dir = root.join(STAGING_DIR);
-    let name: [u8; 12] = rand::random();
-    let name: String = name.iter().map(|b| format!("{b:02x}")).collect();
-    let file = TempFile(dir.join(format!("{name}.part")));
+    let file = scratch(root);
     let io =
         |e: std::io::Error| SessionError::Unavailable(format!("the file could not be stored for upload ({e}): retry"));
     let _ = crate::store::create_private_dir(&dir);

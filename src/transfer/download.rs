@@ -5,7 +5,10 @@
 //! to upload it again, and the download retried with the new descriptor; without an
 //! answer, UNAVAILABLE with reason MEDIA_EXPIRED.
 
-use std::sync::Arc;
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -13,10 +16,14 @@ use tracing::info;
 
 use super::upload::failed;
 use crate::{
-    backend::{media::DownloadError, MediaBlob, MediaTransfer},
+    backend::{
+        media::{DownloadError, Received},
+        MediaBlob, MediaTransfer,
+    },
     domain::SessionId,
     error::SessionError,
     events::{EventLog, InboundMessage},
+    media::staging,
     registry::Sessions,
 };
 
@@ -29,10 +36,13 @@ pub struct Download {
     transfer: Arc<dyn MediaTransfer>,
     log: EventLog,
     session: SessionId,
+    /// The data dir (the backend's scratch file goes under its `media-tmp/`).
+    root: PathBuf,
 }
 
 /// Finds message `message_id` of `chat` and what its file needs.
 pub async fn open(
+    root: &Path,
     sessions: &Sessions,
     log: &EventLog,
     session: SessionId,
@@ -74,6 +84,7 @@ pub async fn open(
         transfer,
         log: log.clone(),
         session,
+        root: root.to_owned(),
     })
 }
 
@@ -85,7 +96,8 @@ impl Download {
         let mut blob = self.blob.clone();
         for attempt in 0..2 {
             let (tx, rx) = mpsc::channel(4);
-            let fetch = self.transfer.download(blob.clone(), tx);
+            let scratch = staging::scratch(&self.root);
+            let fetch = self.transfer.download(blob.clone(), scratch.path().to_owned(), tx);
             let (mut hash, mut size, mut gone) = (Sha256::new(), 0u64, false);
             let pump = async {
                 let mut rx = rx;
@@ -113,7 +125,13 @@ impl Download {
                 }
                 Err(DownloadError::Expired) if attempt == 0 && size == 0 => {
                     info!(session_id = %self.session, message_id = %id, "whatsapp's copy expired: asking the phone to upload it again");
-                    let again = self.transfer.reupload(chat.clone(), id.clone(), blob.clone()).await;
+                    let message = Received {
+                        chat: chat.clone(),
+                        id: id.clone(),
+                        from_me: self.message.from_me,
+                        sender: self.message.sender.clone(),
+                    };
+                    let again = self.transfer.reupload(message, blob.clone()).await;
                     blob = again.map_err(|_| expired(&id))?;
                     if let Ok(json) = serde_json::to_string(&blob) {
                         let _ = self

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::{keys, Emulator};
 use crate::{
     backend::{
-        media::{ChunkSink, DownloadError, Upload},
+        media::{stream_file, ChunkSink, DownloadError, Received, Upload},
         BackendError, BoxFuture, MediaBlob, MediaTransfer,
     },
     domain::{id::is_phone_digits, SessionId},
@@ -221,7 +221,12 @@ impl MediaTransfer for Cdn {
         })
     }
 
-    fn download(&self, blob: MediaBlob, sink: ChunkSink) -> BoxFuture<'static, Result<(), DownloadError>> {
+    fn download(
+        &self,
+        blob: MediaBlob,
+        _scratch: PathBuf,
+        sink: ChunkSink,
+    ) -> BoxFuture<'static, Result<(), DownloadError>> {
         let root = self.dir.parent().map(Path::to_owned).unwrap_or_default();
         Box::pin(async move {
             let path = cdn_path(&root, &blob.direct_path).ok_or(DownloadError::Expired)?;
@@ -229,45 +234,12 @@ impl MediaTransfer for Cdn {
             let Ok(file) = std::fs::File::open(&path) else {
                 return Err(DownloadError::Expired);
             };
-            let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(2);
-            let reader = tokio::task::spawn_blocking(move || {
-                let mut file = file;
-                loop {
-                    let mut buf = vec![0u8; CHUNK];
-                    match file.read(&mut buf) {
-                        Ok(0) => return,
-                        Ok(n) => {
-                            buf.truncate(n);
-                            if tx.blocking_send(Ok(buf)).is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => {
-                            let _ = tx.blocking_send(Err(e));
-                            return;
-                        }
-                    }
-                }
-            });
-            while let Some(chunk) = rx.recv().await {
-                let chunk = chunk.map_err(|e| BackendError::Unreachable(format!("the emulated cdn failed: {e}")))?;
-                if sink.send(chunk).await.is_err() {
-                    break;
-                }
-            }
-            drop(rx);
-            let _ = reader.await;
-            Ok(())
+            stream_file(file, sink).await.map_err(DownloadError::Failed)
         })
     }
 
-    fn reupload(
-        &self,
-        _chat: String,
-        message_id: String,
-        blob: MediaBlob,
-    ) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
-        let dir = self.dir.clone();
+    fn reupload(&self, message: Received, blob: MediaBlob) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
+        let (dir, message_id) = (self.dir.clone(), message.id);
         let session = self.session.clone();
         Box::pin(async move {
             let phone = dir.join(format!("phone-{message_id}.bin"));

@@ -6,6 +6,7 @@
 //! place goes back, and the real connection closes by its own drop).
 
 use std::{
+    path::PathBuf,
     sync::{Arc, Weak},
     time::Duration,
 };
@@ -18,7 +19,7 @@ use tokio::{
 use super::gate::{Place, Queued};
 use crate::{
     backend::{
-        media::{ChunkSink, DownloadError, Upload},
+        media::{ChunkSink, DownloadError, Received, Upload},
         Backend, BackendError, BoxFuture, Connection, EventSink, MediaBlob, MediaTransfer, Outbound, PairingCodeIssued,
         SentMessage, CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
     },
@@ -228,7 +229,12 @@ impl MediaTransfer for PacedMedia {
         self.with(move |media| media.upload(file))
     }
 
-    fn download(&self, blob: MediaBlob, sink: ChunkSink) -> BoxFuture<'static, Result<(), DownloadError>> {
+    fn download(
+        &self,
+        blob: MediaBlob,
+        scratch: PathBuf,
+        sink: ChunkSink,
+    ) -> BoxFuture<'static, Result<(), DownloadError>> {
         let slot = self.0.clone();
         Box::pin(async move {
             let media = match &*slot.lock().await {
@@ -237,17 +243,12 @@ impl MediaTransfer for PacedMedia {
             };
             let media =
                 media.ok_or_else(|| BackendError::Refused("this backend does not transfer media files".into()))?;
-            media.download(blob, sink).await
+            media.download(blob, scratch, sink).await
         })
     }
 
-    fn reupload(
-        &self,
-        chat: String,
-        message_id: String,
-        blob: MediaBlob,
-    ) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
-        self.with(move |media| media.reupload(chat, message_id, blob))
+    fn reupload(&self, message: Received, blob: MediaBlob) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
+        self.with(move |media| media.reupload(message, blob))
     }
 }
 

@@ -28,13 +28,13 @@ use super::{
     client::{self, own_device, own_jids, Dial},
     events::{EventMapper, RunEnd},
     health::{self, TimelockQuery},
-    inbound, pairing, reach, send,
+    inbound, media, pairing, reach, send,
     store::CredentialFiles,
 };
 use crate::{
     backend::{
-        BackendError, BackendEvent, BoxFuture, Connection, EventSink, Outbound, PairingCodeIssued, SentMessage,
-        CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
+        BackendError, BackendEvent, BoxFuture, Connection, EventSink, MediaTransfer, Outbound, PairingCodeIssued,
+        SentMessage, CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
     },
     events::Inbox,
 };
@@ -71,7 +71,7 @@ impl Shared {
     }
 
     /// The client, waiting for it to be built until `deadline`.
-    async fn client(&self, deadline: Instant) -> Result<Arc<Client>, BackendError> {
+    pub(super) async fn client(&self, deadline: Instant) -> Result<Arc<Client>, BackendError> {
         let mut built = self.client.subscribe();
         let client = timeout_at(deadline, built.wait_for(Option::is_some))
             .await
@@ -205,6 +205,10 @@ impl Connection for WhatsappConnection {
             let deadline = Instant::now() + PAIRING_CODE_BOUND;
             pairing::request(shared.client(deadline).await?, phone_number, deadline).await
         })
+    }
+
+    fn media(&self) -> Option<Arc<dyn MediaTransfer>> {
+        Some(Arc::new(media::RealMedia(self.shared.clone())))
     }
 }
 

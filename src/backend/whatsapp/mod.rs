@@ -14,6 +14,7 @@ pub mod events;
 mod health;
 mod inbound;
 mod inbound_media;
+mod media;
 mod media_message;
 mod pairing;
 mod reach;
