@@ -71,7 +71,7 @@ impl Shared {
     }
 
     /// The client, waiting for it to be built until `deadline`.
-    pub(super) async fn client(&self, deadline: Instant) -> Result<Arc<Client>, BackendError> {
+    async fn client(&self, deadline: Instant) -> Result<Arc<Client>, BackendError> {
         let mut built = self.client.subscribe();
         let client = timeout_at(deadline, built.wait_for(Option::is_some))
             .await
@@ -208,7 +208,12 @@ impl Connection for WhatsappConnection {
     }
 
     fn media(&self) -> Option<Arc<dyn MediaTransfer>> {
-        Some(Arc::new(media::RealMedia(self.shared.clone())))
+        let shared = self.shared.clone();
+        let client: media::ClientSource = Arc::new(move |deadline| {
+            let shared = shared.clone();
+            Box::pin(async move { shared.client(deadline).await })
+        });
+        Some(Arc::new(media::RealMedia(client)))
     }
 }
 

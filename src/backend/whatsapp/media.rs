@@ -22,10 +22,9 @@ use whatsapp_rust::{
     download::{DownloadParams, MediaType},
     wacore::upload::{encrypt_media_streaming, UploadSource},
     wacore_binary::JidExt,
-    Jid, MediaRetryResult, MediaReuploadRequest,
+    Client, Jid, MediaRetryResult, MediaReuploadRequest,
 };
 
-use super::connection::Shared;
 use crate::{
     backend::{
         media::{stream_file, ChunkSink, DownloadError, Received, Upload},
@@ -40,8 +39,11 @@ const CLIENT_WAIT: Duration = Duration::from_secs(20);
 /// The most a phone may take to answer a re-upload request.
 const REUPLOAD_BOUND: Duration = Duration::from_secs(30);
 
+/// How a transfer gets the connection's client, waiting for it until a deadline.
+pub type ClientSource = Arc<dyn Fn(Instant) -> BoxFuture<'static, Result<Arc<Client>, BackendError>> + Send + Sync>;
+
 /// One connection's file transfers.
-pub struct RealMedia(pub(super) Arc<Shared>);
+pub struct RealMedia(pub ClientSource);
 
 /// The library's media type of a kind.
 pub fn media_type(kind: MediaKind) -> MediaType {
@@ -96,7 +98,7 @@ impl MediaTransfer for RealMedia {
     fn upload(&self, file: Upload) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
         let shared = self.0.clone();
         Box::pin(async move {
-            let client = shared.client(Instant::now() + CLIENT_WAIT).await?;
+            let client = shared(Instant::now() + CLIENT_WAIT).await?;
             let kind = media_type(file.kind);
             let encrypted = Removed(file.path.with_extension("enc"));
             let (plain, cipher) = (file.path.clone(), encrypted.0.clone());
@@ -142,7 +144,7 @@ impl MediaTransfer for RealMedia {
     ) -> BoxFuture<'static, Result<(), DownloadError>> {
         let shared = self.0.clone();
         Box::pin(async move {
-            let client = shared.client(Instant::now() + CLIENT_WAIT).await?;
+            let client = shared(Instant::now() + CLIENT_WAIT).await?;
             let unreadable = |what: &str| BackendError::Refused(format!("the file's {what} is unreadable"));
             let key = STANDARD.decode(&blob.media_key).map_err(|_| unreadable("media key"))?;
             let enc_sha256 = STANDARD.decode(&blob.enc_sha256).map_err(|_| unreadable("hash"))?;
@@ -181,7 +183,7 @@ impl MediaTransfer for RealMedia {
     fn reupload(&self, message: Received, blob: MediaBlob) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
         let shared = self.0.clone();
         Box::pin(async move {
-            let client = shared.client(Instant::now() + CLIENT_WAIT).await?;
+            let client = shared(Instant::now() + CLIENT_WAIT).await?;
             let parse = |text: &str| {
                 text.parse::<Jid>()
                     .map_err(|_| BackendError::Refused(format!("{text:?} is not a whatsapp jid")))
