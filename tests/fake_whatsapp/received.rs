@@ -16,6 +16,8 @@ pub enum Kind {
     ChatState,
     /// Read marks: `target_id` lists the ids, comma-separated.
     Read,
+    /// A file (`text` is its caption; the file itself is compared by tests/media).
+    Media,
 }
 
 /// A message the server took from a device: each WhatsApp id once, however many
@@ -47,6 +49,7 @@ impl Received {
             EmulatedKind::Revoke => Kind::Revoke,
             EmulatedKind::ChatState => Kind::ChatState,
             EmulatedKind::Read => Kind::Read,
+            EmulatedKind::Media => Kind::Media,
             EmulatedKind::Unspecified => panic!("the emulator listed a message without a kind: {m:?}"),
         };
         let state = match m.state() {
