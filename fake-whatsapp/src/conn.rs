@@ -42,6 +42,10 @@ pub struct Shared {
     pub identity: ServerIdentity,
     /// Refs per pairing batch.
     pub refs: u32,
+    /// The media CDN.
+    pub cdn: Arc<crate::cdn::Cdn>,
+    /// What the phones sent through it.
+    pub phones: crate::media::Phones,
 }
 
 /// Serves one accepted TCP connection to its end.
@@ -233,7 +237,7 @@ impl Session {
         match node.tag.as_ref() {
             "iq" => self.handle_iq(node).await,
             "message" => {
-                let acks = messages::receive(&self.shared.world, self.device.as_ref(), &node).await;
+                let acks = messages::receive(&self.shared.world, &self.shared.cdn, self.device.as_ref(), &node).await;
                 for ack in acks {
                     self.send(&ack).await?;
                 }
@@ -242,8 +246,12 @@ impl Session {
             "receipt" => {
                 let id = attr(&node, "id").unwrap_or_default();
                 let to = attr(&node, "to").unwrap_or_default();
-                self.receipt_from_device(&node).await;
-                self.send(&stanza::ack("receipt", &id, &to)).await
+                let answer = self.receipt_from_device(&node).await;
+                self.send(&stanza::ack("receipt", &id, &to)).await?;
+                match answer {
+                    Some(answer) => self.send(&answer).await,
+                    None => Ok(()),
+                }
             }
             "ack" => {
                 self.ack_from_device(&node).await;
@@ -270,6 +278,12 @@ impl Session {
         let kind = attr(&node, "type").unwrap_or_default();
         if kind == "result" || kind == "error" {
             return self.handle_answer(&node, &kind).await;
+        }
+        let media_conn = attr(&node, "xmlns").as_deref() == Some("w:m")
+            && node.get_optional_child("media_conn").is_some();
+        if media_conn {
+            let id = attr(&node, "id").unwrap_or_default();
+            return self.send(&stanza::iq_result(&id, vec![self.shared.cdn.media_conn()])).await;
         }
         let (answers, effect) = iq::answer(&self.shared.world, self.id, self.device.as_ref(), &node).await;
         for answer in &answers {
@@ -324,10 +338,13 @@ impl Session {
     }
 
     /// A `<receipt>` the device sent: a delivery (or read) receipt acks the
-    /// messages it names; a retry receipt asks their sender for a resend.
-    async fn receipt_from_device(&mut self, receipt: &Node) {
-        let Some(device) = self.device.clone() else { return };
+    /// messages it names; a retry receipt asks their sender for a resend; a
+    /// server-error receipt asks a phone to upload media again (the answer, if
+    /// the phone gives one, is returned).
+    async fn receipt_from_device(&mut self, receipt: &Node) -> Option<Node> {
+        let device = self.device.clone()?;
         match attr(receipt, "type").as_deref() {
+            Some("server-error") => return self.shared.phones.reupload(&self.shared.cdn, receipt),
             Some("retry") => {
                 if let Err(why) = self.shared.world.resend(&device, receipt).await {
                     warn!(device = %device.jid(), %why, "a retry receipt left unanswered");
@@ -348,6 +365,7 @@ impl Session {
                     .await;
             }
         }
+        None
     }
 
     /// An `<ack>` the device sent for a message (a transport ack or a refusal)

@@ -17,11 +17,15 @@ use crate::{
         LogoutDeviceRequest, LogoutDeviceResponse, RefuseUnlinksRequest, RefuseUnlinksResponse, RejectSendsRequest,
         RejectSendsResponse, ReplaceStreamRequest, ReplaceStreamResponse, ScanQrRequest, ScanQrResponse,
         SendMessageRequest, SendMessageResponse, SendReceiptRequest, SendReceiptResponse, SetAccountHealthRequest,
-        SetAccountHealthResponse,
+        SetAccountHealthResponse, CountMediaRequestsRequest, CountMediaRequestsResponse, ExpireMediaRequest,
+        ExpireMediaResponse, SendMediaRequest, SendMediaResponse,
     },
     vocab::Refusal,
     world::ReceiptKind,
 };
+
+/// The largest control request taken (a `SendMedia` carries a whole file).
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024 * 1024;
 
 /// The service over the shared state.
 pub struct Control {
@@ -224,6 +228,52 @@ impl FakeWhatsapp for Control {
             .map_err(status)?;
         tracing::info!(%phone, ?reachout_for, reason, ?ban_for, told, "account health set");
         Ok(Response::new(SetAccountHealthResponse { told }))
+    }
+
+    async fn send_media(&self, request: Request<SendMediaRequest>) -> Result<Response<SendMediaResponse>, Status> {
+        let request = request.into_inner();
+        let (to, from) = (request.to_phone_number.clone(), request.from_phone_number.clone());
+        let shared = &self.shared;
+        let mut direct_path = String::new();
+        let message_id = shared
+            .world
+            .send_built(&to, &from, |id| {
+                let (message, path) = shared.phones.seal(&shared.cdn, id, &request)?;
+                direct_path = path;
+                Ok(message)
+            })
+            .await
+            .map_err(status)?;
+        tracing::info!(%to, %from, %message_id, size = request.data.len(), "a phone sent media");
+        Ok(Response::new(SendMediaResponse {
+            message_id,
+            direct_path,
+        }))
+    }
+
+    async fn expire_media(&self, request: Request<ExpireMediaRequest>) -> Result<Response<ExpireMediaResponse>, Status> {
+        let request = request.into_inner();
+        let direct_path = self
+            .shared
+            .phones
+            .expire(&self.shared.cdn, &request.message_id, &request.direct_path, request.phone_online)
+            .map_err(status)?;
+        tracing::info!(%direct_path, phone_online = request.phone_online, "media expired");
+        Ok(Response::new(ExpireMediaResponse { direct_path }))
+    }
+
+    async fn count_media_requests(
+        &self,
+        _request: Request<CountMediaRequestsRequest>,
+    ) -> Result<Response<CountMediaRequestsResponse>, Status> {
+        let counts = self.shared.cdn.counts();
+        Ok(Response::new(CountMediaRequestsResponse {
+            uploads: counts.uploads,
+            downloads: counts.downloads,
+            reupload_requests: counts.reupload_requests,
+            resume_checks: counts.resume_checks,
+            phone_uploads: counts.phone_uploads,
+        }))
     }
 }
 

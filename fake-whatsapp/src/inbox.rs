@@ -36,6 +36,8 @@ pub struct Item {
     pub from: String,
     /// A message's text (empty for a receipt).
     pub text: String,
+    /// A message other than a text (media), sent instead of the text.
+    pub message: Option<Box<waproto::whatsapp::Message>>,
     /// When the server took it (seconds since the epoch).
     pub t: u64,
     /// The stanza as first sent. A message is sealed (encrypted by its sender) on
@@ -197,6 +199,7 @@ mod tests {
             id: id.into(),
             from: "15550002222".into(),
             text: id.into(),
+            message: None,
             t: 1,
             stanza: None,
         }

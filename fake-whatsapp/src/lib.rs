@@ -12,19 +12,25 @@
 //! messages and receipts, count what is pending, drop, log out and replace
 //! streams, refuse connects and count them, refuse sends and hold their acks,
 //! and bar an account's new chats (463, the timelock pushed and queried) or ban
-//! it (`<failure reason="402">` on its connections and logins).
+//! it (`<failure reason="402">` on its connections and logins); and media: a
+//! CDN over HTTPS on loopback with the fake's own CA ([`CA_PEM`]), announced by
+//! the `media_conn` IQ, that devices upload to and download from, phones that
+//! send media through it and answer re-upload requests once it expired, and
+//! the media devices send, downloaded and decrypted for `ListReceivedMessages`.
 //!
 //! Clients must be built without the server certificate check (whatsapp-rust's
 //! `danger-skip-cert-chain-verify`): the fake's chain is not signed by WhatsApp.
 
 #![forbid(unsafe_code)]
 
+mod cdn;
 mod conn;
 mod control;
 mod device_keys;
 mod health;
 mod inbox;
 mod iq;
+mod media;
 mod messages;
 mod noise;
 mod outbox;
@@ -41,6 +47,8 @@ use std::{future::Future, io, net::SocketAddr, sync::Arc};
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
+
+pub use cdn::CA_PEM;
 
 /// The generated wire types and service of `wasessiond.fake.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -75,10 +83,16 @@ pub async fn serve(
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    let (cdn, cdn_task) = match cdn::Cdn::start().await {
+        Ok(started) => started,
+        Err(e) => panic!("the fake's media cdn could not start on loopback: {e}"),
+    };
     let shared = Arc::new(conn::Shared {
         world: world::World::default(),
         identity: noise::ServerIdentity::generate(),
         refs: options.refs.max(1),
+        cdn,
+        phones: media::Phones::default(),
     });
     let (stop_accepting, mut stopped) = oneshot::channel::<()>();
     let accept = {
@@ -101,7 +115,8 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the descriptor set is valid");
-    let service = proto::fake_whatsapp_server::FakeWhatsappServer::new(control::Control { shared: shared.clone() });
+    let service = proto::fake_whatsapp_server::FakeWhatsappServer::new(control::Control { shared: shared.clone() })
+        .max_decoding_message_size(control::MAX_REQUEST_BYTES);
     let served = tonic::transport::Server::builder()
         .add_service(reflection)
         .add_service(service)
@@ -109,6 +124,7 @@ pub async fn serve(
         .await;
     let _ = stop_accepting.send(());
     let _ = accept.await;
+    cdn_task.abort();
     // The server goes away: so do its sockets.
     shared.world.drop_connections("").await;
     served

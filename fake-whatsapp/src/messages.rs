@@ -16,7 +16,9 @@ use wacore_libsignal::protocol::ProtocolAddress;
 use waproto::whatsapp as wa;
 
 use crate::{
-    proto::{MessageKind, ReceivedMessage},
+    cdn::Cdn,
+    media,
+    proto::{MessageKind, ReceivedMedia, ReceivedMessage},
     stanza::{self, attr, content_bytes},
     vocab::DeviceAddr,
     world::World,
@@ -24,7 +26,7 @@ use crate::{
 
 /// Takes a `<message>` from `from` (the logged-in device): the acks to send back
 /// now (none while the account's acks are held).
-pub async fn receive(world: &World, from: Option<&DeviceAddr>, message: &Node) -> Vec<Node> {
+pub async fn receive(world: &World, cdn: &Cdn, from: Option<&DeviceAddr>, message: &Node) -> Vec<Node> {
     let id = attr(message, "id").unwrap_or_default();
     let to = attr(message, "to").unwrap_or_default();
     let Some(from) = from else {
@@ -47,7 +49,7 @@ pub async fn receive(world: &World, from: Option<&DeviceAddr>, message: &Node) -
         let version = attr(enc, "v").and_then(|v| v.parse().ok()).unwrap_or(2);
         let Some(body) = content_bytes(enc) else { continue };
         let shown = match world.decrypt(&recipient, &sender, &kind, body).await {
-            Ok(padded) => decode(&padded, version).map(|message| shown(&message)),
+            Ok(padded) => decode(&padded, version).map(|message| shown(&message).or_else(|| with_media(cdn, &message))),
             Err(why) => Err(why),
         };
         match shown {
@@ -61,6 +63,7 @@ pub async fn receive(world: &World, from: Option<&DeviceAddr>, message: &Node) -
                     quoted_id: shown.quoted_id,
                     target_id: shown.target_id,
                     state: String::new(),
+                    media: shown.media,
                 };
                 let new = world.record(listed).await;
                 info!(from = %from.jid(), %to, %id, kind = ?shown.kind, new, "message received and decrypted");
@@ -145,6 +148,21 @@ struct Shown {
     quoted_id: String,
     /// What a reaction, an edit or a revoke points at.
     target_id: String,
+    /// A media message's file, opened.
+    media: Option<ReceivedMedia>,
+}
+
+/// A media message as the recipient's phone shows it: its caption as the
+/// text, the file downloaded from the CDN and decrypted.
+fn with_media(cdn: &Cdn, message: &wa::Message) -> Option<Shown> {
+    let media = media::received(cdn, message)?;
+    Some(Shown {
+        kind: MessageKind::Media,
+        text: media.caption.clone(),
+        quoted_id: String::new(),
+        target_id: String::new(),
+        media: Some(media),
+    })
 }
 
 /// What `message` shows, if it is a kind the fake lists (a text, a reaction, an
@@ -157,6 +175,7 @@ fn shown(message: &wa::Message) -> Option<Shown> {
         text: text.cloned().unwrap_or_default(),
         quoted_id: quoted_id.cloned().unwrap_or_default(),
         target_id: target_id.cloned().unwrap_or_default(),
+        media: None,
     };
     if let Some(text) = &message.conversation {
         return Some(show(MessageKind::Text, Some(text), None, None));
@@ -221,6 +240,7 @@ mod tests {
             text: text.into(),
             quoted_id: quoted_id.into(),
             target_id: target_id.into(),
+            media: None,
         })
     }
 

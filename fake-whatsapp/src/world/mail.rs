@@ -49,11 +49,38 @@ impl World {
     /// `from`'s phone sends `text` to `to`'s linked devices: held for each until
     /// it acks, delivered at once to those connected. Returns the message id.
     pub async fn send_message(&self, to: &str, from: &str, text: &str) -> Result<String, Refusal> {
-        sender_and_recipient(to, from)?;
         if text.is_empty() {
             return Err(Refusal::Invalid("a message needs a text".into()));
         }
+        self.send_content(to, from, &message_id(), text, None).await
+    }
+
+    /// `from`'s phone sends a message `make` builds (given its id) to `to`'s
+    /// linked devices, held and delivered like a text. Returns the message id.
+    pub async fn send_built(
+        &self,
+        to: &str,
+        from: &str,
+        make: impl FnOnce(&str) -> Result<wa::Message, Refusal>,
+    ) -> Result<String, Refusal> {
+        sender_and_recipient(to, from)?;
+        self.inner.lock().await.linked_devices(to)?;
         let id = message_id();
+        let message = make(&id)?;
+        self.send_content(to, from, &id, "", Some(message)).await
+    }
+
+    /// Holds message `id` (`message`, else the text) for `to`'s linked devices.
+    async fn send_content(
+        &self,
+        to: &str,
+        from: &str,
+        id: &str,
+        text: &str,
+        message: Option<wa::Message>,
+    ) -> Result<String, Refusal> {
+        sender_and_recipient(to, from)?;
+        let id = id.to_owned();
         let mut inner = self.inner.lock().await;
         let devices = inner.linked_devices(to)?;
         // Any number is a WhatsApp user here: the sender gets its keys now.
@@ -64,6 +91,7 @@ impl World {
             id: id.clone(),
             from: from.to_owned(),
             text: text.to_owned(),
+            message: message.map(Box::new),
             t: stanza::now(),
             stanza: None,
         };
@@ -89,6 +117,7 @@ impl World {
             id: ids[0].clone(),
             from: from.to_owned(),
             text: String::new(),
+            message: None,
             t: stanza::now(),
             stanza: Some(stanza::relayed_receipt(&user_jid(from), ids, kind.wire())),
         };
@@ -119,7 +148,7 @@ impl World {
                     Some(keys) => keys.take_bundle(addr.device),
                     None => Err("the device published no keys".into()),
                 };
-                match sender.signal.encrypt(&device, bundle, &plaintext(&item.text)).await {
+                match sender.signal.encrypt(&device, bundle, &plaintext(item)).await {
                     Ok((kind, body)) => {
                         let from = user_jid(&item.from);
                         item.stanza = Some(stanza::relayed_message(&from, &item.id, item.t, PUSH_NAME, kind, body));
@@ -307,11 +336,16 @@ fn signal_address(addr: &DeviceAddr) -> ProtocolAddress {
     ProtocolAddress::new(&addr.phone, u32::from(addr.device).into())
 }
 
-/// A text message as a device decrypts it: `Message{conversation}`, padded.
-fn plaintext(text: &str) -> Vec<u8> {
-    let message = wa::Message {
-        conversation: Some(text.to_owned()),
-        ..Default::default()
+/// A message as a device decrypts it, padded: the item's message, or a text
+/// (`Message{conversation}`).
+fn plaintext(item: &Item) -> Vec<u8> {
+    let message = match &item.message {
+        Some(message) => message.encode_to_vec(),
+        None => wa::Message {
+            conversation: Some(item.text.clone()),
+            ..Default::default()
+        }
+        .encode_to_vec(),
     };
-    MessageUtils::pad_message_v2(message.encode_to_vec())
+    MessageUtils::pad_message_v2(message)
 }

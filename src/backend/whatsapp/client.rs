@@ -92,6 +92,9 @@ pub async fn build(files: &CredentialFiles, dial: &Dial, span: Span, hook: Inbox
         .skip_history_sync()
         .with_event_handler(Forwarder { tx })
         .with_inbound_durability_hook(hook);
+    // A fake-whatsapp build fetches media only from the fake's cdn (its own CA, loopback).
+    #[cfg(feature = "fake-whatsapp")]
+    let builder = builder.with_http_client(super::http::LoopbackOnly::new());
     let bot = builder
         .build()
         .await

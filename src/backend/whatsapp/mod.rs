@@ -12,6 +12,8 @@ mod commit_retry;
 mod connection;
 pub mod events;
 mod health;
+#[cfg(feature = "fake-whatsapp")]
+mod http;
 mod inbound;
 mod pairing;
 mod reach;
