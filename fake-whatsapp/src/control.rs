@@ -272,6 +272,7 @@ impl FakeWhatsapp for Control {
             downloads: counts.downloads,
             reupload_requests: counts.reupload_requests,
             resume_checks: counts.resume_checks,
+            resumed_uploads: counts.resumed_uploads,
             phone_uploads: counts.phone_uploads,
         }))
     }

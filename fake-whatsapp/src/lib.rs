@@ -77,16 +77,28 @@ impl Default for Options {
 
 /// Serves WhatsApp on `listener` and the control API on `control` until
 /// `shutdown` resolves.
+///
+/// The media CDN listens on a free loopback port (logged; the `media_conn` IQ
+/// names it).
 pub async fn serve(
     listener: TcpListener,
     control: TcpListener,
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let (cdn, cdn_task) = match cdn::Cdn::start().await {
-        Ok(started) => started,
-        Err(e) => panic!("the fake's media cdn could not start on loopback: {e}"),
-    };
+    let started = cdn::Cdn::start().await;
+    let started = started.unwrap_or_else(|e| panic!("the fake's media cdn could not start on loopback: {e}"));
+    serve_with_cdn(listener, control, options, started, shutdown).await
+}
+
+/// [`serve`] with its CDN started.
+async fn serve_with_cdn(
+    listener: TcpListener,
+    control: TcpListener,
+    options: Options,
+    (cdn, cdn_serving): (Arc<cdn::Cdn>, cdn::Serving),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
     let shared = Arc::new(conn::Shared {
         world: world::World::default(),
         identity: noise::ServerIdentity::generate(),
@@ -124,7 +136,7 @@ pub async fn serve(
         .await;
     let _ = stop_accepting.send(());
     let _ = accept.await;
-    cdn_task.abort();
+    drop(cdn_serving);
     // The server goes away: so do its sockets.
     shared.world.drop_connections("").await;
     served
@@ -136,6 +148,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The control API's address.
     pub control_addr: SocketAddr,
+    /// The media CDN's address (HTTPS, the fake's own CA: [`CA_PEM`]).
+    pub cdn_addr: SocketAddr,
     /// Ends the control API, then the WhatsApp listener and every socket; taken by
     /// the first stop.
     stop: Option<oneshot::Sender<()>>,
@@ -149,14 +163,17 @@ impl Running {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let control = TcpListener::bind("127.0.0.1:0").await?;
         let (addr, control_addr) = (listener.local_addr()?, control.local_addr()?);
+        let started = cdn::Cdn::start().await?;
+        let cdn_addr = started.0.addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async {
             let _ = stopped.await;
         };
-        let task = tokio::spawn(serve(listener, control, options, shutdown));
+        let task = tokio::spawn(serve_with_cdn(listener, control, options, started, shutdown));
         Ok(Self {
             addr,
             control_addr,
+            cdn_addr,
             stop: Some(stop),
             task,
         })

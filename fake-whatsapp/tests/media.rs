@@ -4,7 +4,8 @@
 //! the right sha256, and a voice note arrives as one; media a phone sends
 //! downloads with the same bytes; once the CDN's copy expired the download
 //! fails, a re-upload request to an online phone yields a new path that works,
-//! and an offline phone leaves it unanswered. Every wait is bounded.
+//! and an offline phone leaves it unanswered; an upload that broke off resumes
+//! where the CDN says it stopped. Every wait is bounded.
 
 mod common;
 
@@ -15,9 +16,13 @@ use fake_whatsapp::proto::{
     CountMediaRequestsRequest, CountMediaRequestsResponse, ExpireMediaRequest, ListReceivedMessagesRequest, MediaKind,
     MessageKind, ReceivedMessage, SendMediaRequest,
 };
+use base64::{prelude::BASE64_URL_SAFE_NO_PAD, Engine as _};
 use sha2::{Digest as _, Sha256};
 use whatsapp_rust::{
+    bytes::Bytes,
     download::MediaType,
+    http::{HttpClient as _, HttpRequest},
+    wacore::upload::{encrypt_media_streaming, encrypted_len, EncryptedMediaInfo},
     media::{self, AudioOptions, DocumentOptions},
     types::durability_hook::InboundMessage,
     waproto::whatsapp as wa,
@@ -42,6 +47,33 @@ fn file(len: usize, seed: u64) -> Vec<u8> {
 
 fn hex_sha256(data: &[u8]) -> String {
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A document's ciphertext (streamed through the library's encryption) and
+/// what the upload needs to know of it.
+fn encrypt(data: &[u8]) -> (Bytes, EncryptedMediaInfo) {
+    let mut ciphertext = Vec::with_capacity(encrypted_len(data.len()));
+    let info = encrypt_media_streaming(data, &mut ciphertext, MediaType::Document).expect("the library encrypts");
+    (Bytes::from(ciphertext), info)
+}
+
+/// A request body that fails after `at` bytes (a connection that broke).
+struct BreaksOff {
+    data: Bytes,
+    at: usize,
+    sent: usize,
+}
+
+impl std::io::Read for BreaksOff {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.sent >= self.at {
+            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "broke off (test)"));
+        }
+        let n = buf.len().min(self.at - self.sent);
+        buf[..n].copy_from_slice(&self.data[self.sent..self.sent + n]);
+        self.sent += n;
+        Ok(n)
+    }
 }
 
 async fn counts(fake: &Fake) -> CountMediaRequestsResponse {
@@ -110,15 +142,10 @@ async fn a_document_uploaded_once_and_sent_to_three_chats_is_opened_by_each_with
 
     // Over 5 MiB: the library checks for a resumable upload first.
     let data = file(6 * 1024 * 1024 + 123, 1);
-    let mut ciphertext = Vec::with_capacity(whatsapp_rust::wacore::upload::encrypted_len(data.len()));
-    let info = whatsapp_rust::wacore::upload::encrypt_media_streaming(&data[..], &mut ciphertext, MediaType::Document)
-        .expect("the library encrypts");
-    let uploaded = bounded(
-        "the upload",
-        client.upload_stream(whatsapp_rust::bytes::Bytes::from(ciphertext), info, MediaType::Document),
-    )
-    .await
-    .expect("the fake's cdn takes the upload");
+    let (ciphertext, info) = encrypt(&data);
+    let uploaded = bounded("the upload", client.upload_stream(ciphertext, info, MediaType::Document))
+        .await
+        .expect("the fake's cdn takes the upload");
 
     for (n, friend) in FRIENDS.iter().enumerate() {
         let options = DocumentOptions {
@@ -258,5 +285,54 @@ async fn a_reupload_request_to_an_offline_phone_goes_unanswered() {
     })
     .await;
     assert!(bounded("the download", client.download(&image)).await.is_err(), "still expired");
+    device.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_broke_off_resumes_where_the_cdn_says_it_stopped() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let device = Device::pair(&fake, dir.path(), None).await;
+    let client = device.client();
+    let data = file(6 * 1024 * 1024 + 5, 5);
+    let (ciphertext, info) = encrypt(&data);
+    let token = BASE64_URL_SAFE_NO_PAD.encode(info.file_enc_sha256);
+    let media_conn = client.refresh_media_conn(false).await.expect("the fake answers media_conn");
+    let host = media_conn.hosts[0].hostname.clone();
+    let url = format!("https://{host}/mms/document/{token}?auth={}&token={token}", media_conn.auth);
+
+    // A first attempt breaks off after 2 MiB.
+    let (first, len) = (url.clone(), ciphertext.len() as u64);
+    let body = BreaksOff {
+        data: ciphertext.clone(),
+        at: 2 * 1024 * 1024,
+        sent: 0,
+    };
+    let broke = tokio::task::spawn_blocking(move || cdn_client().execute_upload(HttpRequest::post(first), Box::new(body), len));
+    let broke = bounded("the broken upload", broke).await.unwrap();
+    assert!(broke.map_or(true, |r| r.status_code >= 400), "the first attempt fails");
+    bounded("the cdn to hold the first part", async {
+        loop {
+            let check = cdn_client().execute(HttpRequest::post(format!("{url}&resume=1"))).await.unwrap();
+            let progress: serde_json::Value = serde_json::from_slice(&check.body).unwrap_or_default();
+            let held = progress["resume"].as_str().and_then(|n| n.parse::<u64>().ok());
+            if held.is_some_and(|n| n > 0) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    let uploaded = bounded("the upload", client.upload_stream(ciphertext, info, MediaType::Document))
+        .await
+        .expect("the upload resumes");
+    let message = media::document_message(uploaded, DocumentOptions::default());
+    client.send_message(user(FRIEND), message).await.expect("the send goes out");
+    let listed = media_listed(&fake, 1).await;
+    let media = listed[0].media.as_ref().expect("the media is listed");
+    assert_eq!(media.sha256, hex_sha256(&data), "both parts, in order");
+    let seen = counts(&fake).await;
+    assert_eq!((seen.uploads, seen.resumed_uploads), (1, 1), "completed once, from an offset");
     device.stop().await;
 }

@@ -12,6 +12,7 @@ use std::{
     collections::HashMap,
     convert::Infallible,
     io,
+    net::SocketAddr,
     sync::{Arc, Mutex, MutexGuard},
 };
 
@@ -19,7 +20,10 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{body::Incoming, service::service_fn, Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    task::JoinHandle,
+};
 use tracing::debug;
 use wacore_binary::{builder::NodeBuilder, Node};
 
@@ -27,6 +31,16 @@ pub use tls::CA_PEM;
 
 /// How long a `media_conn` answer is good for (seconds), as WhatsApp's.
 const MEDIA_CONN_TTL: u64 = 300;
+
+/// The CDN's server task: ends (with every connection) when dropped.
+#[derive(Debug)]
+pub struct Serving(JoinHandle<()>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// The requests the CDN saw.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +51,8 @@ pub struct Counts {
     pub downloads: u64,
     /// Resume checks (`?resume=1`) before large uploads.
     pub resume_checks: u64,
+    /// Uploads completed from an offset (`file_offset`) after a break.
+    pub resumed_uploads: u64,
     /// Media re-upload requests devices sent to phones.
     pub reupload_requests: u64,
     /// Uploads by the fake's phones (sent media and re-uploads).
@@ -66,6 +82,8 @@ struct Store {
 /// The CDN's state; its server runs on a task of its own.
 #[derive(Debug)]
 pub struct Cdn {
+    /// Where it listens.
+    addr: SocketAddr,
     /// `127.0.0.1:PORT`, the host `media_conn` names.
     host: String,
     /// The auth token `media_conn` hands out; uploads must carry it.
@@ -74,46 +92,42 @@ pub struct Cdn {
 }
 
 impl Cdn {
-    /// Binds a loopback port and serves HTTPS there until the task is aborted.
-    pub async fn start() -> io::Result<(Arc<Self>, JoinHandle<()>)> {
+    /// Binds a loopback port and serves HTTPS there until the [`Serving`] is
+    /// dropped.
+    pub async fn start() -> io::Result<(Arc<Self>, Serving)> {
         let acceptor = tls::acceptor().map_err(io::Error::other)?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let auth: String = rand::random::<[u8; 16]>().iter().map(|b| format!("{b:02x}")).collect();
+        let addr = listener.local_addr()?;
         let cdn = Arc::new(Self {
-            host: listener.local_addr()?.to_string(),
+            addr,
+            host: addr.to_string(),
             auth,
             store: Mutex::default(),
         });
         tracing::info!(host = %cdn.host, "media cdn listening (https, the fake's own ca)");
         let served = cdn.clone();
         let task = tokio::spawn(async move {
+            // Owned here: aborting the task drops them, ending every connection.
+            let mut connections = tokio::task::JoinSet::new();
             loop {
-                let Ok((stream, peer)) = listener.accept().await else { continue };
-                let (acceptor, cdn) = (acceptor.clone(), served.clone());
-                tokio::spawn(async move {
-                    let stream = match acceptor.accept(stream).await {
-                        Ok(stream) => stream,
-                        Err(e) => return debug!(%peer, error = %e, "cdn tls handshake failed"),
-                    };
-                    let service = service_fn(move |request| {
-                        let cdn = cdn.clone();
-                        async move { Ok::<_, Infallible>(cdn.route(request).await) }
-                    });
-                    let served = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                    if let Err(e) = served {
-                        debug!(%peer, error = %e, "cdn connection ended");
-                    }
-                });
+                tokio::select! {
+                    accepted = listener.accept() => match accepted {
+                        Ok((stream, peer)) => {
+                            connections.spawn(serve_connection(served.clone(), acceptor.clone(), stream, peer));
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cdn accept failed"),
+                    },
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
             }
         });
-        Ok((cdn, task))
+        Ok((cdn, Serving(task)))
     }
 
-    /// `127.0.0.1:PORT`.
-    pub fn host(&self) -> &str {
-        &self.host
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
 
     /// The answer to a device's `<iq xmlns="w:m" type="set"><media_conn/></iq>`:
@@ -187,6 +201,24 @@ impl Cdn {
             (&Method::GET, false) => download::handle(self, &path, &query),
             _ => answer(StatusCode::NOT_FOUND, "no such endpoint"),
         }
+    }
+}
+
+/// Serves one TCP connection: the TLS handshake, then HTTP/1.1 requests.
+async fn serve_connection(cdn: Arc<Cdn>, acceptor: tokio_rustls::TlsAcceptor, stream: TcpStream, peer: SocketAddr) {
+    let stream = match acceptor.accept(stream).await {
+        Ok(stream) => stream,
+        Err(e) => return debug!(%peer, error = %e, "cdn tls handshake failed"),
+    };
+    let service = service_fn(move |request| {
+        let cdn = cdn.clone();
+        async move { Ok::<_, Infallible>(cdn.route(request).await) }
+    });
+    let served = hyper::server::conn::http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
+    if let Err(e) = served {
+        debug!(%peer, error = %e, "cdn connection ended");
     }
 }
 

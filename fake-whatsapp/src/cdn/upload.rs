@@ -63,6 +63,7 @@ pub(super) async fn handle(
     let (url, direct_path) = {
         let mut store = cdn.store();
         store.counts.uploads += 1;
+        store.counts.resumed_uploads += u64::from(offset > 0);
         cdn.insert(&mut store, Bytes::from(received), token)
     };
     info!(%direct_path, size, resumed_at = offset, "a device uploaded media");

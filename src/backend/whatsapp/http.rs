@@ -123,4 +123,20 @@ mod tests {
             .expect_err("an upload to a public host is refused");
         assert!(refused.to_string().contains("only to loopback"), "{refused}");
     }
+
+    #[tokio::test]
+    async fn the_fakes_cdn_is_trusted_and_the_public_pki_client_is_not() {
+        let fake = fake_whatsapp::Running::start(fake_whatsapp::Options::default())
+            .await
+            .expect("the fake starts");
+        let url = format!("https://{}/v/t62.7118-24/none.enc?token=T", fake.cdn_addr);
+        let answered = LoopbackOnly::new()
+            .execute(HttpRequest::get(url.clone()))
+            .await
+            .expect("the fake's certificate is trusted");
+        assert_eq!(answered.status_code, 404, "an unknown file");
+        let public = UreqHttpClient::new().execute(HttpRequest::get(url)).await;
+        assert!(public.is_err(), "the library's default client does not trust the fake's ca");
+        fake.stop().await;
+    }
 }
