@@ -279,11 +279,13 @@ impl Session {
         if kind == "result" || kind == "error" {
             return self.handle_answer(&node, &kind).await;
         }
-        let media_conn = attr(&node, "xmlns").as_deref() == Some("w:m")
-            && node.get_optional_child("media_conn").is_some();
+        let media_conn =
+            attr(&node, "xmlns").as_deref() == Some("w:m") && node.get_optional_child("media_conn").is_some();
         if media_conn {
             let id = attr(&node, "id").unwrap_or_default();
-            return self.send(&stanza::iq_result(&id, vec![self.shared.cdn.media_conn()])).await;
+            return self
+                .send(&stanza::iq_result(&id, vec![self.shared.cdn.media_conn()]))
+                .await;
         }
         let (answers, effect) = iq::answer(&self.shared.world, self.id, self.device.as_ref(), &node).await;
         for answer in &answers {

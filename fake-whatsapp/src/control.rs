@@ -11,14 +11,14 @@ use crate::{
     pair_code,
     proto::{
         self, fake_whatsapp_server::FakeWhatsapp, CountConnectionsRequest, CountConnectionsResponse,
-        CountPendingRequest, CountPendingResponse, DropConnectionsRequest, DropConnectionsResponse,
-        EnterPairingCodeRequest, EnterPairingCodeResponse, FailConnectsRequest, FailConnectsResponse,
-        HoldServerAcksRequest, HoldServerAcksResponse, ListReceivedMessagesRequest, ListReceivedMessagesResponse,
-        LogoutDeviceRequest, LogoutDeviceResponse, RefuseUnlinksRequest, RefuseUnlinksResponse, RejectSendsRequest,
-        RejectSendsResponse, ReplaceStreamRequest, ReplaceStreamResponse, ScanQrRequest, ScanQrResponse,
-        SendMessageRequest, SendMessageResponse, SendReceiptRequest, SendReceiptResponse, SetAccountHealthRequest,
-        SetAccountHealthResponse, CountMediaRequestsRequest, CountMediaRequestsResponse, ExpireMediaRequest,
-        ExpireMediaResponse, SendMediaRequest, SendMediaResponse,
+        CountMediaRequestsRequest, CountMediaRequestsResponse, CountPendingRequest, CountPendingResponse,
+        DropConnectionsRequest, DropConnectionsResponse, EnterPairingCodeRequest, EnterPairingCodeResponse,
+        ExpireMediaRequest, ExpireMediaResponse, FailConnectsRequest, FailConnectsResponse, HoldServerAcksRequest,
+        HoldServerAcksResponse, ListReceivedMessagesRequest, ListReceivedMessagesResponse, LogoutDeviceRequest,
+        LogoutDeviceResponse, RefuseUnlinksRequest, RefuseUnlinksResponse, RejectSendsRequest, RejectSendsResponse,
+        ReplaceStreamRequest, ReplaceStreamResponse, ScanQrRequest, ScanQrResponse, SendMediaRequest,
+        SendMediaResponse, SendMessageRequest, SendMessageResponse, SendReceiptRequest, SendReceiptResponse,
+        SetAccountHealthRequest, SetAccountHealthResponse,
     },
     vocab::Refusal,
     world::ReceiptKind,
@@ -251,12 +251,20 @@ impl FakeWhatsapp for Control {
         }))
     }
 
-    async fn expire_media(&self, request: Request<ExpireMediaRequest>) -> Result<Response<ExpireMediaResponse>, Status> {
+    async fn expire_media(
+        &self,
+        request: Request<ExpireMediaRequest>,
+    ) -> Result<Response<ExpireMediaResponse>, Status> {
         let request = request.into_inner();
         let direct_path = self
             .shared
             .phones
-            .expire(&self.shared.cdn, &request.message_id, &request.direct_path, request.phone_online)
+            .expire(
+                &self.shared.cdn,
+                &request.message_id,
+                &request.direct_path,
+                request.phone_online,
+            )
             .map_err(status)?;
         tracing::info!(%direct_path, phone_online = request.phone_online, "media expired");
         Ok(Response::new(ExpireMediaResponse { direct_path }))

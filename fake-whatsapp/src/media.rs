@@ -17,7 +17,7 @@ use buffa::{Message as _, MessageField};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
 use wacore::{
-    download::{Downloadable, DownloadUtils, MediaType},
+    download::{DownloadUtils, Downloadable, MediaType},
     media_retry::decrypt_media_retry_notification,
     proto_helpers::MessageExt as _,
 };
@@ -58,7 +58,12 @@ impl Phones {
     /// Encrypts `request.data` for a new message, puts it on `cdn` and builds the
     /// message; remembers it under `message_id`. Returns the message and the
     /// file's direct path.
-    pub fn seal(&self, cdn: &Cdn, message_id: &str, request: &SendMediaRequest) -> Result<(wa::Message, String), Refusal> {
+    pub fn seal(
+        &self,
+        cdn: &Cdn,
+        message_id: &str,
+        request: &SendMediaRequest,
+    ) -> Result<(wa::Message, String), Refusal> {
         let kind = MediaKind::try_from(request.kind).unwrap_or(MediaKind::Unspecified);
         let media_type = media_type(kind)?;
         if request.data.is_empty() {
@@ -238,17 +243,28 @@ fn message(kind: MediaKind, f: File, r: &SendMediaRequest) -> wa::Message {
             message.image_message = MessageField::some(file!(ImageMessage { caption: caption }));
         }
         MediaKind::Video => {
-            let video = file!(VideoMessage { caption: caption, seconds: seconds, streaming_sidecar: f.sidecar });
+            let video = file!(VideoMessage {
+                caption: caption,
+                seconds: seconds,
+                streaming_sidecar: f.sidecar
+            });
             message.video_message = MessageField::some(video);
         }
         MediaKind::Audio => {
             let ptt = Some(r.voice_note);
-            let audio = file!(AudioMessage { seconds: seconds, ptt: ptt, streaming_sidecar: f.sidecar });
+            let audio = file!(AudioMessage {
+                seconds: seconds,
+                ptt: ptt,
+                streaming_sidecar: f.sidecar
+            });
             message.audio_message = MessageField::some(audio);
         }
         MediaKind::Document => {
             let name = some_text(&r.file_name);
-            message.document_message = MessageField::some(file!(DocumentMessage { caption: caption, file_name: name }));
+            message.document_message = MessageField::some(file!(DocumentMessage {
+                caption: caption,
+                file_name: name
+            }));
         }
         MediaKind::Sticker => message.sticker_message = MessageField::some(file!(StickerMessage {})),
     }
@@ -264,16 +280,32 @@ pub fn received(cdn: &Cdn, message: &wa::Message) -> Option<ReceivedMedia> {
             let shown = listed(image.mimetype.as_ref(), image.caption.as_ref(), None, None, None);
             (MediaKind::Image, image, shown)
         } else if let Some(video) = m.video_message.as_option() {
-            let shown = listed(video.mimetype.as_ref(), video.caption.as_ref(), None, None, video.seconds);
+            let shown = listed(
+                video.mimetype.as_ref(),
+                video.caption.as_ref(),
+                None,
+                None,
+                video.seconds,
+            );
             (MediaKind::Video, video, shown)
         } else if let Some(audio) = m.audio_message.as_option() {
             let shown = listed(audio.mimetype.as_ref(), None, None, audio.ptt, audio.seconds);
             (MediaKind::Audio, audio, shown)
         } else if let Some(doc) = m.document_message.as_option() {
-            let shown = listed(doc.mimetype.as_ref(), doc.caption.as_ref(), doc.file_name.as_ref(), None, None);
+            let shown = listed(
+                doc.mimetype.as_ref(),
+                doc.caption.as_ref(),
+                doc.file_name.as_ref(),
+                None,
+                None,
+            );
             (MediaKind::Document, doc, shown)
         } else if let Some(sticker) = m.sticker_message.as_option() {
-            (MediaKind::Sticker, sticker, listed(sticker.mimetype.as_ref(), None, None, None, None))
+            (
+                MediaKind::Sticker,
+                sticker,
+                listed(sticker.mimetype.as_ref(), None, None, None, None),
+            )
         } else {
             return None;
         };
@@ -312,13 +344,18 @@ fn listed(
 /// The plaintext of `file`, from the CDN, its MAC and hashes checked.
 fn open(cdn: &Cdn, file: &dyn Downloadable) -> Result<Vec<u8>, String> {
     let path = file.direct_path().ok_or("no direct path")?;
-    let blob = cdn.get(path).ok_or_else(|| format!("the cdn holds no file at {path}"))?;
+    let blob = cdn
+        .get(path)
+        .ok_or_else(|| format!("the cdn holds no file at {path}"))?;
     if file.file_enc_sha256().map(|hash| BASE64_URL_SAFE_NO_PAD.encode(hash)) != Some(blob.token.clone()) {
         return Err("the message's file_enc_sha256 is not the stored file's".into());
     }
     let key = file.media_key().ok_or("no media key")?;
     let plain = DownloadUtils::verify_and_decrypt(&blob.data, key, file.app_info()).map_err(|e| e.to_string())?;
-    if file.file_sha256().is_some_and(|hash| hash != Sha256::digest(&plain).as_slice()) {
+    if file
+        .file_sha256()
+        .is_some_and(|hash| hash != Sha256::digest(&plain).as_slice())
+    {
         return Err("the plaintext's sha256 is not the message's file_sha256".into());
     }
     Ok(plain)

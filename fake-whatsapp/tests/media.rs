@@ -11,20 +11,20 @@ mod common;
 
 use std::time::Duration;
 
+use base64::{prelude::BASE64_URL_SAFE_NO_PAD, Engine as _};
 use common::*;
 use fake_whatsapp::proto::{
     CountMediaRequestsRequest, CountMediaRequestsResponse, ExpireMediaRequest, ListReceivedMessagesRequest, MediaKind,
     MessageKind, ReceivedMessage, SendMediaRequest,
 };
-use base64::{prelude::BASE64_URL_SAFE_NO_PAD, Engine as _};
 use sha2::{Digest as _, Sha256};
 use whatsapp_rust::{
     bytes::Bytes,
     download::MediaType,
     http::{HttpClient as _, HttpRequest},
-    wacore::upload::{encrypt_media_streaming, encrypted_len, EncryptedMediaInfo},
     media::{self, AudioOptions, DocumentOptions},
     types::durability_hook::InboundMessage,
+    wacore::upload::{encrypt_media_streaming, encrypted_len, EncryptedMediaInfo},
     waproto::whatsapp as wa,
     MediaRetryResult, MediaReuploadRequest,
 };
@@ -67,7 +67,10 @@ struct BreaksOff {
 impl std::io::Read for BreaksOff {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.sent >= self.at {
-            return Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "broke off (test)"));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "broke off (test)",
+            ));
         }
         let n = buf.len().min(self.at - self.sent);
         buf[..n].copy_from_slice(&self.data[self.sent..self.sent + n]);
@@ -77,7 +80,11 @@ impl std::io::Read for BreaksOff {
 }
 
 async fn counts(fake: &Fake) -> CountMediaRequestsResponse {
-    let counted = fake.control.clone().count_media_requests(CountMediaRequestsRequest {}).await;
+    let counted = fake
+        .control
+        .clone()
+        .count_media_requests(CountMediaRequestsRequest {})
+        .await;
     counted.unwrap().into_inner()
 }
 
@@ -117,7 +124,12 @@ async fn phone_sends_image(fake: &Fake, data: &[u8]) -> String {
         caption: "look".into(),
         ..Default::default()
     };
-    let sent = fake.control.clone().send_media(request).await.expect("the fake sends media");
+    let sent = fake
+        .control
+        .clone()
+        .send_media(request)
+        .await
+        .expect("the fake sends media");
     sent.into_inner().message_id
 }
 
@@ -143,9 +155,12 @@ async fn a_document_uploaded_once_and_sent_to_three_chats_is_opened_by_each_with
     // Over 5 MiB: the library checks for a resumable upload first.
     let data = file(6 * 1024 * 1024 + 123, 1);
     let (ciphertext, info) = encrypt(&data);
-    let uploaded = bounded("the upload", client.upload_stream(ciphertext, info, MediaType::Document))
-        .await
-        .expect("the fake's cdn takes the upload");
+    let uploaded = bounded(
+        "the upload",
+        client.upload_stream(ciphertext, info, MediaType::Document),
+    )
+    .await
+    .expect("the fake's cdn takes the upload");
 
     for (n, friend) in FRIENDS.iter().enumerate() {
         let options = DocumentOptions {
@@ -155,7 +170,10 @@ async fn a_document_uploaded_once_and_sent_to_three_chats_is_opened_by_each_with
             ..Default::default()
         };
         let message = media::document_message(uploaded.clone(), options);
-        client.send_message(user(friend), message).await.expect("the send goes out");
+        client
+            .send_message(user(friend), message)
+            .await
+            .expect("the send goes out");
     }
     let listed = media_listed(&fake, 3).await;
     let want = hex_sha256(&data);
@@ -185,9 +203,12 @@ async fn a_voice_note_arrives_as_a_voice_note_with_its_duration() {
     let device = Device::pair(&fake, dir.path(), None).await;
     let client = device.client();
     let data = file(40 * 1024, 2);
-    let uploaded = bounded("the upload", client.upload(data.clone(), MediaType::Audio, Default::default()))
-        .await
-        .expect("the fake's cdn takes the upload");
+    let uploaded = bounded(
+        "the upload",
+        client.upload(data.clone(), MediaType::Audio, Default::default()),
+    )
+    .await
+    .expect("the fake's cdn takes the upload");
     let options = AudioOptions {
         ptt: Some(true),
         duration_seconds: Some(7),
@@ -218,7 +239,9 @@ async fn media_a_phone_sends_downloads_with_the_same_bytes_until_it_expires_then
     let (message, mut image) = received_image(&mut device).await;
     assert_eq!(message.info.id, id);
     assert_eq!(image.caption.as_deref(), Some("look"));
-    let downloaded = bounded("the download", client.download(&image)).await.expect("the download works");
+    let downloaded = bounded("the download", client.download(&image))
+        .await
+        .expect("the download works");
     assert_eq!(downloaded, data, "the same bytes");
 
     let expire = ExpireMediaRequest {
@@ -226,7 +249,11 @@ async fn media_a_phone_sends_downloads_with_the_same_bytes_until_it_expires_then
         phone_online: true,
         ..Default::default()
     };
-    fake.control.clone().expire_media(expire).await.expect("the file expires");
+    fake.control
+        .clone()
+        .expire_media(expire)
+        .await
+        .expect("the file expires");
     let failed = bounded("the download", client.download(&image)).await;
     assert!(failed.is_err(), "an expired file does not download");
 
@@ -244,7 +271,9 @@ async fn media_a_phone_sends_downloads_with_the_same_bytes_until_it_expires_then
     };
     assert_ne!(Some(&direct_path), image.direct_path.as_ref(), "a new path");
     image.direct_path = Some(direct_path);
-    let downloaded = bounded("the download", client.download(&image)).await.expect("the new path works");
+    let downloaded = bounded("the download", client.download(&image))
+        .await
+        .expect("the new path works");
     assert_eq!(downloaded, data, "the same bytes again");
     let seen = counts(&fake).await;
     assert_eq!(seen.reupload_requests, 1);
@@ -266,7 +295,11 @@ async fn a_reupload_request_to_an_offline_phone_goes_unanswered() {
         phone_online: false,
         ..Default::default()
     };
-    fake.control.clone().expire_media(expire).await.expect("the file expires");
+    fake.control
+        .clone()
+        .expire_media(expire)
+        .await
+        .expect("the file expires");
     let (chat, key) = (user(FRIEND), image.media_key.clone().expect("a media key"));
     let request = MediaReuploadRequest {
         msg_id: &id,
@@ -284,7 +317,10 @@ async fn a_reupload_request_to_an_offline_phone_goes_unanswered() {
         }
     })
     .await;
-    assert!(bounded("the download", client.download(&image)).await.is_err(), "still expired");
+    assert!(
+        bounded("the download", client.download(&image)).await.is_err(),
+        "still expired"
+    );
     device.stop().await;
 }
 
@@ -297,9 +333,15 @@ async fn an_upload_that_broke_off_resumes_where_the_cdn_says_it_stopped() {
     let data = file(6 * 1024 * 1024 + 5, 5);
     let (ciphertext, info) = encrypt(&data);
     let token = BASE64_URL_SAFE_NO_PAD.encode(info.file_enc_sha256);
-    let media_conn = client.refresh_media_conn(false).await.expect("the fake answers media_conn");
+    let media_conn = client
+        .refresh_media_conn(false)
+        .await
+        .expect("the fake answers media_conn");
     let host = media_conn.hosts[0].hostname.clone();
-    let url = format!("https://{host}/mms/document/{token}?auth={}&token={token}", media_conn.auth);
+    let url = format!(
+        "https://{host}/mms/document/{token}?auth={}&token={token}",
+        media_conn.auth
+    );
 
     // A first attempt breaks off after 2 MiB.
     let (first, len) = (url.clone(), ciphertext.len() as u64);
@@ -308,12 +350,16 @@ async fn an_upload_that_broke_off_resumes_where_the_cdn_says_it_stopped() {
         at: 2 * 1024 * 1024,
         sent: 0,
     };
-    let broke = tokio::task::spawn_blocking(move || cdn_client().execute_upload(HttpRequest::post(first), Box::new(body), len));
+    let broke =
+        tokio::task::spawn_blocking(move || cdn_client().execute_upload(HttpRequest::post(first), Box::new(body), len));
     let broke = bounded("the broken upload", broke).await.unwrap();
     assert!(broke.map_or(true, |r| r.status_code >= 400), "the first attempt fails");
     bounded("the cdn to hold the first part", async {
         loop {
-            let check = cdn_client().execute(HttpRequest::post(format!("{url}&resume=1"))).await.unwrap();
+            let check = cdn_client()
+                .execute(HttpRequest::post(format!("{url}&resume=1")))
+                .await
+                .unwrap();
             let progress: serde_json::Value = serde_json::from_slice(&check.body).unwrap_or_default();
             let held = progress["resume"].as_str().and_then(|n| n.parse::<u64>().ok());
             if held.is_some_and(|n| n > 0) {
@@ -324,15 +370,25 @@ async fn an_upload_that_broke_off_resumes_where_the_cdn_says_it_stopped() {
     })
     .await;
 
-    let uploaded = bounded("the upload", client.upload_stream(ciphertext, info, MediaType::Document))
-        .await
-        .expect("the upload resumes");
+    let uploaded = bounded(
+        "the upload",
+        client.upload_stream(ciphertext, info, MediaType::Document),
+    )
+    .await
+    .expect("the upload resumes");
     let message = media::document_message(uploaded, DocumentOptions::default());
-    client.send_message(user(FRIEND), message).await.expect("the send goes out");
+    client
+        .send_message(user(FRIEND), message)
+        .await
+        .expect("the send goes out");
     let listed = media_listed(&fake, 1).await;
     let media = listed[0].media.as_ref().expect("the media is listed");
     assert_eq!(media.sha256, hex_sha256(&data), "both parts, in order");
     let seen = counts(&fake).await;
-    assert_eq!((seen.uploads, seen.resumed_uploads), (1, 1), "completed once, from an offset");
+    assert_eq!(
+        (seen.uploads, seen.resumed_uploads),
+        (1, 1),
+        "completed once, from an offset"
+    );
     device.stop().await;
 }

@@ -162,7 +162,11 @@ impl Cdn {
     /// The blob at `direct_path` answers 410 from now on; whether there was one.
     pub fn expire(&self, direct_path: &str) -> bool {
         let mut store = self.store();
-        store.blobs.get_mut(direct_path).map(|blob| blob.expired = true).is_some()
+        store
+            .blobs
+            .get_mut(direct_path)
+            .map(|blob| blob.expired = true)
+            .is_some()
     }
 
     /// A device asked a phone to re-upload media.

@@ -46,7 +46,9 @@ impl Default for LoopbackOnly {
 /// `Ok` when `url`'s host is a loopback address or `localhost`; else an error
 /// saying why it is refused.
 fn loopback(url: &str) -> anyhow::Result<()> {
-    let uri: http::Uri = url.parse().map_err(|e| anyhow!("refusing a malformed media url: {e}"))?;
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| anyhow!("refusing a malformed media url: {e}"))?;
     let host = uri.host().unwrap_or_default();
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     let is_loopback = bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
@@ -78,7 +80,12 @@ impl HttpClient for LoopbackOnly {
         self.inner.supports_upload_streaming()
     }
 
-    fn execute_upload(&self, request: HttpRequest, body: UploadBody, content_length: u64) -> anyhow::Result<HttpResponse> {
+    fn execute_upload(
+        &self,
+        request: HttpRequest,
+        body: UploadBody,
+        content_length: u64,
+    ) -> anyhow::Result<HttpResponse> {
         loopback(&request.url)?;
         self.inner.execute_upload(request, body, content_length)
     }
@@ -116,7 +123,10 @@ mod tests {
             .execute(HttpRequest::get("https://mmg.whatsapp.net/v/t62.7118-24/x.enc?token=T"))
             .await
             .expect_err("a public host is refused");
-        assert!(refused.to_string().contains("refusing media host \"mmg.whatsapp.net\""), "{refused}");
+        assert!(
+            refused.to_string().contains("refusing media host \"mmg.whatsapp.net\""),
+            "{refused}"
+        );
         let upload = HttpRequest::post("https://203.0.113.7/mms/image/T?auth=a&token=T");
         let refused = client
             .execute_upload(upload, Box::new(std::io::empty()), 0)
@@ -136,7 +146,10 @@ mod tests {
             .expect("the fake's certificate is trusted");
         assert_eq!(answered.status_code, 404, "an unknown file");
         let public = UreqHttpClient::new().execute(HttpRequest::get(url)).await;
-        assert!(public.is_err(), "the library's default client does not trust the fake's ca");
+        assert!(
+            public.is_err(),
+            "the library's default client does not trust the fake's ca"
+        );
         fake.stop().await;
     }
 }
