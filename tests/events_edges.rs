@@ -125,6 +125,7 @@ async fn a_consumer_whose_position_expired_moves_on_with_from_beginning() {
         session_id: "dave".into(),
         from: "15550004444".into(),
         text: "after the trim".into(),
+        ..Default::default()
     };
     daemon.phone().await.deliver_message(request).await.unwrap();
     let mut stream = client
