@@ -63,7 +63,6 @@ fn answer(id: &str, text: Option<&str>) -> wa::Message {
     let result = PeerDataOperationResult {
         placeholder_message_resend_response: MessageField::some(PlaceholderMessageResendResponse {
             web_message_info_bytes: Some(web.encode_to_vec()),
-            ..Default::default()
         }),
         ..Default::default()
     };
