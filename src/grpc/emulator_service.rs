@@ -148,7 +148,7 @@ impl EmulatorService for EmulatorApi {
         let id = SessionId::parse(&body.session_id)?;
         let message_id = self
             .emulator
-            .deliver_message(&id, &body.from, &body.text, Some(&body.message_id))
+            .deliver_message(&id, &body.from, &body.text, Some(body.message_id.as_str()))
             .await?;
         Ok(Response::new(proto::DeliverMessageResponse { message_id }))
     }

@@ -304,7 +304,7 @@ impl Inner {
     }
 
     /// Tells the open connections of `devices` to deliver what they hold.
-    fn wake(&self, devices: &[DeviceAddr]) {
+    pub(super) fn wake(&self, devices: &[DeviceAddr]) {
         for conn in self.conns.values() {
             if conn.device.as_ref().is_some_and(|device| devices.contains(device)) {
                 let _ = conn.orders.send(Order::Deliver);
