@@ -32,9 +32,15 @@ pub enum Payload {
     /// Nothing the device can decrypt: a well-formed Signal message of a session
     /// it does not have.
     Undecryptable,
-    /// This encoded `wa::Message`, sent by the account's own phone to its device
-    /// (`category="peer"`): its answer to a resend request.
-    Peer(Vec<u8>),
+    /// An encoded `wa::Message` the account's own phone sends its device
+    /// (`category="peer"`, e.g. its answer to a resend request), from the JID the
+    /// device addressed it by (its phone number or its LID).
+    Peer {
+        /// The encoded message.
+        message: Vec<u8>,
+        /// The phone's JID, the stanza's `from`.
+        from: String,
+    },
 }
 
 /// One message or receipt held for a device.

@@ -53,7 +53,7 @@ pub async fn receive(world: &World, from: Option<&DeviceAddr>, message: &Node) -
         };
         match &decoded {
             // To the account's own phone: perhaps a request it answers.
-            Ok(message) if recipient.user == from.phone => world.peer_message(from, &id, message).await,
+            Ok(message) if peer => world.peer_message(from, &id, &to, message).await,
             _ => {}
         }
         let shown = decoded.map(|message| shown(&message));

@@ -140,7 +140,7 @@ impl World {
                 };
                 let sealed = match &item.payload {
                     Payload::Text => sender.signal.encrypt(&device, bundle, &plaintext(&item.text)).await,
-                    Payload::Peer(message) => {
+                    Payload::Peer { message, .. } => {
                         let padded = MessageUtils::pad_message_v2(message.clone());
                         sender.signal.encrypt(&device, bundle, &padded).await
                     }
@@ -148,9 +148,12 @@ impl World {
                 };
                 match sealed {
                     Ok((kind, body)) => {
-                        let from = user_jid(&item.from);
+                        let from = match &item.payload {
+                            Payload::Peer { from, .. } => from.clone(),
+                            _ => user_jid(&item.from),
+                        };
                         let mut node = stanza::relayed_message(&from, &item.id, item.t, PUSH_NAME, kind, body);
-                        if matches!(item.payload, Payload::Peer(_)) {
+                        if matches!(item.payload, Payload::Peer { .. }) {
                             node.attrs.insert("category", "peer");
                         }
                         item.stanza = Some(node);

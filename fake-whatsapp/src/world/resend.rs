@@ -50,10 +50,11 @@ impl World {
         self.inner.lock().await.resends.ignoring = !answer;
     }
 
-    /// `device` sent its own phone `message` (a peer message, stanza `request_id`):
-    /// a resend request is answered to that device with the messages the phone
-    /// has; anything else is left alone.
-    pub async fn peer_message(&self, device: &DeviceAddr, request_id: &str, message: &wa::Message) {
+    /// `device` sent its own phone (addressed as `phone_jid`) `message` (a peer
+    /// message, stanza `request_id`): a resend request is answered to that device,
+    /// from `phone_jid`, with the messages the phone has; anything else is left
+    /// alone.
+    pub async fn peer_message(&self, device: &DeviceAddr, request_id: &str, phone_jid: &str, message: &wa::Message) {
         use wa::message::PeerDataOperationRequestType as Type;
         let Some(request) = message
             .protocol_message
@@ -90,7 +91,10 @@ impl World {
             text: String::new(),
             t: stanza::now(),
             stanza: None,
-            payload: Payload::Peer(answer.encode_to_vec()),
+            payload: Payload::Peer {
+                message: answer.encode_to_vec(),
+                from: phone_jid.to_owned(),
+            },
         };
         info!(device = %device.jid(), %request_id, "the phone answers a resend request");
         inner.inbox.push(device, item);
