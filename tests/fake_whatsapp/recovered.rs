@@ -23,6 +23,11 @@ const FRIEND: &str = "15550002222";
 
 const TEXT: &str = "sent while our keys were out of step";
 
+/// How long the test keeps the log from writing: well past the time the device
+/// takes to ask its phone and ack (tens of milliseconds), within the daemon's
+/// hold on a placeholder (5 s).
+const HELD: std::time::Duration = std::time::Duration::from_millis(1500);
+
 async fn send_undecryptable(fake: &Fake) -> String {
     let request = SendUndecryptableMessageRequest {
         to_phone_number: OWNER.into(),
@@ -121,7 +126,7 @@ async fn an_undecryptable_message_is_logged_as_a_placeholder_then_once_as_the_ph
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unanswered_only_the_placeholder_is_logged_and_it_is_on_disk_before_the_stanza_is_acked() {
+async fn unanswered_only_the_placeholder_is_logged_and_the_stanza_is_acked_only_once_it_is_on_disk() {
     let fake = Fake::start().await;
     let dir = tempfile::tempdir().unwrap();
     let daemon = Daemon::start(dir.path(), fake.wire()).await;
@@ -130,7 +135,17 @@ async fn unanswered_only_the_placeholder_is_logged_and_it_is_on_disk_before_the_
     let off = AnswerResendRequestsRequest { answer: false };
     fake.control.clone().answer_resend_requests(off).await.unwrap();
 
+    // The log cannot write for a while (another writer holds it).
+    let blocker = rusqlite::Connection::open(dir.path().join("events.db")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
     let id = send_undecryptable(&fake).await;
+    stays_false(
+        HELD,
+        "the stanza acked while its placeholder is not on disk",
+        || async { fake.pending(OWNER).await == 0 },
+    )
+    .await;
+    blocker.execute_batch("COMMIT").unwrap();
     // Acked once the device asked its phone (retry receipt, resend request, ack).
     fake.wait_pending(OWNER, 0).await;
     assert_eq!(placeholders_on_disk(dir.path()), 1, "committed before the ack");

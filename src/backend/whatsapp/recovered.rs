@@ -17,7 +17,10 @@
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::runtime::{Handle, RuntimeFlavor};
+use tokio::{
+    runtime::{Handle, RuntimeFlavor},
+    time::Instant,
+};
 use tracing::{debug, warn};
 use whatsapp_rust::{
     types::{
@@ -35,8 +38,8 @@ use crate::{
 };
 
 /// How long the library's event dispatch is held for a placeholder to reach the
-/// disk. Past it the placeholder is still committed, but no longer before the
-/// stanza's ack.
+/// disk (a refused commit is tried again within it). Past it a placeholder queued
+/// is still committed, but not necessarily before the stanza's ack.
 pub const PLACEHOLDER_BOUND: Duration = Duration::from_secs(5);
 
 /// The placeholder of a message that could not be decrypted: who, where, when and
@@ -144,10 +147,29 @@ impl Placeholders {
         let id = undecryptable.info.id.clone();
         let inbox = self.inbox.clone();
         let commit = async move {
-            match tokio::time::timeout(PLACEHOLDER_BOUND, inbox.commit(body)).await {
-                Ok(Ok(appended)) => debug!(%id, added = appended.added, "undecryptable message logged"),
-                Ok(Err(error)) => warn!(%id, %error, "could not log an undecryptable message"),
-                Err(_) => warn!(%id, "an undecryptable message was not logged within {PLACEHOLDER_BOUND:?}"),
+            let deadline = Instant::now() + PLACEHOLDER_BOUND;
+            let mut gap = Duration::from_millis(100);
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let error = match tokio::time::timeout(left, inbox.commit(body.clone())).await {
+                    Ok(Ok(appended)) => {
+                        debug!(%id, added = appended.added, "undecryptable message logged");
+                        return;
+                    }
+                    Ok(Err(error)) => error,
+                    Err(_) => {
+                        warn!(%id, "an undecryptable message's placeholder took longer than {PLACEHOLDER_BOUND:?}; it may be logged after the ack");
+                        return;
+                    }
+                };
+                inbox.commit_failed();
+                if Instant::now() + gap >= deadline {
+                    warn!(%id, %error, "could not log an undecryptable message's placeholder");
+                    return;
+                }
+                warn!(%id, %error, retry_in = ?gap, "an undecryptable message's placeholder was not logged; trying again");
+                tokio::time::sleep(gap).await;
+                gap = (gap * 2).min(Duration::from_secs(1));
             }
         };
         match Handle::try_current() {
