@@ -140,7 +140,6 @@ fn answer(request_id: &str, results: Vec<Resent>) -> wa::Message {
                 peer_data_operation_request_type: Some(PeerDataOperationRequestType::PLACEHOLDER_MESSAGE_RESEND),
                 stanza_id: Some(request_id.to_owned()),
                 peer_data_operation_result: results,
-                ..Default::default()
             }),
             ..Default::default()
         }),
