@@ -10,14 +10,15 @@ use crate::{
     conn::Shared,
     pair_code,
     proto::{
-        self, fake_whatsapp_server::FakeWhatsapp, CountConnectionsRequest, CountConnectionsResponse,
-        CountPendingRequest, CountPendingResponse, DropConnectionsRequest, DropConnectionsResponse,
-        EnterPairingCodeRequest, EnterPairingCodeResponse, FailConnectsRequest, FailConnectsResponse,
-        HoldServerAcksRequest, HoldServerAcksResponse, ListReceivedMessagesRequest, ListReceivedMessagesResponse,
-        LogoutDeviceRequest, LogoutDeviceResponse, RefuseUnlinksRequest, RefuseUnlinksResponse, RejectSendsRequest,
-        RejectSendsResponse, ReplaceStreamRequest, ReplaceStreamResponse, ScanQrRequest, ScanQrResponse,
-        SendMessageRequest, SendMessageResponse, SendReceiptRequest, SendReceiptResponse, SetAccountHealthRequest,
-        SetAccountHealthResponse,
+        self, fake_whatsapp_server::FakeWhatsapp, AnswerResendRequestsRequest, AnswerResendRequestsResponse,
+        CountConnectionsRequest, CountConnectionsResponse, CountPendingRequest, CountPendingResponse,
+        DropConnectionsRequest, DropConnectionsResponse, EnterPairingCodeRequest, EnterPairingCodeResponse,
+        FailConnectsRequest, FailConnectsResponse, HoldServerAcksRequest, HoldServerAcksResponse,
+        ListReceivedMessagesRequest, ListReceivedMessagesResponse, LogoutDeviceRequest, LogoutDeviceResponse,
+        RefuseUnlinksRequest, RefuseUnlinksResponse, RejectSendsRequest, RejectSendsResponse, ReplaceStreamRequest,
+        ReplaceStreamResponse, ScanQrRequest, ScanQrResponse, SendMessageRequest, SendMessageResponse,
+        SendReceiptRequest, SendReceiptResponse, SendUndecryptableMessageRequest, SendUndecryptableMessageResponse,
+        SetAccountHealthRequest, SetAccountHealthResponse,
     },
     vocab::Refusal,
     world::ReceiptKind,
@@ -141,11 +142,36 @@ impl FakeWhatsapp for Control {
         let message_id = self
             .shared
             .world
-            .send_message(&to, &from, &request.text)
+            .send_message(&to, &from, &request.text, &request.message_id)
             .await
             .map_err(status)?;
         tracing::debug!(%to, %from, %message_id, "a phone sent a message");
         Ok(Response::new(SendMessageResponse { message_id }))
+    }
+
+    async fn send_undecryptable_message(
+        &self,
+        request: Request<SendUndecryptableMessageRequest>,
+    ) -> Result<Response<SendUndecryptableMessageResponse>, Status> {
+        let request = request.into_inner();
+        let (to, from) = (request.to_phone_number, request.from_phone_number);
+        let message_id = self
+            .shared
+            .world
+            .send_undecryptable(&to, &from, &request.text)
+            .await
+            .map_err(status)?;
+        tracing::debug!(%to, %from, %message_id, "a phone sent an undecryptable message");
+        Ok(Response::new(SendUndecryptableMessageResponse { message_id }))
+    }
+
+    async fn answer_resend_requests(
+        &self,
+        request: Request<AnswerResendRequestsRequest>,
+    ) -> Result<Response<AnswerResendRequestsResponse>, Status> {
+        let answer = request.into_inner().answer;
+        self.shared.world.answer_resend_requests(answer).await;
+        Ok(Response::new(AnswerResendRequestsResponse {}))
     }
 
     async fn send_receipt(

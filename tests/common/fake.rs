@@ -72,6 +72,7 @@ impl Fake {
             to_phone_number: to.into(),
             from_phone_number: from.into(),
             text: text.into(),
+            ..Default::default()
         };
         let sent = self.control.clone().send_message(request).await;
         sent.expect("the fake takes the message").into_inner().message_id

@@ -3,7 +3,7 @@
 //! session's tracing span on every task, an inline event handler that forwards the
 //! events the session cares about, in arrival order, to the connection task, and the
 //! durability hook that commits inbound messages to the session's inbox before they
-//! are acked.
+//! are acked, and the handler that logs undecryptable messages' placeholders.
 
 use std::sync::{atomic::Ordering, Arc};
 
@@ -16,7 +16,9 @@ use whatsapp_rust::{
     Client,
 };
 
-use super::{events::OwnDevice, inbound::InboxHook, runtime::SessionRuntime, store::CredentialFiles};
+use super::{
+    events::OwnDevice, inbound::InboxHook, recovered::Placeholders, runtime::SessionRuntime, store::CredentialFiles,
+};
 use crate::config::WhatsappUrl;
 
 /// How a client reaches WhatsApp; cheap to clone.
@@ -77,13 +79,17 @@ impl EventHandler for Forwarder {
 
 /// Opens the store (creating it private, see `store`) and builds a client with auto-reconnect
 /// off: the session actor decides every reconnect. Inbound messages are acked to
-/// WhatsApp only once `hook` committed them to the session's inbox. Errors are
+/// WhatsApp only once `hook` committed them to the session's inbox; undecryptable
+/// ones leave a placeholder in the same inbox (see `recovered`). Errors are
 /// causes in words. A build that does not verify the server certificate refuses a
 /// non-loopback URL here too, whoever configured it.
 pub async fn build(files: &CredentialFiles, dial: &Dial, span: Span, hook: InboxHook) -> Result<Built, String> {
     dial.url.allowed()?;
     let store = files.open().await?;
     let (tx, events) = mpsc::unbounded_channel();
+    let placeholders = Placeholders {
+        inbox: hook.inbox().clone(),
+    };
     let builder = Bot::builder()
         .with_backend(store)
         .with_runtime(SessionRuntime::new(span))
@@ -91,6 +97,7 @@ pub async fn build(files: &CredentialFiles, dial: &Dial, span: Span, hook: Inbox
         .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(dial.url.as_str()))
         .skip_history_sync()
         .with_event_handler(Forwarder { tx })
+        .with_event_handler(placeholders)
         .with_inbound_durability_hook(hook);
     let bot = builder
         .build()

@@ -5,7 +5,8 @@
 //! WhatsApp delivers (messages, receipts, its acks of what the session sent)
 //! committed to the session's inbox; every kind of outbound message sent under the
 //! daemon's own id (`send`); the reach-out timelock, pushed or asked for after a
-//! 463 (`health`).
+//! 463 (`health`); messages it could not decrypt, their placeholders and what the
+//! phone sent again (`recovered`).
 
 mod client;
 mod commit_retry;
@@ -15,6 +16,7 @@ mod health;
 mod inbound;
 mod pairing;
 mod reach;
+mod recovered;
 mod runtime;
 mod send;
 mod store;
