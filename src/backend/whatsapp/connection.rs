@@ -5,8 +5,9 @@
 //! Inbound messages go to the session's inbox through the client's durability
 //! hook; receipts, WhatsApp's acks of sent messages and the timelock it pushes
 //! or answers after a 463 (`health`) are logged from here, off the library's
-//! dispatch path. Every wait is bounded, and nothing is reported
-//! once `close` or `logout` has begun.
+//! dispatch path. A socket's end waits up to `FAILURE_GRACE` for the `<failure>`
+//! that explains it; a 405 on an unpinned version asks for the current one. Every
+//! wait is bounded, and nothing is reported once `close` or `logout` has begun.
 
 use std::{
     sync::{
@@ -19,7 +20,7 @@ use std::{
 use tokio::{
     sync::{watch, Notify},
     task::JoinHandle,
-    time::{timeout, timeout_at, Instant},
+    time::{sleep_until, timeout, timeout_at, Instant},
 };
 use tracing::{debug, info, warn, Instrument, Span};
 use whatsapp_rust::{types::events::Event, Client};
@@ -30,14 +31,19 @@ use super::{
     health::{self, TimelockQuery},
     inbound, pairing, reach, send,
     store::CredentialFiles,
+    version::WaVersions,
 };
 use crate::{
     backend::{
-        BackendError, BackendEvent, BoxFuture, Connection, EventSink, Outbound, PairingCodeIssued, SentMessage,
+        BackendError, BackendEvent, Disconnect, BoxFuture, Connection, EventSink, Outbound, PairingCodeIssued, SentMessage,
         CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
     },
     events::Inbox,
 };
+
+/// How long a socket's end waits for the failure (405, 401, 402...) that explains
+/// it: whatsapp-rust ends the connection before it dispatches the failure.
+const FAILURE_GRACE: Duration = Duration::from_millis(200);
 
 /// How long a flush of the device state may take before a step goes on without it.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,6 +62,8 @@ pub struct Shared {
     client: watch::Sender<Option<Arc<Client>>>,
     /// The session actor's sink: every event in order, until `closed` is set.
     sink: EventSink,
+    /// The version clients announce, resolved again after a 405 unless pinned.
+    versions: WaVersions,
 }
 
 impl Shared {
@@ -105,6 +113,7 @@ impl WhatsappConnection {
             stop: Notify::new(),
             client,
             sink,
+            versions: dial.versions.clone(),
         });
         let task = tokio::spawn(run(shared.clone(), files, dial, span.clone(), inbox).instrument(span.clone()));
         Self {
@@ -239,17 +248,24 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span
         return;
     }
     let linked_at_start = client.pn().is_some();
-    let mut mapper = EventMapper::new(linked_at_start);
+    let mut mapper = EventMapper::new(linked_at_start).version_pinned(dial.versions.is_pinned());
     let mut running = built.bot.spawn();
     let mut probed: Option<Result<(), String>> = None;
     // Aborted when the run ends, with the connection.
     let mut timelock = TimelockQuery::default();
+    // While a socket's end awaits its explanation: until when.
+    let mut grace: Option<Instant> = None;
     debug!(linked_at_start, "whatsapp client running");
     loop {
         tokio::select! {
             biased;
             Some(event) = built.events.recv() => {
                 handle(&shared, &files, &client, &inbox, &mut mapper, &mut timelock, &event).await;
+            }
+            () = sleep_until(grace.unwrap_or_else(Instant::now)), if grace.is_some() => {
+                if let Some(lost) = mapper.take_pending_loss() {
+                    deliver(&shared, &files, &client, lost).await;
+                }
             }
             () = &mut running => break,
             // The hook gave a batch back: only a new connection gets it delivered again.
@@ -274,9 +290,22 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span
                 probed = Some(result);
             }
         }
+        grace = mapper
+            .has_pending_loss()
+            .then(|| grace.unwrap_or_else(|| Instant::now() + FAILURE_GRACE));
     }
-    // Everything the loop dispatched before it ended is queued by now.
-    while let Ok(event) = built.events.try_recv() {
+    // Everything the loop dispatched before it ended is queued by now, except
+    // perhaps the failure that explains a socket's end: wait for it, briefly.
+    let deadline = grace.unwrap_or_else(|| Instant::now() + FAILURE_GRACE);
+    loop {
+        let event = match built.events.try_recv() {
+            Ok(event) => event,
+            Err(_) if mapper.has_pending_loss() => match timeout_at(deadline, built.events.recv()).await {
+                Ok(Some(event)) => event,
+                _ => break,
+            },
+            Err(_) => break,
+        };
         handle(&shared, &files, &client, &inbox, &mut mapper, &mut timelock, &event).await;
     }
     if shared.is_closed() {
@@ -365,6 +394,10 @@ async fn handle(
 /// Reports `event`, first persisting what it means for the store: a paired device
 /// is flushed to disk and marked before anyone hears of it.
 async fn deliver(shared: &Shared, files: &CredentialFiles, client: &Client, event: BackendEvent) {
+    if let BackendEvent::Disconnected(Disconnect::ClientOutdated { pinned: false }) = &event {
+        let versions = shared.versions.clone();
+        tokio::spawn(async move { versions.after_outdated().await }.in_current_span());
+    }
     let linked_jid = match &event {
         BackendEvent::PairSuccess { jid, .. } => Some(jid.clone()),
         BackendEvent::Connected(identity) if !files.is_linked() => Some(identity.jid.clone()),
