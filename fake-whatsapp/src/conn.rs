@@ -141,13 +141,9 @@ impl Session {
             .as_option()
             .map(DeviceKeys::from_registration)
             .and_then(|keys| keys.inspect_err(|why| warn!(%why, "unreadable registration keys")).ok());
-        let announced = version::announced(&payload);
-        self.shared.versions.seen(announced).await;
-        if self.shared.versions.refuses(announced) {
-            info!(version = %version::dotted(announced), "client outdated: refused (405)");
+        let Some(mut admitted) = self.shared.versions.admit(&payload).await else {
             return self.end_with(&version::outdated()).await;
-        }
-        let mut minimum = self.shared.versions.subscribe();
+        };
         let opened = match payload.username {
             Some(phone) => self.login(phone, payload.device.unwrap_or(0), &client_static).await,
             None => self.offer_refs(registration).await,
@@ -172,11 +168,7 @@ impl Session {
                     Order::Deliver if self.live => self.deliver(false).await.map(|_| ()),
                     Order::Deliver => Ok(()),
                 },
-                Ok(()) = minimum.changed() => if self.shared.versions.refuses(announced) {
-                    Err("dropped: below the new minimum version".into())
-                } else {
-                    Ok(())
-                },
+                () = admitted.revoked() => Err("dropped: below the new minimum version".into()),
             };
             if let Err(end) = step {
                 return end;

@@ -13,7 +13,7 @@ use tokio::{
     sync::{watch, Mutex},
     time::{timeout, Instant},
 };
-use tracing::debug;
+use tracing::{debug, info};
 use wacore_binary::{builder::NodeBuilder, Node};
 
 /// The version the fake starts on (what wa-sessiond has built in).
@@ -66,9 +66,19 @@ impl Versions {
         *self.state.borrow()
     }
 
-    /// A receiver that wakes when the state changes.
-    pub fn subscribe(&self) -> watch::Receiver<State> {
-        self.state.subscribe()
+    /// Notes the version `payload` announces and admits it, unless it is below the
+    /// minimum (then the caller sends `outdated`).
+    pub async fn admit(&self, payload: &waproto::whatsapp::ClientPayload) -> Option<Admitted> {
+        let version = announced(payload);
+        self.seen.lock().await.push(version);
+        if self.refuses(version) {
+            info!(version = %dotted(version), "client outdated: refused (405)");
+            return None;
+        }
+        Some(Admitted {
+            version,
+            state: self.state.subscribe(),
+        })
     }
 
     /// Whether `version` is below the minimum.
@@ -76,14 +86,30 @@ impl Versions {
         self.state().minimum.is_some_and(|minimum| version < minimum)
     }
 
-    /// Notes the version a connection announced.
-    pub async fn seen(&self, version: (u32, u32, u32)) {
-        self.seen.lock().await.push(version);
-    }
-
     /// The versions connections announced, in order, dotted.
     pub async fn seen_dotted(&self) -> Vec<String> {
         self.seen.lock().await.iter().copied().map(dotted).collect()
+    }
+}
+
+/// A connection on an admitted version.
+pub struct Admitted {
+    /// The version it announced.
+    version: (u32, u32, u32),
+    /// Wakes when the minimum changes.
+    state: watch::Receiver<State>,
+}
+
+impl Admitted {
+    /// Resolves once the minimum is raised above the connection's version (never
+    /// if the server goes away first).
+    pub async fn revoked(&mut self) {
+        let version = self.version;
+        let below = |state: &State| state.minimum.is_some_and(|minimum| version < minimum);
+        let revoked = self.state.wait_for(below).await.is_ok();
+        if !revoked {
+            std::future::pending::<()>().await;
+        }
     }
 }
 

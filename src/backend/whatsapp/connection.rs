@@ -295,12 +295,12 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span
             .then(|| grace.unwrap_or_else(|| Instant::now() + FAILURE_GRACE));
     }
     // Everything the loop dispatched before it ended is queued by now, except
-    // perhaps the failure that explains a socket's end: wait for it, briefly.
+    // perhaps the failure that explains the end: wait for it, briefly.
     let deadline = grace.unwrap_or_else(|| Instant::now() + FAILURE_GRACE);
     loop {
         let event = match built.events.try_recv() {
             Ok(event) => event,
-            Err(_) if mapper.has_pending_loss() => match timeout_at(deadline, built.events.recv()).await {
+            Err(_) if !mapper.ended() && !shared.is_closed() => match timeout_at(deadline, built.events.recv()).await {
                 Ok(Some(event)) => event,
                 _ => break,
             },
