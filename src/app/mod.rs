@@ -260,7 +260,11 @@ fn backend_for(
                     metrics.clone(),
                 ),
             };
-            Arc::new(WhatsappBackend::new(data.clone(), versions, config.whatsapp_url.clone()))
+            Arc::new(WhatsappBackend::new(
+                data.clone(),
+                versions,
+                config.whatsapp_url.clone(),
+            ))
         }
     };
     let widths = Widths {

@@ -31,7 +31,8 @@ impl VersionUrl {
             .filter(|host| !host.is_empty())
             .ok_or_else(|| format!("{raw:?} has no host"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
-        let loopback = host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let loopback =
+            host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback());
         if raw != DEFAULT_VERSION_URL && !loopback {
             return Err(format!(
                 "{raw} is not a loopback address; use WhatsApp's {DEFAULT_VERSION_URL}, or 127.0.0.1, ::1 or localhost (a fake WhatsApp)"

@@ -55,7 +55,9 @@ impl VersionGauges {
     pub fn set(&self, version: String, source: &'static str, resolved_at: Option<SystemTime>) {
         self.info.clear();
         self.info.get_or_create(&VersionLabels { version, source }).set(1);
-        let secs = resolved_at.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs());
+        let secs = resolved_at
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
         self.resolved_at.store(secs, Ordering::Relaxed);
         self.refresh();
     }
@@ -68,6 +70,7 @@ impl VersionGauges {
             return;
         }
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        self.age.set(i64::try_from(now.saturating_sub(resolved_at)).unwrap_or(i64::MAX));
+        self.age
+            .set(i64::try_from(now.saturating_sub(resolved_at)).unwrap_or(i64::MAX));
     }
 }

@@ -58,7 +58,8 @@ pub fn recovery_for(disconnect: &Disconnect) -> (Status, DisconnectReason, Strin
         Disconnect::ClientOutdated { pinned: false } => (
             Status::Reconnecting,
             DisconnectReason::ClientOutdated,
-            "whatsapp refused this client version (405): resolving the current one and reconnecting with backoff".into(),
+            "whatsapp refused this client version (405): resolving the current one and reconnecting with backoff"
+                .into(),
             Recovery::Backoff,
         ),
         Disconnect::TemporaryBan { ends_at, code } => {
@@ -119,7 +120,11 @@ mod tests {
         let resolving = recovery_for(&Disconnect::ClientOutdated { pinned: false });
         assert_eq!(
             (resolving.0, resolving.1, resolving.3),
-            (Status::Reconnecting, DisconnectReason::ClientOutdated, Recovery::Backoff)
+            (
+                Status::Reconnecting,
+                DisconnectReason::ClientOutdated,
+                Recovery::Backoff
+            )
         );
         let end = SystemTime::UNIX_EPOCH + Duration::from_secs(86_400);
         let ban = recovery_for(&Disconnect::TemporaryBan {

@@ -82,7 +82,14 @@ impl Process {
     /// WhatsApp on loopback), and waits until it is ready.
     pub async fn start_real(data_dir: &Path, whatsapp_url: &str, extra: &[&str]) -> Self {
         let sw_js = sw_js_of(whatsapp_url);
-        let real = ["--backend", "whatsapp", "--whatsapp-url", whatsapp_url, "--wa-version-url", &sw_js];
+        let real = [
+            "--backend",
+            "whatsapp",
+            "--whatsapp-url",
+            whatsapp_url,
+            "--wa-version-url",
+            &sw_js,
+        ];
         let process = Self::spawn_on(data_dir, &real, extra).await;
         process.wait_ready().await;
         process
@@ -111,7 +118,14 @@ impl Process {
             .arg("--")
             .arg(env!("CARGO_BIN_EXE_wa-sessiond"));
         let sw_js = sw_js_of(whatsapp_url);
-        let real = ["--backend", "whatsapp", "--whatsapp-url", whatsapp_url, "--wa-version-url", &sw_js];
+        let real = [
+            "--backend",
+            "whatsapp",
+            "--whatsapp-url",
+            whatsapp_url,
+            "--wa-version-url",
+            &sw_js,
+        ];
         let process = Self::launch(command, data_dir, &real, extra).await;
         process.wait_ready().await;
         process

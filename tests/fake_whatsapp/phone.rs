@@ -269,7 +269,8 @@ impl FakePhone {
         let fake = Fake::start_with(fake_whatsapp::Options {
             refs,
             ..Default::default()
-        }).await;
+        })
+        .await;
         let dir = tempfile::tempdir().unwrap();
         Self { dir, fake, refs }
     }

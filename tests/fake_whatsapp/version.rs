@@ -25,7 +25,11 @@ fn dotted(version: (u32, u32, u32)) -> String {
 
 /// The versions the fake's connections announced, oldest first.
 async fn announced(fake: &Fake) -> Vec<String> {
-    let listed = fake.control.clone().list_client_versions(ListClientVersionsRequest {}).await;
+    let listed = fake
+        .control
+        .clone()
+        .list_client_versions(ListClientVersionsRequest {})
+        .await;
     listed.unwrap().into_inner().versions
 }
 
@@ -126,7 +130,8 @@ async fn a_retired_version_takes_a_connected_session_through_client_outdated_bac
         "{seen:?}"
     );
     assert!(
-        seen.iter().all(|(s, _, qr)| !qr && *s != SessionStatus::QrWaiting && *s != SessionStatus::Failed),
+        seen.iter()
+            .all(|(s, _, qr)| !qr && *s != SessionStatus::QrWaiting && *s != SessionStatus::Failed),
         "no new qr code, never failed: {seen:?}"
     );
     assert_eq!(back.jid, linked.jid, "the same device, no new pairing");
@@ -160,6 +165,9 @@ async fn a_version_pinned_below_the_minimum_stops_the_session_with_the_upgrade_m
         failed.last_error
     );
     let versions = announced(&fake).await;
-    assert!(versions.iter().all(|v| v == BUILTIN), "only the pinned version: {versions:?}");
+    assert!(
+        versions.iter().all(|v| v == BUILTIN),
+        "only the pinned version: {versions:?}"
+    );
     daemon.stop().await;
 }

@@ -35,8 +35,8 @@ use super::{
 };
 use crate::{
     backend::{
-        BackendError, BackendEvent, Disconnect, BoxFuture, Connection, EventSink, Outbound, PairingCodeIssued, SentMessage,
-        CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
+        BackendError, BackendEvent, BoxFuture, Connection, Disconnect, EventSink, Outbound, PairingCodeIssued,
+        SentMessage, CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
     },
     events::Inbox,
 };

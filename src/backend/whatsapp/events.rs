@@ -242,9 +242,7 @@ fn identity(device: &OwnDevice) -> Identity {
 fn connect_failure(failure: &ConnectFailure, version_pinned: bool) -> Disconnect {
     match failure.reason {
         reason if reason.is_logged_out() => Disconnect::LoggedOut,
-        ConnectFailureReason::ClientOutdated => Disconnect::ClientOutdated {
-            pinned: version_pinned,
-        },
+        ConnectFailureReason::ClientOutdated => Disconnect::ClientOutdated { pinned: version_pinned },
         ConnectFailureReason::TempBanned => Disconnect::TemporaryBan { ends_at: None, code: 0 },
         reason => {
             let detail = failure.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();

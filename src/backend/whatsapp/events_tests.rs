@@ -247,7 +247,11 @@ fn a_failure_dispatched_after_the_socket_ended_names_the_end() {
             Disconnect::ClientOutdated { pinned: true },
         ),
         (
-            Event::ConnectFailure(ConnectFailure::builder().reason(ConnectFailureReason::ClientOutdated).build()),
+            Event::ConnectFailure(
+                ConnectFailure::builder()
+                    .reason(ConnectFailureReason::ClientOutdated)
+                    .build(),
+            ),
             Disconnect::ClientOutdated { pinned: true },
         ),
         (
@@ -279,7 +283,10 @@ fn login_failures_map_by_reason_code() {
         assert_eq!(map(&mut mapper, &failure(reason)), disconnected(expected), "{reason:?}");
     };
     check(ConnectFailureReason::AccountLocked, Disconnect::LoggedOut);
-    check(ConnectFailureReason::ClientOutdated, Disconnect::ClientOutdated { pinned: false });
+    check(
+        ConnectFailureReason::ClientOutdated,
+        Disconnect::ClientOutdated { pinned: false },
+    );
     check(
         ConnectFailureReason::TempBanned,
         Disconnect::TemporaryBan { ends_at: None, code: 0 },

@@ -233,7 +233,10 @@ impl WaVersions {
         let dir = resolver.dir.clone();
         let written = tokio::task::spawn_blocking(move || stored::write(&dir, &record)).await;
         if !matches!(written, Ok(Ok(()))) {
-            warn!(?written, "could not keep the resolved whatsapp web version in the data dir");
+            warn!(
+                ?written,
+                "could not keep the resolved whatsapp web version in the data dir"
+            );
         }
     }
 

@@ -64,7 +64,8 @@ pub fn read(dir: &Path) -> Option<Stored> {
         .map_err(|e| e.to_string())
         .and_then(|disk| {
             let version = parse_dotted(&disk.version).ok_or_else(|| format!("bad version {:?}", disk.version))?;
-            let resolved_at = humantime::parse_rfc3339(&disk.resolved_at).map_err(|e| format!("bad resolved_at: {e}"))?;
+            let resolved_at =
+                humantime::parse_rfc3339(&disk.resolved_at).map_err(|e| format!("bad resolved_at: {e}"))?;
             Ok(Stored {
                 version,
                 resolved_at,
@@ -116,7 +117,10 @@ mod tests {
             .collect();
         assert_eq!(names, [FILE_NAME]);
         let text = std::fs::read_to_string(tmp.path().join(FILE_NAME)).unwrap();
-        assert!(text.contains("\"2.3000.1050000000\"") && text.contains("2027-01-15T08:00:00Z"), "{text}");
+        assert!(
+            text.contains("\"2.3000.1050000000\"") && text.contains("2027-01-15T08:00:00Z"),
+            "{text}"
+        );
     }
 
     #[test]

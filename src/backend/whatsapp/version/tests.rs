@@ -67,7 +67,10 @@ fn the_start_uses_the_stored_version_or_the_builtin_one_whichever_is_newer() {
     let older = starting_version(Some(stored_at((2, 3000, 1))));
     assert_eq!((older.version, older.source), (DEFAULT_WA_VERSION, Source::Builtin));
     let none = starting_version(None);
-    assert_eq!((none.version, none.source, none.resolved_at), (DEFAULT_WA_VERSION, Source::Builtin, None));
+    assert_eq!(
+        (none.version, none.source, none.resolved_at),
+        (DEFAULT_WA_VERSION, Source::Builtin, None)
+    );
 }
 
 #[tokio::test]
@@ -85,9 +88,15 @@ async fn a_resolution_is_used_exported_and_stored_for_the_next_start() {
     let wanted = (2, 3000, DEFAULT_WA_VERSION.2 + 7);
     let versions = resolving(tmp.path(), sw_js(wanted.2, 200), metrics.clone());
     versions.resolve().await;
-    assert_eq!((versions.current().version, versions.current().source), (wanted, Source::Resolved));
+    assert_eq!(
+        (versions.current().version, versions.current().source),
+        (wanted, Source::Resolved)
+    );
     let text = metrics.encode();
-    let info = format!("wa_sessiond_whatsapp_version_info{{version=\"{}\",source=\"resolved\"}} 1", dotted(wanted));
+    let info = format!(
+        "wa_sessiond_whatsapp_version_info{{version=\"{}\",source=\"resolved\"}} 1",
+        dotted(wanted)
+    );
     assert!(text.contains(&info), "{text}");
     let age = text
         .lines()
@@ -95,7 +104,10 @@ async fn a_resolution_is_used_exported_and_stored_for_the_next_start() {
         .and_then(|v| v.parse::<i64>().ok());
     assert!(age.is_some_and(|age| (0..5).contains(&age)), "{text}");
     let next_start = resolving(tmp.path(), sw_js(1, 500), Arc::default());
-    assert_eq!((next_start.current().version, next_start.current().source), (wanted, Source::Stored));
+    assert_eq!(
+        (next_start.current().version, next_start.current().source),
+        (wanted, Source::Stored)
+    );
 }
 
 #[tokio::test]
@@ -133,7 +145,10 @@ async fn a_pinned_version_never_fetches() {
     versions.after_outdated().await;
     assert!(versions.is_pinned());
     let text = metrics.encode();
-    assert!(text.contains("wa_sessiond_whatsapp_version_info{version=\"2.3000.5\",source=\"pinned\"} 1"), "{text}");
+    assert!(
+        text.contains("wa_sessiond_whatsapp_version_info{version=\"2.3000.5\",source=\"pinned\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("wa_sessiond_whatsapp_version_age_seconds -1"), "{text}");
 }
 
