@@ -10,15 +10,12 @@
 //! wait is bounded, and nothing is reported once `close` or `logout` has begun.
 
 use std::{
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::{atomic::Ordering, Arc},
     time::{Duration, SystemTime},
 };
 
 use tokio::{
-    sync::{watch, Notify},
+    sync::Notify,
     task::JoinHandle,
     time::{sleep_until, timeout, timeout_at, Instant},
 };
@@ -30,8 +27,8 @@ use super::{
     events::{EventMapper, RunEnd},
     health::{self, TimelockQuery},
     inbound, pairing, reach, send,
+    shared::Shared,
     store::CredentialFiles,
-    version::WaVersions,
 };
 use crate::{
     backend::{
@@ -52,44 +49,6 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 const REDELIVER: &str =
     "the event log did not take inbound messages in time; reconnecting so whatsapp delivers them again";
 
-/// What the handle and the task share.
-pub struct Shared {
-    /// Set once `close` or `logout` begins: nothing is reported after it.
-    closed: AtomicBool,
-    /// Wakes the task while it is still building the client.
-    stop: Notify,
-    /// The client, once built.
-    client: watch::Sender<Option<Arc<Client>>>,
-    /// The session actor's sink: every event in order, until `closed` is set.
-    sink: EventSink,
-    /// The version clients announce, resolved again after a 405 unless pinned.
-    versions: WaVersions,
-}
-
-impl Shared {
-    /// Reports `event` unless the connection is closing.
-    fn report(&self, event: BackendEvent) {
-        if !self.closed.load(Ordering::SeqCst) {
-            (self.sink)(event);
-        }
-    }
-
-    fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
-    }
-
-    /// The client, waiting for it to be built until `deadline`.
-    async fn client(&self, deadline: Instant) -> Result<Arc<Client>, BackendError> {
-        let mut built = self.client.subscribe();
-        let client = timeout_at(deadline, built.wait_for(Option::is_some))
-            .await
-            .map_err(|_| BackendError::Unreachable("the whatsapp client did not start in time".into()))?
-            .map_err(|_| BackendError::Refused("the connection is closed".into()))?
-            .clone();
-        client.ok_or_else(|| BackendError::Refused("the connection is closed".into()))
-    }
-}
-
 /// The handle of one connection. Dropped without `close` (its owner died, or a
 /// close was cancelled half-way), it still closes: the drop mutes it and stops the
 /// client and the task in the background, within `CLOSE_TIMEOUT`, so no logged-in
@@ -107,14 +66,7 @@ impl WhatsappConnection {
     /// Starts the connection task on `files`, delivering to `inbox`, and returns at
     /// once.
     pub fn start(files: CredentialFiles, dial: Dial, span: Span, sink: EventSink, inbox: Inbox) -> Self {
-        let (client, _) = watch::channel(None);
-        let shared = Arc::new(Shared {
-            closed: AtomicBool::new(false),
-            stop: Notify::new(),
-            client,
-            sink,
-            versions: dial.versions.clone(),
-        });
+        let shared = Arc::new(Shared::new(sink, dial.versions.clone()));
         let task = tokio::spawn(run(shared.clone(), files, dial, span.clone(), inbox).instrument(span.clone()));
         Self {
             shared,

@@ -18,6 +18,7 @@ mod pairing;
 mod reach;
 mod runtime;
 mod send;
+mod shared;
 mod store;
 pub mod version;
 
