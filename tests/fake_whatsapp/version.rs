@@ -110,6 +110,7 @@ async fn a_retired_version_takes_a_connected_session_through_client_outdated_bac
         .unwrap()
         .into_inner();
 
+    let retired_at = std::time::Instant::now();
     retire_below(&fake, NEWER).await;
     let mut seen = Vec::new();
     let back = tokio::time::timeout(Duration::from_secs(60), async {
@@ -125,6 +126,10 @@ async fn a_retired_version_takes_a_connected_session_through_client_outdated_bac
     .await
     .unwrap_or_else(|_| panic!("not CONNECTED again through CLIENT_OUTDATED within 60 s: {seen:?}"));
 
+    eprintln!(
+        "CONNECTED again {:?} after the version was retired",
+        retired_at.elapsed()
+    );
     assert!(
         seen.contains(&(SessionStatus::Reconnecting, DisconnectReason::ClientOutdated, false)),
         "{seen:?}"
