@@ -14,12 +14,14 @@ use crate::{
         CountConnectionsRequest, CountConnectionsResponse, CountPendingRequest, CountPendingResponse,
         DropConnectionsRequest, DropConnectionsResponse, EnterPairingCodeRequest, EnterPairingCodeResponse,
         FailConnectsRequest, FailConnectsResponse, HoldServerAcksRequest, HoldServerAcksResponse,
-        ListReceivedMessagesRequest, ListReceivedMessagesResponse, LogoutDeviceRequest, LogoutDeviceResponse,
-        RefuseUnlinksRequest, RefuseUnlinksResponse, RejectSendsRequest, RejectSendsResponse, ReplaceStreamRequest,
-        ReplaceStreamResponse, ScanQrRequest, ScanQrResponse, SendMessageRequest, SendMessageResponse,
-        SendReceiptRequest, SendReceiptResponse, SendUndecryptableMessageRequest, SendUndecryptableMessageResponse,
-        SetAccountHealthRequest, SetAccountHealthResponse,
+        ListClientVersionsRequest, ListClientVersionsResponse, ListReceivedMessagesRequest,
+        ListReceivedMessagesResponse, LogoutDeviceRequest, LogoutDeviceResponse, RefuseUnlinksRequest,
+        RefuseUnlinksResponse, RejectSendsRequest, RejectSendsResponse, ReplaceStreamRequest, ReplaceStreamResponse,
+        ScanQrRequest, ScanQrResponse, SendMessageRequest, SendMessageResponse, SendReceiptRequest,
+        SendReceiptResponse, SendUndecryptableMessageRequest, SendUndecryptableMessageResponse,
+        SetAccountHealthRequest, SetAccountHealthResponse, SetMinimumVersionRequest, SetMinimumVersionResponse,
     },
+    version,
     vocab::Refusal,
     world::ReceiptKind,
 };
@@ -250,6 +252,26 @@ impl FakeWhatsapp for Control {
             .map_err(status)?;
         tracing::info!(%phone, ?reachout_for, reason, ?ban_for, told, "account health set");
         Ok(Response::new(SetAccountHealthResponse { told }))
+    }
+
+    async fn set_minimum_version(
+        &self,
+        request: Request<SetMinimumVersionRequest>,
+    ) -> Result<Response<SetMinimumVersionResponse>, Status> {
+        let minimum = version::parse(&request.into_inner().version).map_err(Status::invalid_argument)?;
+        let state = self.shared.versions.set_minimum(minimum);
+        tracing::info!(minimum = %version::dotted(minimum), current = %version::dotted(state.current), "minimum version raised");
+        Ok(Response::new(SetMinimumVersionResponse {
+            current_version: version::dotted(state.current),
+        }))
+    }
+
+    async fn list_client_versions(
+        &self,
+        _request: Request<ListClientVersionsRequest>,
+    ) -> Result<Response<ListClientVersionsResponse>, Status> {
+        let versions = self.shared.versions.seen_dotted().await;
+        Ok(Response::new(ListClientVersionsResponse { versions }))
     }
 }
 

@@ -1,5 +1,6 @@
-//! Building one whatsapp-rust client on a session's credential store: the pinned
-//! WhatsApp Web version (no network fetch), the configured websocket URL, the
+//! Building one whatsapp-rust client on a session's credential store: the WhatsApp
+//! Web version in use now (pinned or resolved in the background; the client never
+//! fetches it itself), the configured websocket URL, the
 //! session's tracing span on every task, an inline event handler that forwards the
 //! events the session cares about, in arrival order, to the connection task, and the
 //! durability hook that commits inbound messages to the session's inbox before they
@@ -17,15 +18,15 @@ use whatsapp_rust::{
 };
 
 use super::{
-    events::OwnDevice, inbound::InboxHook, recovered::Placeholders, runtime::SessionRuntime, store::CredentialFiles,
+    events::OwnDevice, inbound::InboxHook, recovered::Placeholders, runtime::SessionRuntime, store::CredentialFiles, version::WaVersions,
 };
 use crate::config::WhatsappUrl;
 
 /// How a client reaches WhatsApp; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Dial {
-    /// The WhatsApp Web version the client announces.
-    pub version: (u32, u32, u32),
+    /// The WhatsApp Web version the client announces, read at each build.
+    pub versions: WaVersions,
     /// The websocket it dials; also where the reachability probe looks.
     pub url: WhatsappUrl,
 }
@@ -90,10 +91,12 @@ pub async fn build(files: &CredentialFiles, dial: &Dial, span: Span, hook: Inbox
     let placeholders = Placeholders {
         inbox: hook.inbox().clone(),
     };
+    let version = dial.versions.current();
+    tracing::debug!(version = ?version.version, source = version.source.as_str(), "whatsapp web version announced");
     let builder = Bot::builder()
         .with_backend(store)
         .with_runtime(SessionRuntime::new(span))
-        .with_version(dial.version)
+        .with_version(version.version)
         .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(dial.url.as_str()))
         .skip_history_sync()
         .with_event_handler(Forwarder { tx })
