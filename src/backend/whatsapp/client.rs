@@ -18,7 +18,8 @@ use whatsapp_rust::{
 };
 
 use super::{
-    events::OwnDevice, inbound::InboxHook, recovered::Placeholders, runtime::SessionRuntime, store::CredentialFiles, version::WaVersions,
+    events::OwnDevice, inbound::InboxHook, recovered::Placeholders, runtime::SessionRuntime, store::CredentialFiles,
+    version::WaVersions,
 };
 use crate::config::WhatsappUrl;
 
