@@ -1,5 +1,6 @@
-//! One client connection, start to end: the WebSocket upgrade (then a refusal, if
-//! the control API asked for one), the Noise handshake, then either pairing (a batch of
+//! One client connection, start to end: a plain `GET /sw.js` answered (`version`),
+//! or the WebSocket upgrade (then a refusal, if the control API asked for one), the
+//! Noise handshake, a 405 for a version below the minimum, then either pairing (a batch of
 //! refs, the phone's pair-success, the device's countersignature, 515) or login
 //! (`<success>` for a linked device, `<failure reason="401">` for an unknown one,
 //! `<failure reason="402">` while its account is banned), and the
@@ -25,6 +26,7 @@ use crate::{
     messages,
     noise::{Channel, Handshaken, Responder, ServerIdentity},
     stanza::{self, attr},
+    version::{self, Versions},
     vocab::{ConnId, DeviceAddr, Login},
     wire::{Wire, WireEnd},
     world::{Order, World},
@@ -42,6 +44,8 @@ pub struct Shared {
     pub identity: ServerIdentity,
     /// Refs per pairing batch.
     pub refs: u32,
+    /// The version sw.js names and the minimum a connection needs.
+    pub versions: Versions,
     /// The media CDN.
     pub cdn: Arc<crate::cdn::Cdn>,
     /// What the phones sent through it.
@@ -52,6 +56,9 @@ pub struct Shared {
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let span = tracing::info_span!("conn", %peer);
     async move {
+        if version::is_sw_js(&stream).await {
+            return version::serve_sw_js(stream, shared.versions.state().current).await;
+        }
         // A bare TCP connect (a client's reachability probe) is not a connection.
         let socket = match ServerBuilder::new().accept(stream).await {
             Ok((_request, socket)) => socket,
@@ -138,6 +145,9 @@ impl Session {
             .as_option()
             .map(DeviceKeys::from_registration)
             .and_then(|keys| keys.inspect_err(|why| warn!(%why, "unreadable registration keys")).ok());
+        let Some(mut admitted) = self.shared.versions.admit(&payload).await else {
+            return self.end_with(&version::outdated()).await;
+        };
         let opened = match payload.username {
             Some(phone) => self.login(phone, payload.device.unwrap_or(0), &client_static).await,
             None => self.offer_refs(registration).await,
@@ -162,6 +172,7 @@ impl Session {
                     Order::Deliver if self.live => self.deliver(false).await.map(|_| ()),
                     Order::Deliver => Ok(()),
                 },
+                () = admitted.revoked() => Err("dropped: below the new minimum version".into()),
             };
             if let Err(end) = step {
                 return end;

@@ -10,16 +10,19 @@ use crate::{
     conn::Shared,
     pair_code,
     proto::{
-        self, fake_whatsapp_server::FakeWhatsapp, CountConnectionsRequest, CountConnectionsResponse,
-        CountMediaRequestsRequest, CountMediaRequestsResponse, CountPendingRequest, CountPendingResponse,
-        DropConnectionsRequest, DropConnectionsResponse, EnterPairingCodeRequest, EnterPairingCodeResponse,
-        ExpireMediaRequest, ExpireMediaResponse, FailConnectsRequest, FailConnectsResponse, HoldServerAcksRequest,
-        HoldServerAcksResponse, ListReceivedMessagesRequest, ListReceivedMessagesResponse, LogoutDeviceRequest,
-        LogoutDeviceResponse, RefuseUnlinksRequest, RefuseUnlinksResponse, RejectSendsRequest, RejectSendsResponse,
-        ReplaceStreamRequest, ReplaceStreamResponse, ScanQrRequest, ScanQrResponse, SendMediaRequest,
-        SendMediaResponse, SendMessageRequest, SendMessageResponse, SendReceiptRequest, SendReceiptResponse,
-        SetAccountHealthRequest, SetAccountHealthResponse,
+        self, fake_whatsapp_server::FakeWhatsapp, AnswerResendRequestsRequest, AnswerResendRequestsResponse,
+        CountConnectionsRequest, CountConnectionsResponse, CountMediaRequestsRequest, CountMediaRequestsResponse,
+        CountPendingRequest, CountPendingResponse, DropConnectionsRequest, DropConnectionsResponse,
+        EnterPairingCodeRequest, EnterPairingCodeResponse, ExpireMediaRequest, ExpireMediaResponse,
+        FailConnectsRequest, FailConnectsResponse, HoldServerAcksRequest, HoldServerAcksResponse,
+        ListClientVersionsRequest, ListClientVersionsResponse, ListReceivedMessagesRequest,
+        ListReceivedMessagesResponse, LogoutDeviceRequest, LogoutDeviceResponse, RefuseUnlinksRequest,
+        RefuseUnlinksResponse, RejectSendsRequest, RejectSendsResponse, ReplaceStreamRequest, ReplaceStreamResponse,
+        ScanQrRequest, ScanQrResponse, SendMediaRequest, SendMediaResponse, SendMessageRequest, SendMessageResponse,
+        SendReceiptRequest, SendReceiptResponse, SendUndecryptableMessageRequest, SendUndecryptableMessageResponse,
+        SetAccountHealthRequest, SetAccountHealthResponse, SetMinimumVersionRequest, SetMinimumVersionResponse,
     },
+    version,
     vocab::Refusal,
     world::ReceiptKind,
 };
@@ -145,11 +148,36 @@ impl FakeWhatsapp for Control {
         let message_id = self
             .shared
             .world
-            .send_message(&to, &from, &request.text)
+            .send_message(&to, &from, &request.text, &request.message_id)
             .await
             .map_err(status)?;
         tracing::debug!(%to, %from, %message_id, "a phone sent a message");
         Ok(Response::new(SendMessageResponse { message_id }))
+    }
+
+    async fn send_undecryptable_message(
+        &self,
+        request: Request<SendUndecryptableMessageRequest>,
+    ) -> Result<Response<SendUndecryptableMessageResponse>, Status> {
+        let request = request.into_inner();
+        let (to, from) = (request.to_phone_number, request.from_phone_number);
+        let message_id = self
+            .shared
+            .world
+            .send_undecryptable(&to, &from, &request.text)
+            .await
+            .map_err(status)?;
+        tracing::debug!(%to, %from, %message_id, "a phone sent an undecryptable message");
+        Ok(Response::new(SendUndecryptableMessageResponse { message_id }))
+    }
+
+    async fn answer_resend_requests(
+        &self,
+        request: Request<AnswerResendRequestsRequest>,
+    ) -> Result<Response<AnswerResendRequestsResponse>, Status> {
+        let answer = request.into_inner().answer;
+        self.shared.world.answer_resend_requests(answer).await;
+        Ok(Response::new(AnswerResendRequestsResponse {}))
     }
 
     async fn send_receipt(
@@ -228,6 +256,26 @@ impl FakeWhatsapp for Control {
             .map_err(status)?;
         tracing::info!(%phone, ?reachout_for, reason, ?ban_for, told, "account health set");
         Ok(Response::new(SetAccountHealthResponse { told }))
+    }
+
+    async fn set_minimum_version(
+        &self,
+        request: Request<SetMinimumVersionRequest>,
+    ) -> Result<Response<SetMinimumVersionResponse>, Status> {
+        let minimum = version::parse(&request.into_inner().version).map_err(Status::invalid_argument)?;
+        let state = self.shared.versions.set_minimum(minimum);
+        tracing::info!(minimum = %version::dotted(minimum), current = %version::dotted(state.current), "minimum version raised");
+        Ok(Response::new(SetMinimumVersionResponse {
+            current_version: version::dotted(state.current),
+        }))
+    }
+
+    async fn list_client_versions(
+        &self,
+        _request: Request<ListClientVersionsRequest>,
+    ) -> Result<Response<ListClientVersionsResponse>, Status> {
+        let versions = self.shared.versions.seen_dotted().await;
+        Ok(Response::new(ListClientVersionsResponse { versions }))
     }
 
     async fn send_media(&self, request: Request<SendMediaRequest>) -> Result<Response<SendMediaResponse>, Status> {

@@ -23,6 +23,28 @@ pub enum Class {
     Receipt,
 }
 
+/// What a message item is sealed from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Payload {
+    /// Its text, as a `conversation`.
+    #[default]
+    Text,
+    /// Nothing the device can decrypt: a well-formed Signal message of a session
+    /// it does not have.
+    Undecryptable,
+    /// An encoded `wa::Message` the account's own phone sends its device
+    /// (`category="peer"`, e.g. its answer to a resend request), from the JID the
+    /// device addressed it by (its phone number or its LID).
+    Peer {
+        /// The encoded message.
+        message: Vec<u8>,
+        /// The phone's JID, the stanza's `from`.
+        from: String,
+    },
+    /// An encoded `wa::Message` a phone sends (media: the file is on the CDN).
+    Message(Vec<u8>),
+}
+
 /// One message or receipt held for a device.
 #[derive(Debug, Clone)]
 pub struct Item {
@@ -36,14 +58,14 @@ pub struct Item {
     pub from: String,
     /// A message's text (empty for a receipt).
     pub text: String,
-    /// A message other than a text (media), sent instead of the text.
-    pub message: Option<Box<waproto::whatsapp::Message>>,
     /// When the server took it (seconds since the epoch).
     pub t: u64,
     /// The stanza as first sent. A message is sealed (encrypted by its sender) on
     /// its first delivery and its ciphertext is fixed from then on, so a
     /// redelivery is the same stanza; a receipt is built when it is taken.
     pub stanza: Option<Node>,
+    /// What a message is sealed from.
+    pub payload: Payload,
 }
 
 /// What one device's next delivery draws on.
@@ -199,9 +221,9 @@ mod tests {
             id: id.into(),
             from: "15550002222".into(),
             text: id.into(),
-            message: None,
             t: 1,
             stanza: None,
+            payload: Payload::Text,
         }
     }
 

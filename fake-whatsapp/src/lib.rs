@@ -12,11 +12,13 @@
 //! messages and receipts, count what is pending, drop, log out and replace
 //! streams, refuse connects and count them, refuse sends and hold their acks,
 //! and bar an account's new chats (463, the timelock pushed and queried) or ban
-//! it (`<failure reason="402">` on its connections and logins); and media: a
-//! CDN over HTTPS on loopback with the fake's own CA ([`CA_PEM`]), announced by
-//! the `media_conn` IQ, that devices upload to and download from, phones that
-//! send media through it and answer re-upload requests once it expired, and
-//! the media devices send, downloaded and decrypted for `ListReceivedMessages`.
+//! it (`<failure reason="402">` on its connections and logins); WhatsApp Web's
+//! current version served as `/sw.js`, and a minimum below which clients get a
+//! 405 (`version`); and media: a CDN over HTTPS on loopback with the fake's own
+//! CA ([`CA_PEM`]), announced by the `media_conn` IQ, that devices upload to
+//! and download from, phones that send media through it and answer re-upload
+//! requests once it expired, and the media devices send, downloaded and
+//! decrypted for `ListReceivedMessages`.
 //!
 //! Clients must be built without the server certificate check (whatsapp-rust's
 //! `danger-skip-cert-chain-verify`): the fake's chain is not signed by WhatsApp.
@@ -39,6 +41,7 @@ mod pairing;
 mod prekeys;
 mod signal;
 mod stanza;
+mod version;
 mod vocab;
 mod wire;
 mod world;
@@ -62,16 +65,24 @@ pub mod proto {
 /// Refs per pairing batch, as WhatsApp sends.
 pub const DEFAULT_REFS: u32 = 6;
 
+pub use version::DEFAULT_VERSION;
+
 /// How the fake behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Refs (QR codes) offered to each new device.
     pub refs: u32,
+    /// The WhatsApp Web version sw.js names at first (`2.3000.N`: sw.js carries
+    /// only the last number).
+    pub version: (u32, u32, u32),
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { refs: DEFAULT_REFS }
+        Self {
+            refs: DEFAULT_REFS,
+            version: DEFAULT_VERSION,
+        }
     }
 }
 
@@ -103,6 +114,7 @@ async fn serve_with_cdn(
         world: world::World::default(),
         identity: noise::ServerIdentity::generate(),
         refs: options.refs.max(1),
+        versions: version::Versions::new(options.version),
         cdn,
         phones: media::Phones::default(),
     });
@@ -182,6 +194,12 @@ impl Running {
     /// The URL a client dials: `ws://127.0.0.1:PORT/ws/chat`.
     pub fn url(&self) -> String {
         format!("ws://{}/ws/chat", self.addr)
+    }
+
+    /// WhatsApp Web's service worker, naming the fake's version:
+    /// `http://127.0.0.1:PORT/sw.js` (the websocket's port).
+    pub fn sw_js_url(&self) -> String {
+        format!("http://{}/sw.js", self.addr)
     }
 
     /// The control API's endpoint: `http://127.0.0.1:PORT`.

@@ -6,7 +6,8 @@
 //! code, nothing listed: a refusal the control API ordered, or 463 for a chat
 //! the account never messaged while its new chats are barred) or the account's
 //! acks held.
-//! The device's chat states and read receipts are listed too, as they come.
+//! The device's chat states and read receipts are listed too, as they come; what
+//! it sends its own phone goes to the phone (a resend request is answered).
 
 use buffa::Message as _;
 use tracing::{info, warn};
@@ -48,10 +49,16 @@ pub async fn receive(world: &World, cdn: &Cdn, from: Option<&DeviceAddr>, messag
         let kind = attr(enc, "type").unwrap_or_default();
         let version = attr(enc, "v").and_then(|v| v.parse().ok()).unwrap_or(2);
         let Some(body) = content_bytes(enc) else { continue };
-        let shown = match world.decrypt(&recipient, &sender, &kind, body).await {
-            Ok(padded) => decode(&padded, version).map(|message| shown(&message).or_else(|| with_media(cdn, &message))),
+        let decoded = match world.decrypt(&recipient, &sender, &kind, body).await {
+            Ok(padded) => decode(&padded, version),
             Err(why) => Err(why),
         };
+        match &decoded {
+            // To the account's own phone: perhaps a request it answers.
+            Ok(message) if peer => world.peer_message(from, &id, &to, message).await,
+            _ => {}
+        }
+        let shown = decoded.map(|message| shown(&message).or_else(|| with_media(cdn, &message)));
         match shown {
             Ok(Some(shown)) if recipient.user == chat_user => {
                 let listed = ReceivedMessage {

@@ -68,6 +68,7 @@ impl Fake {
             to_phone_number: OWNER.into(),
             from_phone_number: from.into(),
             text: text.into(),
+            ..Default::default()
         };
         let sent = self
             .control
