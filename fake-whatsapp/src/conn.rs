@@ -357,7 +357,7 @@ impl Session {
     async fn receipt_from_device(&mut self, receipt: &Node) -> Option<Node> {
         let device = self.device.clone()?;
         match attr(receipt, "type").as_deref() {
-            Some("server-error") => return self.shared.phones.reupload(&self.shared.cdn, receipt),
+            Some("server-error") => return self.shared.phones.reupload(&self.shared.cdn, receipt).await,
             Some("retry") => {
                 if let Err(why) = self.shared.world.resend(&device, receipt).await {
                     warn!(device = %device.jid(), %why, "a retry receipt left unanswered");

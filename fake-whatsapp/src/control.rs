@@ -280,18 +280,12 @@ impl FakeWhatsapp for Control {
 
     async fn send_media(&self, request: Request<SendMediaRequest>) -> Result<Response<SendMediaResponse>, Status> {
         let request = request.into_inner();
-        let (to, from) = (request.to_phone_number.clone(), request.from_phone_number.clone());
+        let (to, from) = (request.to_phone_number.as_str(), request.from_phone_number.as_str());
         let shared = &self.shared;
-        let mut direct_path = String::new();
-        let message_id = shared
-            .world
-            .send_built(&to, &from, |id| {
-                let (message, path) = shared.phones.seal(&shared.cdn, id, &request)?;
-                direct_path = path;
-                Ok(message)
-            })
-            .await
-            .map_err(status)?;
+        shared.world.check_recipient(to, from).await.map_err(status)?;
+        let id = crate::world::new_message_id();
+        let (message, direct_path) = shared.phones.seal(&shared.cdn, &id, &request).await.map_err(status)?;
+        let message_id = shared.world.send_media(to, from, &id, &message).await.map_err(status)?;
         tracing::info!(%to, %from, %message_id, size = request.data.len(), "a phone sent media");
         Ok(Response::new(SendMediaResponse {
             message_id,
@@ -313,6 +307,7 @@ impl FakeWhatsapp for Control {
                 &request.direct_path,
                 request.phone_online,
             )
+            .await
             .map_err(status)?;
         tracing::info!(%direct_path, phone_online = request.phone_online, "media expired");
         Ok(Response::new(ExpireMediaResponse { direct_path }))
@@ -322,7 +317,7 @@ impl FakeWhatsapp for Control {
         &self,
         _request: Request<CountMediaRequestsRequest>,
     ) -> Result<Response<CountMediaRequestsResponse>, Status> {
-        let counts = self.shared.cdn.counts();
+        let counts = self.shared.cdn.counts().await;
         Ok(Response::new(CountMediaRequestsResponse {
             uploads: counts.uploads,
             downloads: counts.downloads,

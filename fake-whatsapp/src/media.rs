@@ -7,15 +7,13 @@
 //! what devices send it (downloaded from the CDN and decrypted) for
 //! `ListReceivedMessages`.
 
-use std::{
-    collections::HashMap,
-    sync::{Mutex, MutexGuard},
-};
+use std::collections::HashMap;
 
 use base64::{prelude::BASE64_URL_SAFE_NO_PAD, Engine as _};
 use buffa::{Message as _, MessageField};
 use bytes::Bytes;
 use sha2::{Digest as _, Sha256};
+use tokio::sync::{Mutex, MutexGuard};
 use wacore::{
     download::{DownloadUtils, Downloadable, MediaType},
     media_retry::decrypt_media_retry_notification,
@@ -51,14 +49,14 @@ pub struct Phones {
 }
 
 impl Phones {
-    fn sent(&self) -> MutexGuard<'_, HashMap<String, Sent>> {
-        self.sent.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    async fn sent(&self) -> MutexGuard<'_, HashMap<String, Sent>> {
+        self.sent.lock().await
     }
 
     /// Encrypts `request.data` for a new message, puts it on `cdn` and builds the
     /// message; remembers it under `message_id`. Returns the message and the
     /// file's direct path.
-    pub fn seal(
+    pub async fn seal(
         &self,
         cdn: &Cdn,
         message_id: &str,
@@ -75,7 +73,7 @@ impl Phones {
         let encrypted = wacore::upload::encrypt_media(&request.data, media_type)
             .map_err(|e| Refusal::Invalid(format!("could not encrypt the file: {e}")))?;
         let token = BASE64_URL_SAFE_NO_PAD.encode(encrypted.file_enc_sha256);
-        let (url, direct_path) = cdn.put(Bytes::from(encrypted.data_to_upload), token);
+        let (url, direct_path) = cdn.put(Bytes::from(encrypted.data_to_upload), token).await;
         let file = File {
             url: Some(url),
             direct_path: Some(direct_path.clone()),
@@ -94,18 +92,24 @@ impl Phones {
             chat: format!("{}@s.whatsapp.net", request.from_phone_number),
             online: true,
         };
-        self.sent().insert(message_id.to_owned(), sent);
+        self.sent().await.insert(message_id.to_owned(), sent);
         Ok((message, direct_path))
     }
 
     /// Expires a file on `cdn`, by the message a phone sent it in or by its
     /// direct path; a phone that sent it answers re-upload requests only if
     /// `online`. Returns the direct path.
-    pub fn expire(&self, cdn: &Cdn, message_id: &str, direct_path: &str, online: bool) -> Result<String, Refusal> {
+    pub async fn expire(
+        &self,
+        cdn: &Cdn,
+        message_id: &str,
+        direct_path: &str,
+        online: bool,
+    ) -> Result<String, Refusal> {
         let path = if message_id.is_empty() {
             direct_path.to_owned()
         } else {
-            let mut sent = self.sent();
+            let mut sent = self.sent().await;
             let record = sent
                 .get_mut(message_id)
                 .ok_or_else(|| Refusal::NotFound(format!("no phone sent media in message {message_id}")))?;
@@ -115,7 +119,7 @@ impl Phones {
         if path.is_empty() {
             return Err(Refusal::Invalid("a message_id or a direct_path is required".into()));
         }
-        if !cdn.expire(&path) {
+        if !cdn.expire(&path).await {
             return Err(Refusal::NotFound(format!("the cdn holds no file at {path}")));
         }
         Ok(path)
@@ -125,10 +129,10 @@ impl Phones {
     /// the phone that sent the message is online, it uploads the file again and
     /// the `mediaretry` notification telling the device the new direct path is
     /// returned; `None` when nobody answers.
-    pub fn reupload(&self, cdn: &Cdn, receipt: &Node) -> Option<Node> {
-        cdn.count_reupload_request();
+    pub async fn reupload(&self, cdn: &Cdn, receipt: &Node) -> Option<Node> {
+        cdn.count_reupload_request().await;
         let id = attr(receipt, "id")?;
-        let record = self.sent().get(&id).cloned()?;
+        let record = self.sent().await.get(&id).cloned()?;
         if !record.online {
             tracing::info!(%id, "a re-upload request to an offline phone; unanswered");
             return None;
@@ -142,9 +146,9 @@ impl Phones {
             tracing::warn!(%id, %why, "a re-upload request that does not open with the media key");
             return None;
         }
-        let blob = cdn.get(&record.direct_path)?;
-        let (_, direct_path) = cdn.put(blob.data, blob.token);
-        if let Some(sent) = self.sent().get_mut(&id) {
+        let blob = cdn.get(&record.direct_path).await?;
+        let (_, direct_path) = cdn.put(blob.data, blob.token).await;
+        if let Some(sent) = self.sent().await.get_mut(&id) {
             sent.direct_path.clone_from(&direct_path);
         }
         tracing::info!(%id, %direct_path, "the phone uploaded the file again");
@@ -273,7 +277,7 @@ fn message(kind: MediaKind, f: File, r: &SendMediaRequest) -> wa::Message {
 
 /// The media a device sent in `message`, opened as the recipient's phone opens
 /// it: downloaded from `cdn` and decrypted. `None` when it carries no media.
-pub fn received(cdn: &Cdn, message: &wa::Message) -> Option<ReceivedMedia> {
+pub async fn received(cdn: &Cdn, message: &wa::Message) -> Option<ReceivedMedia> {
     let m = message.get_base_message();
     let (kind, file, mut shown): (MediaKind, &dyn Downloadable, ReceivedMedia) =
         if let Some(image) = m.image_message.as_option() {
@@ -311,7 +315,7 @@ pub fn received(cdn: &Cdn, message: &wa::Message) -> Option<ReceivedMedia> {
         };
     shown.kind = kind.into();
     shown.direct_path = file.direct_path().unwrap_or_default().to_owned();
-    match open(cdn, file) {
+    match open(cdn, file).await {
         Ok(plain) => {
             shown.size = plain.len() as u64;
             shown.sha256 = Sha256::digest(&plain).iter().map(|b| format!("{b:02x}")).collect();
@@ -342,10 +346,11 @@ fn listed(
 }
 
 /// The plaintext of `file`, from the CDN, its MAC and hashes checked.
-fn open(cdn: &Cdn, file: &dyn Downloadable) -> Result<Vec<u8>, String> {
+async fn open(cdn: &Cdn, file: &dyn Downloadable) -> Result<Vec<u8>, String> {
     let path = file.direct_path().ok_or("no direct path")?;
     let blob = cdn
         .get(path)
+        .await
         .ok_or_else(|| format!("the cdn holds no file at {path}"))?;
     if file.file_enc_sha256().map(|hash| BASE64_URL_SAFE_NO_PAD.encode(hash)) != Some(blob.token.clone()) {
         return Err("the message's file_enc_sha256 is not the stored file's".into());

@@ -58,7 +58,13 @@ pub async fn receive(world: &World, cdn: &Cdn, from: Option<&DeviceAddr>, messag
             Ok(message) if peer => world.peer_message(from, &id, &to, message).await,
             _ => {}
         }
-        let shown = decoded.map(|message| shown(&message).or_else(|| with_media(cdn, &message)));
+        let shown = match decoded {
+            Ok(message) => match shown(&message) {
+                Some(shown) => Ok(Some(shown)),
+                None => Ok(with_media(cdn, &message).await),
+            },
+            Err(why) => Err(why),
+        };
         match shown {
             Ok(Some(shown)) if recipient.user == chat_user => {
                 let listed = ReceivedMessage {
@@ -161,8 +167,8 @@ struct Shown {
 
 /// A media message as the recipient's phone shows it: its caption as the
 /// text, the file downloaded from the CDN and decrypted.
-fn with_media(cdn: &Cdn, message: &wa::Message) -> Option<Shown> {
-    let media = media::received(cdn, message)?;
+async fn with_media(cdn: &Cdn, message: &wa::Message) -> Option<Shown> {
+    let media = media::received(cdn, message).await?;
     Some(Shown {
         kind: MessageKind::Media,
         text: media.caption.clone(),

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use wacore_binary::{Jid, Node, Server};
 use wacore_libsignal::protocol::{KeyPair, PreKeyBundle, ProtocolAddress};
 
-pub use mail::ReceiptKind;
+pub use mail::{new_message_id, ReceiptKind};
 
 use crate::{
     device_keys::DeviceKeys,

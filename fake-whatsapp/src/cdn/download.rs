@@ -12,9 +12,9 @@ use tracing::debug;
 
 use super::{answer, Cdn};
 
-pub(super) fn handle(cdn: &Cdn, path: &str, query: &HashMap<String, String>) -> Response<Full<Bytes>> {
+pub(super) async fn handle(cdn: &Cdn, path: &str, query: &HashMap<String, String>) -> Response<Full<Bytes>> {
     let blob = {
-        let mut store = cdn.store();
+        let mut store = cdn.store().await;
         store.counts.downloads += 1;
         store.blobs.get(path).cloned()
     };

@@ -8,13 +8,7 @@ mod download;
 mod tls;
 mod upload;
 
-use std::{
-    collections::HashMap,
-    convert::Infallible,
-    io,
-    net::SocketAddr,
-    sync::{Arc, Mutex, MutexGuard},
-};
+use std::{collections::HashMap, convert::Infallible, io, net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -22,6 +16,7 @@ use hyper::{body::Incoming, service::service_fn, Method, Request, Response, Stat
 use hyper_util::rt::TokioIo;
 use tokio::{
     net::{TcpListener, TcpStream},
+    sync::{Mutex, MutexGuard},
     task::JoinHandle,
 };
 use tracing::debug;
@@ -148,20 +143,20 @@ impl Cdn {
     }
 
     /// A phone puts `data` (ciphertext) on the CDN: its url and direct path.
-    pub fn put(&self, data: Bytes, token: String) -> (String, String) {
-        let mut store = self.store();
+    pub async fn put(&self, data: Bytes, token: String) -> (String, String) {
+        let mut store = self.store().await;
         store.counts.phone_uploads += 1;
         self.insert(&mut store, data, token)
     }
 
     /// The blob at `direct_path`, expired or not (the fake's own reads, not counted).
-    pub fn get(&self, direct_path: &str) -> Option<Blob> {
-        self.store().blobs.get(direct_path).cloned()
+    pub async fn get(&self, direct_path: &str) -> Option<Blob> {
+        self.store().await.blobs.get(direct_path).cloned()
     }
 
     /// The blob at `direct_path` answers 410 from now on; whether there was one.
-    pub fn expire(&self, direct_path: &str) -> bool {
-        let mut store = self.store();
+    pub async fn expire(&self, direct_path: &str) -> bool {
+        let mut store = self.store().await;
         store
             .blobs
             .get_mut(direct_path)
@@ -170,17 +165,17 @@ impl Cdn {
     }
 
     /// A device asked a phone to re-upload media.
-    pub fn count_reupload_request(&self) {
-        self.store().counts.reupload_requests += 1;
+    pub async fn count_reupload_request(&self) {
+        self.store().await.counts.reupload_requests += 1;
     }
 
     /// The requests seen so far.
-    pub fn counts(&self) -> Counts {
-        self.store().counts
+    pub async fn counts(&self) -> Counts {
+        self.store().await.counts
     }
 
-    fn store(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    async fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().await
     }
 
     /// Stores a blob under a fresh direct path: its url and direct path.
@@ -202,7 +197,7 @@ impl Cdn {
         let query = query(request.uri().query().unwrap_or_default());
         match (request.method(), path.starts_with("/mms/")) {
             (&Method::POST, true) => upload::handle(self, &path, &query, request.into_body()).await,
-            (&Method::GET, false) => download::handle(self, &path, &query),
+            (&Method::GET, false) => download::handle(self, &path, &query).await,
             _ => answer(StatusCode::NOT_FOUND, "no such endpoint"),
         }
     }

@@ -30,11 +30,11 @@ pub(super) async fn handle(
         return answer(StatusCode::BAD_REQUEST, "the path's token and the query's differ");
     }
     if query.get("resume").map(String::as_str) == Some("1") {
-        return resume_check(cdn, &token);
+        return resume_check(cdn, &token).await;
     }
     let offset: usize = query.get("file_offset").and_then(|o| o.parse().ok()).unwrap_or(0);
     let mut received = {
-        let mut store = cdn.store();
+        let mut store = cdn.store().await;
         let mut partial = store.partial.remove(&token).unwrap_or_default();
         if partial.len() < offset {
             return answer(StatusCode::BAD_REQUEST, "file_offset beyond the bytes received");
@@ -51,7 +51,7 @@ pub(super) async fn handle(
             }
             Err(e) => {
                 debug!(%token, got = received.len(), error = %e, "upload broke off; kept for a resume");
-                cdn.store().partial.insert(token, received);
+                cdn.store().await.partial.insert(token, received);
                 return answer(StatusCode::BAD_REQUEST, "the upload broke off");
             }
         }
@@ -61,7 +61,7 @@ pub(super) async fn handle(
     }
     let size = received.len();
     let (url, direct_path) = {
-        let mut store = cdn.store();
+        let mut store = cdn.store().await;
         store.counts.uploads += 1;
         store.counts.resumed_uploads += u64::from(offset > 0);
         cdn.insert(&mut store, Bytes::from(received), token)
@@ -70,8 +70,8 @@ pub(super) async fn handle(
     json(&serde_json::json!({ "url": url, "direct_path": direct_path }))
 }
 
-fn resume_check(cdn: &Cdn, token: &str) -> Response<Full<Bytes>> {
-    let mut store = cdn.store();
+async fn resume_check(cdn: &Cdn, token: &str) -> Response<Full<Bytes>> {
+    let mut store = cdn.store().await;
     store.counts.resume_checks += 1;
     let held = store
         .blobs

@@ -53,20 +53,19 @@ impl World {
         self.queue_message(to, from, text, id, Payload::Text).await
     }
 
-    /// `from`'s phone sends a message `make` builds (given its id) to `to`'s
-    /// linked devices, held and delivered like a text. Returns the message id.
-    pub async fn send_built(
-        &self,
-        to: &str,
-        from: &str,
-        make: impl FnOnce(&str) -> Result<wa::Message, Refusal>,
-    ) -> Result<String, Refusal> {
+    /// Whether `from`'s phone may message `to`'s linked devices (they are
+    /// phone numbers, not the same one, and `to` has a linked device).
+    pub async fn check_recipient(&self, to: &str, from: &str) -> Result<(), Refusal> {
         sender_and_recipient(to, from)?;
-        self.inner.lock().await.linked_devices(to)?;
-        let id = message_id();
-        let message = make(&id)?.encode_to_vec();
-        self.queue_message(to, from, "(media)", &id, Payload::Message(message))
-            .await
+        self.inner.lock().await.linked_devices(to).map(|_| ())
+    }
+
+    /// `from`'s phone sends `message` (media) under `id` (from
+    /// [`new_message_id`]) to `to`'s linked devices, held and delivered like a
+    /// text.
+    pub async fn send_media(&self, to: &str, from: &str, id: &str, message: &wa::Message) -> Result<String, Refusal> {
+        let payload = Payload::Message(message.encode_to_vec());
+        self.queue_message(to, from, "(media)", id, payload).await
     }
 
     /// Queues a message of `from`'s phone for `to`'s linked devices, sealed from
@@ -342,6 +341,12 @@ fn sender_and_recipient(to: &str, from: &str) -> Result<(), Refusal> {
         ));
     }
     Ok(())
+}
+
+/// A fresh message id, as a phone makes them (32 hex digits), for a message
+/// whose content needs the id first (media).
+pub fn new_message_id() -> String {
+    message_id()
 }
 
 /// A fresh message id, as a phone makes them (32 hex digits).
