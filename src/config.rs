@@ -10,11 +10,13 @@ mod edge;
 mod events;
 mod link;
 mod media;
+mod version_url;
 mod whatsapp_url;
 pub use edge::{EdgeConfig, Secret};
 pub use events::EventsConfig;
 pub use link::{LinkConfig, MaybeAddr};
 pub use media::MediaConfig;
+pub use version_url::{VersionUrl, DEFAULT_VERSION_URL};
 pub use whatsapp_url::{WhatsappUrl, CERTIFICATE_CHECK_OFF, DEFAULT_WHATSAPP_URL, UNVERIFIED_WARNING};
 
 /// Exit status for bad configuration (EX_USAGE).
@@ -57,11 +59,22 @@ pub struct Config {
     #[arg(long, env = "WA_SESSIOND_BACKEND", value_enum, default_value = "whatsapp")]
     pub backend: BackendKind,
 
-    /// The WhatsApp Web version the real backend announces (`2.3000.1042742319`).
-    /// Pinned so a connection never waits on fetching it from web.whatsapp.com;
-    /// raise it when WhatsApp refuses the client as outdated (405).
-    #[arg(long, env = "WA_SESSIOND_WA_VERSION", default_value = "2.3000.1042742319", value_parser = wa_version)]
-    pub wa_version: (u32, u32, u32),
+    /// Pins the WhatsApp Web version the real backend announces (`2.3000.1042742319`).
+    /// Without it the daemon resolves WhatsApp Web's current version from sw.js in
+    /// the background (at start, then every --wa-version-refresh, and after a 405),
+    /// keeping the last one in `<data-dir>/whatsapp-version.json`; a connection never
+    /// waits for that.
+    #[arg(long, env = "WA_SESSIOND_WA_VERSION", value_parser = wa_version)]
+    pub wa_version: Option<(u32, u32, u32)>,
+
+    /// How often the current WhatsApp Web version is resolved when not pinned.
+    #[arg(long, env = "WA_SESSIOND_WA_VERSION_REFRESH", default_value = "24h", value_parser = positive_duration)]
+    pub wa_version_refresh: Duration,
+
+    /// Where the current WhatsApp Web version is read (WhatsApp's sw.js); any other
+    /// URL must be on a loopback host (a fake WhatsApp in tests).
+    #[arg(long, env = "WA_SESSIOND_WA_VERSION_URL", default_value = DEFAULT_VERSION_URL, value_parser = VersionUrl::parse)]
+    pub wa_version_url: VersionUrl,
 
     /// WhatsApp Web's websocket, for the real backend (`ws://` or `wss://`). A build
     /// with the `fake-whatsapp` feature accepts only loopback hosts.
@@ -213,7 +226,9 @@ mod tests {
         assert_eq!(config.emulator_next_qr_ttl, Duration::from_secs(20));
         assert_eq!(config.emulator_qr_count, 6);
         assert_eq!(config.backend, BackendKind::Whatsapp);
-        assert_eq!(config.wa_version, crate::backend::whatsapp::DEFAULT_WA_VERSION);
+        assert_eq!(config.wa_version, None, "resolved, not pinned, by default");
+        assert_eq!(config.wa_version_refresh, Duration::from_secs(24 * 3600));
+        assert_eq!(config.wa_version_url.as_str(), "https://web.whatsapp.com/sw.js");
         assert_eq!(config.session_restart_budget, 5);
         assert_eq!(config.session_restart_window, Duration::from_secs(60));
         assert_eq!(config.shutdown_grace, Duration::from_secs(20));
@@ -250,13 +265,31 @@ mod tests {
     #[test]
     fn the_whatsapp_version_is_three_dotted_numbers() {
         let config = Config::try_parse_from(["wa-sessiond", "--wa-version", "2.3000.1"]).unwrap();
-        assert_eq!(config.wa_version, (2, 3000, 1));
+        assert_eq!(config.wa_version, Some((2, 3000, 1)));
         for bad in ["2.3000", "2.3000.x", "2.3000.1.4", "", "v2.3000.1"] {
             assert!(
                 Config::try_parse_from(["wa-sessiond", "--wa-version", bad]).is_err(),
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn the_version_source_is_whatsapp_or_a_loopback_url_and_the_refresh_a_duration() {
+        let config = Config::try_parse_from([
+            "wa-sessiond",
+            "--wa-version-url",
+            "http://127.0.0.1:4000/sw.js",
+            "--wa-version-refresh",
+            "1h",
+        ])
+        .unwrap();
+        assert_eq!(config.wa_version_url.as_str(), "http://127.0.0.1:4000/sw.js");
+        assert_eq!(config.wa_version_refresh, Duration::from_secs(3600));
+        let remote = Config::try_parse_from(["wa-sessiond", "--wa-version-url", "https://example.com/sw.js"]);
+        let line = remote.unwrap_err().to_string();
+        assert!(line.contains("not a loopback address"), "{line}");
+        assert!(Config::try_parse_from(["wa-sessiond", "--wa-version-refresh", "0s"]).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 mod files;
 mod gates;
 mod link;
+mod version;
 
 use std::{sync::Arc, time::Duration};
 
@@ -19,6 +20,7 @@ pub use self::{
     files::FileGauges,
     gates::GateGauges,
     link::{FeedOpen, LinkMetrics},
+    version::VersionGauges,
 };
 use crate::domain::status::{DisconnectReason, Status, ALL_STATUSES as STATUSES};
 use crate::events::metrics::EventMetrics;
@@ -120,6 +122,8 @@ pub struct Metrics {
     files: FileGauges,
     /// The link page's.
     pub link: LinkMetrics,
+    /// The WhatsApp Web version in use (real backend).
+    pub whatsapp_version: VersionGauges,
 }
 
 impl Default for Metrics {
@@ -143,6 +147,7 @@ impl Default for Metrics {
             events: Arc::default(),
             files: FileGauges::default(),
             link: LinkMetrics::default(),
+            whatsapp_version: VersionGauges::default(),
         };
         metrics.registered()
     }
@@ -160,6 +165,7 @@ impl Metrics {
         self.events.register(ours);
         self.files.register(ours);
         self.link.register(ours);
+        self.whatsapp_version.register(ours);
         ours.register("sessions", "Sessions by status", self.sessions.clone());
         ours.register("watchers", "Watch streams attached", self.watchers.clone());
         ours.register(
@@ -221,6 +227,7 @@ impl Metrics {
     /// The text exposition (OpenMetrics) of every metric.
     pub fn encode(&self) -> String {
         self.files.refresh();
+        self.whatsapp_version.refresh();
         let mut out = String::new();
         text::encode(&mut out, &self.registry).expect("writing to a string cannot fail");
         out

@@ -42,6 +42,7 @@ async fn deliver(daemon: &Daemon, session: &str, from: &str, text: &str) -> Stri
         session_id: session.into(),
         from: from.into(),
         text: text.into(),
+        ..Default::default()
     };
     daemon
         .phone()

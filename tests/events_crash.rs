@@ -49,6 +49,7 @@ async fn phone(session: String, mut addr: watch::Receiver<SocketAddr>) -> (Vec<S
                 session_id: session.clone(),
                 from: "15550001000".into(),
                 text: format!("{session}-{n}"),
+                ..Default::default()
             };
             match emulator.deliver_message(request).await {
                 Ok(answer) => {

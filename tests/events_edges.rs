@@ -2,7 +2,9 @@
 //! regression would expose every message body); a stream's session filter is
 //! deduplicated and capped; a consumer whose position was trimmed away moves on when
 //! it follows CURSOR_EXPIRED's advice (from_beginning); named consumers are capped
-//! (`--max-consumers`) and an operator can delete one.
+//! (`--max-consumers`) and an operator can delete one; on the emulator, a message
+//! the device cannot decrypt is logged as a placeholder, then once as recovered by
+//! the phone, however often its id is delivered.
 
 mod common;
 
@@ -125,6 +127,7 @@ async fn a_consumer_whose_position_expired_moves_on_with_from_beginning() {
         session_id: "dave".into(),
         from: "15550004444".into(),
         text: "after the trim".into(),
+        ..Default::default()
     };
     daemon.phone().await.deliver_message(request).await.unwrap();
     let mut stream = client
@@ -177,5 +180,72 @@ async fn consumers_are_capped_and_a_deleted_one_frees_its_place_and_its_metric()
     let again = client.delete_consumer(delete("crm")).await.unwrap_err();
     assert_eq!(again.code(), Code::NotFound);
     assert!(again.message().contains("crm"), "{}", again.message());
+    daemon.stop().await;
+}
+
+/// The message events of `stream` as (id, kind, text, recovered).
+fn message(event: proto::Event) -> (String, i32, String, bool) {
+    match event.body {
+        Some(proto::event::Body::Message(m)) => (m.id, m.kind, m.text, m.recovered),
+        other => panic!("not a message: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_undecryptable_message_is_logged_as_a_placeholder_then_once_when_the_phone_recovers_it() {
+    use proto::MessageKind;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |_| {}).await;
+    paired(&daemon, "uma").await;
+    let mut phone = daemon.phone().await;
+    let request = StreamEventsRequest {
+        from_beginning: true,
+        session_ids: vec!["uma".into()],
+        kinds: vec![proto::EventKind::Message as i32],
+        ..Default::default()
+    };
+    let mut stream = events(&daemon).await.stream_events(request).await.unwrap().into_inner();
+
+    let undecryptable = proto::DeliverUndecryptableMessageRequest {
+        session_id: "uma".into(),
+        from: "15550005555".into(),
+        text: "sent while the keys were out of step".into(),
+    };
+    let id = phone
+        .deliver_undecryptable_message(undecryptable)
+        .await
+        .unwrap()
+        .into_inner()
+        .message_id;
+    let placeholder = message(common::next(&mut stream).await.unwrap());
+    assert_eq!(
+        placeholder,
+        (id.clone(), MessageKind::Undecryptable as i32, String::new(), false)
+    );
+
+    let recover = proto::RecoverMessageRequest {
+        session_id: "uma".into(),
+        message_id: id.clone(),
+    };
+    phone.recover_message(recover.clone()).await.unwrap();
+    let text = "sent while the keys were out of step".to_owned();
+    let recovered = message(common::next(&mut stream).await.unwrap());
+    assert_eq!(recovered, (id.clone(), MessageKind::Text as i32, text.clone(), true));
+
+    // The same id delivered normally later is the same message: not logged again.
+    for (text, message_id) in [(text.as_str(), id.as_str()), ("after it", "")] {
+        let request = proto::DeliverMessageRequest {
+            session_id: "uma".into(),
+            from: "15550005555".into(),
+            text: text.into(),
+            message_id: message_id.into(),
+        };
+        phone.deliver_message(request).await.unwrap();
+    }
+    let next = message(common::next(&mut stream).await.unwrap());
+    assert_eq!((next.2.as_str(), next.3), ("after it", false), "no duplicate before it");
+
+    let again = phone.recover_message(recover).await.unwrap_err();
+    assert_eq!(again.code(), Code::NotFound, "recovered once");
     daemon.stop().await;
 }

@@ -41,6 +41,7 @@ async fn flow(
                 session_id: session,
                 from: "15550007777".into(),
                 text: format!("{i:05} {}", "x".repeat(100)),
+                ..Default::default()
             };
             phone.deliver_message(request).await.unwrap();
             drop(permit);

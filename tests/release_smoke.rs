@@ -189,11 +189,14 @@ async fn create_on(daemon: &Process, id: &str) -> Result<Session, tonic::Status>
 async fn the_release_build_refuses_the_fake_whatsapps_certificate_chain() {
     let Some(release) = release_binary() else { return };
     let fake = FakeProcess::start();
+    let sw_js = common::process::sw_js_of(&fake.url);
     let real = [
         "--backend",
         "whatsapp",
         "--whatsapp-url",
         &fake.url,
+        "--wa-version-url",
+        &sw_js,
         "--qr-timeout",
         "20s",
     ];

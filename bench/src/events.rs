@@ -209,6 +209,7 @@ async fn flood(channel: &Channel, ids: &[String], n: usize, pace: Option<Duratio
             session_id: ids[i % ids.len()].clone(),
             from: "15550009999".into(),
             text: text.clone(),
+            ..Default::default()
         };
         let sent = sent.clone();
         tasks.spawn(async move {

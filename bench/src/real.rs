@@ -59,8 +59,16 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
     let fake_proc = env.fake_whatsapp(ws, control).await?;
     let fake = Fake::connect(control).await?;
     let url = format!("ws://{ws}/ws/chat");
+    let sw_js = format!("http://{ws}/sw.js");
     let width = env.args.max_concurrent_connects.to_string();
-    let backend = ["--backend", "whatsapp", "--whatsapp-url", url.as_str()];
+    let backend = [
+        "--backend",
+        "whatsapp",
+        "--whatsapp-url",
+        url.as_str(),
+        "--wa-version-url",
+        sw_js.as_str(),
+    ];
     let extra = [
         "--max-sessions",
         "1000000",

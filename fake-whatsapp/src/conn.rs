@@ -1,5 +1,6 @@
-//! One client connection, start to end: the WebSocket upgrade (then a refusal, if
-//! the control API asked for one), the Noise handshake, then either pairing (a batch of
+//! One client connection, start to end: a plain `GET /sw.js` answered (`version`),
+//! or the WebSocket upgrade (then a refusal, if the control API asked for one), the
+//! Noise handshake, a 405 for a version below the minimum, then either pairing (a batch of
 //! refs, the phone's pair-success, the device's countersignature, 515) or login
 //! (`<success>` for a linked device, `<failure reason="401">` for an unknown one,
 //! `<failure reason="402">` while its account is banned), and the
@@ -25,6 +26,7 @@ use crate::{
     messages,
     noise::{Channel, Handshaken, Responder, ServerIdentity},
     stanza::{self, attr},
+    version::{self, Versions},
     vocab::{ConnId, DeviceAddr, Login},
     wire::{Wire, WireEnd},
     world::{Order, World},
@@ -42,12 +44,21 @@ pub struct Shared {
     pub identity: ServerIdentity,
     /// Refs per pairing batch.
     pub refs: u32,
+    /// The version sw.js names and the minimum a connection needs.
+    pub versions: Versions,
+    /// The media CDN.
+    pub cdn: Arc<crate::cdn::Cdn>,
+    /// What the phones sent through it.
+    pub phones: crate::media::Phones,
 }
 
 /// Serves one accepted TCP connection to its end.
 pub async fn serve(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let span = tracing::info_span!("conn", %peer);
     async move {
+        if version::is_sw_js(&stream).await {
+            return version::serve_sw_js(stream, shared.versions.state().current).await;
+        }
         // A bare TCP connect (a client's reachability probe) is not a connection.
         let socket = match ServerBuilder::new().accept(stream).await {
             Ok((_request, socket)) => socket,
@@ -134,6 +145,9 @@ impl Session {
             .as_option()
             .map(DeviceKeys::from_registration)
             .and_then(|keys| keys.inspect_err(|why| warn!(%why, "unreadable registration keys")).ok());
+        let Some(mut admitted) = self.shared.versions.admit(&payload).await else {
+            return self.end_with(&version::outdated()).await;
+        };
         let opened = match payload.username {
             Some(phone) => self.login(phone, payload.device.unwrap_or(0), &client_static).await,
             None => self.offer_refs(registration).await,
@@ -158,6 +172,7 @@ impl Session {
                     Order::Deliver if self.live => self.deliver(false).await.map(|_| ()),
                     Order::Deliver => Ok(()),
                 },
+                () = admitted.revoked() => Err("dropped: below the new minimum version".into()),
             };
             if let Err(end) = step {
                 return end;
@@ -233,7 +248,7 @@ impl Session {
         match node.tag.as_ref() {
             "iq" => self.handle_iq(node).await,
             "message" => {
-                let acks = messages::receive(&self.shared.world, self.device.as_ref(), &node).await;
+                let acks = messages::receive(&self.shared.world, &self.shared.cdn, self.device.as_ref(), &node).await;
                 for ack in acks {
                     self.send(&ack).await?;
                 }
@@ -242,8 +257,12 @@ impl Session {
             "receipt" => {
                 let id = attr(&node, "id").unwrap_or_default();
                 let to = attr(&node, "to").unwrap_or_default();
-                self.receipt_from_device(&node).await;
-                self.send(&stanza::ack("receipt", &id, &to)).await
+                let answer = self.receipt_from_device(&node).await;
+                self.send(&stanza::ack("receipt", &id, &to)).await?;
+                match answer {
+                    Some(answer) => self.send(&answer).await,
+                    None => Ok(()),
+                }
             }
             "ack" => {
                 self.ack_from_device(&node).await;
@@ -270,6 +289,14 @@ impl Session {
         let kind = attr(&node, "type").unwrap_or_default();
         if kind == "result" || kind == "error" {
             return self.handle_answer(&node, &kind).await;
+        }
+        let media_conn =
+            attr(&node, "xmlns").as_deref() == Some("w:m") && node.get_optional_child("media_conn").is_some();
+        if media_conn {
+            let id = attr(&node, "id").unwrap_or_default();
+            return self
+                .send(&stanza::iq_result(&id, vec![self.shared.cdn.media_conn()]))
+                .await;
         }
         let (answers, effect) = iq::answer(&self.shared.world, self.id, self.device.as_ref(), &node).await;
         for answer in &answers {
@@ -324,10 +351,13 @@ impl Session {
     }
 
     /// A `<receipt>` the device sent: a delivery (or read) receipt acks the
-    /// messages it names; a retry receipt asks their sender for a resend.
-    async fn receipt_from_device(&mut self, receipt: &Node) {
-        let Some(device) = self.device.clone() else { return };
+    /// messages it names; a retry receipt asks their sender for a resend; a
+    /// server-error receipt asks a phone to upload media again (the answer, if
+    /// the phone gives one, is returned).
+    async fn receipt_from_device(&mut self, receipt: &Node) -> Option<Node> {
+        let device = self.device.clone()?;
         match attr(receipt, "type").as_deref() {
+            Some("server-error") => return self.shared.phones.reupload(&self.shared.cdn, receipt).await,
             Some("retry") => {
                 if let Err(why) = self.shared.world.resend(&device, receipt).await {
                     warn!(device = %device.jid(), %why, "a retry receipt left unanswered");
@@ -348,6 +378,7 @@ impl Session {
                     .await;
             }
         }
+        None
     }
 
     /// An `<ack>` the device sent for a message (a transport ack or a refusal)

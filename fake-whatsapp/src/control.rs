@@ -10,18 +10,25 @@ use crate::{
     conn::Shared,
     pair_code,
     proto::{
-        self, fake_whatsapp_server::FakeWhatsapp, CountConnectionsRequest, CountConnectionsResponse,
+        self, fake_whatsapp_server::FakeWhatsapp, AnswerResendRequestsRequest, AnswerResendRequestsResponse,
+        CountConnectionsRequest, CountConnectionsResponse, CountMediaRequestsRequest, CountMediaRequestsResponse,
         CountPendingRequest, CountPendingResponse, DropConnectionsRequest, DropConnectionsResponse,
-        EnterPairingCodeRequest, EnterPairingCodeResponse, FailConnectsRequest, FailConnectsResponse,
-        HoldServerAcksRequest, HoldServerAcksResponse, ListReceivedMessagesRequest, ListReceivedMessagesResponse,
-        LogoutDeviceRequest, LogoutDeviceResponse, RefuseUnlinksRequest, RefuseUnlinksResponse, RejectSendsRequest,
-        RejectSendsResponse, ReplaceStreamRequest, ReplaceStreamResponse, ScanQrRequest, ScanQrResponse,
-        SendMessageRequest, SendMessageResponse, SendReceiptRequest, SendReceiptResponse, SetAccountHealthRequest,
-        SetAccountHealthResponse,
+        EnterPairingCodeRequest, EnterPairingCodeResponse, ExpireMediaRequest, ExpireMediaResponse,
+        FailConnectsRequest, FailConnectsResponse, HoldServerAcksRequest, HoldServerAcksResponse,
+        ListClientVersionsRequest, ListClientVersionsResponse, ListReceivedMessagesRequest,
+        ListReceivedMessagesResponse, LogoutDeviceRequest, LogoutDeviceResponse, RefuseUnlinksRequest,
+        RefuseUnlinksResponse, RejectSendsRequest, RejectSendsResponse, ReplaceStreamRequest, ReplaceStreamResponse,
+        ScanQrRequest, ScanQrResponse, SendMediaRequest, SendMediaResponse, SendMessageRequest, SendMessageResponse,
+        SendReceiptRequest, SendReceiptResponse, SendUndecryptableMessageRequest, SendUndecryptableMessageResponse,
+        SetAccountHealthRequest, SetAccountHealthResponse, SetMinimumVersionRequest, SetMinimumVersionResponse,
     },
+    version,
     vocab::Refusal,
     world::ReceiptKind,
 };
+
+/// The largest control request taken (a `SendMedia` carries a whole file).
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024 * 1024;
 
 /// The service over the shared state.
 pub struct Control {
@@ -141,11 +148,36 @@ impl FakeWhatsapp for Control {
         let message_id = self
             .shared
             .world
-            .send_message(&to, &from, &request.text)
+            .send_message(&to, &from, &request.text, &request.message_id)
             .await
             .map_err(status)?;
         tracing::debug!(%to, %from, %message_id, "a phone sent a message");
         Ok(Response::new(SendMessageResponse { message_id }))
+    }
+
+    async fn send_undecryptable_message(
+        &self,
+        request: Request<SendUndecryptableMessageRequest>,
+    ) -> Result<Response<SendUndecryptableMessageResponse>, Status> {
+        let request = request.into_inner();
+        let (to, from) = (request.to_phone_number, request.from_phone_number);
+        let message_id = self
+            .shared
+            .world
+            .send_undecryptable(&to, &from, &request.text)
+            .await
+            .map_err(status)?;
+        tracing::debug!(%to, %from, %message_id, "a phone sent an undecryptable message");
+        Ok(Response::new(SendUndecryptableMessageResponse { message_id }))
+    }
+
+    async fn answer_resend_requests(
+        &self,
+        request: Request<AnswerResendRequestsRequest>,
+    ) -> Result<Response<AnswerResendRequestsResponse>, Status> {
+        let answer = request.into_inner().answer;
+        self.shared.world.answer_resend_requests(answer).await;
+        Ok(Response::new(AnswerResendRequestsResponse {}))
     }
 
     async fn send_receipt(
@@ -224,6 +256,76 @@ impl FakeWhatsapp for Control {
             .map_err(status)?;
         tracing::info!(%phone, ?reachout_for, reason, ?ban_for, told, "account health set");
         Ok(Response::new(SetAccountHealthResponse { told }))
+    }
+
+    async fn set_minimum_version(
+        &self,
+        request: Request<SetMinimumVersionRequest>,
+    ) -> Result<Response<SetMinimumVersionResponse>, Status> {
+        let minimum = version::parse(&request.into_inner().version).map_err(Status::invalid_argument)?;
+        let state = self.shared.versions.set_minimum(minimum);
+        tracing::info!(minimum = %version::dotted(minimum), current = %version::dotted(state.current), "minimum version raised");
+        Ok(Response::new(SetMinimumVersionResponse {
+            current_version: version::dotted(state.current),
+        }))
+    }
+
+    async fn list_client_versions(
+        &self,
+        _request: Request<ListClientVersionsRequest>,
+    ) -> Result<Response<ListClientVersionsResponse>, Status> {
+        let versions = self.shared.versions.seen_dotted().await;
+        Ok(Response::new(ListClientVersionsResponse { versions }))
+    }
+
+    async fn send_media(&self, request: Request<SendMediaRequest>) -> Result<Response<SendMediaResponse>, Status> {
+        let request = request.into_inner();
+        let (to, from) = (request.to_phone_number.as_str(), request.from_phone_number.as_str());
+        let shared = &self.shared;
+        shared.world.check_recipient(to, from).await.map_err(status)?;
+        let id = crate::world::new_message_id();
+        let (message, direct_path) = shared.phones.seal(&shared.cdn, &id, &request).await.map_err(status)?;
+        let message_id = shared.world.send_media(to, from, &id, &message).await.map_err(status)?;
+        tracing::info!(%to, %from, %message_id, size = request.data.len(), "a phone sent media");
+        Ok(Response::new(SendMediaResponse {
+            message_id,
+            direct_path,
+        }))
+    }
+
+    async fn expire_media(
+        &self,
+        request: Request<ExpireMediaRequest>,
+    ) -> Result<Response<ExpireMediaResponse>, Status> {
+        let request = request.into_inner();
+        let direct_path = self
+            .shared
+            .phones
+            .expire(
+                &self.shared.cdn,
+                &request.message_id,
+                &request.direct_path,
+                request.phone_online,
+            )
+            .await
+            .map_err(status)?;
+        tracing::info!(%direct_path, phone_online = request.phone_online, "media expired");
+        Ok(Response::new(ExpireMediaResponse { direct_path }))
+    }
+
+    async fn count_media_requests(
+        &self,
+        _request: Request<CountMediaRequestsRequest>,
+    ) -> Result<Response<CountMediaRequestsResponse>, Status> {
+        let counts = self.shared.cdn.counts().await;
+        Ok(Response::new(CountMediaRequestsResponse {
+            uploads: counts.uploads,
+            downloads: counts.downloads,
+            reupload_requests: counts.reupload_requests,
+            resume_checks: counts.resume_checks,
+            resumed_uploads: counts.resumed_uploads,
+            phone_uploads: counts.phone_uploads,
+        }))
     }
 }
 

@@ -23,6 +23,28 @@ pub enum Class {
     Receipt,
 }
 
+/// What a message item is sealed from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Payload {
+    /// Its text, as a `conversation`.
+    #[default]
+    Text,
+    /// Nothing the device can decrypt: a well-formed Signal message of a session
+    /// it does not have.
+    Undecryptable,
+    /// An encoded `wa::Message` the account's own phone sends its device
+    /// (`category="peer"`, e.g. its answer to a resend request), from the JID the
+    /// device addressed it by (its phone number or its LID).
+    Peer {
+        /// The encoded message.
+        message: Vec<u8>,
+        /// The phone's JID, the stanza's `from`.
+        from: String,
+    },
+    /// An encoded `wa::Message` a phone sends (media: the file is on the CDN).
+    Message(Vec<u8>),
+}
+
 /// One message or receipt held for a device.
 #[derive(Debug, Clone)]
 pub struct Item {
@@ -42,6 +64,8 @@ pub struct Item {
     /// its first delivery and its ciphertext is fixed from then on, so a
     /// redelivery is the same stanza; a receipt is built when it is taken.
     pub stanza: Option<Node>,
+    /// What a message is sealed from.
+    pub payload: Payload,
 }
 
 /// What one device's next delivery draws on.
@@ -199,6 +223,7 @@ mod tests {
             text: id.into(),
             t: 1,
             stanza: None,
+            payload: Payload::Text,
         }
     }
 

@@ -12,19 +12,27 @@
 //! messages and receipts, count what is pending, drop, log out and replace
 //! streams, refuse connects and count them, refuse sends and hold their acks,
 //! and bar an account's new chats (463, the timelock pushed and queried) or ban
-//! it (`<failure reason="402">` on its connections and logins).
+//! it (`<failure reason="402">` on its connections and logins); WhatsApp Web's
+//! current version served as `/sw.js`, and a minimum below which clients get a
+//! 405 (`version`); and media: a CDN over HTTPS on loopback with the fake's own
+//! CA ([`CA_PEM`]), announced by the `media_conn` IQ, that devices upload to
+//! and download from, phones that send media through it and answer re-upload
+//! requests once it expired, and the media devices send, downloaded and
+//! decrypted for `ListReceivedMessages`.
 //!
 //! Clients must be built without the server certificate check (whatsapp-rust's
 //! `danger-skip-cert-chain-verify`): the fake's chain is not signed by WhatsApp.
 
 #![forbid(unsafe_code)]
 
+mod cdn;
 mod conn;
 mod control;
 mod device_keys;
 mod health;
 mod inbox;
 mod iq;
+mod media;
 mod messages;
 mod noise;
 mod outbox;
@@ -33,6 +41,7 @@ mod pairing;
 mod prekeys;
 mod signal;
 mod stanza;
+mod version;
 mod vocab;
 mod wire;
 mod world;
@@ -41,6 +50,8 @@ use std::{future::Future, io, net::SocketAddr, sync::Arc};
 
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
+
+pub use cdn::CA_PEM;
 
 /// The generated wire types and service of `wasessiond.fake.v1`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]
@@ -54,31 +65,58 @@ pub mod proto {
 /// Refs per pairing batch, as WhatsApp sends.
 pub const DEFAULT_REFS: u32 = 6;
 
+pub use version::DEFAULT_VERSION;
+
 /// How the fake behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Refs (QR codes) offered to each new device.
     pub refs: u32,
+    /// The WhatsApp Web version sw.js names at first (`2.3000.N`: sw.js carries
+    /// only the last number).
+    pub version: (u32, u32, u32),
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { refs: DEFAULT_REFS }
+        Self {
+            refs: DEFAULT_REFS,
+            version: DEFAULT_VERSION,
+        }
     }
 }
 
 /// Serves WhatsApp on `listener` and the control API on `control` until
 /// `shutdown` resolves.
+///
+/// The media CDN listens on a free loopback port (logged; the `media_conn` IQ
+/// names it).
 pub async fn serve(
     listener: TcpListener,
     control: TcpListener,
     options: Options,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    let started = cdn::Cdn::start().await;
+    let started = started.unwrap_or_else(|e| panic!("the fake's media cdn could not start on loopback: {e}"));
+    serve_with_cdn(listener, control, options, started, shutdown).await
+}
+
+/// [`serve`] with its CDN started.
+async fn serve_with_cdn(
+    listener: TcpListener,
+    control: TcpListener,
+    options: Options,
+    (cdn, cdn_serving): (Arc<cdn::Cdn>, cdn::Serving),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
     let shared = Arc::new(conn::Shared {
         world: world::World::default(),
         identity: noise::ServerIdentity::generate(),
         refs: options.refs.max(1),
+        versions: version::Versions::new(options.version),
+        cdn,
+        phones: media::Phones::default(),
     });
     let (stop_accepting, mut stopped) = oneshot::channel::<()>();
     let accept = {
@@ -101,7 +139,8 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("the descriptor set is valid");
-    let service = proto::fake_whatsapp_server::FakeWhatsappServer::new(control::Control { shared: shared.clone() });
+    let service = proto::fake_whatsapp_server::FakeWhatsappServer::new(control::Control { shared: shared.clone() })
+        .max_decoding_message_size(control::MAX_REQUEST_BYTES);
     let served = tonic::transport::Server::builder()
         .add_service(reflection)
         .add_service(service)
@@ -109,6 +148,7 @@ pub async fn serve(
         .await;
     let _ = stop_accepting.send(());
     let _ = accept.await;
+    drop(cdn_serving);
     // The server goes away: so do its sockets.
     shared.world.drop_connections("").await;
     served
@@ -120,6 +160,8 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The control API's address.
     pub control_addr: SocketAddr,
+    /// The media CDN's address (HTTPS, the fake's own CA: [`CA_PEM`]).
+    pub cdn_addr: SocketAddr,
     /// Ends the control API, then the WhatsApp listener and every socket; taken by
     /// the first stop.
     stop: Option<oneshot::Sender<()>>,
@@ -133,14 +175,17 @@ impl Running {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let control = TcpListener::bind("127.0.0.1:0").await?;
         let (addr, control_addr) = (listener.local_addr()?, control.local_addr()?);
+        let started = cdn::Cdn::start().await?;
+        let cdn_addr = started.0.addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let shutdown = async {
             let _ = stopped.await;
         };
-        let task = tokio::spawn(serve(listener, control, options, shutdown));
+        let task = tokio::spawn(serve_with_cdn(listener, control, options, started, shutdown));
         Ok(Self {
             addr,
             control_addr,
+            cdn_addr,
             stop: Some(stop),
             task,
         })
@@ -149,6 +194,12 @@ impl Running {
     /// The URL a client dials: `ws://127.0.0.1:PORT/ws/chat`.
     pub fn url(&self) -> String {
         format!("ws://{}/ws/chat", self.addr)
+    }
+
+    /// WhatsApp Web's service worker, naming the fake's version:
+    /// `http://127.0.0.1:PORT/sw.js` (the websocket's port).
+    pub fn sw_js_url(&self) -> String {
+        format!("http://{}/sw.js", self.addr)
     }
 
     /// The control API's endpoint: `http://127.0.0.1:PORT`.

@@ -6,7 +6,8 @@
 //! code, nothing listed: a refusal the control API ordered, or 463 for a chat
 //! the account never messaged while its new chats are barred) or the account's
 //! acks held.
-//! The device's chat states and read receipts are listed too, as they come.
+//! The device's chat states and read receipts are listed too, as they come; what
+//! it sends its own phone goes to the phone (a resend request is answered).
 
 use buffa::Message as _;
 use tracing::{info, warn};
@@ -16,7 +17,9 @@ use wacore_libsignal::protocol::ProtocolAddress;
 use waproto::whatsapp as wa;
 
 use crate::{
-    proto::{MessageKind, ReceivedMessage},
+    cdn::Cdn,
+    media,
+    proto::{MessageKind, ReceivedMedia, ReceivedMessage},
     stanza::{self, attr, content_bytes},
     vocab::DeviceAddr,
     world::World,
@@ -24,7 +27,7 @@ use crate::{
 
 /// Takes a `<message>` from `from` (the logged-in device): the acks to send back
 /// now (none while the account's acks are held).
-pub async fn receive(world: &World, from: Option<&DeviceAddr>, message: &Node) -> Vec<Node> {
+pub async fn receive(world: &World, cdn: &Cdn, from: Option<&DeviceAddr>, message: &Node) -> Vec<Node> {
     let id = attr(message, "id").unwrap_or_default();
     let to = attr(message, "to").unwrap_or_default();
     let Some(from) = from else {
@@ -46,8 +49,20 @@ pub async fn receive(world: &World, from: Option<&DeviceAddr>, message: &Node) -
         let kind = attr(enc, "type").unwrap_or_default();
         let version = attr(enc, "v").and_then(|v| v.parse().ok()).unwrap_or(2);
         let Some(body) = content_bytes(enc) else { continue };
-        let shown = match world.decrypt(&recipient, &sender, &kind, body).await {
-            Ok(padded) => decode(&padded, version).map(|message| shown(&message)),
+        let decoded = match world.decrypt(&recipient, &sender, &kind, body).await {
+            Ok(padded) => decode(&padded, version),
+            Err(why) => Err(why),
+        };
+        match &decoded {
+            // To the account's own phone: perhaps a request it answers.
+            Ok(message) if peer => world.peer_message(from, &id, &to, message).await,
+            _ => {}
+        }
+        let shown = match decoded {
+            Ok(message) => match shown(&message) {
+                Some(shown) => Ok(Some(shown)),
+                None => Ok(with_media(cdn, &message).await),
+            },
             Err(why) => Err(why),
         };
         match shown {
@@ -61,6 +76,7 @@ pub async fn receive(world: &World, from: Option<&DeviceAddr>, message: &Node) -
                     quoted_id: shown.quoted_id,
                     target_id: shown.target_id,
                     state: String::new(),
+                    media: shown.media,
                 };
                 let new = world.record(listed).await;
                 info!(from = %from.jid(), %to, %id, kind = ?shown.kind, new, "message received and decrypted");
@@ -145,6 +161,21 @@ struct Shown {
     quoted_id: String,
     /// What a reaction, an edit or a revoke points at.
     target_id: String,
+    /// A media message's file, opened.
+    media: Option<ReceivedMedia>,
+}
+
+/// A media message as the recipient's phone shows it: its caption as the
+/// text, the file downloaded from the CDN and decrypted.
+async fn with_media(cdn: &Cdn, message: &wa::Message) -> Option<Shown> {
+    let media = media::received(cdn, message).await?;
+    Some(Shown {
+        kind: MessageKind::Media,
+        text: media.caption.clone(),
+        quoted_id: String::new(),
+        target_id: String::new(),
+        media: Some(media),
+    })
 }
 
 /// What `message` shows, if it is a kind the fake lists (a text, a reaction, an
@@ -157,6 +188,7 @@ fn shown(message: &wa::Message) -> Option<Shown> {
         text: text.cloned().unwrap_or_default(),
         quoted_id: quoted_id.cloned().unwrap_or_default(),
         target_id: target_id.cloned().unwrap_or_default(),
+        media: None,
     };
     if let Some(text) = &message.conversation {
         return Some(show(MessageKind::Text, Some(text), None, None));
@@ -221,6 +253,7 @@ mod tests {
             text: text.into(),
             quoted_id: quoted_id.into(),
             target_id: target_id.into(),
+            media: None,
         })
     }
 

@@ -3,12 +3,14 @@
 //! connections and the orders the control API gives them, the refs each pairing
 //! connection was offered, the counters, what the server holds for devices (the
 //! inbox, driven from `mail`) and what it did with what they sent (the outbox,
-//! driven from `sends`), and what it holds against each account (driven from
-//! `health`).
+//! driven from `sends`), what it holds against each account (driven from
+//! `health`), and the phones' copies of messages their devices could not decrypt
+//! (driven from `resend`).
 
 mod code;
 mod health;
 mod mail;
+mod resend;
 mod sends;
 
 use std::collections::HashMap;
@@ -17,7 +19,7 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 use wacore_binary::{Jid, Node, Server};
 use wacore_libsignal::protocol::{KeyPair, PreKeyBundle, ProtocolAddress};
 
-pub use mail::ReceiptKind;
+pub use mail::{new_message_id, ReceiptKind};
 
 use crate::{
     device_keys::DeviceKeys,
@@ -111,6 +113,8 @@ struct Inner {
     inbox: Inbox,
     /// Timelocks and bans, and the chats each account messaged.
     health: Health,
+    /// The phones' copies of undecryptable messages, and whether they answer.
+    resends: resend::Resends,
 }
 
 /// The shared state.

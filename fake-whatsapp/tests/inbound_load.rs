@@ -41,6 +41,7 @@ async fn a_burst_is_taken_at_once_held_while_the_device_cannot_commit_then_deliv
                     to_phone_number: OWNER.into(),
                     from_phone_number: phone.into(),
                     text: format!("{phone} #{n}"),
+                    ..Default::default()
                 };
                 let sent = control.clone().send_message(request).await.expect("the fake takes it");
                 ids.push(sent.into_inner().message_id);

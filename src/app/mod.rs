@@ -29,7 +29,7 @@ use crate::{
     backend::{
         emulator::{Emulator, EmulatorConfig},
         paced::{Paced, Widths},
-        whatsapp::WhatsappBackend,
+        whatsapp::{WaVersions, WhatsappBackend},
         Backend,
     },
     config::{BackendKind, Config},
@@ -250,11 +250,22 @@ fn backend_for(
 ) -> Arc<dyn Backend> {
     let direct: Arc<dyn Backend> = match emulator {
         Some(emulator) => Arc::new(emulator),
-        None => Arc::new(WhatsappBackend::new(
-            data.clone(),
-            config.wa_version,
-            config.whatsapp_url.clone(),
-        )),
+        None => {
+            let versions = match config.wa_version {
+                Some(pinned) => WaVersions::pinned(pinned, metrics.clone()),
+                None => WaVersions::resolving(
+                    data.root().to_owned(),
+                    config.wa_version_url.clone(),
+                    config.wa_version_refresh,
+                    metrics.clone(),
+                ),
+            };
+            Arc::new(WhatsappBackend::new(
+                data.clone(),
+                versions,
+                config.whatsapp_url.clone(),
+            ))
+        }
     };
     let widths = Widths {
         connects: config.max_concurrent_connects as usize,

@@ -33,8 +33,11 @@ pub enum Disconnect {
     LoggedOut,
     /// 440 conflict replaced.
     Replaced,
-    /// 405.
-    ClientOutdated,
+    /// 405: WhatsApp refused the announced WhatsApp Web version.
+    ClientOutdated {
+        /// Whether `--wa-version` pins it (else a newer one is being resolved).
+        pinned: bool,
+    },
     /// 402, with when the ban ends if WhatsApp said.
     TemporaryBan {
         /// When the ban ends.

@@ -24,6 +24,18 @@ struct Flags {
     /// Refs (QR codes) offered to each new device.
     #[arg(long, env = "FAKE_WHATSAPP_REFS", default_value_t = fake_whatsapp::DEFAULT_REFS, value_parser = clap::value_parser!(u32).range(1..=32))]
     refs: u32,
+
+    /// The WhatsApp Web version `/sw.js` names at first (`2.3000.N`).
+    #[arg(long, env = "FAKE_WHATSAPP_WA_VERSION", default_value = "2.3000.1042742319", value_parser = wa_version)]
+    wa_version: (u32, u32, u32),
+}
+
+fn wa_version(raw: &str) -> Result<(u32, u32, u32), String> {
+    let parts: Vec<_> = raw.split('.').map(str::parse::<u32>).collect();
+    match parts[..] {
+        [Ok(major), Ok(minor), Ok(build)] => Ok((major, minor, build)),
+        _ => Err("expected three numbers separated by dots, e.g. 2.3000.1042742319".into()),
+    }
 }
 
 fn main() -> ExitCode {
@@ -45,7 +57,10 @@ fn main() -> ExitCode {
             }
         };
         tracing::info!(listen = %flags.listen, control = %flags.control, refs = flags.refs, "fake whatsapp serving");
-        let options = fake_whatsapp::Options { refs: flags.refs };
+        let options = fake_whatsapp::Options {
+            refs: flags.refs,
+            version: flags.wa_version,
+        };
         match fake_whatsapp::serve(listener, control, options, wa_sessiond::app::shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -5,7 +5,8 @@
 use prost::Message as _;
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{Body, Event, NewEvent};
+use super::{Body, Event, InboundMessage, NewEvent};
+use crate::proto::MessageKind;
 use crate::store::{unix_ms, DbError};
 
 /// Per-row bytes counted beyond the body (keys, columns, index entries).
@@ -53,6 +54,10 @@ pub fn insert(tx: &Transaction<'_>, event: &NewEvent, seq: u64) -> Result<Option
         ..Default::default()
     }
     .encode_to_vec();
+    if is_placeholder(&event.body) && message_logged(tx, event)? {
+        // Recovered (or delivered) already: nothing is missing any more.
+        return Ok(None);
+    }
     let written = insert.execute(params![
         event.session_id,
         seq as i64,
@@ -121,13 +126,39 @@ pub fn remove_deleted(tx: &Transaction<'_>, chunk: usize) -> Result<(usize, Vec<
     Ok((removed, freed))
 }
 
+/// Whether `body` is an undecryptable message's placeholder.
+fn is_placeholder(body: &Body) -> bool {
+    matches!(body, Body::Message(m) if m.kind == MessageKind::Undecryptable as i32)
+}
+
+/// Whether the message an undecryptable placeholder stands for is in the log.
+fn message_logged(tx: &Transaction<'_>, event: &NewEvent) -> Result<bool, DbError> {
+    let Body::Message(m) = &event.body else {
+        return Ok(false);
+    };
+    let found: Option<i64> = tx
+        .prepare_cached("SELECT 1 FROM events WHERE session_id = ?1 AND dedupe = ?2")?
+        .query_row(params![event.session_id, message_key(m)], |row| row.get(0))
+        .optional()?;
+    Ok(found.is_some())
+}
+
+/// A message's key: (chat, sender, id).
+fn message_key(m: &InboundMessage) -> String {
+    format!("{}\u{1f}{}\u{1f}{}", m.chat, m.sender, m.id)
+}
+
 /// What makes a message the same message: (chat, sender, id) within its session;
+/// an undecryptable message's placeholder, the same with a `u` and a separator
+/// first (so the message itself, recovered later, is logged after it, and a
+/// placeholder delivered again is logged once);
 /// and a receipt the same receipt: (chat, from, kind, ids), so a receipt WhatsApp
 /// (or the emulated server) delivers again after a crash is logged once. A receipt's
 /// key starts with `r` and a separator, which no chat JID is.
 fn dedupe_key(body: &Body) -> Option<String> {
     match body {
-        Body::Message(m) => Some(format!("{}\u{1f}{}\u{1f}{}", m.chat, m.sender, m.id)),
+        Body::Message(m) if is_placeholder(body) => Some(format!("u\u{1f}{}", message_key(m))),
+        Body::Message(m) => Some(message_key(m)),
         Body::Receipt(r) => Some(format!(
             "r\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
             r.chat,

@@ -17,6 +17,7 @@ mod fair;
 mod removal;
 mod rollback;
 mod trim_race;
+mod undecryptable;
 
 fn open(dir: &tempfile::TempDir) -> EventLog {
     EventLog::open(dir.path(), Arc::default()).expect("open the log")

@@ -174,8 +174,31 @@ impl EmulatorService for EmulatorApi {
     ) -> Result<Response<proto::DeliverMessageResponse>, Status> {
         let body = request.into_inner();
         let id = SessionId::parse(&body.session_id)?;
-        let message_id = self.emulator.deliver_message(&id, &body.from, &body.text).await?;
+        let message_id = self
+            .emulator
+            .deliver_message(&id, &body.from, &body.text, Some(body.message_id.as_str()))
+            .await?;
         Ok(Response::new(proto::DeliverMessageResponse { message_id }))
+    }
+
+    async fn deliver_undecryptable_message(
+        &self,
+        request: Request<proto::DeliverUndecryptableMessageRequest>,
+    ) -> Result<Response<proto::DeliverUndecryptableMessageResponse>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        let message_id = self.emulator.deliver_undecryptable(&id, &body.from, &body.text).await?;
+        Ok(Response::new(proto::DeliverUndecryptableMessageResponse { message_id }))
+    }
+
+    async fn recover_message(
+        &self,
+        request: Request<proto::RecoverMessageRequest>,
+    ) -> Result<Response<proto::RecoverMessageResponse>, Status> {
+        let body = request.into_inner();
+        let id = SessionId::parse(&body.session_id)?;
+        self.emulator.recover_message(&id, &body.message_id).await?;
+        Ok(Response::new(proto::RecoverMessageResponse {}))
     }
 
     async fn send_receipt(

@@ -49,11 +49,18 @@ pub fn recovery_for(disconnect: &Disconnect) -> (Status, DisconnectReason, Strin
             "another client took over these credentials (440): connect the session to take them back".into(),
             Recovery::Stop,
         ),
-        Disconnect::ClientOutdated => (
+        Disconnect::ClientOutdated { pinned: true } => (
             Status::Failed,
             DisconnectReason::ClientOutdated,
             "whatsapp refused this client version (405): upgrade wa-sessiond or pin --wa-version".into(),
             Recovery::Stop,
+        ),
+        Disconnect::ClientOutdated { pinned: false } => (
+            Status::Reconnecting,
+            DisconnectReason::ClientOutdated,
+            "whatsapp refused this client version (405): resolving the current one and reconnecting with backoff"
+                .into(),
+            Recovery::Backoff,
         ),
         Disconnect::TemporaryBan { ends_at, code } => {
             let (until, then) = match ends_at {
@@ -109,7 +116,16 @@ mod tests {
         assert_eq!(step(Disconnect::ConnectionLost("x".into())), Recovery::Backoff);
         assert_eq!(step(Disconnect::LoggedOut), Recovery::StopAndWipe);
         assert_eq!(step(Disconnect::Replaced), Recovery::Stop);
-        assert_eq!(step(Disconnect::ClientOutdated), Recovery::Stop);
+        assert_eq!(step(Disconnect::ClientOutdated { pinned: true }), Recovery::Stop);
+        let resolving = recovery_for(&Disconnect::ClientOutdated { pinned: false });
+        assert_eq!(
+            (resolving.0, resolving.1, resolving.3),
+            (
+                Status::Reconnecting,
+                DisconnectReason::ClientOutdated,
+                Recovery::Backoff
+            )
+        );
         let end = SystemTime::UNIX_EPOCH + Duration::from_secs(86_400);
         let ban = recovery_for(&Disconnect::TemporaryBan {
             ends_at: Some(end),

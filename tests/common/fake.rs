@@ -9,7 +9,7 @@ use fake_whatsapp::proto::{
 };
 use tonic::transport::Channel;
 use wa_sessiond::{
-    config::{BackendKind, Config, WhatsappUrl},
+    config::{BackendKind, Config, VersionUrl, WhatsappUrl},
     proto::{
         self, event::Body, event_service_client::EventServiceClient, EventKind, InboundMessage, Session, SessionStatus,
         StreamEventsRequest,
@@ -51,9 +51,11 @@ impl Fake {
     /// The daemon's config tweak: the real backend, dialing this fake.
     pub fn wire(&self) -> impl FnOnce(&mut Config) {
         let url = WhatsappUrl::parse(&self.running.url()).unwrap();
+        let sw_js = VersionUrl::parse(&self.running.sw_js_url()).unwrap();
         move |config| {
             config.backend = BackendKind::Whatsapp;
             config.whatsapp_url = url;
+            config.wa_version_url = sw_js;
             config.qr_timeout = STEP_BOUND;
             config.refresh_timeout = STEP_BOUND;
         }
@@ -72,6 +74,7 @@ impl Fake {
             to_phone_number: to.into(),
             from_phone_number: from.into(),
             text: text.into(),
+            ..Default::default()
         };
         let sent = self.control.clone().send_message(request).await;
         sent.expect("the fake takes the message").into_inner().message_id

@@ -20,7 +20,7 @@ use tonic::transport::Channel;
 use wa_sessiond::{
     app,
     backend::emulator::Emulator,
-    config::{BackendKind, Config, WhatsappUrl},
+    config::{BackendKind, Config, VersionUrl, WhatsappUrl},
     domain::SessionId,
     proto::{
         emulator_service_client::EmulatorServiceClient, session_service_client::SessionServiceClient, Session,
@@ -60,6 +60,17 @@ pub fn closed_local_url() -> WhatsappUrl {
     WhatsappUrl::parse(&format!("ws://127.0.0.1:{port}/ws/chat")).unwrap()
 }
 
+/// An sw.js URL on a loopback port nothing listens on: where the real backend
+/// resolves the WhatsApp Web version unless a test points it at a fake server.
+pub fn closed_local_sw_js() -> VersionUrl {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    VersionUrl::parse(&format!("http://127.0.0.1:{port}/sw.js")).unwrap()
+}
+
 /// The test config: short TTLs, in `data_dir`, the real backend (when chosen)
 /// dialing a closed local port.
 pub fn test_config(data_dir: &std::path::Path) -> Config {
@@ -67,6 +78,7 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
     config.data_dir = data_dir.to_path_buf();
     config.backend = BackendKind::Emulator;
     config.whatsapp_url = closed_local_url();
+    config.wa_version_url = closed_local_sw_js();
     config.emulator_first_qr_ttl = FIRST_TTL;
     config.emulator_next_qr_ttl = NEXT_TTL;
     config.emulator_qr_count = QR_COUNT;

@@ -62,6 +62,15 @@ fn base_args(data_dir: &Path, whatsapp: &[&str]) -> Vec<String> {
     args
 }
 
+/// The sw.js a fake WhatsApp serves beside its websocket `whatsapp_url`
+/// (`ws://HOST:PORT/ws/chat` → `http://HOST:PORT/sw.js`): where a test daemon
+/// resolves the WhatsApp Web version, never the network.
+pub fn sw_js_of(whatsapp_url: &str) -> String {
+    let rest = whatsapp_url.split_once("://").map_or(whatsapp_url, |(_, rest)| rest);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    format!("http://{authority}/sw.js")
+}
+
 impl Process {
     /// Starts the binary on `data_dir` with `extra` flags; returns once it listens
     /// (it may still be restoring: see `wait_ready`).
@@ -72,7 +81,15 @@ impl Process {
     /// Starts the binary with the real backend dialing `whatsapp_url` (a fake
     /// WhatsApp on loopback), and waits until it is ready.
     pub async fn start_real(data_dir: &Path, whatsapp_url: &str, extra: &[&str]) -> Self {
-        let real = ["--backend", "whatsapp", "--whatsapp-url", whatsapp_url];
+        let sw_js = sw_js_of(whatsapp_url);
+        let real = [
+            "--backend",
+            "whatsapp",
+            "--whatsapp-url",
+            whatsapp_url,
+            "--wa-version-url",
+            &sw_js,
+        ];
         let process = Self::spawn_on(data_dir, &real, extra).await;
         process.wait_ready().await;
         process
@@ -100,7 +117,15 @@ impl Process {
             .arg(format!("--nofile={nofile}:{nofile}"))
             .arg("--")
             .arg(env!("CARGO_BIN_EXE_wa-sessiond"));
-        let real = ["--backend", "whatsapp", "--whatsapp-url", whatsapp_url];
+        let sw_js = sw_js_of(whatsapp_url);
+        let real = [
+            "--backend",
+            "whatsapp",
+            "--whatsapp-url",
+            whatsapp_url,
+            "--wa-version-url",
+            &sw_js,
+        ];
         let process = Self::launch(command, data_dir, &real, extra).await;
         process.wait_ready().await;
         process

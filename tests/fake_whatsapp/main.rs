@@ -18,6 +18,10 @@
 //!   server under the daemon's id, server acks, nacks, held acks and receipts;
 //!   the account's health (new chats barred with the timelock, a temporary ban);
 //!   the binary killed with -9 while acks are held.
+//! - `recovered`: a message the device cannot decrypt is logged as a placeholder
+//!   before it is acked, then once as the phone sent it again.
+//! - `version`: the WhatsApp Web version resolved from the fake's sw.js, a 405
+//!   after the fake retires it survived without a new QR, a pinned one stopped.
 //! - `phone` and `received`: the two worlds as the shared bodies see them.
 
 #[path = "../common/mod.rs"]
@@ -32,6 +36,8 @@ mod outbound;
 mod phone;
 mod real;
 mod received;
+mod recovered;
+mod version;
 
 use wa_sessiond::proto::Session;
 

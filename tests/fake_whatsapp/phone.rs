@@ -266,7 +266,11 @@ impl FakePhone {
     /// A fake offering `refs` refs per pairing connection (`None`: WhatsApp's 6).
     pub async fn start(refs: Option<u32>) -> Self {
         let refs = refs.unwrap_or(fake_whatsapp::DEFAULT_REFS);
-        let fake = Fake::start_with(fake_whatsapp::Options { refs }).await;
+        let fake = Fake::start_with(fake_whatsapp::Options {
+            refs,
+            ..Default::default()
+        })
+        .await;
         let dir = tempfile::tempdir().unwrap();
         Self { dir, fake, refs }
     }

@@ -81,6 +81,8 @@ impl Received {
             MessageKind::Revoke => Kind::Revoke,
             MessageKind::ChatState => Kind::ChatState,
             MessageKind::Read => Kind::Read,
+            // Media (with its file as the fake opened it) is not one of these kinds yet.
+            MessageKind::Media => return None,
             MessageKind::Unspecified => panic!("the fake listed a message without a kind: {m:?}"),
         };
         Some(Self {

@@ -25,6 +25,7 @@ async fn a_reply_a_reaction_an_edit_and_a_revoke_reach_the_server_with_their_tar
         session_id: "alice".into(),
         from: "15550001111".into(),
         text: "a question".into(),
+        ..Default::default()
     };
     let received = daemon
         .phone()

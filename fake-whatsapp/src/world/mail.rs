@@ -15,7 +15,7 @@ use waproto::whatsapp as wa;
 use super::{require_phone, Inner, Order, World, PUSH_NAME};
 use crate::{
     device_keys::DeviceKeys,
-    inbox::{Class, Item, Unsent},
+    inbox::{Class, Item, Payload, Unsent},
     stanza::{self, attr},
     vocab::{ConnId, DeviceAddr, Refusal},
 };
@@ -47,13 +47,45 @@ const MAX_RESENDS: u32 = 5;
 
 impl World {
     /// `from`'s phone sends `text` to `to`'s linked devices: held for each until
-    /// it acks, delivered at once to those connected. Returns the message id.
-    pub async fn send_message(&self, to: &str, from: &str, text: &str) -> Result<String, Refusal> {
+    /// it acks, delivered at once to those connected. Returns the message id (`id`,
+    /// or a new one when empty).
+    pub async fn send_message(&self, to: &str, from: &str, text: &str, id: &str) -> Result<String, Refusal> {
+        self.queue_message(to, from, text, id, Payload::Text).await
+    }
+
+    /// Whether `from`'s phone may message `to`'s linked devices (they are
+    /// phone numbers, not the same one, and `to` has a linked device).
+    pub async fn check_recipient(&self, to: &str, from: &str) -> Result<(), Refusal> {
+        sender_and_recipient(to, from)?;
+        self.inner.lock().await.linked_devices(to).map(|_| ())
+    }
+
+    /// `from`'s phone sends `message` (media) under `id` (from
+    /// [`new_message_id`]) to `to`'s linked devices, held and delivered like a
+    /// text.
+    pub async fn send_media(&self, to: &str, from: &str, id: &str, message: &wa::Message) -> Result<String, Refusal> {
+        let payload = Payload::Message(message.encode_to_vec());
+        self.queue_message(to, from, "(media)", id, payload).await
+    }
+
+    /// Queues a message of `from`'s phone for `to`'s linked devices, sealed from
+    /// `payload`.
+    pub(super) async fn queue_message(
+        &self,
+        to: &str,
+        from: &str,
+        text: &str,
+        id: &str,
+        payload: Payload,
+    ) -> Result<String, Refusal> {
         sender_and_recipient(to, from)?;
         if text.is_empty() {
             return Err(Refusal::Invalid("a message needs a text".into()));
         }
-        let id = message_id();
+        let id = match id {
+            "" => message_id(),
+            id => id.to_owned(),
+        };
         let mut inner = self.inner.lock().await;
         let devices = inner.linked_devices(to)?;
         // Any number is a WhatsApp user here: the sender gets its keys now.
@@ -66,6 +98,7 @@ impl World {
             text: text.to_owned(),
             t: stanza::now(),
             stanza: None,
+            payload,
         };
         for addr in &devices {
             inner.inbox.push(addr, item.clone());
@@ -91,6 +124,7 @@ impl World {
             text: String::new(),
             t: stanza::now(),
             stanza: Some(stanza::relayed_receipt(&user_jid(from), ids, kind.wire())),
+            payload: Payload::Text,
         };
         for addr in &devices {
             inner.inbox.push(addr, item.clone());
@@ -119,10 +153,25 @@ impl World {
                     Some(keys) => keys.take_bundle(addr.device),
                     None => Err("the device published no keys".into()),
                 };
-                match sender.signal.encrypt(&device, bundle, &plaintext(&item.text)).await {
+                let sealed = match &item.payload {
+                    Payload::Text => sender.signal.encrypt(&device, bundle, &plaintext(&item.text)).await,
+                    Payload::Peer { message, .. } | Payload::Message(message) => {
+                        let padded = MessageUtils::pad_message_v2(message.clone());
+                        sender.signal.encrypt(&device, bundle, &padded).await
+                    }
+                    Payload::Undecryptable => undecryptable(),
+                };
+                match sealed {
                     Ok((kind, body)) => {
-                        let from = user_jid(&item.from);
-                        item.stanza = Some(stanza::relayed_message(&from, &item.id, item.t, PUSH_NAME, kind, body));
+                        let from = match &item.payload {
+                            Payload::Peer { from, .. } => from.clone(),
+                            _ => user_jid(&item.from),
+                        };
+                        let mut node = stanza::relayed_message(&from, &item.id, item.t, PUSH_NAME, kind, body);
+                        if matches!(item.payload, Payload::Peer { .. }) {
+                            node.attrs.insert("category", "peer");
+                        }
+                        item.stanza = Some(node);
                     }
                     Err(why) => {
                         warn!(device = %addr.jid(), id = %item.id, %why, "cannot seal a message yet; it and what follows wait");
@@ -187,6 +236,11 @@ impl World {
             .newest(addr, Class::Message, &id)
             .cloned()
             .ok_or_else(|| format!("no message {id} is held for the device"))?;
+        if original.payload == Payload::Undecryptable {
+            // Its sender cannot seal it for the device: only the account's phone
+            // can help (a resend request).
+            return Err(format!("message {id} cannot be sent again by its sender"));
+        }
         let bundle = match DeviceKeys::from_retry(receipt) {
             Some(keys) => keys?.take_bundle(addr.device)?,
             None => inner
@@ -268,7 +322,7 @@ impl Inner {
     }
 
     /// Tells the open connections of `devices` to deliver what they hold.
-    fn wake(&self, devices: &[DeviceAddr]) {
+    pub(super) fn wake(&self, devices: &[DeviceAddr]) {
         for conn in self.conns.values() {
             if conn.device.as_ref().is_some_and(|device| devices.contains(device)) {
                 let _ = conn.orders.send(Order::Deliver);
@@ -289,8 +343,14 @@ fn sender_and_recipient(to: &str, from: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// A fresh message id, as a phone makes them (32 hex digits), for a message
+/// whose content needs the id first (media).
+pub fn new_message_id() -> String {
+    message_id()
+}
+
 /// A fresh message id, as a phone makes them (32 hex digits).
-fn message_id() -> String {
+pub(super) fn message_id() -> String {
     rand::random::<[u8; 16]>()
         .iter()
         .map(|byte| format!("{byte:02X}"))
@@ -305,6 +365,20 @@ fn user_jid(phone: &str) -> String {
 /// The Signal address of a device, as the fake's phones name it.
 fn signal_address(addr: &DeviceAddr) -> ProtocolAddress {
     ProtocolAddress::new(&addr.phone, u32::from(addr.device).into())
+}
+
+/// A well-formed Signal message (`msg`) of a session no device has, under keys
+/// made for it alone: a device cannot decrypt it.
+fn undecryptable() -> Result<(&'static str, Vec<u8>), String> {
+    use wacore_libsignal::protocol::{IdentityKey, KeyPair, SignalMessage};
+    let mut rng = rand::rng();
+    let mut key = || KeyPair::generate(&mut rng).public_key;
+    let (ratchet, sender, receiver) = (key(), IdentityKey::new(key()), IdentityKey::new(key()));
+    let ciphertext: [u8; 48] = rand::random();
+    let mac_key: [u8; 32] = rand::random();
+    SignalMessage::new(3, &mac_key, ratchet, 0, 0, &ciphertext, &sender, &receiver)
+        .map(|message| ("msg", message.serialized().to_vec()))
+        .map_err(|e| format!("could not make an undecryptable message: {e}"))
 }
 
 /// A text message as a device decrypts it: `Message{conversation}`, padded.

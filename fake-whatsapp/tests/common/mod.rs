@@ -68,6 +68,7 @@ impl Fake {
             to_phone_number: OWNER.into(),
             from_phone_number: from.into(),
             text: text.into(),
+            ..Default::default()
         };
         let sent = self
             .control
@@ -195,6 +196,7 @@ impl Device {
             .with_backend(store)
             .with_version(WA_VERSION)
             .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(fake.running.url()))
+            .with_http_client(cdn_client())
             .skip_history_sync()
             .with_event_handler(Forward(tx));
         if let Some(hook) = hook {
@@ -274,6 +276,18 @@ impl Device {
     pub async fn stop(self) {
         bounded("the client stops", self.handle.shutdown()).await;
     }
+}
+
+/// whatsapp-rust's media client trusting only the fake's CA (as the daemon's
+/// fake-whatsapp build does).
+pub fn cdn_client() -> whatsapp_rust::http::UreqHttpClient {
+    use ureq::tls::{Certificate, RootCerts, TlsConfig};
+    let ca = Certificate::from_pem(fake_whatsapp::CA_PEM.as_bytes()).expect("the fake's ca parses");
+    let tls = TlsConfig::builder()
+        .root_certs(RootCerts::Specific(Arc::new(vec![ca])))
+        .build();
+    let agent = ureq::Agent::config_builder().tls_config(tls).build().new_agent();
+    whatsapp_rust::http::UreqHttpClient::with_agent(agent)
 }
 
 /// Runs `step` within `STEP`, or fails naming `what`.

@@ -10,15 +10,13 @@ use tokio::sync::Notify;
 use tracing::warn;
 
 use super::{
-    keys,
     queue::{ServerQueue, DELIVERY_BATCH},
     refused, Emulator,
 };
 use crate::{
-    domain::{id::is_phone_digits, input, SessionId},
+    domain::SessionId,
     error::SessionError,
-    events::{Body, InboundMessage, Inbox, Receipt, ReceiptKind},
-    proto::MessageKind,
+    events::{Body, Inbox, Receipt, ReceiptKind},
     store::DbError,
 };
 
@@ -27,7 +25,8 @@ fn queue_failed(error: DbError) -> SessionError {
     SessionError::Unavailable(format!("the emulated server's queue failed: {error}; try again"))
 }
 
-fn jid(phone: &str) -> String {
+/// `PHONE@s.whatsapp.net`.
+pub(super) fn jid(phone: &str) -> String {
     format!("{phone}@s.whatsapp.net")
 }
 
@@ -72,27 +71,18 @@ impl Emulator {
         Ok(())
     }
 
-    /// A phone (`from`, digits) sends the account a text. Returns its id once the
+    /// A phone (`from`, digits) sends the account a text, under `id` (a message
+    /// delivered before is logged once) or a new one. Returns its id once the
     /// server holds it.
-    pub async fn deliver_message(&self, session: &SessionId, from: &str, text: &str) -> Result<String, SessionError> {
-        if !is_phone_digits(from) {
-            return Err(SessionError::InvalidArgument(format!(
-                "from {from:?} is not a phone number: use 7 to 15 digits with the country code"
-            )));
-        }
-        input::text(text)?;
-        self.require_linked(session)?;
-        let id = keys::message_id();
-        let message = InboundMessage {
-            id: id.clone(),
-            chat: jid(from),
-            sender: jid(from),
-            sent_at: Some(SystemTime::now().into()),
-            push_name: format!("Phone {from}"),
-            text: text.to_owned(),
-            kind: MessageKind::Text as i32,
-            ..Default::default()
-        };
+    pub async fn deliver_message(
+        &self,
+        session: &SessionId,
+        from: &str,
+        text: &str,
+        id: Option<&str>,
+    ) -> Result<String, SessionError> {
+        let message = self.phone_message(session, from, text, id)?;
+        let id = message.id.clone();
         self.hold(session, Body::Message(message)).await?;
         Ok(id)
     }

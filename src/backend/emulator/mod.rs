@@ -14,6 +14,7 @@ mod queue;
 mod sent;
 mod sent_log;
 mod server;
+mod undecryptable;
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -78,6 +79,8 @@ struct Inner {
     accounts: Mutex<HashMap<SessionId, Account>>,
     /// What the server holds for accounts (opened on first use).
     queue: tokio::sync::OnceCell<queue::ServerQueue>,
+    /// The phones' copies of messages their devices could not decrypt.
+    phone_copies: undecryptable::PhoneCopies,
 }
 
 /// The server's view of one session's account.
@@ -128,6 +131,7 @@ impl Emulator {
             data,
             accounts: Mutex::default(),
             queue: tokio::sync::OnceCell::new(),
+            phone_copies: Default::default(),
         };
         Self { inner: Arc::new(inner) }
     }

@@ -1,9 +1,10 @@
-//! Building one whatsapp-rust client on a session's credential store: the pinned
-//! WhatsApp Web version (no network fetch), the configured websocket URL, the
+//! Building one whatsapp-rust client on a session's credential store: the WhatsApp
+//! Web version in use now (pinned or resolved in the background; the client never
+//! fetches it itself), the configured websocket URL, the
 //! session's tracing span on every task, an inline event handler that forwards the
 //! events the session cares about, in arrival order, to the connection task, and the
 //! durability hook that commits inbound messages to the session's inbox before they
-//! are acked.
+//! are acked, and the handler that logs undecryptable messages' placeholders.
 
 use std::sync::{atomic::Ordering, Arc};
 
@@ -16,14 +17,17 @@ use whatsapp_rust::{
     Client,
 };
 
-use super::{events::OwnDevice, inbound::InboxHook, runtime::SessionRuntime, store::CredentialFiles};
+use super::{
+    events::OwnDevice, inbound::InboxHook, recovered::Placeholders, runtime::SessionRuntime, store::CredentialFiles,
+    version::WaVersions,
+};
 use crate::config::WhatsappUrl;
 
 /// How a client reaches WhatsApp; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Dial {
-    /// The WhatsApp Web version the client announces.
-    pub version: (u32, u32, u32),
+    /// The WhatsApp Web version the client announces, read at each build.
+    pub versions: WaVersions,
     /// The websocket it dials; also where the reachability probe looks.
     pub url: WhatsappUrl,
 }
@@ -77,21 +81,31 @@ impl EventHandler for Forwarder {
 
 /// Opens the store (creating it private, see `store`) and builds a client with auto-reconnect
 /// off: the session actor decides every reconnect. Inbound messages are acked to
-/// WhatsApp only once `hook` committed them to the session's inbox. Errors are
+/// WhatsApp only once `hook` committed them to the session's inbox; undecryptable
+/// ones leave a placeholder in the same inbox (see `recovered`). Errors are
 /// causes in words. A build that does not verify the server certificate refuses a
 /// non-loopback URL here too, whoever configured it.
 pub async fn build(files: &CredentialFiles, dial: &Dial, span: Span, hook: InboxHook) -> Result<Built, String> {
     dial.url.allowed()?;
     let store = files.open().await?;
     let (tx, events) = mpsc::unbounded_channel();
+    let placeholders = Placeholders {
+        inbox: hook.inbox().clone(),
+    };
+    let version = dial.versions.current();
+    tracing::debug!(version = ?version.version, source = version.source.as_str(), "whatsapp web version announced");
     let builder = Bot::builder()
         .with_backend(store)
         .with_runtime(SessionRuntime::new(span))
-        .with_version(dial.version)
+        .with_version(version.version)
         .with_transport_factory(TokioWebSocketTransportFactory::new().with_url(dial.url.as_str()))
         .skip_history_sync()
         .with_event_handler(Forwarder { tx })
+        .with_event_handler(placeholders)
         .with_inbound_durability_hook(hook);
+    // A fake-whatsapp build fetches media only from the fake's cdn (its own CA, loopback).
+    #[cfg(feature = "fake-whatsapp")]
+    let builder = builder.with_http_client(super::http::LoopbackOnly::new());
     let bot = builder
         .build()
         .await

@@ -5,21 +5,19 @@
 //! Inbound messages go to the session's inbox through the client's durability
 //! hook; receipts, WhatsApp's acks of sent messages and the timelock it pushes
 //! or answers after a 463 (`health`) are logged from here, off the library's
-//! dispatch path. Every wait is bounded, and nothing is reported
-//! once `close` or `logout` has begun.
+//! dispatch path. A socket's end waits up to `FAILURE_GRACE` for the `<failure>`
+//! that explains it; a 405 on an unpinned version asks for the current one. Every
+//! wait is bounded, and nothing is reported once `close` or `logout` has begun.
 
 use std::{
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::{atomic::Ordering, Arc},
     time::{Duration, SystemTime},
 };
 
 use tokio::{
-    sync::{watch, Notify},
+    sync::Notify,
     task::JoinHandle,
-    time::{timeout, timeout_at, Instant},
+    time::{sleep_until, timeout, timeout_at, Instant},
 };
 use tracing::{debug, info, warn, Instrument, Span};
 use whatsapp_rust::{types::events::Event, Client};
@@ -29,15 +27,21 @@ use super::{
     events::{EventMapper, RunEnd},
     health::{self, TimelockQuery},
     inbound, media, pairing, reach, send,
+    shared::Shared,
     store::CredentialFiles,
 };
 use crate::{
     backend::{
-        BackendError, BackendEvent, BoxFuture, Connection, EventSink, MediaTransfer, Outbound, PairingCodeIssued,
+        BackendError, BackendEvent, BoxFuture, Connection, Disconnect, EventSink, MediaTransfer, Outbound,
+        PairingCodeIssued,
         SentMessage, CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
     },
     events::Inbox,
 };
+
+/// How long a socket's end waits for the failure (405, 401, 402...) that explains
+/// it: whatsapp-rust ends the connection before it dispatches the failure.
+const FAILURE_GRACE: Duration = Duration::from_millis(200);
 
 /// How long a flush of the device state may take before a step goes on without it.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,42 +49,6 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Why a connection ends when the event log kept refusing inbound messages.
 const REDELIVER: &str =
     "the event log did not take inbound messages in time; reconnecting so whatsapp delivers them again";
-
-/// What the handle and the task share.
-pub struct Shared {
-    /// Set once `close` or `logout` begins: nothing is reported after it.
-    closed: AtomicBool,
-    /// Wakes the task while it is still building the client.
-    stop: Notify,
-    /// The client, once built.
-    client: watch::Sender<Option<Arc<Client>>>,
-    /// The session actor's sink: every event in order, until `closed` is set.
-    sink: EventSink,
-}
-
-impl Shared {
-    /// Reports `event` unless the connection is closing.
-    fn report(&self, event: BackendEvent) {
-        if !self.closed.load(Ordering::SeqCst) {
-            (self.sink)(event);
-        }
-    }
-
-    fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
-    }
-
-    /// The client, waiting for it to be built until `deadline`.
-    async fn client(&self, deadline: Instant) -> Result<Arc<Client>, BackendError> {
-        let mut built = self.client.subscribe();
-        let client = timeout_at(deadline, built.wait_for(Option::is_some))
-            .await
-            .map_err(|_| BackendError::Unreachable("the whatsapp client did not start in time".into()))?
-            .map_err(|_| BackendError::Refused("the connection is closed".into()))?
-            .clone();
-        client.ok_or_else(|| BackendError::Refused("the connection is closed".into()))
-    }
-}
 
 /// The handle of one connection. Dropped without `close` (its owner died, or a
 /// close was cancelled half-way), it still closes: the drop mutes it and stops the
@@ -99,13 +67,7 @@ impl WhatsappConnection {
     /// Starts the connection task on `files`, delivering to `inbox`, and returns at
     /// once.
     pub fn start(files: CredentialFiles, dial: Dial, span: Span, sink: EventSink, inbox: Inbox) -> Self {
-        let (client, _) = watch::channel(None);
-        let shared = Arc::new(Shared {
-            closed: AtomicBool::new(false),
-            stop: Notify::new(),
-            client,
-            sink,
-        });
+        let shared = Arc::new(Shared::new(sink, dial.versions.clone()));
         let task = tokio::spawn(run(shared.clone(), files, dial, span.clone(), inbox).instrument(span.clone()));
         Self {
             shared,
@@ -248,17 +210,24 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span
         return;
     }
     let linked_at_start = client.pn().is_some();
-    let mut mapper = EventMapper::new(linked_at_start);
+    let mut mapper = EventMapper::new(linked_at_start).version_pinned(dial.versions.is_pinned());
     let mut running = built.bot.spawn();
     let mut probed: Option<Result<(), String>> = None;
     // Aborted when the run ends, with the connection.
     let mut timelock = TimelockQuery::default();
+    // While a socket's end awaits its explanation: until when.
+    let mut grace: Option<Instant> = None;
     debug!(linked_at_start, "whatsapp client running");
     loop {
         tokio::select! {
             biased;
             Some(event) = built.events.recv() => {
                 handle(&shared, &files, &client, &inbox, &mut mapper, &mut timelock, &event).await;
+            }
+            () = sleep_until(grace.unwrap_or_else(Instant::now)), if grace.is_some() => {
+                if let Some(lost) = mapper.take_pending_loss() {
+                    deliver(&shared, &files, &client, lost).await;
+                }
             }
             () = &mut running => break,
             // The hook gave a batch back: only a new connection gets it delivered again.
@@ -283,9 +252,22 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span
                 probed = Some(result);
             }
         }
+        grace = mapper
+            .has_pending_loss()
+            .then(|| grace.unwrap_or_else(|| Instant::now() + FAILURE_GRACE));
     }
-    // Everything the loop dispatched before it ended is queued by now.
-    while let Ok(event) = built.events.try_recv() {
+    // Everything the loop dispatched before it ended is queued by now, except
+    // perhaps the failure that explains the end: wait for it, briefly.
+    let deadline = grace.unwrap_or_else(|| Instant::now() + FAILURE_GRACE);
+    loop {
+        let event = match built.events.try_recv() {
+            Ok(event) => event,
+            Err(_) if !mapper.ended() && !shared.is_closed() => match timeout_at(deadline, built.events.recv()).await {
+                Ok(Some(event)) => event,
+                _ => break,
+            },
+            Err(_) => break,
+        };
         handle(&shared, &files, &client, &inbox, &mut mapper, &mut timelock, &event).await;
     }
     if shared.is_closed() {
@@ -374,6 +356,10 @@ async fn handle(
 /// Reports `event`, first persisting what it means for the store: a paired device
 /// is flushed to disk and marked before anyone hears of it.
 async fn deliver(shared: &Shared, files: &CredentialFiles, client: &Client, event: BackendEvent) {
+    if let BackendEvent::Disconnected(Disconnect::ClientOutdated { pinned: false }) = &event {
+        let versions = shared.versions.clone();
+        tokio::spawn(async move { versions.after_outdated().await }.in_current_span());
+    }
     let linked_jid = match &event {
         BackendEvent::PairSuccess { jid, .. } => Some(jid.clone()),
         BackendEvent::Connected(identity) if !files.is_linked() => Some(identity.jid.clone()),

@@ -1,6 +1,9 @@
 //! The translation of whatsapp-rust events into `BackendEvent`s for one connection,
 //! as plain synchronous code: which events count, the QR numbering, the post-pairing
-//! 515 (which the library does not report) and "the connection never came up".
+//! 515 (which the library does not report), "the connection never came up", and a
+//! socket's end held back (`pending_loss`) while the connection task waits briefly
+//! for the failure that explains it: whatsapp-rust ends the connection of a
+//! `<failure>` (405, 401, 402...) before it dispatches the failure's event.
 
 use std::time::{Duration, SystemTime};
 
@@ -51,6 +54,10 @@ pub struct EventMapper {
     ended: bool,
     /// The last non-fatal trouble the server reported, for the end-of-run cause.
     last_trouble: Option<String>,
+    /// The socket ended (this cause) and no verdict explained it yet.
+    pending_loss: Option<String>,
+    /// Whether `--wa-version` pins the version (a 405 then stops the session).
+    version_pinned: bool,
 }
 
 impl EventMapper {
@@ -62,6 +69,12 @@ impl EventMapper {
         }
     }
 
+    /// The same, for a version pinned by `--wa-version` (or not).
+    pub fn version_pinned(mut self, pinned: bool) -> Self {
+        self.version_pinned = pinned;
+        self
+    }
+
     /// Whether the connection's end was reported.
     pub fn ended(&self) -> bool {
         self.ended
@@ -70,7 +83,21 @@ impl EventMapper {
     /// Whether the connection showed a sign of life: a code, pair-success, online,
     /// or a verdict from the server.
     pub fn is_up(&self) -> bool {
-        self.qr_shown > 0 || self.paired || self.connected || self.ended
+        self.qr_shown > 0 || self.paired || self.connected || self.ended || self.pending_loss.is_some()
+    }
+
+    /// Whether the socket ended and its explanation is still awaited.
+    pub fn has_pending_loss(&self) -> bool {
+        !self.ended && self.pending_loss.is_some()
+    }
+
+    /// No explanation came in time: the socket's end, as a lost connection.
+    pub fn take_pending_loss(&mut self) -> Option<BackendEvent> {
+        let cause = self.pending_loss.take()?;
+        if self.ended {
+            return None;
+        }
+        self.end_with(Disconnect::ConnectionLost(cause))
     }
 
     /// Translates one library event; `device` is read only for the events that
@@ -107,10 +134,16 @@ impl EventMapper {
                 self.connected = true;
                 Some(BackendEvent::Connected(identity(&device())))
             }
-            Event::Disconnected(d) => self.end_with(Disconnect::ConnectionLost(d.reason.to_string())),
+            Event::Disconnected(d) => {
+                // Held: a `<failure>`'s own event may follow (see the module doc).
+                self.pending_loss.get_or_insert_with(|| d.reason.to_string());
+                None
+            }
             Event::LoggedOut(_) => self.end_with(Disconnect::LoggedOut),
             Event::StreamReplaced(_) => self.end_with(Disconnect::Replaced),
-            Event::ClientOutdated(_) => self.end_with(Disconnect::ClientOutdated),
+            Event::ClientOutdated(_) => self.end_with(Disconnect::ClientOutdated {
+                pinned: self.version_pinned,
+            }),
             Event::TemporaryBan(ban) => {
                 let length = ban.expire.to_std().unwrap_or(Duration::ZERO);
                 self.end_with(Disconnect::TemporaryBan {
@@ -118,7 +151,7 @@ impl EventMapper {
                     code: u32::try_from(ban.code.code()).unwrap_or(0),
                 })
             }
-            Event::ConnectFailure(failure) => self.end_with(connect_failure(failure)),
+            Event::ConnectFailure(failure) => self.end_with(connect_failure(failure, self.version_pinned)),
             Event::StreamError(error) => {
                 self.last_trouble = Some(format!("stream error {}", error.code));
                 None
@@ -130,6 +163,9 @@ impl EventMapper {
     /// The run loop returned on its own (not closed by us): what that means.
     /// `device` is the store's device now.
     pub fn on_run_ended(&mut self, device: &OwnDevice) -> RunEnd {
+        if let Some(lost) = self.take_pending_loss() {
+            return RunEnd::Report(vec![lost]);
+        }
         if self.ended {
             return RunEnd::Reported;
         }
@@ -203,10 +239,10 @@ fn identity(device: &OwnDevice) -> Identity {
 }
 
 /// A `<failure>` at login, by its reason code.
-fn connect_failure(failure: &ConnectFailure) -> Disconnect {
+fn connect_failure(failure: &ConnectFailure, version_pinned: bool) -> Disconnect {
     match failure.reason {
         reason if reason.is_logged_out() => Disconnect::LoggedOut,
-        ConnectFailureReason::ClientOutdated => Disconnect::ClientOutdated,
+        ConnectFailureReason::ClientOutdated => Disconnect::ClientOutdated { pinned: version_pinned },
         ConnectFailureReason::TempBanned => Disconnect::TemporaryBan { ends_at: None, code: 0 },
         reason => {
             let detail = failure.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default();

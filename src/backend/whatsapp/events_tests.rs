@@ -179,7 +179,7 @@ fn fatal_server_verdicts_map_to_their_disconnect_kind() {
         ),
         (
             Event::ClientOutdated(ClientOutdated::builder().build()),
-            Disconnect::ClientOutdated,
+            Disconnect::ClientOutdated { pinned: false },
         ),
     ];
     for (event, expected) in cases {
@@ -209,15 +209,69 @@ fn a_temporary_ban_ends_when_whatsapp_said() {
 }
 
 #[test]
-fn a_dropped_socket_is_a_lost_connection_with_the_reason() {
+fn a_dropped_socket_is_held_then_a_lost_connection_with_the_reason() {
     let mut mapper = EventMapper::new(true);
     map(&mut mapper, &Event::Connected(Connected::builder().build()));
     let dropped = Event::Disconnected(Disconnected::builder().reason(DisconnectReason::StreamEnded).build());
-    let Some(BackendEvent::Disconnected(Disconnect::ConnectionLost(cause))) = map(&mut mapper, &dropped) else {
+    assert_eq!(map(&mut mapper, &dropped), None, "held while a failure may follow");
+    assert!(mapper.has_pending_loss() && mapper.is_up());
+    let Some(BackendEvent::Disconnected(Disconnect::ConnectionLost(cause))) = mapper.take_pending_loss() else {
         panic!()
     };
     assert!(!cause.is_empty());
+    assert!(!mapper.has_pending_loss());
     assert_eq!(mapper.on_run_ended(&device()), RunEnd::Reported);
+}
+
+#[test]
+fn a_dropped_socket_still_held_when_the_run_ends_is_reported_then() {
+    let mut mapper = EventMapper::new(true);
+    map(&mut mapper, &Event::Connected(Connected::builder().build()));
+    let dropped = Event::Disconnected(Disconnected::builder().reason(DisconnectReason::StreamEnded).build());
+    map(&mut mapper, &dropped);
+    let RunEnd::Report(events) = mapper.on_run_ended(&device()) else {
+        panic!()
+    };
+    assert!(matches!(
+        &events[..],
+        [BackendEvent::Disconnected(Disconnect::ConnectionLost(_))]
+    ));
+}
+
+#[test]
+fn a_failure_dispatched_after_the_socket_ended_names_the_end() {
+    // whatsapp-rust ends the connection of a <failure> before its event.
+    let verdicts = [
+        (
+            Event::ClientOutdated(ClientOutdated::builder().build()),
+            Disconnect::ClientOutdated { pinned: true },
+        ),
+        (
+            Event::ConnectFailure(
+                ConnectFailure::builder()
+                    .reason(ConnectFailureReason::ClientOutdated)
+                    .build(),
+            ),
+            Disconnect::ClientOutdated { pinned: true },
+        ),
+        (
+            Event::LoggedOut(
+                LoggedOut::builder()
+                    .on_connect(true)
+                    .reason(ConnectFailureReason::LoggedOut)
+                    .build(),
+            ),
+            Disconnect::LoggedOut,
+        ),
+    ];
+    for (verdict, expected) in verdicts {
+        let mut mapper = EventMapper::new(true).version_pinned(true);
+        let dropped = Event::Disconnected(Disconnected::builder().reason(DisconnectReason::StreamEnded).build());
+        assert_eq!(map(&mut mapper, &dropped), None);
+        assert_eq!(map(&mut mapper, &verdict), disconnected(expected));
+        assert_eq!(mapper.take_pending_loss(), None, "the loss is explained, not reported");
+        assert_eq!(mapper.on_run_ended(&device()), RunEnd::Reported);
+    }
 }
 
 #[test]
@@ -229,7 +283,10 @@ fn login_failures_map_by_reason_code() {
         assert_eq!(map(&mut mapper, &failure(reason)), disconnected(expected), "{reason:?}");
     };
     check(ConnectFailureReason::AccountLocked, Disconnect::LoggedOut);
-    check(ConnectFailureReason::ClientOutdated, Disconnect::ClientOutdated);
+    check(
+        ConnectFailureReason::ClientOutdated,
+        Disconnect::ClientOutdated { pinned: false },
+    );
     check(
         ConnectFailureReason::TempBanned,
         Disconnect::TemporaryBan { ends_at: None, code: 0 },

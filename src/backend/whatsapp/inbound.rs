@@ -15,7 +15,9 @@
 //! Kept: texts, media (metadata only: the file is never downloaded), edits, revokes,
 //! reactions, and anything else with content as `OTHER`. Skipped (acked, not
 //! logged): the protocol's own housekeeping (key shares, history-sync notices,
-//! ephemeral settings...) and messages that carry nothing but keys.
+//! ephemeral settings...) and messages that carry nothing but keys. The phone's
+//! answer to a resend request is logged as the messages it recovered
+//! (`recovered`).
 
 use std::{
     sync::Arc,
@@ -29,7 +31,7 @@ use whatsapp_rust::{
     InboundDurabilityHook, Jid,
 };
 
-use super::commit_retry;
+use super::{commit_retry, recovered};
 use crate::{
     events::{Body, InboundMessage, Inbox, Receipt, ReceiptKind},
     proto::{Media, MessageKind},
@@ -56,6 +58,11 @@ impl InboxHook {
         Self { inbox, redeliver }
     }
 
+    /// The inbox it commits to.
+    pub fn inbox(&self) -> &Inbox {
+        &self.inbox
+    }
+
     /// Commits the messages of `batch` worth logging, trying again while the log
     /// refuses and the connection is up (`connected`); Err when they are still not on
     /// disk after the retry bound, or the connection went (the next one gets them).
@@ -64,11 +71,7 @@ impl InboxHook {
         batch: &[whatsapp_rust::types::events::InboundMessage],
         connected: impl Fn() -> bool,
     ) -> anyhow::Result<()> {
-        let bodies: Vec<Body> = batch
-            .iter()
-            .filter_map(|item| inbound_message(&item.message, &item.info))
-            .map(Body::Message)
-            .collect();
+        let bodies: Vec<Body> = batch.iter().flat_map(logged).map(Body::Message).collect();
         let skipped = batch.len() - bodies.len();
         if bodies.is_empty() {
             debug!(skipped, "nothing to log in an inbound batch");
@@ -129,6 +132,23 @@ impl InboundDurabilityHook for InboxHook {
     }
 }
 
+/// What one delivered message puts in the log: itself, or, for the phone's
+/// answer to a resend request, the messages it recovered (marked `recovered`).
+fn logged(item: &whatsapp_rust::types::events::InboundMessage) -> Vec<InboundMessage> {
+    let resent = recovered::recovered(&item.message, &item.info);
+    if resent.is_empty() {
+        return inbound_message(&item.message, &item.info).into_iter().collect();
+    }
+    resent
+        .iter()
+        .filter_map(|(message, info)| inbound_message(message, info))
+        .map(|message| InboundMessage {
+            recovered: true,
+            ..message
+        })
+        .collect()
+}
+
 /// The log's form of a decrypted message; None for what is not worth logging.
 pub fn inbound_message(message: &wa::Message, info: &MessageInfo) -> Option<InboundMessage> {
     let content = content(message.get_base_message())?;
@@ -144,6 +164,7 @@ pub fn inbound_message(message: &wa::Message, info: &MessageInfo) -> Option<Inbo
         quoted_id: content.quoted_id,
         kind: content.kind as i32,
         offline: info.is_offline,
+        recovered: false,
     })
 }
 

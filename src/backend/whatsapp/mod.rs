@@ -5,31 +5,39 @@
 //! WhatsApp delivers (messages, receipts, its acks of what the session sent)
 //! committed to the session's inbox; every kind of outbound message sent under the
 //! daemon's own id (`send`); the reach-out timelock, pushed or asked for after a
-//! 463 (`health`).
+//! 463 (`health`); messages it could not decrypt, their placeholders and what the
+//! phone sent again (`recovered`); the WhatsApp Web version they announce, pinned
+//! or resolved (`version`).
 
 mod client;
 mod commit_retry;
 mod connection;
 pub mod events;
 mod health;
+#[cfg(feature = "fake-whatsapp")]
+mod http;
 mod inbound;
 mod inbound_media;
 mod media;
 mod media_message;
 mod pairing;
 mod reach;
+mod recovered;
 mod runtime;
 mod send;
+mod shared;
 mod store;
+pub mod version;
 
 use tracing::info_span;
 
+pub use self::version::WaVersions;
 use self::{client::Dial, connection::WhatsappConnection, store::CredentialFiles};
 use super::{Backend, BackendError, BoxFuture, Connection, EventSink};
 use crate::{config::WhatsappUrl, domain::SessionId, events::Inbox, store::DataDir};
 
-/// The WhatsApp Web version announced when none is configured. Pinned, so starting a
-/// connection never depends on fetching `web.whatsapp.com/sw.js`.
+/// The WhatsApp Web version announced when none is pinned and none was resolved
+/// yet (or the stored one is older).
 pub const DEFAULT_WA_VERSION: (u32, u32, u32) = (2, 3000, 1_042_742_319);
 
 /// The real WhatsApp; cheap to clone.
@@ -42,11 +50,11 @@ pub struct WhatsappBackend {
 }
 
 impl WhatsappBackend {
-    /// A backend keeping stores under `data`, announcing `version`, dialing `url`.
-    pub fn new(data: DataDir, version: (u32, u32, u32), url: WhatsappUrl) -> Self {
+    /// A backend keeping stores under `data`, announcing `versions`, dialing `url`.
+    pub fn new(data: DataDir, versions: WaVersions, url: WhatsappUrl) -> Self {
         Self {
             data,
-            dial: Dial { version, url },
+            dial: Dial { versions, url },
         }
     }
 
@@ -114,7 +122,8 @@ mod tests {
             .unwrap()
             .port();
         let url = WhatsappUrl::parse(&format!("ws://127.0.0.1:{port}/ws/chat")).unwrap();
-        WhatsappBackend::new(DataDir::open(dir).unwrap(), DEFAULT_WA_VERSION, url)
+        let versions = WaVersions::pinned(DEFAULT_WA_VERSION, Arc::default());
+        WhatsappBackend::new(DataDir::open(dir).unwrap(), versions, url)
     }
 
     fn inbox(dir: &std::path::Path) -> crate::events::Inbox {

@@ -17,12 +17,21 @@ impl SessionState {
         let purpose = self.conn.as_ref().filter(|c| c.id == conn)?.purpose;
         self.conn = None;
         self.view.qr = None;
-        let unlinked_pairing =
-            purpose == Purpose::Pair && !self.is_linked() && matches!(why, Disconnect::ConnectionLost(_));
-        if unlinked_pairing {
+        let unlinked_pairing = purpose == Purpose::Pair && !self.is_linked();
+        if unlinked_pairing && matches!(why, Disconnect::ConnectionLost(_)) {
             // A pairing socket that drops is like a batch that ran out: lazy.
             self.view.status = Status::QrWaiting;
             self.view.disconnect_reason = DisconnectReason::ConnectionLost;
+            self.touch(sys);
+            return Some(Recovery::Stop);
+        }
+        if unlinked_pairing && matches!(why, Disconnect::ClientOutdated { pinned: false }) {
+            // Nothing to resume: the next pairing connection, asked for, uses the
+            // version being resolved now.
+            self.view.status = Status::QrWaiting;
+            self.view.disconnect_reason = DisconnectReason::ClientOutdated;
+            self.view.last_error =
+                "whatsapp refused this client version (405): resolving the current one; ask for a qr code again".into();
             self.touch(sys);
             return Some(Recovery::Stop);
         }

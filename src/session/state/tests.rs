@@ -222,6 +222,40 @@ async fn lost_connection_of_a_linked_session_backs_off() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_405_on_a_resolved_version_backs_off_and_on_a_pairing_connection_waits_for_a_caller() {
+    let mut linked = state();
+    let conn = linked.open_resume(Status::Connecting, SystemTime::now());
+    let device = Identity {
+        jid: "1@s.whatsapp.net".into(),
+        ..Default::default()
+    };
+    linked.on_connected(conn, device, SystemTime::now());
+    let outdated = Disconnect::ClientOutdated { pinned: false };
+    assert_eq!(
+        linked.on_disconnected(conn, &outdated, SystemTime::now()),
+        Some(Recovery::Backoff)
+    );
+    let view = linked.view();
+    assert_eq!(
+        (view.status, view.disconnect_reason),
+        (Status::Reconnecting, DisconnectReason::ClientOutdated)
+    );
+
+    let mut unlinked = state();
+    let conn = pairing(&mut unlinked);
+    assert_eq!(
+        unlinked.on_disconnected(conn, &outdated, SystemTime::now()),
+        Some(Recovery::Stop)
+    );
+    let view = unlinked.view();
+    assert_eq!(
+        (view.status, view.disconnect_reason),
+        (Status::QrWaiting, DisconnectReason::ClientOutdated)
+    );
+    assert!(view.last_error.contains("405"), "{}", view.last_error);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_qr_timeout_names_the_bound_its_own_connection_had() {
     let mut s = state();
     let conn = s.open_pairing(Instant::now(), SystemTime::now(), Duration::from_secs(15));
