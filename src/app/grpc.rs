@@ -111,6 +111,7 @@ pub async fn start(
     let media = MediaSettings {
         caps: config.media.media_max_bytes.clone(),
         handle_ttl: config.media.media_handle_ttl,
+        reupload_timeout: config.media.media_reupload_timeout,
         root: config.data_dir.clone(),
     };
     let sessions = SessionApi::new(front.door.clone(), front.log_slot.clone(), media).with_links(front.links);

@@ -4,7 +4,7 @@
 //! files offers a [`MediaTransfer`]; the daemon's core (sizes, hashes, temp files,
 //! the one re-upload request on an expired copy) stays out of the backends.
 
-use std::{fmt, path::PathBuf};
+use std::{fmt, path::PathBuf, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -97,8 +97,13 @@ pub trait MediaTransfer: Send + Sync {
     ) -> BoxFuture<'static, Result<(), DownloadError>>;
 
     /// Asks the phone to upload the file of `message` again; the new descriptor
-    /// comes back, or an error when the phone does not answer.
-    fn reupload(&self, message: Received, blob: MediaBlob) -> BoxFuture<'static, Result<MediaBlob, BackendError>>;
+    /// comes back, or an error when the phone does not answer within `bound`.
+    fn reupload(
+        &self,
+        message: Received,
+        blob: MediaBlob,
+        bound: Duration,
+    ) -> BoxFuture<'static, Result<MediaBlob, BackendError>>;
 }
 
 /// A received message whose file a re-upload request names.

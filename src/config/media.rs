@@ -19,6 +19,11 @@ pub struct MediaConfig {
     /// How long an UploadMedia handle can be sent; then it is NOT_FOUND.
     #[arg(long, env = "WA_SESSIOND_MEDIA_HANDLE_TTL", default_value = "7d", value_parser = super::positive_duration)]
     pub media_handle_ttl: Duration,
+
+    /// How long DownloadMedia waits for the phone to upload a file again once
+    /// WhatsApp's copy expired; then UNAVAILABLE, reason MEDIA_EXPIRED.
+    #[arg(long, env = "WA_SESSIOND_MEDIA_REUPLOAD_TIMEOUT", default_value = "30s", value_parser = super::positive_duration)]
+    pub media_reupload_timeout: Duration,
 }
 
 fn caps(raw: &str) -> Result<MediaCaps, String> {

@@ -92,7 +92,7 @@ pub async fn download(
     let session = SessionId::parse(&body.session_id)?;
     let chat = input::chat(&body.chat)?;
     let message_id = input::message_id(&body.message_id, "message_id")?;
-    let found = download::open(&settings.root, sessions, log, session.clone(), &chat, &message_id).await?;
+    let found = download::open(settings, sessions, log, session.clone(), &chat, &message_id).await?;
     let media = found.message.media.clone().unwrap_or_default();
     let info = proto::MediaInfo {
         session_id: session.to_string(),

@@ -5,16 +5,13 @@
 //! to upload it again, and the download retried with the new descriptor; without an
 //! answer, UNAVAILABLE with reason MEDIA_EXPIRED.
 
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tracing::info;
 
-use super::upload::failed;
+use super::{upload::failed, MediaSettings};
 use crate::{
     backend::{
         media::{DownloadError, Received},
@@ -38,11 +35,13 @@ pub struct Download {
     session: SessionId,
     /// The data dir (the backend's scratch file goes under its `media-tmp/`).
     root: PathBuf,
+    /// How long the phone may take to upload the file again.
+    reupload_timeout: Duration,
 }
 
 /// Finds message `message_id` of `chat` and what its file needs.
 pub async fn open(
-    root: &Path,
+    settings: &MediaSettings,
     sessions: &Sessions,
     log: &EventLog,
     session: SessionId,
@@ -84,7 +83,8 @@ pub async fn open(
         transfer,
         log: log.clone(),
         session,
-        root: root.to_owned(),
+        root: settings.root.clone(),
+        reupload_timeout: settings.reupload_timeout,
     })
 }
 
@@ -131,7 +131,10 @@ impl Download {
                         from_me: self.message.from_me,
                         sender: self.message.sender.clone(),
                     };
-                    let again = self.transfer.reupload(message, blob.clone()).await;
+                    let again = self
+                        .transfer
+                        .reupload(message, blob.clone(), self.reupload_timeout)
+                        .await;
                     blob = again.map_err(|_| expired(&id))?;
                     if let Ok(json) = serde_json::to_string(&blob) {
                         let _ = self

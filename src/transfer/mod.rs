@@ -19,6 +19,9 @@ pub struct MediaSettings {
     pub caps: MediaCaps,
     /// How long a handle works (`--media-handle-ttl`).
     pub handle_ttl: Duration,
+    /// How long a download waits for the phone's re-upload
+    /// (`--media-reupload-timeout`).
+    pub reupload_timeout: Duration,
     /// The data dir (temp files go under its `media-tmp/`).
     pub root: PathBuf,
 }

@@ -22,6 +22,8 @@
 //!   before it is acked, then once as the phone sent it again.
 //! - `version`: the WhatsApp Web version resolved from the fake's sw.js, a 405
 //!   after the fake retires it survived without a new QR, a pinned one stopped.
+//! - `media`: the media bodies of `tests/media` on the real backend against the
+//!   fake's CDN (upload once, send many, voice notes, download and re-upload, refusals).
 //! - `phone` and `received`: the two worlds as the shared bodies see them.
 
 #[path = "../common/mod.rs"]
@@ -31,6 +33,7 @@ mod alike;
 mod crash;
 mod durable;
 mod files;
+mod media;
 mod orphan;
 mod outbound;
 mod phone;

@@ -19,31 +19,31 @@ macro_rules! run_on {
         #[tokio::test]
         async fn a_20_mib_document_uploaded_once_reaches_three_chats_with_their_captions() {
             let world = $start.await;
-            $crate::bodies::one_upload_three_chats(&world).await;
+            super::bodies::one_upload_three_chats(&world).await;
         }
 
         #[tokio::test]
         async fn a_voice_note_arrives_as_one_with_its_duration_and_other_audio_is_refused() {
             let world = $start.await;
-            $crate::bodies::voice_note(&world).await;
+            super::bodies::voice_note(&world).await;
         }
 
         #[tokio::test]
         async fn a_phones_image_downloads_again_after_expiry_once_reuploaded_and_is_media_expired_offline() {
             let world = $start.await;
-            $crate::bodies::download_and_expiry(&world).await;
+            super::bodies::download_and_expiry(&world).await;
         }
 
         #[tokio::test]
         async fn caps_size_mismatch_and_early_end_are_refused_and_leave_nothing() {
             let world = $start.await;
-            $crate::bodies::refusals(&world).await;
+            super::bodies::refusals(&world).await;
         }
 
         #[tokio::test]
         async fn a_cancelled_upload_leaves_no_temp_file_and_no_handle() {
             let world = $start.await;
-            $crate::bodies::cancelled(&world).await;
+            super::bodies::cancelled(&world).await;
         }
     };
 }

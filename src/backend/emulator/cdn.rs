@@ -238,7 +238,12 @@ impl MediaTransfer for Cdn {
         })
     }
 
-    fn reupload(&self, message: Received, blob: MediaBlob) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
+    fn reupload(
+        &self,
+        message: Received,
+        blob: MediaBlob,
+        _bound: std::time::Duration,
+    ) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
         let (dir, message_id) = (self.dir.clone(), message.id);
         let session = self.session.clone();
         Box::pin(async move {

@@ -247,8 +247,13 @@ impl MediaTransfer for PacedMedia {
         })
     }
 
-    fn reupload(&self, message: Received, blob: MediaBlob) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
-        self.with(move |media| media.reupload(message, blob))
+    fn reupload(
+        &self,
+        message: Received,
+        blob: MediaBlob,
+        bound: Duration,
+    ) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
+        self.with(move |media| media.reupload(message, blob, bound))
     }
 }
 

@@ -33,8 +33,7 @@ use super::{
 use crate::{
     backend::{
         BackendError, BackendEvent, BoxFuture, Connection, Disconnect, EventSink, MediaTransfer, Outbound,
-        PairingCodeIssued,
-        SentMessage, CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
+        PairingCodeIssued, SentMessage, CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
     },
     events::Inbox,
 };

@@ -36,9 +36,6 @@ use crate::{
 /// The most an upload or download may wait for the client to exist.
 const CLIENT_WAIT: Duration = Duration::from_secs(20);
 
-/// The most a phone may take to answer a re-upload request.
-const REUPLOAD_BOUND: Duration = Duration::from_secs(30);
-
 /// How a transfer gets the connection's client, waiting for it until a deadline.
 pub type ClientSource = Arc<dyn Fn(Instant) -> BoxFuture<'static, Result<Arc<Client>, BackendError>> + Send + Sync>;
 
@@ -180,7 +177,12 @@ impl MediaTransfer for RealMedia {
         })
     }
 
-    fn reupload(&self, message: Received, blob: MediaBlob) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
+    fn reupload(
+        &self,
+        message: Received,
+        blob: MediaBlob,
+        bound: Duration,
+    ) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
         let shared = self.0.clone();
         Box::pin(async move {
             let client = shared(Instant::now() + CLIENT_WAIT).await?;
@@ -204,7 +206,7 @@ impl MediaTransfer for RealMedia {
                 is_from_me: message.from_me,
                 participant: participant.as_ref(),
             };
-            let answer = timeout(REUPLOAD_BOUND, client.media_reupload().request(&request)).await;
+            let answer = timeout(bound, client.media_reupload().request(&request)).await;
             match answer {
                 Ok(Ok(MediaRetryResult::Success { direct_path })) => Ok(MediaBlob {
                     direct_path,

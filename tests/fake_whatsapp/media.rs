@@ -1,0 +1,150 @@
+//! Media on the real backend against the fake WhatsApp's CDN: the bodies of
+//! `tests/media` (run there on the emulator) run here as `media::real::NAME`, the
+//! unmodified whatsapp-rust client encrypting, uploading, downloading and asking
+//! the fake's phone for re-uploads.
+
+#[path = "../media/bodies.rs"]
+mod bodies;
+#[path = "../media/world.rs"]
+mod world;
+
+use super::common;
+
+mod real {
+    use std::{path::Path, time::Duration};
+
+    use fake_whatsapp::proto::{
+        self as fake, CountMediaRequestsRequest, ExpireMediaRequest, ListReceivedMessagesRequest, SendMediaRequest,
+    };
+    use tempfile::TempDir;
+    use tonic::transport::Channel;
+    use wa_sessiond::proto::{session_service_client::SessionServiceClient, EmulatedMedia, MediaKind};
+
+    use super::{
+        bodies::run_on,
+        common::{
+            create,
+            fake::{pair, Fake},
+            Daemon,
+        },
+        world::{Received, World},
+    };
+
+    /// The account the session links.
+    const OWNER: &str = "15550007777";
+
+    /// A daemon on the real backend wired to a fake, session `alice` CONNECTED.
+    pub struct Real {
+        daemon: Daemon,
+        fake: Fake,
+        dir: TempDir,
+    }
+
+    impl Real {
+        pub async fn start() -> Self {
+            let fake = Fake::start().await;
+            let dir = tempfile::tempdir().unwrap();
+            let wire = fake.wire();
+            let daemon = Daemon::start(dir.path(), |config| {
+                wire(config);
+                // The offline phone's silence, heard sooner than the default 30 s.
+                config.media.media_reupload_timeout = Duration::from_secs(3);
+            })
+            .await;
+            pair(&daemon, &fake, "alice", OWNER).await;
+            Self { daemon, fake, dir }
+        }
+    }
+
+    fn mime_of(kind: MediaKind) -> &'static str {
+        match kind {
+            MediaKind::Image => "image/jpeg",
+            MediaKind::Video => "video/mp4",
+            MediaKind::Audio => "audio/ogg; codecs=opus",
+            MediaKind::Sticker => "image/webp",
+            MediaKind::Document | MediaKind::Unspecified => "application/octet-stream",
+        }
+    }
+
+    #[tonic::async_trait]
+    impl World for Real {
+        async fn sessions(&self) -> SessionServiceClient<Channel> {
+            self.daemon.sessions().await
+        }
+
+        fn session(&self) -> &str {
+            "alice"
+        }
+
+        async fn offline_session(&self) -> String {
+            let mut client = self.daemon.sessions().await;
+            client.create_session(create("bob")).await.unwrap();
+            "bob".into()
+        }
+
+        fn data_dir(&self) -> &Path {
+            self.dir.path()
+        }
+
+        async fn at_server(&self) -> (Vec<Received>, u64, u64) {
+            let mut control = self.fake.control.clone();
+            let listed = control
+                .list_received_messages(ListReceivedMessagesRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            let media = listed
+                .messages
+                .into_iter()
+                .filter(|m| m.kind == fake::MessageKind::Media as i32 && m.from_jid.starts_with(OWNER))
+                .filter_map(|m| {
+                    let file = m.media?;
+                    Some(Received {
+                        to: m.to,
+                        media: EmulatedMedia {
+                            kind: file.kind,
+                            mime: file.mime,
+                            size: file.size,
+                            sha256: file.sha256,
+                            caption: file.caption,
+                            file_name: file.file_name,
+                            voice_note: file.voice_note,
+                            duration_seconds: file.duration_seconds,
+                        },
+                    })
+                })
+                .collect();
+            let counts = control
+                .count_media_requests(CountMediaRequestsRequest {})
+                .await
+                .unwrap()
+                .into_inner();
+            (media, counts.uploads, counts.reupload_requests)
+        }
+
+        async fn deliver_media(&self, from: &str, kind: MediaKind, data: Vec<u8>, caption: &str) -> String {
+            let request = SendMediaRequest {
+                to_phone_number: OWNER.into(),
+                from_phone_number: from.into(),
+                kind: kind as i32,
+                mime: mime_of(kind).into(),
+                data,
+                caption: caption.into(),
+                ..Default::default()
+            };
+            let mut control = self.fake.control.clone();
+            control.send_media(request).await.unwrap().into_inner().message_id
+        }
+
+        async fn expire_media(&self, message_id: &str, online: bool) {
+            let request = ExpireMediaRequest {
+                message_id: message_id.into(),
+                direct_path: String::new(),
+                phone_online: online,
+            };
+            self.fake.control.clone().expire_media(request).await.unwrap();
+        }
+    }
+
+    run_on!(Real::start());
+}
