@@ -6,7 +6,7 @@ use std::path::Path;
 use tonic::transport::Channel;
 use wa_sessiond::proto::{
     session_service_client::SessionServiceClient, DeliverMediaRequest, EmulatedKind, ExpireMediaRequest,
-    ListSentMessagesRequest, MediaKind,
+    ListSentMessagesRequest, MediaKind, SessionStatus,
 };
 
 use super::{
@@ -19,16 +19,40 @@ use super::{
 pub struct Emulated {
     daemon: Daemon,
     dir: tempfile::TempDir,
+    /// The config change, again for a restart.
+    tweak: Tweak,
 }
 
 impl Emulated {
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// With the test config changed by `tweak` (again at each restart).
+    pub async fn start_with(tweak: Tweak) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let daemon = Daemon::start(dir.path(), |_| {}).await;
+        let daemon = Daemon::start(dir.path(), tweak).await;
         paired(&daemon, "alice").await;
-        Self { daemon, dir }
+        Self { daemon, dir, tweak }
+    }
+
+    /// The daemon stopped and started again on the same data dir, `alice`
+    /// CONNECTED again from her stored credentials.
+    pub async fn restart(self) -> Self {
+        let Self { daemon, dir, tweak } = self;
+        daemon.stop().await;
+        let daemon = Daemon::start(dir.path(), tweak).await;
+        let mut client = daemon.sessions().await;
+        wait_session(&mut client, "alice", "CONNECTED", |s| {
+            status(s) == SessionStatus::Connected
+        })
+        .await;
+        Self { daemon, dir, tweak }
     }
 }
+
+/// How the daemon's config is changed.
+type Tweak = fn(&mut wa_sessiond::config::Config);
 
 #[tonic::async_trait]
 impl World for Emulated {

@@ -9,11 +9,14 @@
 //! - a phone's image downloads with its bytes, again after WhatsApp's copy expired
 //!   (one re-upload request), and MEDIA_EXPIRED when the phone is offline;
 //! - caps, size mismatch, early end, cancel and a session not connected: the right
-//!   codes, and no temp file or handle left in the data dir.
+//!   codes, and no temp file or handle left in the data dir;
+//! - and, apart from any backend (`handles`): a handle outlives a restart, expires
+//!   after its ttl, and goes with its session.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod bodies;
 mod emulator;
+mod handles;
 mod world;
