@@ -50,3 +50,48 @@ pub fn descriptor(message: &wa::Message) -> Option<MediaBlob> {
     }
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use whatsapp_rust::buffa::MessageField;
+
+    use super::*;
+
+    #[test]
+    fn an_image_with_its_key_keeps_a_descriptor_and_one_without_keeps_none() {
+        let image = wa::message::ImageMessage {
+            direct_path: Some("/v/t62/abc".into()),
+            media_key: Some(vec![7; 32]),
+            file_sha256: Some(vec![0, 0xff]),
+            file_enc_sha256: Some(vec![9; 32]),
+            file_length: Some(12_345),
+            mimetype: Some("image/jpeg".into()),
+            media_key_timestamp: Some(1_700_000_000),
+            ..Default::default()
+        };
+        let message = wa::Message {
+            image_message: MessageField::some(image.clone()),
+            ..Default::default()
+        };
+        let blob = descriptor(&message).expect("a descriptor");
+        assert_eq!(blob.kind, MediaKind::Image);
+        assert_eq!(blob.direct_path, "/v/t62/abc");
+        assert_eq!(blob.sha256, "00ff");
+        assert_eq!(blob.size, 12_345);
+        assert_eq!(STANDARD.decode(&blob.media_key).unwrap(), vec![7; 32]);
+        assert!(
+            !format!("{blob:?}").contains(&blob.media_key),
+            "the key stays out of logs"
+        );
+
+        let keyless = wa::Message {
+            image_message: MessageField::some(wa::message::ImageMessage {
+                media_key: None,
+                ..image
+            }),
+            ..Default::default()
+        };
+        assert!(descriptor(&keyless).is_none());
+        assert!(descriptor(&wa::Message::default()).is_none());
+    }
+}
