@@ -97,11 +97,15 @@ impl MediaTransfer for RealMedia {
         Box::pin(async move {
             let client = shared(Instant::now() + CLIENT_WAIT).await?;
             let kind = media_type(file.kind);
+            // Created here, under its guard: a cancelled upload removes it even while
+            // the encryption still writes (to a file no longer named anywhere).
             let encrypted = Removed(file.path.with_extension("enc"));
+            let out = std::fs::File::create(&encrypted.0)
+                .map_err(|e| BackendError::Storage(format!("no temp file for the encrypted upload: {e}")))?;
             let (plain, cipher) = (file.path.clone(), encrypted.0.clone());
             let sealed = tokio::task::spawn_blocking(move || -> whatsapp_rust::anyhow::Result<_> {
                 let reader = BufReader::new(std::fs::File::open(plain)?);
-                let mut writer = BufWriter::new(std::fs::File::create(&cipher)?);
+                let mut writer = BufWriter::new(out);
                 let info = encrypt_media_streaming(reader, &mut writer, kind)?;
                 writer.flush()?;
                 Ok((info, std::fs::metadata(&cipher)?.len()))
