@@ -7,8 +7,9 @@
 //! stanza loop that answers the device and carries out the control API's orders.
 //! Once the device goes active, what the server holds for it goes out as the
 //! offline batch (each stanza marked `offline`, then `<ib><offline count>`), and
-//! from then on live; its receipts and acks tell the server what to forget. What
-//! it sends is acked (or nacked, or the ack held) as `messages` decides.
+//! from then on live; its receipts and acks tell the server what to forget
+//! (`receipts`). What it sends is acked (or nacked, or the ack held) as
+//! `messages` decides; its `media_conn` IQ is answered with the media CDN.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -19,9 +20,10 @@ use tokio_websockets::ServerBuilder;
 use tracing::{debug, info, warn, Instrument};
 use wacore_binary::{builder::NodeBuilder, Node};
 
+mod receipts;
+
 use crate::{
     device_keys::DeviceKeys,
-    inbox::Class,
     iq::{self, Effect},
     messages,
     noise::{Channel, Handshaken, Responder, ServerIdentity},
@@ -348,55 +350,6 @@ impl Session {
             self.send(&node).await?;
         }
         Ok(count)
-    }
-
-    /// A `<receipt>` the device sent: a delivery (or read) receipt acks the
-    /// messages it names; a retry receipt asks their sender for a resend; a
-    /// server-error receipt asks a phone to upload media again (the answer, if
-    /// the phone gives one, is returned).
-    async fn receipt_from_device(&mut self, receipt: &Node) -> Option<Node> {
-        let device = self.device.clone()?;
-        match attr(receipt, "type").as_deref() {
-            Some("server-error") => return self.shared.phones.reupload(&self.shared.cdn, receipt).await,
-            Some("retry") => {
-                if let Err(why) = self.shared.world.resend(&device, receipt).await {
-                    warn!(device = %device.jid(), %why, "a retry receipt left unanswered");
-                }
-            }
-            Some("enc_rekey_retry") => debug!("a call rekey retry; ignored"),
-            Some("read") => {
-                messages::read(&self.shared.world, &device, receipt).await;
-                self.shared
-                    .world
-                    .acked(&device, Class::Message, &stanza::ids_of(receipt))
-                    .await;
-            }
-            _ => {
-                self.shared
-                    .world
-                    .acked(&device, Class::Message, &stanza::ids_of(receipt))
-                    .await;
-            }
-        }
-        None
-    }
-
-    /// An `<ack>` the device sent for a message (a transport ack or a refusal)
-    /// or a receipt it took.
-    async fn ack_from_device(&mut self, ack: &Node) {
-        let Some(device) = self.device.clone() else { return };
-        let class = match attr(ack, "class").as_deref() {
-            Some("message") => Class::Message,
-            Some("receipt") => Class::Receipt,
-            other => {
-                debug!(class = ?other, "an ack; ignored");
-                return;
-            }
-        };
-        if let Some(error) = attr(ack, "error") {
-            warn!(device = %device.jid(), %error, id = ?attr(ack, "id"), "the device refused a stanza");
-        }
-        self.shared.world.acked(&device, class, &stanza::ids_of(ack)).await;
     }
 
     /// An answer to one of the server's requests: the pair-device ack, or the

@@ -316,9 +316,9 @@ pub async fn received(cdn: &Cdn, message: &wa::Message) -> Option<ReceivedMedia>
     shown.kind = kind.into();
     shown.direct_path = file.direct_path().unwrap_or_default().to_owned();
     match open(cdn, file).await {
-        Ok(plain) => {
-            shown.size = plain.len() as u64;
-            shown.sha256 = Sha256::digest(&plain).iter().map(|b| format!("{b:02x}")).collect();
+        Ok((size, sha256)) => {
+            shown.size = size as u64;
+            shown.sha256 = sha256;
         }
         Err(why) => {
             tracing::warn!(direct_path = %shown.direct_path, %why, "could not open a device's media");
@@ -345,8 +345,9 @@ fn listed(
     }
 }
 
-/// The plaintext of `file`, from the CDN, its MAC and hashes checked.
-async fn open(cdn: &Cdn, file: &dyn Downloadable) -> Result<Vec<u8>, String> {
+/// The size and SHA-256 (hex) of `file`'s plaintext, from the CDN, its MAC and
+/// hashes checked.
+async fn open(cdn: &Cdn, file: &dyn Downloadable) -> Result<(usize, String), String> {
     let path = file.direct_path().ok_or("no direct path")?;
     let blob = cdn
         .get(path)
@@ -355,13 +356,19 @@ async fn open(cdn: &Cdn, file: &dyn Downloadable) -> Result<Vec<u8>, String> {
     if file.file_enc_sha256().map(|hash| BASE64_URL_SAFE_NO_PAD.encode(hash)) != Some(blob.token.clone()) {
         return Err("the message's file_enc_sha256 is not the stored file's".into());
     }
-    let key = file.media_key().ok_or("no media key")?;
-    let plain = DownloadUtils::verify_and_decrypt(&blob.data, key, file.app_info()).map_err(|e| e.to_string())?;
-    if file
-        .file_sha256()
-        .is_some_and(|hash| hash != Sha256::digest(&plain).as_slice())
-    {
-        return Err("the plaintext's sha256 is not the message's file_sha256".into());
-    }
-    Ok(plain)
+    let key = file.media_key().ok_or("no media key")?.to_vec();
+    let (media_type, expected) = (file.app_info(), file.file_sha256().map(<[u8]>::to_vec));
+    // Decrypting and hashing a large file is CPU work: off the connection's task.
+    let opened = tokio::task::spawn_blocking(move || {
+        let plain = DownloadUtils::verify_and_decrypt(&blob.data, &key, media_type).map_err(|e| e.to_string())?;
+        let sha256 = Sha256::digest(&plain);
+        if expected.is_some_and(|hash| hash != sha256.as_slice()) {
+            return Err("the plaintext's sha256 is not the message's file_sha256".to_owned());
+        }
+        Ok((
+            plain.len(),
+            sha256.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        ))
+    });
+    opened.await.map_err(|e| format!("the decryption task failed: {e}"))?
 }

@@ -1,6 +1,6 @@
 //! Media against the unmodified whatsapp-rust client and the fake's CDN (HTTPS
-//! on loopback, the fake's own CA): a document a device uploads once (streamed,
-//! resumable size) and sends to three chats is opened by each recipient with
+//! on loopback, the fake's own CA): a document a device uploads once (streamed)
+//! and sends to three chats is opened by each recipient with
 //! the right sha256, and a voice note arrives as one; media a phone sends
 //! downloads with the same bytes; once the CDN's copy expired the download
 //! fails, a re-upload request to an online phone yields a new path that works,
@@ -152,8 +152,7 @@ async fn a_document_uploaded_once_and_sent_to_three_chats_is_opened_by_each_with
     let device = Device::pair(&fake, dir.path(), None).await;
     let client = device.client();
 
-    // Over 5 MiB: the library checks for a resumable upload first.
-    let data = file(6 * 1024 * 1024 + 123, 1);
+    let data = file(1024 * 1024 + 123, 1);
     let (ciphertext, info) = encrypt(&data);
     let uploaded = bounded(
         "the upload",
@@ -192,7 +191,7 @@ async fn a_document_uploaded_once_and_sent_to_three_chats_is_opened_by_each_with
     }
     let seen = counts(&fake).await;
     assert_eq!(seen.uploads, 1, "uploaded once, sent three times");
-    assert_eq!(seen.resume_checks, 1, "one resume check before the large upload");
+    assert_eq!(seen.resume_checks, 0, "no resume check below 5 MiB");
     device.stop().await;
 }
 
@@ -256,6 +255,17 @@ async fn media_a_phone_sends_downloads_with_the_same_bytes_until_it_expires_then
         .expect("the file expires");
     let failed = bounded("the download", client.download(&image)).await;
     assert!(failed.is_err(), "an expired file does not download");
+    // As the CDN answers: 410 for the expired file, 404 for a token not the file's.
+    let token = BASE64_URL_SAFE_NO_PAD.encode(image.file_enc_sha256.clone().unwrap());
+    let path = image.direct_path.clone().unwrap();
+    let url = |token: &str| format!("https://{}{path}?token={token}", fake.running.cdn_addr);
+    let gone = cdn_client().execute(HttpRequest::get(url(&token))).await.unwrap();
+    assert_eq!(gone.status_code, 410, "expired");
+    let unknown = cdn_client()
+        .execute(HttpRequest::get(url("not-its-token")))
+        .await
+        .unwrap();
+    assert_eq!(unknown.status_code, 404, "not the file's token");
 
     let (chat, key) = (user(FRIEND), image.media_key.clone().expect("a media key"));
     let request = MediaReuploadRequest {
@@ -278,7 +288,7 @@ async fn media_a_phone_sends_downloads_with_the_same_bytes_until_it_expires_then
     let seen = counts(&fake).await;
     assert_eq!(seen.reupload_requests, 1);
     assert_eq!(seen.phone_uploads, 2, "sent once, re-uploaded once");
-    assert!(seen.downloads >= 3);
+    assert!(seen.downloads >= 5);
     device.stop().await;
 }
 
@@ -342,6 +352,11 @@ async fn an_upload_that_broke_off_resumes_where_the_cdn_says_it_stopped() {
         "https://{host}/mms/document/{token}?auth={}&token={token}",
         media_conn.auth
     );
+
+    // Without the media_conn auth token: 401 (the library refreshes it and retries).
+    let wrong = format!("https://{host}/mms/document/{token}?auth=wrong&token={token}");
+    let refused = cdn_client().execute(HttpRequest::post(wrong)).await.unwrap();
+    assert_eq!(refused.status_code, 401);
 
     // A first attempt breaks off after 2 MiB.
     let (first, len) = (url.clone(), ciphertext.len() as u64);
