@@ -5,10 +5,11 @@
 
 mod files;
 mod gates;
+mod grpc;
 mod link;
 mod version;
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use prometheus_client::{
     encoding::{text, EncodeLabelSet},
@@ -19,6 +20,7 @@ use prometheus_client::{
 pub use self::{
     files::FileGauges,
     gates::GateGauges,
+    grpc::MethodMeter,
     link::{FeedOpen, LinkMetrics},
     version::VersionGauges,
 };
@@ -299,21 +301,6 @@ impl Metrics {
         self.session_restarts.inc();
     }
 
-    /// A gRPC call finished with `code` after `elapsed`.
-    pub(crate) fn grpc_handled(&self, service: &str, method: &str, code: &'static str, elapsed: Duration) {
-        let call = CallLabels {
-            grpc_service: service.to_owned(),
-            grpc_method: method.to_owned(),
-            grpc_code: code,
-        };
-        self.grpc_handled.get_or_create(&call).inc();
-        let method = MethodLabels {
-            grpc_service: call.grpc_service,
-            grpc_method: call.grpc_method,
-        };
-        self.grpc_seconds.get_or_create(&method).observe(elapsed.as_secs_f64());
-    }
-
     fn status_gauge(&self, status: Status) -> Gauge {
         self.sessions.get_or_create(&status_label(status)).clone()
     }
@@ -379,11 +366,10 @@ mod tests {
     #[test]
     fn the_exposition_names_every_status_and_the_grpc_calls() {
         let metrics = Metrics::default();
-        metrics.grpc_handled(
-            "wasessiond.v1.SessionService",
-            "GetSession",
+        metrics.grpc_meter("wasessiond.v1.SessionService", "GetSession").record(
+            tonic::Code::Ok,
             "OK",
-            Duration::from_millis(3),
+            std::time::Duration::from_millis(3),
         );
         metrics.reconnect_scheduled(DisconnectReason::ConnectionLost);
         let text = metrics.encode();

@@ -6,7 +6,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use tokio::{net::TcpListener, sync::watch};
-use tonic::{service::interceptor::InterceptedService, transport::server::TcpIncoming};
+use tonic::transport::server::TcpIncoming;
 use tonic_health::{server::HealthReporter, ServingStatus};
 
 use super::{
@@ -119,7 +119,7 @@ pub async fn start(
     let events = EventServiceServer::new(EventApi::new(front.log_slot, front.door.clone(), stopping_rx.clone()));
     let emulator = front.emulator.map(|emulator| {
         let service = EmulatorServiceServer::new(EmulatorApi::new(emulator, front.door));
-        InterceptedService::new(service.max_decoding_message_size(max_request), auth.clone())
+        auth.wrap(service.max_decoding_message_size(max_request))
     });
     let mut stopped = stopping_rx;
     let server = server::builder(&config.edge, metrics)
@@ -127,14 +127,8 @@ pub async fn start(
         .add_service(health_service.max_decoding_message_size(max_request))
         .add_service(reflection_v1.max_decoding_message_size(max_request))
         .add_service(reflection_v1alpha.max_decoding_message_size(max_request))
-        .add_service(InterceptedService::new(
-            sessions.max_decoding_message_size(max_request),
-            auth.clone(),
-        ))
-        .add_service(InterceptedService::new(
-            events.max_decoding_message_size(max_request),
-            auth,
-        ))
+        .add_service(auth.wrap(sessions.max_decoding_message_size(max_request)))
+        .add_service(auth.wrap(events.max_decoding_message_size(max_request)))
         .add_optional_service(emulator)
         // Small responses go out at once (Nagle would hold them for a delayed ACK, ~40 ms).
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async move {

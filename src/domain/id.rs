@@ -29,6 +29,11 @@ impl SessionId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The id as text, owned (no copy).
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 /// Whether `raw` follows the id rule (also the rule of consumer names).

@@ -1,15 +1,23 @@
-//! Bearer-token authentication of SessionService and EmulatorService calls: an
-//! interceptor comparing `authorization: Bearer <token>` in constant time. Health and
-//! reflection are not wrapped, so probes and grpcurl's `list` work without a token.
+//! Bearer-token authentication of SessionService, EventService and EmulatorService
+//! calls: a wrapper around each service comparing `authorization: Bearer <token>` in
+//! constant time, on the HTTP request itself (no conversion of the request to tonic's
+//! and back, as an interceptor would do on every call). Health and reflection are not
+//! wrapped, so probes and grpcurl's `list` work without a token.
 
-use std::sync::Arc;
+use std::{
+    future::{ready, Ready},
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use subtle::ConstantTimeEq;
-use tonic::{service::Interceptor, Request, Status};
+use tonic::{body::Body, server::NamedService, Status};
+use tower_service::Service;
 
 use crate::{config::Secret, error::SessionError};
 
-/// The interceptor; lets every call through when no token is configured.
+/// The check; lets every call through when no token is configured.
 #[derive(Clone)]
 pub struct BearerAuth {
     /// The expected token, when authentication is on.
@@ -47,11 +55,76 @@ impl BearerAuth {
     }
 }
 
-impl Interceptor for BearerAuth {
-    fn call(&mut self, request: Request<()>) -> Result<Request<()>, Status> {
-        let header = request.metadata().get("authorization").map(|v| v.as_bytes());
-        self.check(header)?;
-        Ok(request)
+/// A service whose calls must carry the token.
+#[derive(Clone)]
+pub struct Authenticated<S> {
+    /// The service.
+    inner: S,
+    /// The check.
+    auth: BearerAuth,
+}
+
+impl BearerAuth {
+    /// `inner`, answering UNAUTHENTICATED to a call without the token.
+    pub fn wrap<S>(&self, inner: S) -> Authenticated<S> {
+        Authenticated {
+            inner,
+            auth: self.clone(),
+        }
+    }
+}
+
+impl<S: NamedService> NamedService for Authenticated<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> Service<http::Request<B>> for Authenticated<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<Body>>,
+{
+    type Response = http::Response<Body>;
+    type Error = S::Error;
+    type Future = AuthFuture<S::Future, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let header = request.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
+        match self.auth.check(header) {
+            Ok(()) => AuthFuture::Served {
+                inner: self.inner.call(request),
+            },
+            Err(error) => AuthFuture::Refused {
+                answer: ready(Ok(Status::from(error).into_http())),
+            },
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The service's answer, or the refusal.
+    #[project = AuthProj]
+    pub enum AuthFuture<F, E> {
+        /// The call went through.
+        Served { #[pin] inner: F },
+        /// The call was refused.
+        Refused { answer: Ready<Result<http::Response<Body>, E>> },
+    }
+}
+
+impl<F, E> std::future::Future for AuthFuture<F, E>
+where
+    F: std::future::Future<Output = Result<http::Response<Body>, E>>,
+{
+    type Output = Result<http::Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            AuthProj::Served { inner } => inner.poll(cx),
+            AuthProj::Refused { answer } => Pin::new(answer).poll(cx),
+        }
     }
 }
 

@@ -9,35 +9,36 @@ use crate::{
     qr_render::{render, ImageKind},
 };
 
-/// The wire form of a session, with the QR image rendered when asked.
-pub fn session(view: &SessionView, image: Option<ImageKind>) -> Result<proto::Session, SessionError> {
-    let qr = view.qr.as_ref().map(|qr| self::qr(qr, image)).transpose()?;
+/// The wire form of a session, with the QR image rendered when asked. Takes the view
+/// by value: its strings move into the answer instead of being copied (the hot read).
+pub fn session(view: SessionView, image: Option<ImageKind>) -> Result<proto::Session, SessionError> {
+    let qr = view.qr.map(|qr| self::qr(qr, image)).transpose()?;
     Ok(proto::Session {
-        id: view.id.to_string(),
+        id: view.id.into_string(),
         status: status(view.status) as i32,
         qr,
-        phone_number: view.phone_number.clone(),
-        jid: view.jid.clone(),
-        push_name: view.push_name.clone(),
+        phone_number: view.phone_number,
+        jid: view.jid,
+        push_name: view.push_name,
         created_at: Some(timestamp(view.created_at)),
         updated_at: Some(timestamp(view.updated_at)),
         connected_at: view.connected_at.map(timestamp),
         last_active_at: view.last_active_at.map(timestamp),
-        last_error: view.last_error.clone(),
+        last_error: view.last_error,
         disconnect_reason: reason(view.disconnect_reason) as i32,
         restart_count: view.restart_count,
         revision: view.revision,
-        labels: view.labels.clone().into_iter().collect(),
+        labels: view.labels.into_iter().collect(),
     })
 }
 
-fn qr(qr: &Qr, image: Option<ImageKind>) -> Result<proto::Qr, SessionError> {
+fn qr(qr: Qr, image: Option<ImageKind>) -> Result<proto::Qr, SessionError> {
     let image = match image {
         Some(kind) => render(&qr.code, kind).map_err(SessionError::Internal)?,
         None => String::new(),
     };
     Ok(proto::Qr {
-        code: qr.code.clone(),
+        code: qr.code,
         issued_at: Some(timestamp(qr.issued_at)),
         expires_at: Some(timestamp(qr.expires_at)),
         index: qr.index,

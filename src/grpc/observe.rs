@@ -20,22 +20,22 @@ use tonic::Code;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::metrics::Metrics;
+use crate::metrics::{MethodMeter, Metrics};
 
-/// A method's `(service, method)` labels.
-type MethodName = Arc<(String, String)>;
+/// A method's metric handles.
+type Meter = Arc<MethodMeter>;
 
 /// The methods served, by request path (`/pkg.Service/Method`).
 #[derive(Debug)]
 struct KnownMethods {
-    /// Path to labels.
-    by_path: HashMap<String, MethodName>,
-    /// The labels of any other path.
-    unknown: MethodName,
+    /// Path to handles.
+    by_path: HashMap<String, Meter>,
+    /// The handles of any other path.
+    unknown: Meter,
 }
 
 impl KnownMethods {
-    fn from_descriptor_sets(sets: &[&[u8]]) -> Self {
+    fn from_descriptor_sets(metrics: &Metrics, sets: &[&[u8]]) -> Self {
         let mut by_path = HashMap::new();
         let files = sets
             .iter()
@@ -46,15 +46,15 @@ impl KnownMethods {
                 let service_name = format!("{}.{}", file.package(), service.name());
                 for method in &service.method {
                     let path = format!("/{service_name}/{}", method.name());
-                    by_path.insert(path, Arc::new((service_name.clone(), method.name().to_owned())));
+                    by_path.insert(path, Arc::new(metrics.grpc_meter(&service_name, method.name())));
                 }
             }
         }
-        let unknown = Arc::new(("unknown".to_owned(), "unknown".to_owned()));
+        let unknown = Arc::new(metrics.grpc_meter("unknown", "unknown"));
         Self { by_path, unknown }
     }
 
-    fn name(&self, path: &str) -> MethodName {
+    fn meter(&self, path: &str) -> Meter {
         self.by_path.get(path).unwrap_or(&self.unknown).clone()
     }
 }
@@ -62,9 +62,7 @@ impl KnownMethods {
 /// The layer: one per server.
 #[derive(Clone)]
 pub struct ObserveLayer {
-    /// Where calls are counted.
-    metrics: Arc<Metrics>,
-    /// The methods that get their own labels.
+    /// The methods that get their own labels, with their handles.
     methods: Arc<KnownMethods>,
 }
 
@@ -72,8 +70,8 @@ impl ObserveLayer {
     /// Counts calls into `metrics`, naming the methods of the given encoded
     /// descriptor sets.
     pub fn new(metrics: Arc<Metrics>, descriptor_sets: &[&[u8]]) -> Self {
-        let methods = Arc::new(KnownMethods::from_descriptor_sets(descriptor_sets));
-        Self { metrics, methods }
+        let methods = Arc::new(KnownMethods::from_descriptor_sets(&metrics, descriptor_sets));
+        Self { methods }
     }
 }
 
@@ -111,8 +109,7 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let call = Call {
-            metrics: self.layer.metrics.clone(),
-            method: self.layer.methods.name(request.uri().path()),
+            meter: self.layer.methods.meter(request.uri().path()),
             start: Instant::now(),
             done: false,
         };
@@ -125,10 +122,8 @@ where
 
 /// One call being observed; counted exactly once (as `Canceled` if dropped unfinished).
 struct Call {
-    /// Where it is counted.
-    metrics: Arc<Metrics>,
-    /// Its labels.
-    method: MethodName,
+    /// Its method's handles.
+    meter: Meter,
     /// When it came in.
     start: Instant,
     /// Already counted.
@@ -141,9 +136,7 @@ impl Call {
             return;
         }
         self.done = true;
-        let (service, method) = &*self.method;
-        self.metrics
-            .grpc_handled(service, method, code_name(code), self.start.elapsed());
+        self.meter.record(code, code_name(code), self.start.elapsed());
     }
 
     /// Counts the call if `headers` carry its status; returns whether they did.
@@ -266,13 +259,25 @@ mod tests {
 
     #[test]
     fn served_methods_get_their_names_and_anything_else_is_unknown() {
-        let methods = KnownMethods::from_descriptor_sets(&[crate::proto::FILE_DESCRIPTOR_SET]);
-        let name = methods.name("/wasessiond.v1.SessionService/CreateSession");
-        assert_eq!(
-            *name,
-            ("wasessiond.v1.SessionService".to_owned(), "CreateSession".to_owned())
+        let metrics = Metrics::default();
+        let methods = KnownMethods::from_descriptor_sets(&metrics, &[crate::proto::FILE_DESCRIPTOR_SET]);
+        let elapsed = std::time::Duration::from_millis(1);
+        methods
+            .meter("/wasessiond.v1.SessionService/CreateSession")
+            .record(Code::Ok, "OK", elapsed);
+        methods
+            .meter("/wasessiond.v1.SessionService/Nope")
+            .record(Code::NotFound, "NotFound", elapsed);
+        methods.meter("/x").record(Code::NotFound, "NotFound", elapsed);
+        let text = metrics.encode();
+        let created = "grpc_server_handled_total{grpc_service=\"wasessiond.v1.SessionService\",grpc_method=\"CreateSession\",grpc_code=\"OK\"} 1";
+        assert!(text.contains(created), "{text}");
+        let unknown =
+            "grpc_server_handled_total{grpc_service=\"unknown\",grpc_method=\"unknown\",grpc_code=\"NotFound\"} 2";
+        assert!(text.contains(unknown), "{text}");
+        assert!(
+            !text.contains("grpc_method=\"GetSession\""),
+            "a method never called shows no series: {text}"
         );
-        assert_eq!(methods.name("/wasessiond.v1.SessionService/Nope").0, "unknown");
-        assert_eq!(methods.name("/x").1, "unknown");
     }
 }

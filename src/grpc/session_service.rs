@@ -126,7 +126,7 @@ impl SessionService for SessionApi {
         let id = SessionId::parse(&request.get_ref().session_id)?;
         let view = self.sessions.disconnect(id.clone()).await?;
         self.revoke_links_of(&id).await?;
-        Ok(Response::new(convert::session(&view, None)?))
+        Ok(Response::new(convert::session(view, None)?))
     }
 
     async fn connect_session(
@@ -138,7 +138,7 @@ impl SessionService for SessionApi {
         let id = SessionId::parse(&body.session_id)?;
         let image = image_kind(body.qr_image)?;
         let view = self.sessions.connect(id, qr).await?;
-        Ok(Response::new(convert::session(&view, image)?))
+        Ok(Response::new(convert::session(view, image)?))
     }
 
     async fn logout_session(
@@ -148,7 +148,7 @@ impl SessionService for SessionApi {
         let id = SessionId::parse(&request.get_ref().session_id)?;
         let view = self.sessions.logout(id.clone()).await?;
         self.revoke_links_of(&id).await?;
-        Ok(Response::new(convert::session(&view, None)?))
+        Ok(Response::new(convert::session(view, None)?))
     }
 
     async fn delete_session(
@@ -269,7 +269,7 @@ impl SessionService for SessionApi {
         let image = image_kind(body.qr_image)?;
         let labels = input::labels(body.labels)?;
         let view = self.sessions.create(id, labels, qr).await?;
-        Ok(Response::new(convert::session(&view, image)?))
+        Ok(Response::new(convert::session(view, image)?))
     }
 
     async fn get_session(
@@ -282,7 +282,7 @@ impl SessionService for SessionApi {
         let id = SessionId::parse(&body.session_id)?;
         let image = image_kind(body.qr_image)?;
         let view = self.sessions.get(id, qr).await?;
-        Ok(Response::new(convert::session(&view, image)?))
+        Ok(Response::new(convert::session(view, image)?))
     }
 
     async fn list_sessions(
@@ -295,7 +295,7 @@ impl SessionService for SessionApi {
         let after = input::page_token(&body.page_token)?;
         let (views, next) = self.sessions.list(status, page_size, after).await?;
         let sessions = views
-            .iter()
+            .into_iter()
             .map(|view| convert::session(view, None))
             .collect::<Result<_, _>>()?;
         let next_page_token = next.as_ref().map(input::next_page_token).unwrap_or_default();
@@ -341,6 +341,6 @@ impl SessionService for SessionApi {
         let id = SessionId::parse(&body.session_id)?;
         let image = image_kind(body.qr_image)?;
         let view = self.sessions.refresh_qr(id, qr).await?;
-        Ok(Response::new(convert::session(&view, image)?))
+        Ok(Response::new(convert::session(view, image)?))
     }
 }

@@ -19,7 +19,7 @@ pub type WireStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// One session's changes, converted (and the QR drawn when asked).
 pub fn session_changes(changes: mpsc::Receiver<SessionView>, image: Option<ImageKind>) -> WireStream<proto::Session> {
-    let stream = ReceiverStream::new(changes).map(move |view| convert::session(&view, image).map_err(Status::from));
+    let stream = ReceiverStream::new(changes).map(move |view| convert::session(view, image).map_err(Status::from));
     Box::pin(stream)
 }
 
@@ -45,7 +45,7 @@ pub fn all_changes(
     let stream = snapshot.chain(live).map(|item| {
         let event = item?;
         Ok(proto::SessionEvent {
-            session: Some(convert::session(&event.view, None)?),
+            session: Some(convert::session(event.view.clone(), None)?),
             deleted: event.deleted,
         })
     });
