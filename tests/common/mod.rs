@@ -6,8 +6,9 @@
 #[cfg(feature = "fake-whatsapp")]
 pub mod fake;
 pub mod process;
-mod calls;
 
+// The shared waits and requests, used as `common::wait_for` and so on.
+mod calls;
 pub use calls::*;
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
