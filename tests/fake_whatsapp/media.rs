@@ -17,13 +17,11 @@ mod real {
         self as fake, CountMediaRequestsRequest, ExpireMediaRequest, ListReceivedMessagesRequest, SendMediaRequest,
     };
     use tempfile::TempDir;
-    use tonic::transport::Channel;
-    use wa_sessiond::proto::{session_service_client::SessionServiceClient, EmulatedMedia, MediaKind};
+    use wa_sessiond::proto::{EmulatedMedia, MediaKind};
 
     use super::{
         bodies::run_on,
         common::{
-            create,
             fake::{pair, Fake},
             Daemon,
         },
@@ -68,18 +66,8 @@ mod real {
 
     #[tonic::async_trait]
     impl World for Real {
-        async fn sessions(&self) -> SessionServiceClient<Channel> {
-            self.daemon.sessions().await
-        }
-
-        fn session(&self) -> &str {
-            "alice"
-        }
-
-        async fn offline_session(&self) -> String {
-            let mut client = self.daemon.sessions().await;
-            client.create_session(create("bob")).await.unwrap();
-            "bob".into()
+        fn daemon(&self) -> &Daemon {
+            &self.daemon
         }
 
         fn data_dir(&self) -> &Path {

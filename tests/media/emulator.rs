@@ -3,10 +3,8 @@
 
 use std::path::Path;
 
-use tonic::transport::Channel;
 use wa_sessiond::proto::{
-    session_service_client::SessionServiceClient, DeliverMediaRequest, EmulatedKind, ExpireMediaRequest,
-    ListSentMessagesRequest, MediaKind, SessionStatus,
+    DeliverMediaRequest, EmulatedKind, ExpireMediaRequest, ListSentMessagesRequest, MediaKind, SessionStatus,
 };
 
 use super::{
@@ -56,18 +54,8 @@ type Tweak = fn(&mut wa_sessiond::config::Config);
 
 #[tonic::async_trait]
 impl World for Emulated {
-    async fn sessions(&self) -> SessionServiceClient<Channel> {
-        self.daemon.sessions().await
-    }
-
-    fn session(&self) -> &str {
-        "alice"
-    }
-
-    async fn offline_session(&self) -> String {
-        let mut client = self.daemon.sessions().await;
-        client.create_session(create("bob")).await.unwrap();
-        "bob".into()
+    fn daemon(&self) -> &Daemon {
+        &self.daemon
     }
 
     fn data_dir(&self) -> &Path {

@@ -23,14 +23,24 @@ pub struct Received {
 /// A backend's world.
 #[tonic::async_trait]
 pub trait World: Send + Sync {
-    /// A client of the daemon's SessionService.
-    async fn sessions(&self) -> SessionServiceClient<Channel>;
-    /// The CONNECTED session's id.
-    fn session(&self) -> &str;
-    /// A session that exists and is not CONNECTED.
-    async fn offline_session(&self) -> String;
+    /// The daemon (its data dir is `data_dir`).
+    fn daemon(&self) -> &super::common::Daemon;
     /// The daemon's data dir.
     fn data_dir(&self) -> &Path;
+    /// A client of the daemon's SessionService.
+    async fn sessions(&self) -> SessionServiceClient<Channel> {
+        self.daemon().sessions().await
+    }
+    /// The CONNECTED session's id.
+    fn session(&self) -> &str {
+        "alice"
+    }
+    /// A session that exists and is not CONNECTED.
+    async fn offline_session(&self) -> String {
+        let mut client = self.daemon().sessions().await;
+        client.create_session(super::common::create("bob")).await.unwrap();
+        "bob".into()
+    }
     /// Media messages the server received from the session, and how many files it
     /// uploaded and the phones re-uploaded.
     async fn at_server(&self) -> (Vec<Received>, u64, u64);
