@@ -3,12 +3,13 @@
 //! is not measured here). One linked session; per size (`--media-sizes`, MiB):
 //! UploadMedia in 64 KiB chunks (MiB/s, the handle's sha256 checked), then a phone
 //! sends a file of that size (EmulatorService.DeliverMedia, not timed) and
-//! DownloadMedia streams it back (MiB/s, sha256 checked). DeliverMedia carries the
-//! file in one request, which the daemon caps at 4 MiB (`--max-request-bytes`'s
-//! most), so larger sizes are downloaded at that cap instead of their own size.
+//! DownloadMedia streams it back (MiB/s, sha256 checked); each transfer 3 times, the
+//! median time counts. DeliverMedia carries the file in one request, which the
+//! daemon caps at 4 MiB (`--max-request-bytes`'s most), so larger sizes are
+//! downloaded at that cap instead of their own size.
 //!
 //! Baseline, in the same run: the same bytes written over a plain loopback TCP
-//! socket to a reader in this process (median of 3). Memory: the daemon's peak RSS
+//! socket to a reader in this process (median of 5). Memory: the daemon's peak RSS
 //! growth over each transfer, from VmHWM after resetting it (`clear_refs`), or from
 //! VmRSS polled every 2 ms where the reset is not allowed.
 
@@ -40,6 +41,8 @@ const SESSION: &str = "media";
 const PHONE: &str = "15550001111";
 /// The bound on peak RSS growth (for a 100 MiB file).
 const RSS_BOUND_MIB: f64 = 16.0;
+/// Each transfer is timed this many times (the median counts; RSS: the largest growth).
+const REPEATS: usize = 3;
 /// Bound on any one transfer.
 const TRANSFER_BOUND: Duration = Duration::from_secs(600);
 
@@ -82,7 +85,8 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
     // Warm the paths once with a small file; measure from here.
     let warm = noise(CHUNK as u64, 1);
     upload(&channel, &warm).await?;
-    download(&channel, &warm).await?;
+    let warm_id = deliver(&channel, &warm).await?;
+    download(&channel, &warm_id, &warm).await?;
 
     let mut rows = Vec::new();
     for (n, &mib) in env.args.media_sizes.iter().enumerate() {
@@ -90,14 +94,15 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
         println!("media: {mib} MiB: loopback copy, upload, download");
         let data = noise(size, 7 + n as u64);
         let loopback = loopback_mib_s(&data).await?;
-        let (secs, rss_kib) = peak.over(upload(&channel, &data)).await?;
+        let (secs, rss_kib) = peak.median_of(REPEATS, || upload(&channel, &data)).await?;
         let upload = Transfer {
             bytes: size,
             secs,
             rss_kib,
         };
         let (download, download_loopback) = if size <= DELIVER_CAP {
-            let (secs, rss_kib) = peak.over(download(&channel, &data)).await?;
+            let id = deliver(&channel, &data).await?;
+            let (secs, rss_kib) = peak.median_of(REPEATS, || download(&channel, &id, &data)).await?;
             (
                 Transfer {
                     bytes: size,
@@ -110,7 +115,8 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
             drop(data);
             let data = noise(DELIVER_CAP, 100 + n as u64);
             let loopback = loopback_mib_s(&data).await?;
-            let (secs, rss_kib) = peak.over(download(&channel, &data)).await?;
+            let id = deliver(&channel, &data).await?;
+            let (secs, rss_kib) = peak.median_of(REPEATS, || download(&channel, &id, &data)).await?;
             (
                 Transfer {
                     bytes: DELIVER_CAP,
@@ -180,10 +186,8 @@ async fn upload(channel: &Channel, data: &[u8]) -> Result<f64, String> {
     Ok(secs)
 }
 
-/// A phone sends the session `data` (not timed); then DownloadMedia streams it back.
-/// Returns the seconds from the call that opened the stream to its last chunk,
-/// after checking the bytes' sha256 against the data's and the stream's info.
-async fn download(channel: &Channel, data: &[u8]) -> Result<f64, String> {
+/// A phone sends the session `data`; returns the message's id.
+async fn deliver(channel: &Channel, data: &[u8]) -> Result<String, String> {
     let deliver = DeliverMediaRequest {
         session_id: SESSION.into(),
         from: PHONE.into(),
@@ -193,7 +197,7 @@ async fn download(channel: &Channel, data: &[u8]) -> Result<f64, String> {
         caption: String::new(),
         file_name: "bench.bin".into(),
     };
-    let message_id = EmulatorServiceClient::new(channel.clone())
+    Ok(EmulatorServiceClient::new(channel.clone())
         .deliver_media(deliver)
         .await
         .map_err(|e| {
@@ -205,10 +209,16 @@ async fn download(channel: &Channel, data: &[u8]) -> Result<f64, String> {
             )
         })?
         .into_inner()
-        .message_id;
+        .message_id)
+}
+
+/// DownloadMedia streams the file of message `id` (sent as `data`) back. Returns the
+/// seconds from the call that opened the stream to its last chunk, after checking
+/// the bytes' sha256 against the data's and the stream's info.
+async fn download(channel: &Channel, id: &str, data: &[u8]) -> Result<f64, String> {
     let request = DownloadMediaRequest {
         session_id: SESSION.into(),
-        message_id,
+        message_id: id.into(),
         chat: format!("{PHONE}@s.whatsapp.net"),
     };
     let mut sessions = SessionServiceClient::new(channel.clone());
