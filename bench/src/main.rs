@@ -20,6 +20,8 @@ mod events;
 mod fake;
 mod get_hot;
 mod load;
+mod media;
+mod media_measure;
 mod real;
 mod regen_storm;
 mod report;
@@ -52,6 +54,9 @@ pub enum Scenario {
     /// session and many, and latency at a steady rate, against a bare SQLite
     /// group-commit loop writing the same rows.
     Send,
+    /// Files through the daemon on the emulator: UploadMedia and DownloadMedia
+    /// MiB/s against a plain loopback TCP copy, and the daemon's peak RSS growth.
+    Media,
     /// The real backend against the fake WhatsApp: memory and idle CPU per
     /// CONNECTED session, and the restore of all of them.
     Real,
@@ -134,6 +139,10 @@ pub struct Args {
     #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub send_rate: u32,
 
+    /// media: file sizes in MiB, comma separated.
+    #[arg(long, default_value = "1,10,100", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub media_sizes: Vec<u32>,
+
     /// The daemon binary (default: `wa-sessiond` next to this executable).
     #[arg(long)]
     pub daemon_bin: Option<PathBuf>,
@@ -213,6 +222,9 @@ async fn run(env: &child::BenchEnv) -> Result<(), String> {
     if args.runs(Scenario::Send) {
         report::outcome("send", send::run(env).await, &mut failed);
     }
+    if args.runs(Scenario::Media) {
+        report::outcome("media", media::run(env).await, &mut failed);
+    }
     let fake_built = env.self_exe.with_file_name("fake-whatsapp").is_file();
     if args.scenario == Scenario::Real || (args.scenario == Scenario::All && fake_built) {
         report::outcome("real", real::run(env).await, &mut failed);
@@ -250,5 +262,9 @@ mod tests {
             (send.send_in_flight, send.send_sessions, send.send_rate),
             (64, 100, 500)
         );
+        assert_eq!(args.media_sizes, [1, 10, 100]);
+        let media = Args::try_parse_from(["wa-sessiond-bench", "--scenario", "media", "--media-sizes", "2,3"]).unwrap();
+        assert!(media.runs(Scenario::Media) && !media.runs(Scenario::Send));
+        assert_eq!(media.media_sizes, [2, 3]);
     }
 }
