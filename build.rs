@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "proto/wasessiond/v1/session.proto",
     "proto/wasessiond/v1/emulator.proto",
     "proto/wasessiond/v1/events.proto",
+    "proto/wasessiond/v1/campaign.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,8 +1,8 @@
 //! Open files: the process's limit (its soft limit raised to the hard one at
 //! start, so a default of 1,024 does not stall a few hundred sessions), how many
 //! are open now, and whether there is room for one more session's. Each connected
-//! session of the real backend holds four (its socket, and its SQLite store's
-//! database, -wal and -shm files; see `backend::whatsapp::store`); running out makes
+//! session of the real backend holds two (its socket, and its SQLite store's
+//! database; see `backend::whatsapp::store`); running out makes
 //! sessions retry forever with "Too many open files", so a create that would not fit
 //! is refused instead.
 

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod app;
 pub mod backend;
+pub mod campaign;
 pub mod config;
 pub mod domain;
 pub mod error;

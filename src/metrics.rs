@@ -3,6 +3,7 @@
 //! (`gates`), the link page (`link`) and gRPC calls by method and code. Each event is one method here, called from one
 //! place; `/metrics` on the admin port serves `encode`.
 
+mod campaign;
 mod files;
 mod gates;
 mod grpc;
@@ -18,6 +19,7 @@ use prometheus_client::{
 };
 
 pub use self::{
+    campaign::{CampaignMetrics, StateLabels},
     files::FileGauges,
     gates::GateGauges,
     grpc::MethodMeter,
@@ -126,6 +128,8 @@ pub struct Metrics {
     pub link: LinkMetrics,
     /// The WhatsApp Web version in use (real backend).
     pub whatsapp_version: VersionGauges,
+    /// The campaigns'.
+    pub campaigns: CampaignMetrics,
 }
 
 impl Default for Metrics {
@@ -150,6 +154,7 @@ impl Default for Metrics {
             files: FileGauges::default(),
             link: LinkMetrics::default(),
             whatsapp_version: VersionGauges::default(),
+            campaigns: CampaignMetrics::default(),
         };
         metrics.registered()
     }
@@ -168,6 +173,7 @@ impl Metrics {
         self.files.register(ours);
         self.link.register(ours);
         self.whatsapp_version.register(ours);
+        self.campaigns.register(ours);
         ours.register("sessions", "Sessions by status", self.sessions.clone());
         ours.register("watchers", "Watch streams attached", self.watchers.clone());
         ours.register(

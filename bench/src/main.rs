@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 mod baseline;
+mod campaign;
 mod child;
 mod client;
 mod create_burst;
@@ -57,6 +58,10 @@ pub enum Scenario {
     /// Files through the daemon on the emulator: UploadMedia and DownloadMedia
     /// MiB/s against a plain loopback TCP copy, and the daemon's peak RSS growth.
     Media,
+    /// Campaigns on the emulator: items sent/s and CPU per item at interval 0
+    /// against direct SendMessage, the pacing's gap error, and the memory of a
+    /// million queued items.
+    Campaign,
     /// The real backend against the fake WhatsApp: memory and idle CPU per
     /// CONNECTED session, and the restore of all of them.
     Real,
@@ -143,6 +148,42 @@ pub struct Args {
     #[arg(long, default_value = "1,10,100", value_delimiter = ',', value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub media_sizes: Vec<u32>,
 
+    /// campaign: which parts to run, comma separated.
+    #[arg(long, value_enum, default_value = "throughput,pacing,memory", value_delimiter = ',')]
+    pub campaign_parts: Vec<campaign::Part>,
+
+    /// campaign throughput: linked sessions, one campaign each (and the direct runs' sessions).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub campaign_sessions: u32,
+
+    /// campaign throughput: items per session.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub campaign_items: u32,
+
+    /// campaign pacing: linked sessions, one campaign each.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub campaign_pacing_sessions: u32,
+
+    /// campaign pacing: items per campaign (the run lasts about items x the mean gap).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+    pub campaign_pacing_items: u32,
+
+    /// campaign pacing: the PacingPolicy's min_interval.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub campaign_pacing_min: Duration,
+
+    /// campaign pacing: the PacingPolicy's max_interval.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub campaign_pacing_max: Duration,
+
+    /// campaign memory: items queued (paused, nothing sends), 1,000 an AddCampaignItems call.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u32).range(1..=100_000_000))]
+    pub campaign_queued_items: u32,
+
+    /// campaign memory: the campaigns those items are spread over.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub campaign_queued_campaigns: u32,
+
     /// The daemon binary (default: `wa-sessiond` next to this executable).
     #[arg(long)]
     pub daemon_bin: Option<PathBuf>,
@@ -225,6 +266,9 @@ async fn run(env: &child::BenchEnv) -> Result<(), String> {
     if args.runs(Scenario::Media) {
         report::outcome("media", media::run(env).await, &mut failed);
     }
+    if args.runs(Scenario::Campaign) {
+        report::outcome("campaign", campaign::run(env).await, &mut failed);
+    }
     let fake_built = env.self_exe.with_file_name("fake-whatsapp").is_file();
     if args.scenario == Scenario::Real || (args.scenario == Scenario::All && fake_built) {
         report::outcome("real", real::run(env).await, &mut failed);
@@ -266,5 +310,23 @@ mod tests {
         let media = Args::try_parse_from(["wa-sessiond-bench", "--scenario", "media", "--media-sizes", "2,3"]).unwrap();
         assert!(media.runs(Scenario::Media) && !media.runs(Scenario::Send));
         assert_eq!(media.media_sizes, [2, 3]);
+        let campaign = Args::try_parse_from(["wa-sessiond-bench", "--scenario", "campaign"]).unwrap();
+        assert!(campaign.runs(Scenario::Campaign) && !campaign.runs(Scenario::Media));
+        assert_eq!((campaign.campaign_sessions, campaign.campaign_items), (100, 1000));
+        assert_eq!(
+            (campaign.campaign_pacing_sessions, campaign.campaign_pacing_items),
+            (50, 40)
+        );
+        assert_eq!(
+            (campaign.campaign_pacing_min, campaign.campaign_pacing_max),
+            (Duration::from_secs(1), Duration::from_secs(2))
+        );
+        assert_eq!(
+            (campaign.campaign_queued_items, campaign.campaign_queued_campaigns),
+            (1_000_000, 1000)
+        );
+        assert_eq!(campaign.campaign_parts.len(), 3);
+        let one = Args::try_parse_from(["wa-sessiond-bench", "--campaign-parts", "pacing"]).unwrap();
+        assert_eq!(one.campaign_parts, [campaign::Part::Pacing]);
     }
 }

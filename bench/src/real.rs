@@ -34,9 +34,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 const PEAK_METRIC: &str = "wa_sessiond_connects_in_flight_peak";
 /// The bound on one session's link: create, scan, CONNECTED.
 const LINK_BOUND: Duration = Duration::from_secs(120);
-/// The open files a CONNECTED session may hold: its socket, its credential
-/// store's database, -wal and -shm (the daemon's own budget per session).
-const FILES_PER_SESSION: f64 = 4.0;
+/// The open files a CONNECTED session may hold: its socket and its credential
+/// store's database (the daemon's own budget per session; issue 23's target).
+const FILES_PER_SESSION: f64 = 2.0;
 
 /// Memory after linking up to a count.
 struct Step {

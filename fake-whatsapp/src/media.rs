@@ -365,10 +365,7 @@ async fn open(cdn: &Cdn, file: &dyn Downloadable) -> Result<(usize, String), Str
         if expected.is_some_and(|hash| hash != sha256.as_slice()) {
             return Err("the plaintext's sha256 is not the message's file_sha256".to_owned());
         }
-        Ok((
-            plain.len(),
-            sha256.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-        ))
+        Ok((plain.len(), hex::encode(sha256)))
     });
     opened.await.map_err(|e| format!("the decryption task failed: {e}"))?
 }

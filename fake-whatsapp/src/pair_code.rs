@@ -36,7 +36,7 @@ pub fn companion_hello(reg: &Node) -> Result<CodeRequest, String> {
         .and_then(|k| k.try_into().ok())
         .ok_or("companion_hello without a 32-byte noise key")?;
     let ref_bytes: [u8; 16] = rand::rng().random();
-    let pairing_ref = format!("2@{}", ref_bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let pairing_ref = format!("2@{}", hex::encode(ref_bytes));
     Ok(CodeRequest {
         phone,
         pairing_ref: pairing_ref.into_bytes(),

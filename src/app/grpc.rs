@@ -1,5 +1,5 @@
 //! The daemon's gRPC front, started before the sessions are restored: SessionService,
-//! EventService, EmulatorService (with the emulator backend), health and reflection
+//! EventService, CampaignService, EmulatorService (with the emulator backend), health and reflection
 //! on the transport `grpc::server` builds. It answers NOT_SERVING until `run` says
 //! the sessions are restored, and stops taking calls when the drain begins.
 
@@ -18,6 +18,7 @@ use crate::{
     config::Config,
     grpc::{
         auth::BearerAuth,
+        campaign_service::{CampaignApi, CampaignSlot},
         emulator_service::EmulatorApi,
         event_service::{EventApi, LogSlot},
         server,
@@ -26,8 +27,8 @@ use crate::{
     link::LinkIssuer,
     metrics::Metrics,
     proto::{
-        emulator_service_server::EmulatorServiceServer, event_service_server::EventServiceServer,
-        session_service_server::SessionServiceServer,
+        campaign_service_server::CampaignServiceServer, emulator_service_server::EmulatorServiceServer,
+        event_service_server::EventServiceServer, session_service_server::SessionServiceServer,
     },
     registry::Sessions,
     transfer::MediaSettings,
@@ -47,6 +48,8 @@ pub struct Front {
     pub links: Option<LinkIssuer>,
     /// Where EventService finds the event log once it is open.
     pub log_slot: LogSlot,
+    /// Where CampaignService finds the campaign runner once it runs.
+    pub campaign_slot: CampaignSlot,
 }
 
 /// The running server's controls.
@@ -117,6 +120,7 @@ pub async fn start(
     let sessions = SessionApi::new(front.door.clone(), front.log_slot.clone(), media).with_links(front.links);
     let sessions = SessionServiceServer::new(sessions);
     let events = EventServiceServer::new(EventApi::new(front.log_slot, front.door.clone(), stopping_rx.clone()));
+    let campaigns = CampaignServiceServer::new(CampaignApi::new(front.campaign_slot));
     let emulator = front.emulator.map(|emulator| {
         let service = EmulatorServiceServer::new(EmulatorApi::new(emulator, front.door));
         auth.wrap(service.max_decoding_message_size(max_request))
@@ -129,6 +133,7 @@ pub async fn start(
         .add_service(reflection_v1alpha.max_decoding_message_size(max_request))
         .add_service(auth.wrap(sessions.max_decoding_message_size(max_request)))
         .add_service(auth.wrap(events.max_decoding_message_size(max_request)))
+        .add_service(auth.wrap(campaigns.max_decoding_message_size(max_request)))
         .add_optional_service(emulator)
         // Small responses go out at once (Nagle would hold them for a delayed ACK, ~40 ms).
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async move {

@@ -32,8 +32,9 @@ use crate::{
         whatsapp::{WaVersions, WhatsappBackend},
         Backend,
     },
+    campaign::Campaigns,
     config::{BackendKind, Config},
-    grpc::event_service::LogSlot,
+    grpc::{campaign_service::CampaignSlot, event_service::LogSlot},
     link::LinkService,
     metrics::Metrics,
     readiness::Readiness,
@@ -151,6 +152,7 @@ pub async fn run(
         None => None,
     };
     let log_slot = LogSlot::default();
+    let campaign_slot = CampaignSlot::default();
     let front = Front {
         door: door.clone(),
         // The wiring's emulator is served with the real backend too (tests drive
@@ -158,6 +160,7 @@ pub async fn run(
         emulator: emulator.or_else(|| wiring.emulator.clone()),
         links: link.as_ref().map(LinkService::issuer),
         log_slot: log_slot.clone(),
+        campaign_slot: campaign_slot.clone(),
     };
     let server = grpc::start(listeners.grpc, &config, wiring.metrics.clone(), front, &mut watched).await?;
     if let Some(page) = link {
@@ -177,6 +180,10 @@ pub async fn run(
             let _ = log_slot.set(core.log.clone());
             let _ = wiring.registry.set(core.registry.get_cell());
             door.open(core.registry.clone());
+            let runner = Campaigns::new(core.log.clone(), door.clone(), wiring.metrics.clone());
+            // Pacers for every session with a campaign to run (after a restart too).
+            drop(runner.start());
+            let _ = campaign_slot.set(runner);
             server.set_serving(true).await;
             wiring.readiness.mark_restored();
             info!(addr = %server.addr, "wa-sessiond ready");

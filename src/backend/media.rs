@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{BackendError, BoxFuture};
-use crate::media::MediaKind;
+use crate::media::{
+    seal::{Plain, Seal, Sealer},
+    MediaKind,
+};
 
 /// Where a file is on WhatsApp's CDN and how to read it: the upload descriptor of a
 /// sent file, or the download descriptor of a received one.
@@ -54,9 +57,10 @@ impl fmt::Debug for MediaBlob {
 }
 
 /// A file received whole, ready to upload.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Upload {
-    /// The plaintext in a temp file (the caller removes it).
+    /// The file as the connection's [`Sealer`] wrote it, in a temp file (the
+    /// caller removes it).
     pub path: PathBuf,
     /// What it is sent as.
     pub kind: MediaKind,
@@ -66,6 +70,9 @@ pub struct Upload {
     pub size: u64,
     /// Hex sha256 of it.
     pub sha256: String,
+    /// What the sealer kept of how it sealed the file (`None` when it kept the
+    /// plaintext).
+    pub seal: Option<Seal>,
 }
 
 /// Why a download failed.
@@ -84,7 +91,13 @@ pub type ChunkSink = mpsc::Sender<Vec<u8>>;
 
 /// A connection's file transfers. Each future owns what it needs.
 pub trait MediaTransfer: Send + Sync {
-    /// Encrypts and uploads `file` once; its descriptor comes back.
+    /// How an upload's bytes are written as they arrive, before [`Self::upload`]
+    /// takes the file: as they are, unless the backend seals them on the way.
+    fn sealer(&self, _kind: MediaKind) -> BoxFuture<'static, Result<Box<dyn Sealer>, BackendError>> {
+        Box::pin(async { Ok(Box::new(Plain::default()) as Box<dyn Sealer>) })
+    }
+
+    /// Uploads `file`, as its sealer wrote it, once; its descriptor comes back.
     fn upload(&self, file: Upload) -> BoxFuture<'static, Result<MediaBlob, BackendError>>;
 
     /// Streams the decrypted file `blob` describes into `sink`; `scratch` is a

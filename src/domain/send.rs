@@ -118,7 +118,7 @@ impl SendInput {
                 field(media.reply_to.as_deref().unwrap_or(""));
             }
         }
-        hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(hash.finalize())
     }
 }
 

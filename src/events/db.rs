@@ -14,13 +14,16 @@ use tokio::sync::watch;
 
 use super::rows::{forget_deleted_duplicate, insert, remove_deleted, ROW_OVERHEAD, SCHEMA};
 use super::{
+    campaign::sql as campaign_sql,
     metrics::EventMetrics,
     outbound::{self, sql as outbound_sql},
     trim, Appended, Body, EventKind, NewEvent, Shared,
 };
-use crate::store::{group_commit::Apply, unix_ms, DbError};
+use crate::store::{group_commit::Apply, DbError};
 
+mod consumers;
 mod jobs;
+mod removal;
 
 pub use jobs::{Op, Out};
 
@@ -44,9 +47,14 @@ pub struct Writer {
     pending_trimmed: Option<u64>,
     /// Events added by this batch, by kind.
     pending_kinds: [u64; KINDS],
-    /// Outbound statuses reached in this batch (status, nack code), for metrics.
-    pending_outbound: Vec<(i32, u32)>,
+    /// Outbound statuses reached in this batch (status, nack code, a campaign
+    /// item's), for metrics.
+    pending_outbound: Vec<(i32, u32, bool)>,
     published: watch::Sender<u64>,
+    /// Grows by one after each commit that changed a campaign or an item.
+    campaigns: watch::Sender<u64>,
+    /// This batch changed a campaign or an item.
+    campaign_changed: bool,
     shared: Arc<Shared>,
     metrics: Arc<EventMetrics>,
 }
@@ -62,6 +70,7 @@ impl Writer {
         trim::open(conn)?;
         conn.execute_batch(outbound_sql::SCHEMA)?;
         conn.execute_batch(outbound::health_sql::SCHEMA)?;
+        conn.execute_batch(campaign_sql::SCHEMA)?;
         let head: i64 = conn
             .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'events'", [], |row| {
                 row.get(0)
@@ -95,6 +104,8 @@ impl Writer {
             pending_kinds: [0; KINDS],
             pending_outbound: Vec::new(),
             published,
+            campaigns: watch::channel(0).0,
+            campaign_changed: false,
             shared,
             metrics,
         };
@@ -149,7 +160,9 @@ impl Writer {
             };
             appended.added += 1;
             if let Body::Outbound(update) = &event.body {
-                self.pending_outbound.push((update.status, update.error_code));
+                let item = !update.campaign_id.is_empty();
+                self.pending_outbound.push((update.status, update.error_code, item));
+                self.campaign_changed |= item;
             }
             last_seqs.insert(&event.session_id, seq);
             head = cursor;
@@ -182,65 +195,6 @@ impl Writer {
         for (pending, added) in self.pending_kinds.iter_mut().zip(kinds) {
             *pending += added;
         }
-    }
-
-    fn ack(&mut self, tx: &Transaction<'_>, consumer: &str, cursor: u64, max: usize) -> Result<Option<u64>, DbError> {
-        if max > 0 {
-            let known: i64 = tx
-                .prepare_cached("SELECT COUNT(*) FROM consumers WHERE name = ?1")?
-                .query_row([consumer], |row| row.get(0))?;
-            let count: i64 = tx
-                .prepare_cached("SELECT COUNT(*) FROM consumers")?
-                .query_row([], |row| row.get(0))?;
-            if known == 0 && count as usize >= max {
-                return Ok(None);
-            }
-        }
-        let now = unix_ms(std::time::SystemTime::now()) as i64;
-        let stored: i64 = tx
-            .prepare_cached(
-                "INSERT INTO consumers (name, cursor, updated_at_ms) VALUES (?1, ?2, ?3)
-                 ON CONFLICT(name) DO UPDATE SET cursor = max(cursor, excluded.cursor), updated_at_ms = excluded.updated_at_ms
-                 RETURNING cursor",
-            )?
-            .query_row(params![consumer, cursor as i64, now], |row| row.get(0))?;
-        Ok(Some(stored as u64))
-    }
-
-    /// Logs the session's last event and hides its earlier ones, which
-    /// [`Writer::remove_deleted`] removes a chunk at a time: never one long delete in
-    /// front of every other session's appends. The mark is durable, so a crash
-    /// mid-removal leaves them hidden, and the next removal finishes them.
-    fn delete_session(&mut self, tx: &Transaction<'_>, last: &NewEvent) -> Result<(), DbError> {
-        let id = &last.session_id;
-        let seq = self.last_seq(tx, id)? + 1;
-        // A session created again under this id starts again at 1.
-        tx.execute("DELETE FROM session_seq WHERE session_id = ?1", [id])?;
-        self.seqs.remove(id);
-        self.touched.insert(id.clone());
-        let (cursor, size) = insert(tx, last, seq)?.ok_or(rusqlite::Error::StatementChangedRows(0))?;
-        tx.prepare_cached(
-            "INSERT INTO removals (session_id, through) VALUES (?1, ?2)
-             ON CONFLICT(session_id) DO UPDATE SET through = max(through, excluded.through)",
-        )?
-        .execute(params![id, cursor as i64])?;
-        outbound_sql::delete_session(tx, id)?;
-        trim::count(tx, id, size as i64)?;
-        trim::forget_mark(tx, id)?;
-        let mut kinds = [0; KINDS];
-        kinds[last.kind() as usize - 1] = 1;
-        self.added(cursor, size as i64, kinds);
-        Ok(())
-    }
-
-    /// Removes up to `chunk` events of deleted sessions; the number removed.
-    fn remove_deleted(&mut self, tx: &Transaction<'_>, chunk: usize) -> Result<usize, DbError> {
-        let (removed, freed) = remove_deleted(tx, chunk)?;
-        for (session_id, bytes) in freed {
-            trim::count(tx, &session_id, -(bytes as i64))?;
-            self.pending_bytes -= bytes as i64;
-        }
-        Ok(removed)
     }
 
     /// Trims one chunk: by age first, then by size ([`trim`]).
@@ -302,6 +256,7 @@ impl Writer {
                 Ok(Out::Appended(appended))
             }
             Op::Accept(accept) => {
+                self.campaign_changed |= accept.campaign.is_some();
                 let (accepted, events) = outbound_sql::accept(tx, accept)?;
                 self.append(tx, &events)?;
                 Ok(Out::Accepted(accepted))
@@ -311,6 +266,7 @@ impl Writer {
                 self.append(tx, &events).map(|_| Out::Done)
             }
             Op::Forget { session_id, message_id } => {
+                self.campaign_changed = true;
                 outbound_sql::forget(tx, session_id, message_id).map(|()| Out::Done)
             }
             Op::Update(change) => {
@@ -323,10 +279,14 @@ impl Writer {
                     .collect();
                 self.append(tx, &events).map(|_| Out::Done)
             }
-            Op::Ack { consumer, cursor, max } => self.ack(tx, consumer, *cursor, *max).map(Out::Position),
+            Op::Ack { consumer, cursor, max } => consumers::ack(tx, consumer, *cursor, *max).map(Out::Position),
             Op::DeleteConsumer(consumer) => {
                 let deleted = tx.execute("DELETE FROM consumers WHERE name = ?1", [consumer])?;
                 Ok(Out::Deleted(deleted > 0))
+            }
+            Op::Campaign(job) => {
+                self.campaign_changed = true;
+                campaign_sql::run(tx, job).map(Out::Campaign)
             }
             Op::DeleteSession(last) => self.delete_session(tx, last).map(|()| Out::Done),
             Op::Remove { chunk } => self.remove_deleted(tx, *chunk).map(Out::Removed),
@@ -373,8 +333,14 @@ impl Apply for Writer {
             self.metrics
                 .appended(kind, std::mem::take(&mut self.pending_kinds[index]));
         }
-        for (status, code) in self.pending_outbound.drain(..) {
+        for (status, code, item) in self.pending_outbound.drain(..) {
             self.metrics.outbound(status, code);
+            if item {
+                self.metrics.campaign_item(status);
+            }
+        }
+        if std::mem::take(&mut self.campaign_changed) {
+            self.campaigns.send_modify(|generation| *generation += 1);
         }
         if self.pending_head != self.head {
             self.head = self.pending_head;
@@ -391,5 +357,14 @@ impl Apply for Writer {
         self.pending_trimmed = None;
         self.pending_kinds = [0; KINDS];
         self.pending_outbound.clear();
+        self.campaign_changed = false;
+    }
+}
+
+impl Writer {
+    /// Follows the campaigns' changes: the value grows after each commit that
+    /// changed a campaign or an item.
+    pub fn watch_campaigns(&self) -> watch::Receiver<u64> {
+        self.campaigns.subscribe()
     }
 }

@@ -45,9 +45,26 @@ pub struct EventMetrics {
     consumer_lag: Family<ConsumerLabel, Gauge>,
     outbound: Family<StatusLabel, Counter>,
     nacks: Family<CodeLabel, Counter>,
+    /// Campaign items, by each status their messages reached.
+    campaign_items: Family<StatusLabel, Counter>,
     /// Commits of inbound messages (the real backend's durability hook) that failed
     /// or timed out; each is retried.
     inbound_commit_failures: Counter,
+}
+
+fn status_label(status: i32) -> StatusLabel {
+    use crate::proto::MessageStatus as S;
+    let status = match S::try_from(status).unwrap_or(S::Unspecified) {
+        S::Queued => "queued",
+        S::Sent => "sent",
+        S::ServerAck => "server_ack",
+        S::Delivered => "delivered",
+        S::Read => "read",
+        S::Played => "played",
+        S::Failed => "failed",
+        S::Unspecified => "unspecified",
+    };
+    StatusLabel { status }
 }
 
 fn label(kind: EventKind) -> KindLabel {
@@ -95,6 +112,11 @@ impl EventMetrics {
             self.outbound.clone(),
         );
         ours.register(
+            "campaign_item_statuses",
+            "Campaign items, by each status their messages reached (sent, server_ack, delivered, read, played, failed)",
+            self.campaign_items.clone(),
+        );
+        ours.register(
             "outbound_nacks",
             "Sends WhatsApp refused, by its code (e.g. 463: new chats barred)",
             self.nacks.clone(),
@@ -121,21 +143,15 @@ impl EventMetrics {
     /// A message reached `status` (a `MessageStatus`); `code` is WhatsApp's nack
     /// code for a refusal (0: none).
     pub fn outbound(&self, status: i32, code: u32) {
-        use crate::proto::MessageStatus as S;
-        let status = match S::try_from(status).unwrap_or(S::Unspecified) {
-            S::Queued => "queued",
-            S::Sent => "sent",
-            S::ServerAck => "server_ack",
-            S::Delivered => "delivered",
-            S::Read => "read",
-            S::Played => "played",
-            S::Failed => "failed",
-            S::Unspecified => "unspecified",
-        };
-        self.outbound.get_or_create(&StatusLabel { status }).inc();
+        self.outbound.get_or_create(&status_label(status)).inc();
         if code != 0 {
             self.nacks.get_or_create(&CodeLabel { code: code.to_string() }).inc();
         }
+    }
+
+    /// A campaign item's message reached `status` (a `MessageStatus`).
+    pub fn campaign_item(&self, status: i32) {
+        self.campaign_items.get_or_create(&status_label(status)).inc();
     }
 
     /// A commit of inbound messages failed (it is retried).

@@ -9,6 +9,8 @@
 //! and follow the head, published after each commit: a stream that falls behind costs
 //! disk reads, never memory, and never slows a writer.
 
+pub mod campaign;
+mod campaign_log;
 mod cursor;
 mod db;
 mod follow;
@@ -112,6 +114,8 @@ pub struct EventLog {
     queue: group_commit::Queue<db::Writer>,
     /// The last committed cursor, published after each commit (streams follow it).
     head: watch::Receiver<u64>,
+    /// Grows after each commit that changed a campaign or an item.
+    campaigns: watch::Receiver<u64>,
     /// What the writer and the readers share (trim point, size estimate).
     shared: Arc<Shared>,
     /// The read-only connections streams read pages from.
@@ -138,12 +142,14 @@ impl EventLog {
         let conn = group_commit::open(&path)?;
         let shared = Arc::new(Shared::default());
         let (writer, head) = db::Writer::new(&conn, Arc::clone(&shared), Arc::clone(&metrics))?;
+        let campaigns = writer.watch_campaigns();
         let queue = group_commit::spawn("event-log", conn, writer, db::MAX_BATCH)?;
         let readers = read::Readers::new(path);
         let media = MediaStore::open(root)?;
         Ok(Self {
             queue,
             head,
+            campaigns,
             shared,
             readers,
             metrics,

@@ -76,6 +76,14 @@ impl EventLog {
         self.readers.with(move |conn| health_sql::read(conn, &session_id)).await
     }
 
+    /// The restrictions on the account now (no refused-send counts: cheap).
+    pub async fn account_restrictions(&self, session_id: &str) -> Result<AccountHealth, DbError> {
+        let session_id = session_id.to_owned();
+        self.readers
+            .with(move |conn| health_sql::restrictions(conn, &session_id))
+            .await
+    }
+
     /// A message the session sent, by WhatsApp's id or (`by_client`) the caller's key.
     pub async fn outbound(&self, session_id: &str, key: &str, by_client: bool) -> Result<Option<Row>, DbError> {
         let (session_id, key) = (session_id.to_owned(), key.to_owned());

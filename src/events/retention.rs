@@ -25,6 +25,52 @@ pub struct Retention {
     pub every: Duration,
 }
 
+/// A download descriptor is kept just before its message commits: younger ones
+/// are never taken for gone.
+const DESCRIPTOR_GRACE: Duration = Duration::from_secs(300);
+
+/// Descriptors checked against the log per session and round.
+const CHECK_PER_SESSION: usize = 64;
+
+/// Forgets the download descriptors (kept before `now` less the grace) of
+/// messages no longer in the log, the byte cap's trims included. Each session's
+/// oldest are checked first, up to the first whose message is still there (trims
+/// take a session's oldest events first). Returns how many went.
+pub async fn forget_trimmed_media(log: &EventLog, now: SystemTime) -> Result<usize, crate::store::DbError> {
+    let before = now.checked_sub(DESCRIPTOR_GRACE).unwrap_or(SystemTime::UNIX_EPOCH);
+    let mut forgotten = 0;
+    loop {
+        let oldest = log.media().oldest_inbound(before, CHECK_PER_SESSION).await?;
+        let (mut gone, mut more) = (Vec::new(), false);
+        let mut session = 0;
+        while session < oldest.len() {
+            let id = &oldest[session].session_id;
+            let end = oldest[session..]
+                .iter()
+                .position(|key| &key.session_id != id)
+                .map_or(oldest.len(), |n| session + n);
+            let mut all_gone = true;
+            for key in &oldest[session..end] {
+                if log
+                    .received(&key.session_id, &key.chat, &key.message_id)
+                    .await?
+                    .is_some()
+                {
+                    all_gone = false;
+                    break;
+                }
+                gone.push(key.clone());
+            }
+            more |= all_gone && end - session == CHECK_PER_SESSION;
+            session = end;
+        }
+        forgotten += log.media().forget_inbound(gone).await?;
+        if !more {
+            return Ok(forgotten);
+        }
+    }
+}
+
 /// Runs until the log closes (or the task is aborted).
 pub async fn run(log: EventLog, retention: Retention) {
     let mut tick = tokio::time::interval(retention.every);
@@ -80,6 +126,13 @@ pub async fn pass(log: &EventLog, retention: Retention) -> Result<usize, crate::
         .await?;
     if swept > 0 {
         info!(swept, "expired media handles and old download descriptors removed");
+    }
+    let forgotten = forget_trimmed_media(log, now).await?;
+    if forgotten > 0 {
+        info!(
+            forgotten,
+            "download descriptors of messages trimmed from the log removed"
+        );
     }
     let age = match log.oldest().await? {
         Some((_, at)) => SystemTime::now().duration_since(at).unwrap_or_default().as_secs(),

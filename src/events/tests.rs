@@ -13,7 +13,9 @@ use super::*;
 use crate::proto::{InboundMessage, SessionStatus};
 
 mod by_hand;
+mod campaigns;
 mod fair;
+mod media_retention;
 mod removal;
 mod rollback;
 mod trim_race;

@@ -1,6 +1,8 @@
 //! The gRPC edge: converts types and maps errors; no session logic lives here.
 
 pub mod auth;
+pub mod campaign_input;
+pub mod campaign_service;
 pub mod convert;
 pub mod deadline;
 pub mod emulator_service;

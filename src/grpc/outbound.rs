@@ -80,7 +80,7 @@ pub fn send_input(body: proto::SendMessageRequest) -> Result<(SessionId, SendInp
 }
 
 /// Checks a SendMessage's media: a handle, and what a voice note needs.
-fn media_input(media: proto::MediaContent, reply_to: Option<String>) -> Result<MediaInput, SessionError> {
+pub(crate) fn media_input(media: proto::MediaContent, reply_to: Option<String>) -> Result<MediaInput, SessionError> {
     if media.media_id.is_empty() {
         return Err(SessionError::InvalidArgument(
             "media.media_id is required: the media_id UploadMedia answered".into(),

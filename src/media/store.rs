@@ -3,7 +3,9 @@
 //! the upload descriptor, never the file) until they expire, and the download
 //! descriptors of media messages the sessions received (the media key included,
 //! which is why they stay here and never go into events). Both go with their
-//! session, and inbound ones follow the event log's retention (`sweep`).
+//! session, and inbound ones follow the event log's retention: by age (`sweep`),
+//! and, for messages its byte cap trimmed, once the log no longer has their
+//! message (`oldest_inbound`, `forget_inbound`).
 
 use std::{path::Path, time::SystemTime};
 
@@ -35,7 +37,19 @@ CREATE TABLE IF NOT EXISTS media_inbound (
     received_ms INTEGER NOT NULL,
     PRIMARY KEY (session_id, chat, message_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS media_inbound_age ON media_inbound (session_id, received_ms);
 ";
+
+/// A received media message a download descriptor is kept for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundKey {
+    /// Whose it is.
+    pub session_id: String,
+    /// Its chat.
+    pub chat: String,
+    /// WhatsApp's id of it.
+    pub message_id: String,
+}
 
 /// An uploaded file a session may send until `expires_at`.
 #[derive(Clone, PartialEq, Eq)]
@@ -74,9 +88,7 @@ impl std::fmt::Debug for Handle {
 impl Handle {
     /// A new handle id.
     pub fn new_id() -> String {
-        let bytes: [u8; 12] = rand::random();
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        format!("m{hex}")
+        format!("m{}", hex::encode(rand::random::<[u8; 12]>()))
     }
 }
 
@@ -95,6 +107,11 @@ enum Op {
         message_id: String,
     },
     DeleteSession(String),
+    Oldest {
+        before_ms: i64,
+        per_session: usize,
+    },
+    Forget(Vec<InboundKey>),
     Sweep {
         now_ms: i64,
         inbound_before_ms: i64,
@@ -106,6 +123,7 @@ enum Out {
     Handle(Option<Box<Handle>>),
     Blob(Option<String>),
     Swept(usize),
+    Keys(Vec<InboundKey>),
 }
 
 struct Writer;
@@ -187,6 +205,35 @@ impl group_commit::Apply for Writer {
                 tx.prepare_cached("DELETE FROM media_inbound WHERE session_id = ?1")?
                     .execute([session_id])?;
                 Ok(Out::Done)
+            }
+            Op::Oldest { before_ms, per_session } => {
+                let keys = tx
+                    .prepare_cached(
+                        "SELECT session_id, chat, message_id FROM (
+                           SELECT session_id, chat, message_id,
+                             ROW_NUMBER() OVER (PARTITION BY session_id ORDER BY received_ms, chat, message_id) AS n
+                           FROM media_inbound WHERE received_ms < ?1)
+                         WHERE n <= ?2 ORDER BY session_id, n",
+                    )?
+                    .query_map(params![before_ms, *per_session as i64], |row| {
+                        Ok(InboundKey {
+                            session_id: row.get(0)?,
+                            chat: row.get(1)?,
+                            message_id: row.get(2)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                Ok(Out::Keys(keys))
+            }
+            Op::Forget(keys) => {
+                let mut forget = tx.prepare_cached(
+                    "DELETE FROM media_inbound WHERE session_id = ?1 AND chat = ?2 AND message_id = ?3",
+                )?;
+                let mut gone = 0;
+                for key in keys {
+                    gone += forget.execute(params![key.session_id, key.chat, key.message_id])?;
+                }
+                Ok(Out::Swept(gone))
             }
             Op::Sweep {
                 now_ms,
@@ -274,6 +321,30 @@ impl MediaStore {
     /// Forgets everything of a deleted session (queued; not awaited).
     pub fn delete_session(&self, session_id: &str) {
         self.jobs.detach(Op::DeleteSession(session_id.to_owned()));
+    }
+
+    /// Up to `per_session` of each session's oldest download descriptors kept
+    /// before `before`, oldest first, session by session.
+    pub async fn oldest_inbound(&self, before: SystemTime, per_session: usize) -> Result<Vec<InboundKey>, DbError> {
+        let op = Op::Oldest {
+            before_ms: unix_ms(before) as i64,
+            per_session,
+        };
+        match self.jobs.call(op).await? {
+            Out::Keys(keys) => Ok(keys),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// Forgets the download descriptors of `keys`; answers how many went.
+    pub async fn forget_inbound(&self, keys: Vec<InboundKey>) -> Result<usize, DbError> {
+        if keys.is_empty() {
+            return Ok(0);
+        }
+        match self.jobs.call(Op::Forget(keys)).await? {
+            Out::Swept(n) => Ok(n),
+            _ => Ok(0),
+        }
     }
 
     /// Forgets expired handles and descriptors of messages older than

@@ -20,6 +20,7 @@ use crate::{
         PairingCodeView, QrRequest, SendAnswer, SendContent, SendInput, SendReceipt, SessionId, SessionView, Status,
     },
     error::SessionError,
+    events::campaign::ItemSend,
     session::messages::SessionMsg,
 };
 
@@ -153,7 +154,20 @@ impl Sessions {
 
     /// Sends a message (or queues it, offline with `queue_if_offline`).
     pub async fn send_message(&self, id: SessionId, input: SendInput) -> Result<SendAnswer, SessionError> {
-        self.forward(id, |reply| SessionMsg::SendMessage { input, reply }).await
+        self.forward(id, |reply| SessionMsg::SendMessage {
+            input,
+            item: None,
+            reply,
+        })
+        .await
+    }
+
+    /// Sends a campaign item: the same path as `send_message`, under the item's
+    /// preset id; an id the outbound log has already answers that message.
+    pub async fn send_item(&self, id: SessionId, input: SendInput, item: ItemSend) -> Result<SendAnswer, SessionError> {
+        let item = Some(Box::new(item));
+        self.forward(id, |reply| SessionMsg::SendMessage { input, item, reply })
+            .await
     }
 
     /// Shows a chat state, or marks messages read: what is not a message.

@@ -77,6 +77,8 @@ pub(crate) enum SessionMsg {
     SendMessage {
         /// What to send, to which chat (never logged but by kind).
         input: SendInput,
+        /// A campaign item's preset id and link (None: a caller's message).
+        item: Option<Box<crate::events::campaign::ItemSend>>,
         /// Answered by the outbox once the message is in the outbound log and
         /// WhatsApp took it (SENT), or queued (QUEUED), or it failed.
         reply: RpcReplyPort<Result<SendAnswer, SessionError>>,

@@ -114,7 +114,7 @@ impl Download {
             match fetched {
                 Ok(()) if gone => return Ok(()),
                 Ok(()) => {
-                    let sha256: String = hash.finalize().iter().map(|b| format!("{b:02x}")).collect();
+                    let sha256 = hex::encode(hash.finalize());
                     if size != blob.size || (!blob.sha256.is_empty() && sha256 != blob.sha256) {
                         return Err(SessionError::Unavailable(format!(
                             "the file of message {id:?} did not match its hash ({size} bytes downloaded of {}): retry",

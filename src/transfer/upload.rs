@@ -1,6 +1,6 @@
 //! An upload: the declared file checked against its kind's cap before anything
 //! else, the session's connection borrowed (CONNECTED only), the bytes received
-//! into a temp file, uploaded once, and the handle kept on disk; the temp file goes
+//! into a temp file (sealed on the way as the backend asks), uploaded once, and the handle kept on disk; the temp file goes
 //! however the call ends.
 
 use std::time::SystemTime;
@@ -55,13 +55,18 @@ where
     };
     staging::check_declared(&declared)?;
     let transfer = sessions.media(request.session.clone()).await?;
-    let staged = staging::receive(&settings.root, &declared, chunks).await?;
+    let sealer = transfer
+        .sealer(request.kind)
+        .await
+        .map_err(|e| failed("the file was not received", e))?;
+    let mut staged = staging::receive(&settings.root, &declared, sealer, chunks).await?;
     let file = backend::media::Upload {
         path: staged.file.path().to_owned(),
         kind: request.kind,
         mime: staged.mime.clone(),
         size: staged.size,
         sha256: staged.sha256.clone(),
+        seal: staged.seal.take(),
     };
     let blob = transfer
         .upload(file)

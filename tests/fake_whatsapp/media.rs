@@ -13,19 +13,22 @@ use super::common;
 mod real {
     use std::{path::Path, time::Duration};
 
+    use tokio::sync::mpsc;
+    use tokio_stream::wrappers::ReceiverStream;
+
     use fake_whatsapp::proto::{
         self as fake, CountMediaRequestsRequest, ExpireMediaRequest, ListReceivedMessagesRequest, SendMediaRequest,
     };
     use tempfile::TempDir;
-    use wa_sessiond::proto::{EmulatedMedia, MediaKind};
+    use wa_sessiond::proto::{upload_media_request::Part, EmulatedMedia, MediaKind, UploadMediaRequest};
 
     use super::{
         bodies::run_on,
         common::{
             fake::{pair, Fake},
-            Daemon,
+            wait_for, Daemon,
         },
-        world::{Received, World},
+        world::{self, Received, World},
     };
 
     /// The account the session links.
@@ -135,4 +138,71 @@ mod real {
     }
 
     run_on!(Real::start());
+
+    /// The files under `media-tmp/`, with their bytes.
+    fn temp_contents(dir: &Path) -> Vec<Vec<u8>> {
+        std::fs::read_dir(dir.join("media-tmp")).map_or_else(
+            |_| Vec::new(),
+            |entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .filter_map(|e| std::fs::read(e.path()).ok())
+                    .collect()
+            },
+        )
+    }
+
+    /// The real backend encrypts an upload as it arrives: held open midway, the
+    /// stream's temp file holds ciphertext only (no trace of the plaintext's
+    /// marker), and the finished upload still names the plaintext's sha256.
+    #[tokio::test]
+    async fn only_ciphertext_reaches_the_temp_file_while_an_upload_streams_in() {
+        let world = Real::start().await;
+        let marker = b"PLAINTEXT-MARKER-0123456789";
+        let chunk: Vec<u8> = marker.iter().copied().cycle().take(64 * 1024).collect();
+        let (chunks, total) = (32usize, 32u64 * 64 * 1024);
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(world::info(
+            world.session(),
+            MediaKind::Document,
+            "application/octet-stream",
+            total,
+        ))
+        .await
+        .unwrap();
+        let mut client = world.sessions().await;
+        let call = tokio::spawn(async move { client.upload_media(ReceiverStream::new(rx)).await });
+        let part = || UploadMediaRequest {
+            part: Some(Part::Chunk(chunk.clone())),
+        };
+        for _ in 0..chunks / 2 {
+            tx.send(part()).await.unwrap();
+        }
+        let midway = wait_for(Duration::from_secs(20), "half the file in media-tmp", || async {
+            let files = temp_contents(world.data_dir());
+            (files.iter().map(Vec::len).sum::<usize>() >= 512 * 1024).then_some(files)
+        })
+        .await;
+        assert_eq!(midway.len(), 1, "one temp file per upload");
+        assert!(
+            !midway[0].windows(marker.len()).any(|w| w == marker),
+            "the temp file holds plaintext"
+        );
+        for _ in chunks / 2..chunks {
+            tx.send(part()).await.unwrap();
+        }
+        drop(tx);
+        let handle = call.await.unwrap().expect("uploaded").into_inner();
+        let whole: Vec<u8> = (0..chunks).flat_map(|_| chunk.iter().copied()).collect();
+        assert_eq!(handle.size, total);
+        assert_eq!(
+            handle.sha256,
+            world::sha(&whole),
+            "the handle names the plaintext's sha256"
+        );
+        wait_for(Duration::from_secs(10), "the temp file gone", || async {
+            (world::temp_files(&world) == 0).then_some(())
+        })
+        .await;
+    }
 }

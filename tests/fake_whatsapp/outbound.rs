@@ -303,6 +303,8 @@ async fn typing_and_reads(phone: &impl Phone) {
     daemon.stop().await;
 }
 
+/// Campaigns end to end and their protective pauses, on both backends.
+mod campaign;
 /// The account's health (new chats barred, a temporary ban) on both backends.
 mod health;
 

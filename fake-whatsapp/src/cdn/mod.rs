@@ -92,7 +92,7 @@ impl Cdn {
     pub async fn start() -> io::Result<(Arc<Self>, Serving)> {
         let acceptor = tls::acceptor().map_err(io::Error::other)?;
         let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let auth: String = rand::random::<[u8; 16]>().iter().map(|b| format!("{b:02x}")).collect();
+        let auth = hex::encode(rand::random::<[u8; 16]>());
         let addr = listener.local_addr()?;
         let cdn = Arc::new(Self {
             addr,
@@ -180,7 +180,7 @@ impl Cdn {
 
     /// Stores a blob under a fresh direct path: its url and direct path.
     fn insert(&self, store: &mut Store, data: Bytes, token: String) -> (String, String) {
-        let name: String = rand::random::<[u8; 16]>().iter().map(|b| format!("{b:02x}")).collect();
+        let name = hex::encode(rand::random::<[u8; 16]>());
         let direct_path = format!("/v/t62.7118-24/{name}.enc");
         let url = format!("https://{}{direct_path}", self.host);
         let blob = Blob {

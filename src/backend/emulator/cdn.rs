@@ -1,16 +1,12 @@
-//! The emulated WhatsApp's media CDN, in the data dir (`emulated-cdn/<session>/`):
-//! what the account's device uploaded (`up-*.bin`, one file per upload, however
+//! The emulated WhatsApp's media CDN, in each session's folder of the data dir
+//! (`sessions/<session>/emulated-cdn/`, so the files go with their session when it
+//! is deleted, a crash midway included): what the account's device uploaded (`up-*.bin`, one file per upload, however
 //! often it is sent), what phones sent it (`in-<message id>.bin`), and the phone's
 //! own copy of a file whose CDN copy expired (`phone-<id>.bin`, with
 //! `phone-<id>.online` while the phone answers re-upload requests). Files are kept
 //! in the clear: the emulator proves the daemon's flow, not WhatsApp's crypto.
 
-use std::{
-    io::Read,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::SystemTime,
-};
+use std::{io::Read, path::PathBuf, sync::Arc, time::SystemTime};
 
 use sha2::{Digest, Sha256};
 
@@ -25,9 +21,10 @@ use crate::{
     events::{Body, InboundMessage},
     media::{kind::mime_of, MediaKind},
     proto::{self, Media, MessageKind},
+    store::DataDir,
 };
 
-/// The CDN's folder under the data dir.
+/// The CDN's folder under a session's folder.
 const CDN_DIR: &str = "emulated-cdn";
 
 /// Re-upload requests the phones answered, one line each, per account.
@@ -40,11 +37,27 @@ const CHUNK: usize = 64 * 1024;
 pub(super) struct Cdn {
     dir: PathBuf,
     session: SessionId,
+    data: DataDir,
+}
+
+/// The CDN folder of `session`.
+fn cdn_dir(data: &DataDir, session: &SessionId) -> PathBuf {
+    data.session_dir(session).join(CDN_DIR)
+}
+
+/// The file a CDN path (`<session>/<name>`) names, refusing any path that would
+/// leave the CDN.
+fn cdn_path(data: &DataDir, direct_path: &str) -> Option<PathBuf> {
+    let (session, name) = direct_path.split_once('/')?;
+    let safe =
+        !name.is_empty() && name != ".." && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c));
+    let session = SessionId::parse(session).ok().filter(|_| safe)?;
+    Some(cdn_dir(data, &session).join(name))
 }
 
 impl Emulator {
     fn cdn_dir(&self, session: &SessionId) -> PathBuf {
-        self.inner.data.root().join(CDN_DIR).join(session.as_str())
+        cdn_dir(&self.inner.data, session)
     }
 
     /// The file transfers a connection of `session` lends.
@@ -52,6 +65,7 @@ impl Emulator {
         Arc::new(Cdn {
             dir: self.cdn_dir(session),
             session: session.clone(),
+            data: self.inner.data.clone(),
         })
     }
 
@@ -94,7 +108,7 @@ impl Emulator {
                 mime: mime_of(&body.mime, &body.data),
                 size: body.data.len() as u64,
                 caption: body.caption,
-                sha256: hex(&Sha256::digest(&body.data)),
+                sha256: hex::encode(Sha256::digest(&body.data)),
                 downloadable: true,
                 file_name: body.file_name,
             }),
@@ -166,14 +180,14 @@ impl Emulator {
 
     /// What the server reads from its CDN for a sent file: (size, sha256).
     pub(super) async fn read_back(&self, blob: &MediaBlob) -> Option<(u64, String)> {
-        let path = cdn_path(&self.inner.data.root().join(CDN_DIR), &blob.direct_path)?;
+        let path = cdn_path(&self.inner.data, &blob.direct_path)?;
         tokio::task::spawn_blocking(move || {
             let mut file = std::fs::File::open(path).ok()?;
             let (mut hash, mut size, mut buf) = (Sha256::new(), 0u64, vec![0u8; CHUNK]);
             loop {
                 let n = file.read(&mut buf).ok()?;
                 if n == 0 {
-                    return Some((size, hex(&hash.finalize())));
+                    return Some((size, hex::encode(hash.finalize())));
                 }
                 hash.update(&buf[..n]);
                 size += n as u64;
@@ -185,19 +199,6 @@ impl Emulator {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The file a CDN path names, refusing any path that would leave the CDN.
-fn cdn_path(root: &Path, direct_path: &str) -> Option<PathBuf> {
-    let safe = !direct_path.is_empty()
-        && direct_path.split('/').all(|part| {
-            !part.is_empty() && part != ".." && part.bytes().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c))
-        });
-    safe.then(|| root.join(direct_path))
-}
-
 impl MediaTransfer for Cdn {
     fn upload(&self, file: Upload) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
         let (dir, session) = (self.dir.clone(), self.session.clone());
@@ -205,7 +206,11 @@ impl MediaTransfer for Cdn {
             let name = format!("up-{}.bin", keys::message_id());
             let failed = |e: std::io::Error| BackendError::Unreachable(format!("the emulated cdn failed: {e}"));
             crate::store::create_private_dir(&dir).map_err(failed)?;
-            tokio::fs::copy(&file.path, dir.join(&name)).await.map_err(failed)?;
+            // The staged file is the upload: moved, not copied (a copy only where
+            // the rename cannot go).
+            if tokio::fs::rename(&file.path, dir.join(&name)).await.is_err() {
+                tokio::fs::copy(&file.path, dir.join(&name)).await.map_err(failed)?;
+            }
             Ok(MediaBlob {
                 kind: file.kind,
                 mime: file.mime,
@@ -227,9 +232,9 @@ impl MediaTransfer for Cdn {
         _scratch: PathBuf,
         sink: ChunkSink,
     ) -> BoxFuture<'static, Result<(), DownloadError>> {
-        let root = self.dir.parent().map(Path::to_owned).unwrap_or_default();
+        let data = self.data.clone();
         Box::pin(async move {
-            let path = cdn_path(&root, &blob.direct_path).ok_or(DownloadError::Expired)?;
+            let path = cdn_path(&data, &blob.direct_path).ok_or(DownloadError::Expired)?;
             // Gone from the CDN: WhatsApp answers 404/410.
             let Ok(file) = std::fs::File::open(&path) else {
                 return Err(DownloadError::Expired);

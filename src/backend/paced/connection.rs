@@ -25,6 +25,7 @@ use crate::{
     },
     domain::SessionId,
     events::Inbox,
+    media::{seal::Sealer, MediaKind},
 };
 
 /// Where a paced attempt is.
@@ -225,6 +226,10 @@ impl PacedMedia {
 }
 
 impl MediaTransfer for PacedMedia {
+    fn sealer(&self, kind: MediaKind) -> BoxFuture<'static, Result<Box<dyn Sealer>, BackendError>> {
+        self.with(move |media| media.sealer(kind))
+    }
+
     fn upload(&self, file: Upload) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
         self.with(move |media| media.upload(file))
     }

@@ -283,7 +283,7 @@ fn media(base: &wa::Message) -> Option<(Media, Option<&str>)> {
                 mime: message.mimetype.clone().unwrap_or_default(),
                 size: message.file_length.unwrap_or_default(),
                 caption: $caption.unwrap_or_default(),
-                sha256: hex(message.file_sha256.as_deref().unwrap_or_default()),
+                sha256: hex::encode(message.file_sha256.as_deref().unwrap_or_default()),
                 downloadable: message.media_key.is_some() && message.direct_path.is_some(),
                 file_name: String::new(),
             };
@@ -346,15 +346,6 @@ fn key_id(key: &whatsapp_rust::waproto::buffa::MessageField<wa::MessageKey>) -> 
 
 fn stanza_id(context: &whatsapp_rust::waproto::buffa::MessageField<wa::ContextInfo>) -> Option<&str> {
     context.as_option().and_then(|c| c.stanza_id.as_deref())
-}
-
-/// Lowercase hex.
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }
 
 #[cfg(test)]

@@ -17,13 +17,7 @@ pub fn descriptor(message: &wa::Message) -> Option<MediaBlob> {
                 kind: $kind,
                 mime: m.mimetype.clone().unwrap_or_default(),
                 size: m.file_length.unwrap_or_default(),
-                sha256: m
-                    .file_sha256
-                    .as_deref()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect(),
+                sha256: hex::encode(m.file_sha256.as_deref().unwrap_or_default()),
                 direct_path: m.direct_path.clone()?,
                 url: m.url.clone().unwrap_or_default(),
                 media_key: STANDARD.encode(m.media_key.as_deref()?),

@@ -1,6 +1,6 @@
-//! The real backend's file transfers, on whatsapp-rust: an upload encrypted from
-//! the daemon's temp file into a second temp file with constant memory
-//! (`encrypt_media_streaming`) and streamed to WhatsApp's CDN (`upload_stream`,
+//! The real backend's file transfers, on whatsapp-rust: an upload encrypted as it
+//! arrives (`MediaEncryptor`, the daemon's staging writing only ciphertext to its
+//! temp file) and streamed from that file to WhatsApp's CDN (`upload_stream`,
 //! resumable above 5 MiB); a download decrypted into a scratch file
 //! (`download_from_params_to_writer`, which verifies the hashes) and streamed out;
 //! and a re-upload request to the phone (`media_reupload().request`).
@@ -10,7 +10,7 @@
 //! into `anyhow`.
 
 use std::{
-    io::{BufReader, BufWriter, Read, Seek, Write},
+    io::{BufReader, Read, Seek, Write},
     path::PathBuf,
     sync::Arc,
     time::Duration,
@@ -20,7 +20,7 @@ use base64::{engine::general_purpose::STANDARD, Engine};
 use tokio::time::{timeout, Instant};
 use whatsapp_rust::{
     download::{DownloadParams, MediaType},
-    wacore::upload::{encrypt_media_streaming, UploadSource},
+    wacore::upload::{EncryptedMediaInfo, MediaEncryptor, UploadSource},
     wacore_binary::JidExt,
     Client, Jid, MediaRetryResult, MediaReuploadRequest,
 };
@@ -30,7 +30,10 @@ use crate::{
         media::{stream_file, ChunkSink, DownloadError, Received, Upload},
         BackendError, BoxFuture, MediaBlob, MediaTransfer,
     },
-    media::MediaKind,
+    media::{
+        seal::{Seal, Sealed, Sealer},
+        MediaKind,
+    },
 };
 
 /// The most an upload or download may wait for the client to exist.
@@ -74,16 +77,37 @@ impl UploadSource for EncryptedFile {
     fn reader_from(&self, offset: u64) -> std::io::Result<Box<dyn Read + Send>> {
         let mut file = std::fs::File::open(&self.path)?;
         file.seek(std::io::SeekFrom::Start(offset))?;
-        Ok(Box::new(BufReader::new(file)))
+        Ok(Box::new(BufReader::with_capacity(READ_BUFFER, file)))
     }
 }
 
-/// Removes a file when dropped (a cancelled upload leaves no ciphertext).
-struct Removed(PathBuf);
+/// Bytes read from the encrypted file at a time while uploading it.
+const READ_BUFFER: usize = 256 * 1024;
 
-impl Drop for Removed {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+/// Encrypts an upload as it arrives (AES-256-CBC and HMAC, as WhatsApp's CDN
+/// takes it), so only ciphertext reaches the temp file.
+struct Encrypting {
+    encryptor: MediaEncryptor,
+    /// One chunk's ciphertext, written to the file in one go.
+    buf: Vec<u8>,
+}
+
+impl Sealer for Encrypting {
+    fn write(&mut self, chunk: &[u8], out: &mut dyn Write) -> std::io::Result<()> {
+        self.buf.clear();
+        self.encryptor.update(chunk, &mut self.buf);
+        out.write_all(&self.buf)
+    }
+
+    fn finish(self: Box<Self>, out: &mut dyn Write) -> std::io::Result<Sealed> {
+        let Self { encryptor, mut buf } = *self;
+        buf.clear();
+        let info = encryptor.finalize(&mut buf).map_err(std::io::Error::other)?;
+        out.write_all(&buf)?;
+        Ok(Sealed {
+            sha256: info.file_sha256,
+            seal: Some(Seal(Box::new(info))),
+        })
     }
 }
 
@@ -92,41 +116,43 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 impl MediaTransfer for RealMedia {
+    fn sealer(&self, kind: MediaKind) -> BoxFuture<'static, Result<Box<dyn Sealer>, BackendError>> {
+        Box::pin(async move {
+            // Audio and video carry a streaming sidecar, as the library's own
+            // `encrypt_media_streaming` gives them.
+            let sidecar = matches!(kind, MediaKind::Audio | MediaKind::Video);
+            let encryptor = MediaEncryptor::new_with_sidecar(media_type(kind), sidecar)
+                .map_err(|e| BackendError::Storage(format!("the file could not be encrypted: {e}")))?;
+            Ok(Box::new(Encrypting {
+                encryptor,
+                buf: Vec::new(),
+            }) as Box<dyn Sealer>)
+        })
+    }
+
     fn upload(&self, file: Upload) -> BoxFuture<'static, Result<MediaBlob, BackendError>> {
         let shared = self.0.clone();
         Box::pin(async move {
+            let info = file
+                .seal
+                .and_then(|seal| seal.0.downcast::<EncryptedMediaInfo>().ok())
+                .ok_or_else(|| BackendError::Storage("the file was not encrypted as it arrived".into()))?;
             let client = shared(Instant::now() + CLIENT_WAIT).await?;
             let kind = media_type(file.kind);
-            // Created here, under its guard: a cancelled upload removes it even while
-            // the encryption still writes (to a file no longer named anywhere).
-            let encrypted = Removed(file.path.with_extension("enc"));
-            let out = std::fs::File::create(&encrypted.0)
-                .map_err(|e| BackendError::Storage(format!("no temp file for the encrypted upload: {e}")))?;
-            let (plain, cipher) = (file.path.clone(), encrypted.0.clone());
-            let sealed = tokio::task::spawn_blocking(move || -> whatsapp_rust::anyhow::Result<_> {
-                let reader = BufReader::new(std::fs::File::open(plain)?);
-                let mut writer = BufWriter::new(out);
-                let info = encrypt_media_streaming(reader, &mut writer, kind)?;
-                writer.flush()?;
-                Ok((info, std::fs::metadata(&cipher)?.len()))
-            })
-            .await
-            .map_err(|e| BackendError::Storage(e.to_string()))?;
-            let (info, len) =
-                sealed.map_err(|e| BackendError::Storage(format!("the file could not be encrypted: {e}")))?;
-            let source = EncryptedFile {
-                path: encrypted.0.clone(),
-                len,
-            };
+            let len = tokio::fs::metadata(&file.path)
+                .await
+                .map_err(|e| BackendError::Storage(format!("the encrypted file is unreadable: {e}")))?
+                .len();
+            let source = EncryptedFile { path: file.path, len };
             let uploaded = client
-                .upload_stream(source, info, kind)
+                .upload_stream(source, *info, kind)
                 .await
                 .map_err(|e| BackendError::Unreachable(format!("the upload failed: {e:#}")))?;
             Ok(MediaBlob {
                 kind: file.kind,
                 mime: file.mime,
                 size: uploaded.file_length,
-                sha256: uploaded.file_sha256.iter().map(|b| format!("{b:02x}")).collect(),
+                sha256: hex::encode(uploaded.file_sha256),
                 direct_path: uploaded.direct_path,
                 url: uploaded.url,
                 media_key: b64(&uploaded.media_key),
@@ -149,10 +175,7 @@ impl MediaTransfer for RealMedia {
             let unreadable = |what: &str| BackendError::Refused(format!("the file's {what} is unreadable"));
             let key = STANDARD.decode(&blob.media_key).map_err(|_| unreadable("media key"))?;
             let enc_sha256 = STANDARD.decode(&blob.enc_sha256).map_err(|_| unreadable("hash"))?;
-            let sha256 = (0..blob.sha256.len() / 2)
-                .map(|i| u8::from_str_radix(&blob.sha256[2 * i..2 * i + 2], 16))
-                .collect::<Result<Vec<u8>, _>>()
-                .map_err(|_| unreadable("sha256"))?;
+            let sha256 = hex::decode(&blob.sha256).map_err(|_| unreadable("sha256"))?;
             let params = DownloadParams::encrypted(
                 blob.direct_path.clone(),
                 &key,

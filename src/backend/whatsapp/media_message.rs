@@ -31,10 +31,7 @@ fn keys(blob: &MediaBlob) -> Result<Keys, BackendError> {
             "the media handle's {what} is unreadable: upload the file again"
         ))
     };
-    let file_sha256 = (0..blob.sha256.len() / 2)
-        .map(|i| u8::from_str_radix(blob.sha256.get(2 * i..2 * i + 2).unwrap_or("zz"), 16))
-        .collect::<Result<Vec<u8>, _>>()
-        .map_err(|_| bad("sha256"))?;
+    let file_sha256 = hex::decode(&blob.sha256).map_err(|_| bad("sha256"))?;
     Ok(Keys {
         media_key: STANDARD.decode(&blob.media_key).map_err(|_| bad("media key"))?,
         file_sha256,

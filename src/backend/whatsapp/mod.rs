@@ -69,9 +69,9 @@ impl Backend for WhatsappBackend {
     }
 
     fn files_per_session(&self) -> u64 {
-        // The websocket, and the credential store's database, -wal and -shm files
-        // (`store` says why not EXCLUSIVE, which would drop the -shm).
-        4
+        // The websocket and the credential store's database (`store`: a rollback
+        // journal, so no -wal and -shm stay open).
+        2
     }
 
     fn has_credentials(&self, session: &SessionId) -> bool {

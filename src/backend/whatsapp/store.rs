@@ -1,11 +1,17 @@
 //! A session's WhatsApp credential files: the library's SQLite store
-//! (`whatsapp.db`, with its `-wal` and `-shm`) and the `whatsapp.linked` marker that
-//! says the store holds a paired device, all in the session's 0700 folder; and how
-//! the store is opened: every commit on disk before it returns (`synchronous=FULL`,
-//! like the event log), so a power loss cannot roll the Signal state back behind the
-//! marker or an event already logged.
+//! (`whatsapp.db`, with its transient `-journal`) and the `whatsapp.linked` marker
+//! that says the store holds a paired device, all in the session's 0700 folder; and
+//! how the store is opened: every commit on disk before it returns
+//! (`synchronous=FULL`, like the event log), so a power loss cannot roll the Signal
+//! state back behind the marker or an event already logged; and in a rollback
+//! journal instead of the library's WAL, so a connected session keeps one file of
+//! its store open instead of three (the `-wal` and `-shm` stay open as long as the
+//! store does; a rollback journal exists only while a write commits).
 
-use std::path::{Path, PathBuf};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use whatsapp_rust::store::{SqliteStore, SqliteStoreConfig, Synchronous};
 
@@ -67,9 +73,11 @@ impl CredentialFiles {
             .map_err(|e| format!("could not prepare the credential store: {e}"))?
             .map_err(|e| format!("could not prepare the credential store: {e}"))?;
         let db_path = self.db_path();
-        SqliteStore::with_config(&db_path.to_string_lossy(), store_config())
+        let store = SqliteStore::with_config(&db_path.to_string_lossy(), store_config())
             .await
-            .map_err(|e| format!("could not open the credential store {}: {e}", db_path.display()))
+            .map_err(|e| format!("could not open the credential store {}: {e}", db_path.display()))?;
+        leave_wal(&store, &db_path).await;
+        Ok(store)
     }
 
     /// Records that the store holds the paired device `jid`. Blocking.
@@ -125,8 +133,9 @@ impl CredentialFiles {
     }
 }
 
-/// The store's connection settings: the library's (WAL, one connection) with
-/// `synchronous=FULL`. Not `locking_mode=EXCLUSIVE`, which would drop the `-shm`:
+/// The store's connection settings: the library's (one connection) with
+/// `synchronous=FULL`; [`leave_wal`] then drops its WAL. Not
+/// `locking_mode=EXCLUSIVE`, which would drop the `-shm` too:
 /// a client can outlive its connection (the library's pairing-code flow keeps it a
 /// minute after the code is typed), and the session's next client would then wait
 /// on the lock instead of connecting.
@@ -134,6 +143,69 @@ fn store_config() -> SqliteStoreConfig {
     SqliteStoreConfig {
         synchronous: Synchronous::Full,
         ..SqliteStoreConfig::default()
+    }
+}
+
+/// The journal mode SQLite reports after a change.
+#[derive(diesel::QueryableByName)]
+struct JournalMode {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    journal_mode: String,
+}
+
+/// How long a store that could not leave WAL when opened keeps trying (the library
+/// keeps a pairing client about a minute after the code is typed), and how often.
+const LEAVE_WAL_FOR: Duration = Duration::from_secs(120);
+const LEAVE_WAL_EVERY: Duration = Duration::from_secs(2);
+
+/// Switches the store from the library's WAL to a rollback journal (`DELETE`),
+/// which closes the `-wal` and `-shm` files: the store then holds only its
+/// database open. SQLite leaves WAL only for its sole connection: while another
+/// client still has the file open (the previous client of the session, finishing),
+/// the open does not wait; the switch is retried in the background every
+/// [`LEAVE_WAL_EVERY`] for [`LEAVE_WAL_FOR`], after which the store stays in WAL
+/// until it is opened again. Either way every commit is durable.
+async fn leave_wal(store: &SqliteStore, db_path: &Path) {
+    if switch_to_rollback(store).await.is_ok() {
+        return;
+    }
+    let (store, db_path) = (store.clone(), db_path.to_owned());
+    tokio::spawn(async move {
+        let until = tokio::time::Instant::now() + LEAVE_WAL_FOR;
+        let mut why = String::new();
+        while tokio::time::Instant::now() < until {
+            tokio::time::sleep(LEAVE_WAL_EVERY).await;
+            match switch_to_rollback(&store).await {
+                Ok(()) => return,
+                Err(error) => why = error,
+            }
+        }
+        tracing::debug!(store = %db_path.display(), %why, "the credential store stays in WAL until it is opened again");
+    });
+}
+
+/// One attempt at leaving WAL, without waiting on another connection's lock.
+async fn switch_to_rollback(store: &SqliteStore) -> Result<(), String> {
+    use diesel::{connection::SimpleConnection, RunQueryDsl};
+    use whatsapp_rust::store::error::StoreError;
+
+    let busy_ms = store_config().busy_timeout.as_millis();
+    let mode = store
+        .shared()
+        .run(move |conn| {
+            let database = |e| StoreError::Database(Box::new(e));
+            conn.batch_execute("PRAGMA busy_timeout = 0;").map_err(database)?;
+            let mode = diesel::sql_query("PRAGMA journal_mode = DELETE;").get_result::<JournalMode>(conn);
+            conn.batch_execute(&format!("PRAGMA busy_timeout = {busy_ms};"))
+                .map_err(database)?;
+            Ok(mode.map(|m| m.journal_mode).unwrap_or_else(|e| e.to_string()))
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if mode.eq_ignore_ascii_case("delete") {
+        Ok(())
+    } else {
+        Err(format!("journal mode {mode} (another connection has the file open)"))
     }
 }
 
@@ -169,7 +241,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_store_commits_durably_in_wal() {
+    async fn the_store_commits_durably_in_a_rollback_journal_and_holds_only_its_database() {
         let tmp = tempfile::tempdir().unwrap();
         let data = DataDir::open(tmp.path()).unwrap();
         let files = CredentialFiles::new(&data, &SessionId::parse("alice").unwrap());
@@ -186,14 +258,63 @@ mod tests {
             })
             .await
             .unwrap();
-        assert_eq!(settings.journal_mode, "wal", "{settings:?}");
+        assert_eq!(settings.journal_mode, "delete", "{settings:?}");
         assert_eq!(settings.synchronous, 2, "synchronous=FULL: {settings:?}");
-        assert!(tmp_sibling(&files, "-wal").exists());
+        assert!(!tmp_sibling(&files, "-wal").exists());
+        assert!(!tmp_sibling(&files, "-shm").exists());
 
         drop(store);
         let other = rusqlite::Connection::open(files.db_path()).unwrap();
         let mode: String = other.query_row("PRAGMA journal_mode", [], |row| row.get(0)).unwrap();
-        assert_eq!(mode, "wal", "kept in the file");
+        assert_eq!(mode, "delete", "kept in the file");
+    }
+
+    #[tokio::test]
+    async fn a_store_another_connection_holds_open_opens_at_once_and_leaves_wal_once_it_is_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = DataDir::open(tmp.path()).unwrap();
+        let files = CredentialFiles::new(&data, &SessionId::parse("alice").unwrap());
+        drop(files.open().await.unwrap());
+        // The previous client of the session, still finishing, in WAL (as the
+        // library opens it).
+        let lingering = rusqlite::Connection::open(files.db_path()).unwrap();
+        let _: String = lingering
+            .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+            .unwrap();
+        lingering
+            .query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+            .unwrap();
+        let store = tokio::time::timeout(Duration::from_secs(10), files.open())
+            .await
+            .expect("opened without waiting out the busy timeout (30 s)")
+            .unwrap();
+        assert_eq!(
+            journal_mode(&store).await,
+            "wal",
+            "not switched under another connection"
+        );
+        assert!(tmp_sibling(&files, "-shm").exists());
+
+        drop(lingering);
+        let bound = tokio::time::Instant::now() + LEAVE_WAL_EVERY * 5;
+        while journal_mode(&store).await != "delete" {
+            assert!(tokio::time::Instant::now() < bound, "left WAL once alone");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(!tmp_sibling(&files, "-shm").exists());
+    }
+
+    async fn journal_mode(store: &SqliteStore) -> String {
+        store
+            .shared()
+            .run(|conn| {
+                diesel::sql_query("SELECT (SELECT * FROM pragma_journal_mode) AS journal_mode, 2 AS synchronous")
+                    .get_result::<Settings>(conn)
+                    .map_err(|e| StoreError::Database(Box::new(e)))
+            })
+            .await
+            .unwrap()
+            .journal_mode
     }
 
     /// `whatsapp.db` with `suffix`.

@@ -1,7 +1,7 @@
 //! The writer thread's jobs and their answers: the words the log's handle
 //! ([`crate::events::EventLog`]) and its writer ([`super::Writer`]) share.
 
-use crate::events::{outbound, Appended, NewEvent};
+use crate::events::{campaign, outbound, Appended, NewEvent};
 
 /// A job of the writer thread.
 #[derive(Debug)]
@@ -52,6 +52,8 @@ pub enum Op {
         /// What it said.
         signal: outbound::HealthSignal,
     },
+    /// A campaign's change (create, add, pause, ...).
+    Campaign(Box<campaign::sql::Job>),
     /// Remove one chunk of the oldest events that are too old or too many.
     Trim {
         /// Events logged before this go.
@@ -78,6 +80,8 @@ pub enum Out {
     Removed(usize),
     /// What accepting a message did.
     Accepted(outbound::Accepted),
+    /// What a campaign job did.
+    Campaign(campaign::sql::Done),
     /// Done.
     Done,
 }

@@ -78,9 +78,7 @@ pub fn event(conn: &Connection, session_id: &str) -> Result<NewEvent, DbError> {
 /// of the last 24 hours by code.
 pub fn read(conn: &Connection, session_id: &str) -> Result<AccountHealth, DbError> {
     let now = SystemTime::now();
-    let now_ms = unix_ms(now) as i64;
-    let s = stored(conn, session_id)?;
-    let at = |ms: i64| (ms > now_ms).then(|| from_unix_ms(ms as u64).into());
+    let mut health = restrictions(conn, session_id)?;
     let since = unix_ms(now - NACK_WINDOW) as i64;
     let mut nacks = HashMap::new();
     let mut statement = conn.prepare_cached(
@@ -90,6 +88,16 @@ pub fn read(conn: &Connection, session_id: &str) -> Result<AccountHealth, DbErro
     while let Some(row) = rows.next()? {
         nacks.insert(row.get::<_, u32>(0)?, row.get::<_, u32>(1)?);
     }
+    health.nacks = nacks;
+    Ok(health)
+}
+
+/// The restrictions in force now, without the refused sends (a pacer's read
+/// before each item: one row, whatever the session sent).
+pub fn restrictions(conn: &Connection, session_id: &str) -> Result<AccountHealth, DbError> {
+    let now_ms = unix_ms(SystemTime::now()) as i64;
+    let s = stored(conn, session_id)?;
+    let at = |ms: i64| (ms > now_ms).then(|| from_unix_ms(ms as u64).into());
     Ok(AccountHealth {
         reachout_restricted_until: at(s.reachout_until),
         temp_ban: at(s.ban_until).map(|until| TempBan {
@@ -97,7 +105,7 @@ pub fn read(conn: &Connection, session_id: &str) -> Result<AccountHealth, DbErro
             until: Some(until),
         }),
         rate_limited_until: at(s.rate_until),
-        nacks,
+        nacks: HashMap::new(),
     })
 }
 

@@ -29,6 +29,8 @@ pub struct Accept {
     pub payload: String,
     /// Accepted while the session was not CONNECTED: logged (and answered) QUEUED.
     pub queued: bool,
+    /// The campaign item it sends (its id was fixed when the item was added).
+    pub campaign: Option<super::campaign::Link>,
 }
 
 /// What accepting did.
@@ -46,6 +48,9 @@ pub enum Accepted {
         /// The message the key names.
         message_id: String,
     },
+    /// A campaign item that is no longer PENDING (cancelled, or sent already):
+    /// nothing was accepted.
+    Withdrawn,
 }
 
 /// One message of the outbound log.

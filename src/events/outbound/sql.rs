@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::{advances, health_sql, Accept, Accepted, MessageStatus, OutboundUpdate, Row, Update};
 use crate::{
-    events::{Body, InboundMessage, NewEvent, ReceiptKind},
+    events::{campaign::items as campaign_items, Body, InboundMessage, NewEvent, ReceiptKind},
     store::{from_unix_ms, unix_ms, DbError},
 };
 
@@ -62,6 +62,20 @@ pub fn accept(tx: &Transaction<'_>, accept: &Accept) -> Result<(Accepted, Vec<Ne
             });
         }
     }
+    // A preset id (a campaign item's) the log has already: that message, never a
+    // second send.
+    if let Some(row) = find(tx, &accept.session_id, &accept.message_id, false)? {
+        return Ok((Accepted::Existing(Box::new(row)), Vec::new()));
+    }
+    let link = match &accept.campaign {
+        Some(link) => {
+            if !campaign_items::accepted(tx, &accept.session_id, &accept.message_id, link)? {
+                return Ok((Accepted::Withdrawn, Vec::new()));
+            }
+            Some((link.campaign_id.clone(), link.item_id.clone()))
+        }
+        None => None,
+    };
     // To the millisecond, as stored: a retry's answer (read back) is identical.
     let now = at_ms(unix_ms(SystemTime::now()) as i64);
     let first = accept.queued.then_some(MessageStatus::Queued as i32);
@@ -82,12 +96,14 @@ pub fn accept(tx: &Transaction<'_>, accept: &Accept) -> Result<(Accepted, Vec<Ne
     ])?;
     let events = if accept.queued {
         let update = Update::to(&accept.session_id, &accept.message_id, MessageStatus::Queued);
-        vec![event(
+        let mut queued = event(
             &update,
             accept.client_id.clone().unwrap_or_default(),
             accept.chat.clone(),
             now,
-        )]
+        );
+        linked(&mut queued, link.as_ref());
+        vec![queued]
     } else {
         Vec::new()
     };
@@ -110,6 +126,9 @@ pub fn forget(tx: &Transaction<'_>, session_id: &str, message_id: &str) -> Resul
         "DELETE FROM outbound WHERE session_id = ?1 AND message_id = ?2 AND status = ?3 AND first_status IS NULL",
     )?
     .execute(params![session_id, message_id, MessageStatus::Queued as i32])?;
+    if tx.changes() > 0 {
+        campaign_items::forgotten(tx, session_id, message_id)?;
+    }
     Ok(())
 }
 
@@ -143,6 +162,14 @@ pub fn update(tx: &Transaction<'_>, change: &Update) -> Result<Vec<NewEvent>, Db
         change.error,
         unix_ms(now) as i64,
     ])?;
+    let link = campaign_items::follow(
+        tx,
+        &change.session_id,
+        &change.message_id,
+        change.status,
+        change.error_code,
+        &change.error,
+    )?;
     let mut events = Vec::new();
     // The server's word (an ack, a receipt, a nack with its code) about a message
     // still QUEUED here proves it was sent: SENT goes first. An expiry does not.
@@ -152,6 +179,9 @@ pub fn update(tx: &Transaction<'_>, change: &Update) -> Result<Vec<NewEvent>, Db
         events.push(event(&sent, client_id.clone(), chat.clone(), now));
     }
     events.push(event(change, client_id, chat, now));
+    for logged in &mut events {
+        linked(logged, link.as_ref());
+    }
     if change.status == MessageStatus::Failed && change.error_code != 0 {
         // WhatsApp refused it: the account's nack counts changed.
         events.push(health_sql::event(tx, &change.session_id)?);
@@ -247,6 +277,14 @@ fn at_ms(ms: i64) -> SystemTime {
     from_unix_ms(ms.max(0) as u64)
 }
 
+/// Names the campaign item an outbound event is about.
+fn linked(event: &mut NewEvent, link: Option<&(String, String)>) {
+    if let (Body::Outbound(update), Some((campaign_id, item_id))) = (&mut event.body, link) {
+        update.campaign_id = campaign_id.clone();
+        update.item_id = item_id.clone();
+    }
+}
+
 fn event(change: &Update, client_id: String, chat: String, time: SystemTime) -> NewEvent {
     NewEvent {
         session_id: change.session_id.clone(),
@@ -258,6 +296,8 @@ fn event(change: &Update, client_id: String, chat: String, time: SystemTime) -> 
             status: change.status as i32,
             error_code: change.error_code,
             error: change.error.clone(),
+            // A campaign's items fill these in (`linked`).
+            ..OutboundUpdate::default()
         }),
     }
 }

@@ -94,6 +94,7 @@ fn a_job_refused_after_its_first_step_leaves_no_number_or_head_behind() {
         fingerprint: "f".into(),
         payload: "p".into(),
         queued: false,
+        campaign: None,
     };
     let answers = hand.batch(vec![Op::Accept(Box::new(accept))]);
     assert!(answers[0].is_ok(), "{:?}", answers[0]);

@@ -162,7 +162,7 @@ impl Actor for SessionActor {
                 run.answer(reply, result);
             }
             SessionMsg::Delete(done) => run.delete(done).await,
-            SessionMsg::SendMessage { input, reply } => run.send_message(input, reply).await,
+            SessionMsg::SendMessage { input, item, reply } => run.send_message(input, item, reply).await,
             SessionMsg::SendSignal { outbound, reply } => run.send_signal(outbound, reply),
             SessionMsg::Media(reply) => run.media_transfer(reply),
             SessionMsg::Sent => run.state.mark_active(SystemTime::now()),

@@ -18,6 +18,7 @@ use crate::{
     domain::{MessageStatus, SendAnswer, SendContent, SendInput},
     error::SessionError,
     events::{
+        campaign::ItemSend,
         outbound::{Accept, Accepted, Update},
         EventLog,
     },
@@ -35,6 +36,7 @@ impl SessionRun {
     pub(super) async fn send_message(
         &mut self,
         input: SendInput,
+        item: Option<Box<ItemSend>>,
         reply: RpcReplyPort<Result<SendAnswer, SessionError>>,
     ) {
         let connected = self.state.require_connected();
@@ -53,8 +55,12 @@ impl SessionRun {
                 return;
             }
         };
+        let (preset, campaign) = match item {
+            Some(item) => (Some(item.message_id), Some(item.link)),
+            None => (None, None),
+        };
         let outbound = Outbound {
-            id: Outbound::new_id(),
+            id: preset.unwrap_or_else(Outbound::new_id),
             to: input.to.clone(),
             content,
         };
@@ -66,6 +72,7 @@ impl SessionRun {
             fingerprint: input.fingerprint(),
             payload: serde_json::to_string(&outbound).expect("an outbound message serializes"),
             queued: !online,
+            campaign,
         };
         let send = self
             .conn
@@ -283,6 +290,13 @@ fn sending(log: EventLog, accept: Accept, send: Option<Sending>, deadline: Insta
                 return Err(SessionError::AlreadyExists(format!(
                     "client_message_id {key:?} was already used on this session for other content (message {message_id}): use a new key for a new message"
                 )))
+            }
+            Accepted::Withdrawn => {
+                return Err(SessionError::FailedPrecondition {
+                    message: format!("campaign item message {message_id} is no longer pending (cancelled or sent): nothing was sent"),
+                    status: None,
+                    reason: "CAMPAIGN_ITEM_NOT_PENDING",
+                })
             }
             Accepted::New { accepted_at } => accepted_at,
         };

@@ -1,0 +1,132 @@
+//! Campaign items following the outbound log, on the writer thread inside its
+//! transactions: an item's message accepted (it leaves PENDING and counts against
+//! the daily caps), forgotten (PENDING again), or moved to a new status (the item
+//! follows), and an item that cannot be sent; each moves its campaign's counts in
+//! the same transaction, and a campaign with nothing left to send is DONE.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use super::{count_column, item_status, now_ms, CampaignState, ItemStatus, Link, MessageStatus, DAY_MS};
+use crate::store::DbError;
+
+/// The outbound log accepted an item's message: it leaves PENDING (SENDING) and is
+/// counted against the session's daily caps. False when the item was not PENDING.
+pub fn accepted(tx: &Transaction<'_>, session_id: &str, message_id: &str, link: &Link) -> Result<bool, DbError> {
+    let Some((n, seq, status)) = item_of(tx, session_id, message_id)? else {
+        return Ok(false);
+    };
+    if status != ItemStatus::Pending {
+        return Ok(false);
+    }
+    let now = now_ms();
+    tx.prepare_cached("UPDATE campaign_items SET status = ?3, sent_ms = ?4 WHERE campaign = ?1 AND seq = ?2")?
+        .execute(params![n, seq, ItemStatus::Sending as i32, now])?;
+    move_count(tx, n, ItemStatus::Pending, ItemStatus::Sending)?;
+    tx.prepare_cached("DELETE FROM campaign_sends WHERE session_id = ?1 AND new_contact IN (0, 1) AND at_ms < ?2")?
+        .execute(params![session_id, now - DAY_MS])?;
+    tx.prepare_cached("INSERT INTO campaign_sends (session_id, at_ms, new_contact) VALUES (?1, ?2, ?3)")?
+        .execute(params![session_id, now, link.new_contact])?;
+    Ok(true)
+}
+
+/// The item's message was never handed over and was forgotten: PENDING again.
+pub fn forgotten(tx: &Transaction<'_>, session_id: &str, message_id: &str) -> Result<bool, DbError> {
+    let Some((n, seq, status)) = item_of(tx, session_id, message_id)? else {
+        return Ok(false);
+    };
+    if status != ItemStatus::Sending {
+        return Ok(false);
+    }
+    tx.prepare_cached("UPDATE campaign_items SET status = ?3, sent_ms = 0 WHERE campaign = ?1 AND seq = ?2")?
+        .execute(params![n, seq, ItemStatus::Pending as i32])?;
+    move_count(tx, n, ItemStatus::Sending, ItemStatus::Pending)?;
+    Ok(true)
+}
+
+/// The item's message moved to `status` in the outbound log: the item follows. The
+/// campaign and item ids, for the event, when the message is an item's.
+pub fn follow(
+    tx: &Transaction<'_>,
+    session_id: &str,
+    message_id: &str,
+    status: MessageStatus,
+    error_code: u32,
+    error: &str,
+) -> Result<Option<(String, String)>, DbError> {
+    let Some((n, seq, current)) = item_of(tx, session_id, message_id)? else {
+        return Ok(None);
+    };
+    let to = item_status(status);
+    if to != current && !matches!(current, ItemStatus::Cancelled | ItemStatus::Skipped) {
+        tx.prepare_cached(
+            "UPDATE campaign_items SET status = ?3, error_code = ?4, error = ?5 WHERE campaign = ?1 AND seq = ?2",
+        )?
+        .execute(params![n, seq, to as i32, error_code, error])?;
+        move_count(tx, n, current, to)?;
+    }
+    let ids = tx
+        .prepare_cached(
+            "SELECT c.id, i.item_id FROM campaigns c JOIN campaign_items i ON i.campaign = c.n WHERE c.n = ?1 AND i.seq = ?2",
+        )?
+        .query_row(params![n, seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(Some(ids))
+}
+
+/// An item that cannot be sent (its media is gone, its content unreadable): FAILED.
+pub fn fail(tx: &Transaction<'_>, n: i64, seq: u64, error: &str) -> Result<bool, DbError> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE campaign_items SET status = ?3, error = ?4 WHERE campaign = ?1 AND seq = ?2 AND status = ?5",
+        )?
+        .execute(params![
+            n,
+            seq as i64,
+            ItemStatus::Failed as i32,
+            error,
+            ItemStatus::Pending as i32
+        ])?;
+    if changed > 0 {
+        move_count(tx, n, ItemStatus::Pending, ItemStatus::Failed)?;
+    }
+    Ok(changed > 0)
+}
+
+/// The item a message of `session_id` belongs to: its campaign key, position and
+/// status.
+fn item_of(
+    tx: &Transaction<'_>,
+    session_id: &str,
+    message_id: &str,
+) -> Result<Option<(i64, i64, ItemStatus)>, DbError> {
+    let found: Option<(i64, i64, i32)> = tx
+        .prepare_cached(
+            "SELECT i.campaign, i.seq, i.status FROM campaign_items i JOIN campaigns c ON c.n = i.campaign
+             WHERE i.message_id = ?1 AND c.session_id = ?2",
+        )?
+        .query_row(params![message_id, session_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    Ok(found.map(|(n, seq, status)| (n, seq, ItemStatus::try_from(status).unwrap_or(ItemStatus::Unspecified))))
+}
+
+/// Moves one item's count from `from` to `to`; the campaign is DONE once nothing
+/// is left to send.
+fn move_count(tx: &Transaction<'_>, n: i64, from: ItemStatus, to: ItemStatus) -> Result<(), DbError> {
+    let (from, to) = (count_column(from), count_column(to));
+    tx.prepare_cached(&format!(
+        "UPDATE campaigns SET {from} = {from} - 1, {to} = {to} + 1 WHERE n = ?1"
+    ))?
+    .execute([n])?;
+    tx.prepare_cached(
+        "UPDATE campaigns SET state = ?2, pause_reason = 0, resume_at_ms = 0
+         WHERE n = ?1 AND pending = 0 AND sending = 0 AND state IN (?3, ?4)",
+    )?
+    .execute(params![
+        n,
+        CampaignState::Done as i32,
+        CampaignState::Running as i32,
+        CampaignState::Paused as i32
+    ])?;
+    Ok(())
+}

@@ -1,0 +1,232 @@
+//! The campaign tables' reads, on the log's read-only connections (and inside the
+//! writer's transactions): a campaign, a page of campaigns or items, the next
+//! pending items in order, whether a chat is a new contact, and the sends the daily
+//! caps count.
+
+use std::time::SystemTime;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{CampaignRow, CampaignState, Counts, ItemRow, ItemStatus, MessageStatus, PauseReason};
+use crate::store::{from_unix_ms, DbError};
+
+const CAMPAIGN: &str = "n, id, session_id, state, pause_reason, resume_at_ms, pacing, labels, fingerprint, created_ms,
+    total, pending, sending, sent, server_ack, delivered, read, failed, skipped, cancelled";
+
+const ITEM: &str = "seq, item_id, chat, status, message_id, error_code, error, sent_ms, content";
+
+/// A campaign by id.
+pub fn campaign(conn: &Connection, id: &str) -> Result<Option<CampaignRow>, DbError> {
+    Ok(conn
+        .prepare_cached(&format!("SELECT {CAMPAIGN} FROM campaigns WHERE id = ?1"))?
+        .query_row([id], campaign_row)
+        .optional()?)
+}
+
+/// Campaigns ordered by id after `after`, of one session (None: all), at most `limit`.
+pub fn list(
+    conn: &Connection,
+    session_id: Option<&str>,
+    after: &str,
+    limit: usize,
+) -> Result<Vec<CampaignRow>, DbError> {
+    let sql = match session_id {
+        Some(_) => format!("SELECT {CAMPAIGN} FROM campaigns WHERE session_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3"),
+        None => format!("SELECT {CAMPAIGN} FROM campaigns WHERE ?1 IS NULL AND id > ?2 ORDER BY id LIMIT ?3"),
+    };
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map(params![session_id, after, limit as i64], campaign_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A session's campaigns that are not over (RUNNING or PAUSED), in id order.
+pub fn live(conn: &Connection, session_id: &str) -> Result<Vec<CampaignRow>, DbError> {
+    let mut statement = conn.prepare_cached(&format!(
+        "SELECT {CAMPAIGN} FROM campaigns WHERE session_id = ?1 AND state IN (1, 2) ORDER BY id"
+    ))?;
+    let rows = statement.query_map([session_id], campaign_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Sessions with a campaign that is not over.
+pub fn sessions(conn: &Connection) -> Result<Vec<String>, DbError> {
+    let mut statement = conn.prepare_cached("SELECT DISTINCT session_id FROM campaigns WHERE state IN (1, 2)")?;
+    let rows = statement.query_map([], |r| r.get(0))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// A campaign's items after position `after` (-1: from the start), in order, of one
+/// status (None: any), at most `limit`.
+pub fn items(
+    conn: &Connection,
+    n: i64,
+    status: Option<ItemStatus>,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<ItemRow>, DbError> {
+    let sql = match status {
+        Some(_) => format!(
+            "SELECT {ITEM} FROM campaign_items WHERE campaign = ?1 AND status = ?2 AND seq > ?3 ORDER BY seq LIMIT ?4"
+        ),
+        None => format!(
+            "SELECT {ITEM} FROM campaign_items WHERE campaign = ?1 AND ?2 IS NULL AND seq > ?3 ORDER BY seq LIMIT ?4"
+        ),
+    };
+    let mut statement = conn.prepare_cached(&sql)?;
+    let rows = statement.query_map(params![n, status.map(|s| s as i32), after, limit as i64], item_row)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The next PENDING items of a campaign after position `after`, in order.
+pub fn pending(conn: &Connection, n: i64, after: i64, limit: usize) -> Result<Vec<ItemRow>, DbError> {
+    items(conn, n, Some(ItemStatus::Pending), after, limit)
+}
+
+/// What a campaign sends next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// This item (true: to a new contact).
+    Item(Box<ItemRow>, bool),
+    /// Only items to new contacts are pending (among the first `scan`).
+    OnlyNew,
+    /// Nothing is pending.
+    Nothing,
+}
+
+/// The first PENDING item of a campaign, skipping those to new contacts with
+/// `skip_new` (looking at most `scan` items ahead).
+pub fn next(conn: &Connection, session_id: &str, n: i64, skip_new: bool, scan: usize) -> Result<Next, DbError> {
+    let items = pending(conn, n, -1, if skip_new { scan } else { 1 })?;
+    if items.is_empty() {
+        return Ok(Next::Nothing);
+    }
+    for item in items {
+        let new = is_new_contact(conn, session_id, &item.chat)?;
+        if !(skip_new && new) {
+            return Ok(Next::Item(Box::new(item), new));
+        }
+    }
+    Ok(Next::OnlyNew)
+}
+
+/// Whether the account never exchanged a message with `chat`: nothing received
+/// from it in the log, nothing sent to it that the server took.
+pub fn is_new_contact(conn: &Connection, session_id: &str, chat: &str) -> Result<bool, DbError> {
+    let (from, to) = (format!("{chat}\u{1f}"), format!("{chat}\u{20}"));
+    let received = conn
+        .prepare_cached("SELECT 1 FROM events WHERE session_id = ?1 AND dedupe >= ?2 AND dedupe < ?3 LIMIT 1")?
+        .exists(params![session_id, from, to])?;
+    if received {
+        return Ok(false);
+    }
+    let taken = [
+        MessageStatus::ServerAck,
+        MessageStatus::Delivered,
+        MessageStatus::Read,
+        MessageStatus::Played,
+    ];
+    let sent = conn
+        .prepare_cached(
+            "SELECT 1 FROM outbound WHERE session_id = ?1 AND chat = ?2 AND status IN (?3, ?4, ?5, ?6) LIMIT 1",
+        )?
+        .exists(params![
+            session_id,
+            chat,
+            taken[0] as i32,
+            taken[1] as i32,
+            taken[2] as i32,
+            taken[3] as i32
+        ])?;
+    Ok(!sent)
+}
+
+/// The session's campaign sends since `since` (only to new contacts with
+/// `new_contacts`): how many, and when the oldest of them was.
+pub fn sends_since(
+    conn: &Connection,
+    session_id: &str,
+    new_contacts: bool,
+    since: SystemTime,
+) -> Result<(u64, Option<SystemTime>), DbError> {
+    let since = crate::store::unix_ms(since) as i64;
+    let kinds: &[i64] = if new_contacts { &[1, 1] } else { &[0, 1] };
+    let (count, oldest): (i64, Option<i64>) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), MIN(at_ms) FROM campaign_sends WHERE session_id = ?1 AND new_contact IN (?2, ?3) AND at_ms >= ?4",
+        )?
+        .query_row(params![session_id, kinds[0], kinds[1], since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok((count as u64, oldest.map(|ms| from_unix_ms(ms.max(0) as u64))))
+}
+
+/// How many campaigns are in each state and pause reason.
+pub type ByState = Vec<(CampaignState, PauseReason, i64)>;
+
+/// Campaigns by state and pause reason, and every campaign's counts summed.
+pub fn gauges(conn: &Connection) -> Result<(ByState, Counts), DbError> {
+    let mut statement =
+        conn.prepare_cached("SELECT state, pause_reason, COUNT(*) FROM campaigns GROUP BY state, pause_reason")?;
+    let rows = statement.query_map([], |r| {
+        Ok((
+            CampaignState::try_from(r.get::<_, i32>(0)?).unwrap_or(CampaignState::Unspecified),
+            PauseReason::try_from(r.get::<_, i32>(1)?).unwrap_or(PauseReason::Unspecified),
+            r.get::<_, i64>(2)?,
+        ))
+    })?;
+    let by_state = rows.collect::<Result<_, _>>()?;
+    let counts = conn.query_row(
+        "SELECT 0, '', '', 0, 0, 0, '{}', '{}', '', 0, COALESCE(SUM(total), 0), COALESCE(SUM(pending), 0),
+         COALESCE(SUM(sending), 0), COALESCE(SUM(sent), 0), COALESCE(SUM(server_ack), 0), COALESCE(SUM(delivered), 0),
+         COALESCE(SUM(read), 0), COALESCE(SUM(failed), 0), COALESCE(SUM(skipped), 0), COALESCE(SUM(cancelled), 0)
+         FROM campaigns",
+        [],
+        campaign_row,
+    )?;
+    Ok((by_state, counts.counts))
+}
+
+fn campaign_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CampaignRow> {
+    let count = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
+    let resume_ms: i64 = r.get(5)?;
+    let pacing: String = r.get(6)?;
+    let labels: String = r.get(7)?;
+    let bad = |e: serde_json::Error| rusqlite::Error::ToSqlConversionFailure(Box::new(e));
+    Ok(CampaignRow {
+        n: r.get(0)?,
+        id: r.get(1)?,
+        session_id: r.get(2)?,
+        state: CampaignState::try_from(r.get::<_, i32>(3)?).unwrap_or(CampaignState::Unspecified),
+        pause_reason: PauseReason::try_from(r.get::<_, i32>(4)?).unwrap_or(PauseReason::Unspecified),
+        resume_at: (resume_ms > 0).then(|| from_unix_ms(resume_ms as u64)),
+        pacing: serde_json::from_str(&pacing).map_err(bad)?,
+        labels: serde_json::from_str(&labels).map_err(bad)?,
+        fingerprint: r.get(8)?,
+        created_at: from_unix_ms(r.get::<_, i64>(9)?.max(0) as u64),
+        counts: Counts {
+            total: count(10)?,
+            pending: count(11)?,
+            sending: count(12)?,
+            sent: count(13)?,
+            server_ack: count(14)?,
+            delivered: count(15)?,
+            read: count(16)?,
+            failed: count(17)?,
+            skipped: count(18)?,
+            cancelled: count(19)?,
+        },
+    })
+}
+
+fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
+    let sent_ms: i64 = r.get(7)?;
+    Ok(ItemRow {
+        seq: r.get::<_, i64>(0)?.max(0) as u64,
+        item_id: r.get(1)?,
+        chat: r.get(2)?,
+        status: ItemStatus::try_from(r.get::<_, i32>(3)?).unwrap_or(ItemStatus::Unspecified),
+        message_id: r.get(4)?,
+        error_code: r.get(5)?,
+        error: r.get(6)?,
+        sent_at: (sent_ms > 0).then(|| from_unix_ms(sent_ms as u64)),
+        content: r.get(8)?,
+    })
+}

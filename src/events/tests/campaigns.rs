@@ -1,0 +1,141 @@
+//! Campaign items follow the outbound log in its transactions: an accepted item
+//! leaves PENDING, a second accept of its id is the existing message (never a
+//! second send), its statuses move the counts, a forgotten send is PENDING again,
+//! a cancelled item is withdrawn, the last item makes the campaign DONE, the new
+//! contact rule reads the log, and a deleted session's campaigns go (their items
+//! in chunks).
+
+use std::collections::BTreeMap;
+
+use super::{message, open};
+use crate::events::{
+    campaign::{Action, ItemContent, ItemStatus, Link, NewCampaign, NewItem, Next, Pacing, Written},
+    outbound::{Accept, Accepted, MessageStatus, Update},
+    StatusChange,
+};
+
+fn new_campaign(items: usize) -> NewCampaign {
+    NewCampaign {
+        id: "c".into(),
+        session_id: "s".into(),
+        pacing: Pacing {
+            min_ms: 0,
+            max_ms: 0,
+            daily_limit: 0,
+            new_contact_daily_limit: 0,
+            typing: false,
+            skip_unregistered: false,
+        },
+        start_paused: false,
+        labels: BTreeMap::new(),
+        fingerprint: "f".into(),
+        items: (0..items)
+            .map(|i| NewItem {
+                item_id: format!("i{i}"),
+                chat: format!("{i}@s.whatsapp.net"),
+                content: ItemContent::Text { text: format!("t{i}") },
+                message_id: format!("M{i}"),
+            })
+            .collect(),
+    }
+}
+
+fn accept(i: usize) -> Accept {
+    Accept {
+        session_id: "s".into(),
+        message_id: format!("M{i}"),
+        client_id: None,
+        chat: format!("{i}@s.whatsapp.net"),
+        fingerprint: "x".into(),
+        payload: "{}".into(),
+        queued: false,
+        campaign: Some(Link {
+            campaign_id: "c".into(),
+            item_id: format!("i{i}"),
+            new_contact: true,
+        }),
+    }
+}
+
+#[tokio::test]
+async fn items_follow_their_messages_and_the_counts_stay_true() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(&dir);
+    let Written::Campaign(created) = log.create_campaign(new_campaign(3)).await.unwrap() else {
+        panic!("created")
+    };
+    assert_eq!((created.counts.total, created.counts.pending), (3, 3));
+
+    assert!(matches!(log.accept(accept(0)).await.unwrap(), Accepted::New { .. }));
+    assert!(
+        matches!(log.accept(accept(0)).await.unwrap(), Accepted::Existing(_)),
+        "a preset id the log has is that message"
+    );
+    log.mark_sent("s", "M0").await.unwrap();
+    log.update_detached(Update::to("s", "M0", MessageStatus::ServerAck));
+    // A send that never reached the connection: PENDING again.
+    assert!(matches!(log.accept(accept(1)).await.unwrap(), Accepted::New { .. }));
+    log.forget("s", "M1").await.unwrap();
+    let row = log.campaign("c").await.unwrap().unwrap();
+    assert_eq!(
+        (row.counts.server_ack, row.counts.pending, row.counts.sending),
+        (1, 2, 0),
+        "{row:?}"
+    );
+    let items = log.campaign_items(row.n, None, -1, 10).await.unwrap();
+    assert_eq!(items[0].status, ItemStatus::ServerAck);
+    assert!(items[0].sent_at.is_some());
+    assert_eq!(items[1].status, ItemStatus::Pending);
+
+    // The new-contact rule: a chat that wrote to the account is not new.
+    log.append(vec![message("s", "2@s.whatsapp.net", "in1", "hello")])
+        .await
+        .unwrap();
+    let Next::Item(first, new) = log.next_item("s", row.n, false, 8).await.unwrap() else {
+        panic!("an item")
+    };
+    assert_eq!((first.item_id.as_str(), new), ("i1", true));
+    let Next::Item(skipped_to, new) = log.next_item("s", row.n, true, 8).await.unwrap() else {
+        panic!("an existing chat's item")
+    };
+    assert_eq!((skipped_to.item_id.as_str(), new), ("i2", false));
+
+    // Cancel: the pending items go, and an accept of one is withdrawn.
+    let Written::Campaign(cancelled) = log.operate_campaign("c", Action::Cancel).await.unwrap() else {
+        panic!("cancelled")
+    };
+    assert_eq!((cancelled.counts.cancelled, cancelled.counts.pending), (2, 0));
+    assert_eq!(log.accept(accept(2)).await.unwrap(), Accepted::Withdrawn);
+    assert!(matches!(
+        log.operate_campaign("c", Action::Resume).await.unwrap(),
+        Written::Final(_)
+    ));
+
+    log.delete_session("s", StatusChange::default()).await.unwrap();
+    assert_eq!(log.campaign("c").await.unwrap(), None, "gone with its session");
+    assert_eq!(
+        log.campaign_items(row.n, None, -1, 10).await.unwrap().len(),
+        3,
+        "hidden, not yet removed"
+    );
+    assert!(
+        log.remove_deleted(100).await.unwrap() >= 3,
+        "its events and 3 items removed in a chunk"
+    );
+    assert!(log.campaign_items(row.n, None, -1, 10).await.unwrap().is_empty());
+    assert_eq!(log.remove_deleted(100).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn the_last_item_sent_makes_the_campaign_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(&dir);
+    log.create_campaign(new_campaign(2)).await.unwrap();
+    for i in 0..2 {
+        log.accept(accept(i)).await.unwrap();
+        log.mark_sent("s", &format!("M{i}")).await.unwrap();
+    }
+    let row = log.campaign("c").await.unwrap().unwrap();
+    assert_eq!(row.state, crate::events::campaign::CampaignState::Done);
+    assert_eq!((row.counts.sent, row.counts.pending), (2, 0));
+}

@@ -1,0 +1,208 @@
+//! Campaigns on both backends (`outbound::campaign::emulator::NAME`,
+//! `outbound::campaign::real::NAME`): items reach the server under the ids the
+//! campaign fixed for them and are server-acked; with new chats barred, the item
+//! nacked 463 is FAILED for good, items to new contacts wait (REACHOUT_RESTRICTED
+//! until the timelock ends) and then go; a temporary ban pauses the campaign
+//! (TEMP_BANNED) until the session is back.
+
+use std::time::{Duration, SystemTime};
+
+use wa_sessiond::proto::{
+    campaign_item, campaign_service_client::CampaignServiceClient, Campaign, CampaignItem, CampaignItemStatus,
+    CampaignState, CreateCampaignRequest, GetAccountHealthRequest, GetCampaignRequest, ListCampaignItemsRequest,
+    PacingPolicy, PauseReason,
+};
+
+use super::*;
+
+alike! {
+    a_campaigns_items_reach_the_server_under_their_ids_and_are_server_acked => end_to_end;
+    a_463_and_barred_new_chats_hold_new_contacts_and_a_temp_ban_pauses_until_it_ends => protective_pauses;
+}
+
+const BOUND: Duration = Duration::from_secs(30);
+
+fn item(id: &str, to: &str) -> CampaignItem {
+    CampaignItem {
+        item_id: id.into(),
+        to: to.into(),
+        content: Some(campaign_item::Content::Text(format!("campaign item {id}"))),
+        ..Default::default()
+    }
+}
+
+fn request(id: &str, session: &str, items: Vec<CampaignItem>, min_ms: u64, max_ms: u64) -> CreateCampaignRequest {
+    let ms = |v: u64| Some(Duration::from_millis(v).try_into().unwrap());
+    CreateCampaignRequest {
+        campaign_id: id.into(),
+        session_id: session.into(),
+        items,
+        pacing: Some(PacingPolicy {
+            min_interval: ms(min_ms),
+            max_interval: ms(max_ms),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn campaign_until(daemon: &Daemon, id: &str, what: &str, pred: impl Fn(&Campaign) -> bool) -> Campaign {
+    let client = CampaignServiceClient::new(daemon.channel().await);
+    wait_for(BOUND, what, || {
+        let mut client = client.clone();
+        let pred = &pred;
+        async move {
+            let c = client
+                .get_campaign(GetCampaignRequest { campaign_id: id.into() })
+                .await
+                .unwrap();
+            Some(c.into_inner()).filter(|c| pred(c))
+        }
+    })
+    .await
+}
+
+fn is(c: &Campaign, state: CampaignState, reason: PauseReason) -> bool {
+    c.state == state as i32 && c.pause_reason == reason as i32
+}
+
+async fn items_of(daemon: &Daemon, id: &str) -> Vec<wa_sessiond::proto::CampaignItemResult> {
+    let mut client = CampaignServiceClient::new(daemon.channel().await);
+    let request = ListCampaignItemsRequest {
+        campaign_id: id.into(),
+        ..Default::default()
+    };
+    client.list_campaign_items(request).await.unwrap().into_inner().items
+}
+
+async fn end_to_end(phone: &impl Phone) {
+    let daemon = linked(phone, "cam").await;
+    let mut client = CampaignServiceClient::new(daemon.channel().await);
+    let items = (0..4)
+        .map(|i| item(&format!("i{i}"), &format!("1555888000{i}")))
+        .collect();
+    client
+        .create_campaign(request("e2e", "cam", items, 0, 50))
+        .await
+        .unwrap();
+    let done = campaign_until(&daemon, "e2e", "every item server-acked", |c| {
+        c.counts
+            .as_ref()
+            .is_some_and(|n| n.server_ack + n.delivered + n.read == 4)
+    })
+    .await;
+    assert_eq!(done.state, CampaignState::Done as i32, "{done:?}");
+    let received = phone.received(&daemon, "cam", OWNER).await;
+    for result in items_of(&daemon, "e2e").await {
+        let at = received
+            .iter()
+            .filter(|m| m.id == result.message_id)
+            .collect::<Vec<_>>();
+        assert_eq!(at.len(), 1, "{} once at the server under its id", result.item_id);
+        assert_eq!(at[0].text, format!("campaign item {}", result.item_id));
+        assert_eq!(at[0].to, result.to);
+    }
+    daemon.stop().await;
+}
+
+async fn protective_pauses(phone: &impl Phone) {
+    let daemon = linked(phone, "guard").await;
+    // A chat the account started before: it stays open under the timelock.
+    let known = send(&daemon, "guard", text("hello again"), "").await;
+    reaches(&daemon, "guard", &known, MessageStatus::ServerAck).await;
+
+    let timelock = Duration::from_secs(4);
+    phone
+        .set_account_health(&daemon, "guard", OWNER, timelock, 0, Duration::ZERO)
+        .await;
+    let barred_until = SystemTime::now() + timelock;
+    let sessions = daemon.sessions().await;
+    wait_for(STEP_BOUND, "the timelock known", || {
+        let mut sessions = sessions.clone();
+        async move {
+            let request = GetAccountHealthRequest {
+                session_id: "guard".into(),
+            };
+            let health = sessions.get_account_health(request).await.unwrap().into_inner();
+            health.reachout_restricted_until.map(drop)
+        }
+    })
+    .await;
+    phone.reject_sends(&daemon, "guard", OWNER, 463, 1).await;
+    let items = vec![
+        item("new0", "15558880100"),
+        item("old", FRIEND),
+        item("new1", "15558880101"),
+        item("old2", FRIEND),
+    ];
+    let mut client = CampaignServiceClient::new(daemon.channel().await);
+    client
+        .create_campaign(request("guarded", "guard", items, 50, 80))
+        .await
+        .unwrap();
+    let held = campaign_until(&daemon, "guarded", "PAUSED REACHOUT_RESTRICTED", |c| {
+        is(c, CampaignState::Paused, PauseReason::ReachoutRestricted)
+    })
+    .await;
+    let resume_at = SystemTime::try_from(held.resume_at.expect("a resume_at")).unwrap();
+    assert!(
+        resume_at + Duration::from_secs(2) >= barred_until,
+        "{resume_at:?} vs {barred_until:?}"
+    );
+    let results = items_of(&daemon, "guarded").await;
+    let status = |id: &str| results.iter().find(|r| r.item_id == id).unwrap().clone();
+    assert_eq!(
+        status("old").status,
+        CampaignItemStatus::Failed as i32,
+        "the nacked item: {results:?}"
+    );
+    assert_eq!(status("old").error_code, 463);
+    assert_ne!(
+        status("old2").status,
+        CampaignItemStatus::Pending as i32,
+        "existing chats go on"
+    );
+    assert_eq!(
+        status("new0").status,
+        CampaignItemStatus::Pending as i32,
+        "new contacts wait"
+    );
+    let done = campaign_until(&daemon, "guarded", "DONE after the timelock", |c| {
+        c.state == CampaignState::Done as i32
+    })
+    .await;
+    let after = items_of(&daemon, "guarded").await;
+    assert_eq!(
+        done.counts.as_ref().unwrap().failed,
+        1,
+        "the 463 item is never retried: {after:?}"
+    );
+    let received = phone.received(&daemon, "guard", OWNER).await;
+    assert!(!received.iter().any(|m| m.id == status("old").message_id));
+    assert!(received.iter().any(|m| m.id == status("new0").message_id));
+
+    // A temporary ban pauses until it ends.
+    let items = (0..6).map(|i| item(&format!("b{i}"), FRIEND)).collect();
+    client
+        .create_campaign(request("banned", "guard", items, 200, 250))
+        .await
+        .unwrap();
+    campaign_until(&daemon, "banned", "one sent", |c| {
+        c.counts.as_ref().unwrap().pending <= 5
+    })
+    .await;
+    phone
+        .set_account_health(&daemon, "guard", OWNER, Duration::ZERO, 104, Duration::from_secs(3))
+        .await;
+    let paused = campaign_until(&daemon, "banned", "PAUSED TEMP_BANNED", |c| {
+        is(c, CampaignState::Paused, PauseReason::TempBanned)
+    })
+    .await;
+    assert!(paused.resume_at.is_some());
+    let done = campaign_until(&daemon, "banned", "DONE after the ban", |c| {
+        c.state == CampaignState::Done as i32
+    })
+    .await;
+    assert_eq!(done.counts.as_ref().unwrap().failed, 0, "{done:?}");
+    daemon.stop().await;
+}
