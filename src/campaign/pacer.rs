@@ -73,7 +73,7 @@ pub(super) async fn run(shared: Arc<Shared>, session_id: String) {
     let Ok(session) = SessionId::parse(&session_id) else {
         return;
     };
-    let mut changes = shared.log.watch_campaigns();
+    let mut changes = shared.log.follow_campaigns(&session_id).plan;
     let mut pacer = Pacer {
         shared: shared.clone(),
         session,

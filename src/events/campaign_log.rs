@@ -1,12 +1,10 @@
 //! The event log's campaign side, as CampaignService and the pacers use it: write
 //! (create, add, the operator's and the daemon's state changes, an item that
 //! cannot be sent), each answered once on disk, and read (a campaign, pages, the
-//! next pending items, new contacts, the daily caps' counts), plus the signal that
-//! a campaign changed.
+//! next pending items, new contacts, the daily caps' counts), plus the signals that
+//! a session's campaigns changed.
 
 use std::time::SystemTime;
-
-use tokio::sync::watch;
 
 use super::{
     campaign::{
@@ -14,7 +12,8 @@ use super::{
         sql::{Action, Done, Job, Written},
         Auto, CampaignRow, Counts, ItemRow, ItemStatus, NewCampaign, NewItem,
     },
-    db, EventLog,
+    db::{self, Follow},
+    EventLog,
 };
 use crate::store::DbError;
 
@@ -138,9 +137,10 @@ impl EventLog {
         self.readers.with(read::gauges).await
     }
 
-    /// Follows the campaigns: the value changes after each commit that changed a
-    /// campaign or an item.
-    pub fn watch_campaigns(&self) -> watch::Receiver<u64> {
-        self.campaigns.clone()
+    /// Follows one session's campaigns: what its pacer sends next (campaigns,
+    /// items accepted or failed, the account's health), and its items' statuses.
+    /// Other sessions' changes are not heard.
+    pub fn follow_campaigns(&self, session_id: &str) -> Follow {
+        self.campaigns.follow(session_id)
     }
 }

@@ -16,7 +16,7 @@ use super::rows::{forget_deleted_duplicate, insert, remove_deleted, ROW_OVERHEAD
 use super::{
     campaign::sql as campaign_sql,
     metrics::EventMetrics,
-    outbound::{self, sql as outbound_sql},
+    outbound::{self, sql as outbound_sql, MessageStatus},
     trim, Appended, Body, EventKind, NewEvent, Shared,
 };
 use crate::store::{group_commit::Apply, DbError};
@@ -24,8 +24,10 @@ use crate::store::{group_commit::Apply, DbError};
 mod consumers;
 mod jobs;
 mod removal;
+mod signal;
 
 pub use jobs::{Op, Out};
+pub use signal::{Follow, Signals};
 
 /// Jobs committed together at most.
 pub const MAX_BATCH: usize = 1024;
@@ -51,10 +53,11 @@ pub struct Writer {
     /// item's), for metrics.
     pending_outbound: Vec<(i32, u32, bool)>,
     published: watch::Sender<u64>,
-    /// Grows by one after each commit that changed a campaign or an item.
-    campaigns: watch::Sender<u64>,
-    /// This batch changed a campaign or an item.
-    campaign_changed: bool,
+    /// The followers of each session's campaigns.
+    signals: Arc<Signals>,
+    /// Sessions whose campaigns' plan this batch changed, and whose items' statuses.
+    changed_plans: HashSet<String>,
+    changed_statuses: HashSet<String>,
     shared: Arc<Shared>,
     metrics: Arc<EventMetrics>,
 }
@@ -104,8 +107,9 @@ impl Writer {
             pending_kinds: [0; KINDS],
             pending_outbound: Vec::new(),
             published,
-            campaigns: watch::channel(0).0,
-            campaign_changed: false,
+            signals: Arc::default(),
+            changed_plans: HashSet::new(),
+            changed_statuses: HashSet::new(),
             shared,
             metrics,
         };
@@ -162,7 +166,16 @@ impl Writer {
             if let Body::Outbound(update) = &event.body {
                 let item = !update.campaign_id.is_empty();
                 self.pending_outbound.push((update.status, update.error_code, item));
-                self.campaign_changed |= item;
+                if item {
+                    // Until the server took it, an item can end its campaign or
+                    // change what is sent next (a refusal); after, only the counts.
+                    let seen = [MessageStatus::Delivered, MessageStatus::Read, MessageStatus::Played];
+                    let changed = match seen.iter().any(|s| *s as i32 == update.status) {
+                        true => &mut self.changed_statuses,
+                        false => &mut self.changed_plans,
+                    };
+                    changed.insert(event.session_id.clone());
+                }
             }
             last_seqs.insert(&event.session_id, seq);
             head = cursor;
@@ -256,7 +269,9 @@ impl Writer {
                 Ok(Out::Appended(appended))
             }
             Op::Accept(accept) => {
-                self.campaign_changed |= accept.campaign.is_some();
+                if accept.campaign.is_some() {
+                    self.changed_plans.insert(accept.session_id.clone());
+                }
                 let (accepted, events) = outbound_sql::accept(tx, accept)?;
                 self.append(tx, &events)?;
                 Ok(Out::Accepted(accepted))
@@ -266,7 +281,7 @@ impl Writer {
                 self.append(tx, &events).map(|_| Out::Done)
             }
             Op::Forget { session_id, message_id } => {
-                self.campaign_changed = true;
+                self.changed_plans.insert(session_id.clone());
                 outbound_sql::forget(tx, session_id, message_id).map(|()| Out::Done)
             }
             Op::Update(change) => {
@@ -274,6 +289,7 @@ impl Writer {
                 self.append(tx, &events).map(|_| Out::Done)
             }
             Op::Health { session_id, signal } => {
+                self.changed_plans.insert(session_id.clone());
                 let events: Vec<_> = outbound::health_sql::apply(tx, session_id, signal)?
                     .into_iter()
                     .collect();
@@ -285,8 +301,9 @@ impl Writer {
                 Ok(Out::Deleted(deleted > 0))
             }
             Op::Campaign(job) => {
-                self.campaign_changed = true;
-                campaign_sql::run(tx, job).map(Out::Campaign)
+                let done = campaign_sql::run(tx, job)?;
+                self.changed_plans.extend(campaign_sql::session_of(tx, job)?);
+                Ok(Out::Campaign(done))
             }
             Op::DeleteSession(last) => self.delete_session(tx, last).map(|()| Out::Done),
             Op::Remove { chunk } => self.remove_deleted(tx, *chunk).map(Out::Removed),
@@ -339,9 +356,7 @@ impl Apply for Writer {
                 self.metrics.campaign_item(status);
             }
         }
-        if std::mem::take(&mut self.campaign_changed) {
-            self.campaigns.send_modify(|generation| *generation += 1);
-        }
+        self.signals.tell(&mut self.changed_plans, &mut self.changed_statuses);
         if self.pending_head != self.head {
             self.head = self.pending_head;
             self.published.send_replace(self.head);
@@ -357,14 +372,14 @@ impl Apply for Writer {
         self.pending_trimmed = None;
         self.pending_kinds = [0; KINDS];
         self.pending_outbound.clear();
-        self.campaign_changed = false;
+        self.changed_plans.clear();
+        self.changed_statuses.clear();
     }
 }
 
 impl Writer {
-    /// Follows the campaigns' changes: the value grows after each commit that
-    /// changed a campaign or an item.
-    pub fn watch_campaigns(&self) -> watch::Receiver<u64> {
-        self.campaigns.subscribe()
+    /// The followers of each session's campaigns, told after each commit.
+    pub fn signals(&self) -> Arc<Signals> {
+        Arc::clone(&self.signals)
     }
 }

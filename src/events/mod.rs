@@ -114,8 +114,8 @@ pub struct EventLog {
     queue: group_commit::Queue<db::Writer>,
     /// The last committed cursor, published after each commit (streams follow it).
     head: watch::Receiver<u64>,
-    /// Grows after each commit that changed a campaign or an item.
-    campaigns: watch::Receiver<u64>,
+    /// The followers of each session's campaigns, told after each commit.
+    campaigns: Arc<db::Signals>,
     /// What the writer and the readers share (trim point, size estimate).
     shared: Arc<Shared>,
     /// The read-only connections streams read pages from.
@@ -142,7 +142,7 @@ impl EventLog {
         let conn = group_commit::open(&path)?;
         let shared = Arc::new(Shared::default());
         let (writer, head) = db::Writer::new(&conn, Arc::clone(&shared), Arc::clone(&metrics))?;
-        let campaigns = writer.watch_campaigns();
+        let campaigns = writer.signals();
         let queue = group_commit::spawn("event-log", conn, writer, db::MAX_BATCH)?;
         let readers = read::Readers::new(path);
         let media = MediaStore::open(root)?;

@@ -267,14 +267,14 @@ impl CampaignService for CampaignApi {
         request: Request<proto::WatchCampaignRequest>,
     ) -> Result<Response<Self::WatchCampaignStream>, Status> {
         let first = self.get(&request.into_inner().campaign_id).await?;
-        let mut changes = self.runner()?.log().watch_campaigns();
+        let mut changes = self.runner()?.log().follow_campaigns(&first.session_id);
         let api = self.clone();
         let (tx, rx) = mpsc::channel(4);
         tokio::spawn(async move {
             let id = first.id.clone();
             let mut row = first;
             loop {
-                changes.borrow_and_update();
+                changes.statuses.borrow_and_update();
                 let over = matches!(row.state, CampaignState::Done | CampaignState::Cancelled);
                 let sent = api.wire(row.clone());
                 if tx.send(Ok(sent)).await.is_err() || over {
@@ -283,7 +283,7 @@ impl CampaignService for CampaignApi {
                 let coalesced = tokio::time::Instant::now() + COALESCE;
                 loop {
                     tokio::select! {
-                        changed = changes.changed() => if changed.is_err() { return },
+                        changed = changes.statuses.changed() => if changed.is_err() { return },
                         () = tx.closed() => return,
                     }
                     tokio::time::sleep_until(coalesced).await;

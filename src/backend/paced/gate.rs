@@ -111,8 +111,10 @@ impl Place {
     /// Gives the place back (once).
     pub(super) fn release(&self) {
         if !self.released.swap(true, Ordering::AcqRel) {
-            self.gate.permits.add_permits(1);
+            // The gauge first: the next attempt, once it has the permit, must not
+            // find this one still counted (a peak one above the limit).
             self.gate.gauges().in_flight(-1);
+            self.gate.permits.add_permits(1);
         }
     }
 }

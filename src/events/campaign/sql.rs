@@ -333,6 +333,21 @@ pub enum Done {
     Changed(usize),
 }
 
+/// The session whose campaign a job concerns (after it ran; None: no such campaign).
+pub fn session_of(tx: &Transaction<'_>, job: &Job) -> Result<Option<String>, DbError> {
+    let (sql, key): (&str, rusqlite::types::Value) = match job {
+        Job::Create(new) => return Ok(Some(new.session_id.clone())),
+        Job::Add { campaign_id, .. } | Job::Operate { campaign_id, .. } => (
+            "SELECT session_id FROM campaigns WHERE id = ?1",
+            campaign_id.clone().into(),
+        ),
+        Job::Automatic { n, .. } | Job::Fail { n, .. } => {
+            ("SELECT session_id FROM campaigns WHERE n = ?1", (*n).into())
+        }
+    };
+    Ok(tx.prepare_cached(sql)?.query_row([key], |row| row.get(0)).optional()?)
+}
+
 /// Runs one job.
 pub fn run(tx: &Transaction<'_>, job: &Job) -> Result<Done, DbError> {
     Ok(match job {

@@ -26,7 +26,9 @@ impl Writer {
         )?
         .execute(params![id, cursor as i64])?;
         outbound_sql::delete_session(tx, id)?;
-        self.campaign_changed |= campaign_sql::delete_session(tx, id)?;
+        if campaign_sql::delete_session(tx, id)? {
+            self.changed_plans.insert(id.clone());
+        }
         trim::count(tx, id, size as i64)?;
         trim::forget_mark(tx, id)?;
         let mut kinds = [0; KINDS];
