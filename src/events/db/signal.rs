@@ -94,7 +94,7 @@ mod tests {
     fn a_change_wakes_its_own_session_only() {
         let signals = Signals::default();
         let mut a = signals.follow("a");
-        let mut b = signals.follow("b");
+        let b = signals.follow("b");
         signals.tell(&mut set(&["a"]), &mut set(&[]));
         assert!(a.plan.has_changed().unwrap());
         assert!(a.statuses.has_changed().unwrap());
