@@ -10,6 +10,10 @@ mod common;
 use std::{
     collections::{HashMap, HashSet},
     net::SocketAddr,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
@@ -19,8 +23,8 @@ use tokio::sync::watch;
 use tonic::transport::Channel;
 use wa_sessiond::proto::{
     emulator_service_client::EmulatorServiceClient, event::Body, event_service_client::EventServiceClient,
-    send_message_request::Content, CountPendingRequest, EventKind, ReceiptKind, SendMessageRequest,
-    SendReceiptRequest, SessionStatus, StreamEventsRequest,
+    send_message_request::Content, CountPendingRequest, EventKind, ReceiptKind, SendMessageRequest, SendReceiptRequest,
+    SessionStatus, StreamEventsRequest,
 };
 
 const MESSAGES: usize = 60;
@@ -39,7 +43,7 @@ async fn channel(addr: SocketAddr) -> Option<Channel> {
 /// One phone's share of the receipts, each sent until the server takes it, through
 /// restarts. Returns how many calls lost their answer (sent again: the server may
 /// hold those twice).
-async fn phone(message_ids: Vec<String>, mut addr: watch::Receiver<SocketAddr>) -> usize {
+async fn phone(message_ids: Vec<String>, mut addr: watch::Receiver<SocketAddr>, answered: Arc<AtomicUsize>) -> usize {
     let mut in_doubt = 0;
     for message_id in message_ids {
         for kind in KINDS {
@@ -55,7 +59,10 @@ async fn phone(message_ids: Vec<String>, mut addr: watch::Receiver<SocketAddr>) 
                     kind: kind as i32,
                 };
                 match EmulatorServiceClient::new(channel).send_receipt(request).await {
-                    Ok(_) => break,
+                    Ok(_) => {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                        break;
+                    }
                     Err(status)
                         if matches!(
                             status.code(),
@@ -116,11 +123,12 @@ async fn receipts_survive_kill_9_exactly_once_each() {
     }
 
     let (addr_tx, addr) = watch::channel(daemon.addr);
+    let answered = Arc::new(AtomicUsize::new(0));
     let ids: Vec<String> = sent.keys().cloned().collect();
     let phones: Vec<_> = (0..PHONES)
         .map(|p| {
             let mine = ids.iter().skip(p).step_by(PHONES).cloned().collect();
-            tokio::spawn(phone(mine, addr.clone()))
+            tokio::spawn(phone(mine, addr.clone(), answered.clone()))
         })
         .collect();
     let total = MESSAGES * KINDS.len();
@@ -128,11 +136,17 @@ async fn receipts_survive_kill_9_exactly_once_each() {
         // Kill at a random point of the burst.
         let at = rand::thread_rng().gen_range(5..total / (KILLS + 1)) * (kill + 1);
         let probe = daemon.addr;
-        wait_for(Duration::from_secs(120), "receipts logged before the kill", || async move {
-            let seen = logged_receipts(probe, Duration::from_millis(300), at).await?;
-            (seen.len() >= at).then_some(())
-        })
+        wait_for(
+            Duration::from_secs(120),
+            "receipts logged before the kill",
+            || async move {
+                let seen = logged_receipts(probe, Duration::from_millis(300), at).await?;
+                (seen.len() >= at).then_some(())
+            },
+        )
         .await;
+        let done = answered.load(Ordering::Relaxed);
+        eprintln!("kill {kill}: after {at} receipts logged, {done} of {total} sent");
         daemon.kill9();
         daemon = Process::start(dir.path(), &[]).await;
         addr_tx.send_replace(daemon.addr);
@@ -154,7 +168,14 @@ async fn receipts_survive_kill_9_exactly_once_each() {
             let request = CountPendingRequest {
                 session_id: "alice".into(),
             };
-            let pending = daemon.phone().await.count_pending(request).await.ok()?.into_inner().pending;
+            let pending = daemon
+                .phone()
+                .await
+                .count_pending(request)
+                .await
+                .ok()?
+                .into_inner()
+                .pending;
             (pending == 0).then_some(())
         }
     })
@@ -165,9 +186,17 @@ async fn receipts_survive_kill_9_exactly_once_each() {
 
     let mut seen = HashSet::new();
     for (id, kind, from) in &receipts {
-        assert!(seen.insert((id, kind, from)), "{id} {kind} from {from} twice in the log");
-        let to = sent.get(id).unwrap_or_else(|| panic!("a receipt for {id}, which was not sent"));
-        assert!(from.contains(to.as_str()), "{id}'s receipt is from {from}, its chat {to}");
+        assert!(
+            seen.insert((id, kind, from)),
+            "{id} {kind} from {from} twice in the log"
+        );
+        let to = sent
+            .get(id)
+            .unwrap_or_else(|| panic!("a receipt for {id}, which was not sent"));
+        assert!(
+            from.contains(to.as_str()),
+            "{id}'s receipt is from {from}, its chat {to}"
+        );
     }
     for id in sent.keys() {
         for kind in KINDS {
