@@ -113,8 +113,13 @@ pub async fn download(
             // Owned: when the caller goes, the download's sends fail and it stops.
             let mut bytes_rx = bytes_rx;
             while let Some(bytes) = bytes_rx.recv().await {
-                for piece in bytes.chunks(CHUNK) {
-                    if tx.send(part(media_chunk::Part::Chunk(piece.to_vec()))).await.is_err() {
+                // A chunk that fits goes as it is (no copy); a larger one is split.
+                let pieces = match bytes.len() <= CHUNK {
+                    true => vec![bytes],
+                    false => bytes.chunks(CHUNK).map(<[u8]>::to_vec).collect(),
+                };
+                for piece in pieces {
+                    if tx.send(part(media_chunk::Part::Chunk(piece))).await.is_err() {
                         return;
                     }
                 }
