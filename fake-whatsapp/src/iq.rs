@@ -248,3 +248,7 @@ fn app_state(iq: &Node) -> Node {
         .unwrap_or_default();
     NodeBuilder::new("sync").children(collections).build()
 }
+
+#[cfg(test)]
+#[path = "iq_tests.rs"]
+mod tests;

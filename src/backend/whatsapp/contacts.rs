@@ -98,3 +98,7 @@ fn verdicts(response: &UsyncResponse) -> Result<HashMap<String, bool>, BackendEr
 fn digits(chat: &str) -> &str {
     chat.split('@').next().unwrap_or_default()
 }
+
+#[cfg(test)]
+#[path = "contacts_tests.rs"]
+mod tests;
