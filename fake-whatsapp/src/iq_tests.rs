@@ -80,7 +80,11 @@ async fn a_contact_query_answers_in_and_out_as_the_client_reads_them_and_is_coun
             (None, "out".into(), Some("+15550002".into())),
         ]
     );
-    assert_eq!(world.set_registered(&[], true).await.unwrap(), (1, 2), "one query, two numbers");
+    assert_eq!(
+        world.set_registered(&[], true).await.unwrap(),
+        (1, 2),
+        "one query, two numbers"
+    );
 }
 
 #[tokio::test]

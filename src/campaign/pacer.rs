@@ -26,9 +26,7 @@ use crate::{
     backend::{ChatState, Content},
     domain::{MediaInput, SendContent, SendInput, SessionId, SessionView},
     error::SessionError,
-    events::campaign::{
-        Auto, CampaignRow, CampaignState, ItemContent, ItemRow, ItemSend, Link, Next, PauseReason, Verdict,
-    },
+    events::campaign::{Auto, CampaignRow, CampaignState, ItemContent, ItemRow, ItemSend, Link, Next, PauseReason},
     store::DbError,
 };
 
@@ -240,13 +238,8 @@ impl Pacer {
                     wake = earliest(wake, until);
                 }
                 Next::Item(item, new) => {
-                    if plan::needs_check(&campaign.pacing, &item.chat, new) {
-                        let verdict = log.number_verdict(self.session.as_str(), &item.chat).await?;
-                        let cleared =
-                            verdict.is_some_and(|(v, at)| v == Verdict::Registered && plan::fresh(v, at, now));
-                        if !cleared {
-                            return self.check(campaign, &item.chat).await;
-                        }
+                    if !self.cleared(campaign, &item.chat, new, now).await? {
+                        return self.check(campaign, &item.chat).await;
                     }
                     return self.go(campaign, *item, new).await;
                 }

@@ -87,11 +87,7 @@ impl EventLog {
     }
 
     /// A chat's cached verdict for the session, and when it was checked.
-    pub async fn number_verdict(
-        &self,
-        session_id: &str,
-        chat: &str,
-    ) -> Result<Option<(Verdict, SystemTime)>, DbError> {
+    pub async fn number_verdict(&self, session_id: &str, chat: &str) -> Result<Option<(Verdict, SystemTime)>, DbError> {
         let (id, chat) = (session_id.to_owned(), chat.to_owned());
         self.readers.with(move |conn| read::verdict(conn, &id, &chat)).await
     }

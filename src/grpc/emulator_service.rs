@@ -271,9 +271,9 @@ impl EmulatorService for EmulatorApi {
                 "phone number {bad:?} must be 7-15 digits with the country code"
             )));
         }
-        let (contact_queries, numbers_checked) = self
-            .emulator
-            .set_registered(&body.phone_numbers, body.registered, body.fail_next_checks);
+        let (contact_queries, numbers_checked) =
+            self.emulator
+                .set_registered(&body.phone_numbers, body.registered, body.fail_next_checks);
         Ok(Response::new(proto::SetRegisteredResponse {
             contact_queries,
             numbers_checked,

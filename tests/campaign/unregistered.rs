@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use tonic::transport::Channel;
 use wa_sessiond::proto::{
-    campaign_service_client::CampaignServiceClient, emulator_service_client::EmulatorServiceClient,
-    CampaignItemStatus, CampaignState, PacingPolicy, SetRegisteredRequest,
+    campaign_service_client::CampaignServiceClient, emulator_service_client::EmulatorServiceClient, CampaignItemStatus,
+    CampaignState, PacingPolicy, SetRegisteredRequest,
 };
 
 use crate::{
@@ -44,7 +44,11 @@ async fn done(client: &Campaigns, id: &str, skipped: u64) -> wa_sessiond::proto:
     let c = wait_campaign(client, id, BOUND, &what, |c| state(c) == CampaignState::Done).await;
     let n = counts(&c);
     assert_eq!((n.skipped, n.failed, n.pending), (skipped, 0, 0), "{c:?}");
-    assert_eq!(n.sent + n.server_ack + n.delivered + n.read + n.skipped, n.total, "{c:?}");
+    assert_eq!(
+        n.sent + n.server_ack + n.delivered + n.read + n.skipped,
+        n.total,
+        "{c:?}"
+    );
     c
 }
 
@@ -58,7 +62,11 @@ async fn more_than_a_batch_is_checked_in_lookups_of_50() {
     let gone: Vec<String> = numbers.iter().skip(5).step_by(12).cloned().collect();
     assert_eq!(gone.len(), 10);
     unregister(&mut phone, &gone, 0).await;
-    let items = numbers.iter().enumerate().map(|(i, n)| item(&format!("i{i}"), n)).collect();
+    let items = numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| item(&format!("i{i}"), n))
+        .collect();
     start(&client, "b50-c", "b50", items, checking(0, 0)).await;
     done(&client, "b50-c", 10).await;
     let skipped: Vec<String> = all_items(&client, "b50-c")
@@ -68,11 +76,18 @@ async fn more_than_a_batch_is_checked_in_lookups_of_50() {
         .map(|i| i.to)
         .collect();
     assert_eq!(skipped, gone.iter().map(|n| jid(n)).collect::<Vec<_>>());
-    assert_eq!(unregister(&mut phone, &[], 0).await, (3, 120), "120 numbers in 3 lookups");
+    assert_eq!(
+        unregister(&mut phone, &[], 0).await,
+        (3, 120),
+        "120 numbers in 3 lookups"
+    );
     let scrape = daemon.scrape().await;
     assert_eq!(scrape.value("wa_sessiond_campaign_number_lookups_total", &[]), 3.0);
     let at_server = received(&mut phone, "b50").await;
-    assert!(!at_server.iter().any(|m| skipped.contains(&m.to)), "nothing reached them");
+    assert!(
+        !at_server.iter().any(|m| skipped.contains(&m.to)),
+        "nothing reached them"
+    );
     daemon.stop().await;
 }
 
@@ -84,7 +99,11 @@ async fn a_failed_lookup_holds_the_items_unsent_until_a_later_one_answers() {
     let mut phone = daemon.phone().await;
     let numbers: Vec<String> = (0..3).map(|i| number(21, i)).collect();
     unregister(&mut phone, &numbers[1..2], 1).await;
-    let items = numbers.iter().enumerate().map(|(i, n)| item(&format!("i{i}"), n)).collect();
+    let items = numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| item(&format!("i{i}"), n))
+        .collect();
     start(&client, "fl-c", "fl", items, checking(0, 0)).await;
     wait_for(BOUND, "a failed lookup", || {
         let daemon = &daemon;
@@ -96,12 +115,19 @@ async fn a_failed_lookup_holds_the_items_unsent_until_a_later_one_answers() {
     .await;
     let held = wait_campaign(&client, "fl-c", BOUND, "readable", |_| true).await;
     assert_eq!(state(&held), CampaignState::Running, "{held:?}");
-    assert_eq!(counts(&held).pending, 3, "nothing sent unchecked, nothing skipped: {held:?}");
+    assert_eq!(
+        counts(&held).pending,
+        3,
+        "nothing sent unchecked, nothing skipped: {held:?}"
+    );
     assert!(received(&mut phone, "fl").await.iter().all(|m| !is_text(m)));
 
     done(&client, "fl-c", 1).await;
     let scrape = daemon.scrape().await;
-    assert_eq!(scrape.value("wa_sessiond_campaign_number_lookup_failures_total", &[]), 1.0);
+    assert_eq!(
+        scrape.value("wa_sessiond_campaign_number_lookup_failures_total", &[]),
+        1.0
+    );
     assert_eq!(scrape.value("wa_sessiond_campaign_number_lookups_total", &[]), 1.0);
     daemon.stop().await;
 }
@@ -115,7 +141,11 @@ async fn a_skipped_item_takes_no_gap_and_counts_against_no_cap() {
     let numbers: Vec<String> = (0..6).map(|i| number(22, i)).collect();
     let gone: Vec<String> = numbers.iter().step_by(2).cloned().collect();
     unregister(&mut phone, &gone, 0).await;
-    let items = numbers.iter().enumerate().map(|(i, n)| item(&format!("i{i}"), n)).collect();
+    let items = numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| item(&format!("i{i}"), n))
+        .collect();
     let mut policy = checking(300, 300);
     policy.daily_limit = 3;
     start(&client, "gap-c", "gap", items, policy).await;
@@ -141,7 +171,11 @@ async fn the_verdicts_survive_a_kill_9_and_no_lookup_follows_it() {
     let numbers: Vec<String> = (0..5).map(|i| number(23, i)).collect();
     unregister(&mut daemon.phone().await, &numbers[..2], 0).await;
     let client = CampaignServiceClient::new(daemon.channel().await);
-    let items = numbers.iter().enumerate().map(|(i, n)| item(&format!("a{i}"), n)).collect();
+    let items = numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| item(&format!("a{i}"), n))
+        .collect();
     start(&client, "k9s-a", "k9s", items, checking(0, 0)).await;
     done(&client, "k9s-a", 2).await;
     daemon.kill9();
@@ -150,11 +184,19 @@ async fn the_verdicts_survive_a_kill_9_and_no_lookup_follows_it() {
     // the cache on disk can skip them.
     let daemon = Process::start(dir.path(), &[]).await;
     let client = CampaignServiceClient::new(daemon.channel().await);
-    let items = numbers[..2].iter().enumerate().map(|(i, n)| item(&format!("b{i}"), n)).collect();
+    let items = numbers[..2]
+        .iter()
+        .enumerate()
+        .map(|(i, n)| item(&format!("b{i}"), n))
+        .collect();
     start(&client, "k9s-b", "k9s", items, checking(0, 0)).await;
     done(&client, "k9s-b", 2).await;
     let mut phone = daemon.phone().await;
-    assert_eq!(unregister(&mut phone, &[], 0).await, (0, 0), "no lookup after the restart");
+    assert_eq!(
+        unregister(&mut phone, &[], 0).await,
+        (0, 0),
+        "no lookup after the restart"
+    );
     daemon.kill9();
 }
 
@@ -169,6 +211,10 @@ async fn an_existing_chat_is_never_looked_up() {
     unregister(&mut phone, std::slice::from_ref(&known), 0).await;
     start(&client, "ex-c", "ex", vec![item("e", &known)], checking(0, 0)).await;
     done(&client, "ex-c", 0).await;
-    assert_eq!(unregister(&mut phone, &[], 0).await, (0, 0), "no lookup for an existing chat");
+    assert_eq!(
+        unregister(&mut phone, &[], 0).await,
+        (0, 0),
+        "no lookup for an existing chat"
+    );
     daemon.stop().await;
 }

@@ -371,7 +371,14 @@ impl Phone for FakePhone {
             phone_numbers: numbers.to_vec(),
             registered,
         };
-        let answer = self.fake.control.clone().set_registered(request).await.unwrap().into_inner();
+        let answer = self
+            .fake
+            .control
+            .clone()
+            .set_registered(request)
+            .await
+            .unwrap()
+            .into_inner();
         (answer.contact_queries, answer.numbers_checked)
     }
 

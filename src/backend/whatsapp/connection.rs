@@ -26,9 +26,10 @@ use whatsapp_rust::{types::events::Event, Client};
 
 use super::{
     client::{self, own_device, own_jids, Dial},
+    contacts,
     events::{EventMapper, RunEnd},
     health::{self, TimelockQuery},
-    contacts, inbound, media, pairing, reach, send,
+    inbound, media, pairing, reach, send,
     shared::Shared,
     store::CredentialFiles,
 };

@@ -72,7 +72,8 @@ fn verdicts(response: &UsyncResponse) -> Result<HashMap<String, bool>, BackendEr
     }
     let mut verdicts = HashMap::with_capacity(response.users.len());
     for user in &response.users {
-        let Some(UsyncProtocolResult::Contact(UsyncOutcome::Value(contact))) = user.protocol(UsyncProtocolKind::Contact)
+        let Some(UsyncProtocolResult::Contact(UsyncOutcome::Value(contact))) =
+            user.protocol(UsyncProtocolKind::Contact)
         else {
             // No contact answer, or a per-user error: unknown.
             continue;
@@ -82,10 +83,7 @@ fn verdicts(response: &UsyncResponse) -> Result<HashMap<String, bool>, BackendEr
             (_, Some(pn)) => Some(pn.user.to_string()),
             _ => None,
         };
-        let from_content = contact
-            .content
-            .as_ref()
-            .map(|c| c.trim_start_matches('+').to_owned());
+        let from_content = contact.content.as_ref().map(|c| c.trim_start_matches('+').to_owned());
         let Some(digits) = from_jid.or(from_content).filter(|d| !d.is_empty()) else {
             continue;
         };

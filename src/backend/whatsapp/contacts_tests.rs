@@ -54,7 +54,9 @@ fn each_answer_maps_back_to_its_chat_by_jid_phone_jid_or_echoed_number() {
             .children([contact("in", "15550001000")])
             .build(),
         // Not on WhatsApp: no JID, only the echoed number.
-        NodeBuilder::new("user").children([contact("out", "15550001001")]).build(),
+        NodeBuilder::new("user")
+            .children([contact("out", "15550001001")])
+            .build(),
         // Answered under its LID, its phone JID beside it.
         NodeBuilder::new("user")
             .attr("jid", "100000001@lid")
@@ -86,7 +88,9 @@ fn a_refused_contact_query_fails_with_its_code_and_backoff() {
             .attr("backoff", "30")
             .build()])
         .build();
-    let users = vec![NodeBuilder::new("user").children([contact("in", "15550001000")]).build()];
+    let users = vec![NodeBuilder::new("user")
+        .children([contact("in", "15550001000")])
+        .build()];
     let error = verdicts(&parsed(vec![refused], users)).unwrap_err();
     let BackendError::Unreachable(why) = error else {
         panic!("unreachable: {error:?}")

@@ -19,6 +19,22 @@ use crate::{
 };
 
 impl Pacer {
+    /// Whether an item to `chat` (a new contact with `new`) may go as far as its
+    /// number goes: not asked about, or known to be on WhatsApp.
+    pub(super) async fn cleared(
+        &self,
+        campaign: &CampaignRow,
+        chat: &str,
+        new: bool,
+        now: SystemTime,
+    ) -> Result<bool, DbError> {
+        if !plan::needs_check(&campaign.pacing, chat, new) {
+            return Ok(true);
+        }
+        let verdict = self.shared.log.number_verdict(self.session.as_str(), chat).await?;
+        Ok(verdict.is_some_and(|(v, at)| v == Verdict::Registered && plan::fresh(v, at, now)))
+    }
+
     /// Finds verdicts for the campaign's next items (the head's, `head`, among
     /// them), skips those not on WhatsApp, and looks again.
     pub(super) async fn check(&mut self, campaign: &CampaignRow, head: &str) -> Result<Step, DbError> {

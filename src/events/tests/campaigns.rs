@@ -177,7 +177,11 @@ async fn a_lookup_caches_its_verdicts_and_skips_only_pending_items_not_on_whatsa
 
     let (verdict, checked) = log.number_verdict("s", "2@s.whatsapp.net").await.unwrap().unwrap();
     assert_eq!(verdict, Verdict::Unregistered);
-    assert_eq!(log.number_verdict("other", "2@s.whatsapp.net").await.unwrap(), None, "per session");
+    assert_eq!(
+        log.number_verdict("other", "2@s.whatsapp.net").await.unwrap(),
+        None,
+        "per session"
+    );
     // A new lookup replaces the verdict and its time.
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let joined = vec![("2@s.whatsapp.net".to_owned(), Verdict::Registered)];
@@ -187,7 +191,11 @@ async fn a_lookup_caches_its_verdicts_and_skips_only_pending_items_not_on_whatsa
     assert!(rechecked > checked);
     let batch = log.check_batch("s", row.n, 50).await.unwrap();
     assert_eq!(batch.len(), 1);
-    assert_eq!(batch[0].cached.map(|c| c.0), Some(Verdict::Registered), "the cache joins in");
+    assert_eq!(
+        batch[0].cached.map(|c| c.0),
+        Some(Verdict::Registered),
+        "the cache joins in"
+    );
 
     // The last pending item skipped: DONE.
     log.record_checks(row.n, "s", vec![], vec![1]).await.unwrap();

@@ -242,7 +242,10 @@ async fn skip_unregistered(phone: &impl Phone) {
     assert_eq!(gone.len(), 4);
     let (queries, _) = phone.set_registered(&daemon, &gone, false).await;
     let mut client = CampaignServiceClient::new(daemon.channel().await);
-    client.create_campaign(checked("skp-a", "skp", &numbers, true)).await.unwrap();
+    client
+        .create_campaign(checked("skp-a", "skp", &numbers, true))
+        .await
+        .unwrap();
     done(&daemon, "skp-a", 4, 8).await;
 
     for result in items_of(&daemon, "skp-a").await {
@@ -275,8 +278,16 @@ async fn skip_unregistered(phone: &impl Phone) {
 
     // Three of the skipped and three that went (existing chats now): answered from
     // the cache and the log, no new lookup.
-    let again: Vec<String> = gone[..3].iter().chain(&numbers[..1]).chain(&numbers[2..4]).cloned().collect();
-    client.create_campaign(checked("skp-b", "skp", &again, true)).await.unwrap();
+    let again: Vec<String> = gone[..3]
+        .iter()
+        .chain(&numbers[..1])
+        .chain(&numbers[2..4])
+        .cloned()
+        .collect();
+    client
+        .create_campaign(checked("skp-b", "skp", &again, true))
+        .await
+        .unwrap();
     done(&daemon, "skp-b", 3, 3).await;
     let (later, _) = phone.set_registered(&daemon, &[], false).await;
     assert_eq!(later, after, "no new lookup: the verdicts are cached");
