@@ -1,8 +1,8 @@
 //! `skip_unregistered` on the emulator: numbers are checked in lookups of 50 (120
 //! numbers, 3 lookups), a failed lookup holds the item (PENDING, nothing sent)
 //! until a later one answers, a skipped item takes no gap and counts against no
-//! cap, the verdicts survive a kill -9 (no lookup after it), and an existing chat
-//! is never looked up.
+//! cap, the verdicts survive a kill -9 (no lookup after it), an existing chat is
+//! never looked up, and a skip shows in WatchCampaign with no outbound event.
 
 use std::time::Duration;
 
@@ -216,5 +216,72 @@ async fn an_existing_chat_is_never_looked_up() {
         (0, 0),
         "no lookup for an existing chat"
     );
+    daemon.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_skip_shows_in_watch_campaign_and_no_outbound_event_names_it() {
+    use wa_sessiond::proto::{
+        event::Body, event_service_client::EventServiceClient, EventKind, ResumeCampaignRequest, StreamEventsRequest,
+        WatchCampaignRequest,
+    };
+    let _timing = together().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (daemon, mut client) = linked(dir.path(), "ws").await;
+    let numbers: Vec<String> = (0..3).map(|i| number(25, i)).collect();
+    unregister(&mut daemon.phone().await, &numbers, 0).await;
+    let items = numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| item(&format!("s{i}"), n))
+        .collect();
+    let mut request = create("ws-c", "ws", items, checking(0, 0));
+    request.start_paused = true;
+    client.create_campaign(request).await.unwrap();
+    let watch = WatchCampaignRequest {
+        campaign_id: "ws-c".into(),
+    };
+    let mut stream = client.watch_campaign(watch).await.unwrap().into_inner();
+    stream.message().await.unwrap().expect("the current state first");
+    let resume = ResumeCampaignRequest {
+        campaign_id: "ws-c".into(),
+    };
+    client.resume_campaign(resume).await.unwrap();
+    let mut last = None;
+    while let Some(campaign) = tokio::time::timeout(BOUND, stream.message())
+        .await
+        .expect("a change within the bound")
+        .unwrap()
+    {
+        last = Some(campaign);
+    }
+    let last = last.expect("changes");
+    assert_eq!(
+        (state(&last), counts(&last).skipped),
+        (CampaignState::Done, 3),
+        "{last:?}"
+    );
+
+    // A direct send after it: every outbound event before its own names no item.
+    let direct = number(25, 9);
+    existing_chat(&daemon, "ws", &direct).await;
+    let mut events = EventServiceClient::new(daemon.channel().await);
+    let request = StreamEventsRequest {
+        session_ids: vec!["ws".into()],
+        from_beginning: true,
+        kinds: vec![EventKind::Outbound as i32],
+        ..Default::default()
+    };
+    let mut events = events.stream_events(request).await.unwrap().into_inner();
+    loop {
+        let event = crate::common::next(&mut events).await.expect("the stream goes on");
+        let Some(Body::Outbound(update)) = event.body else {
+            continue;
+        };
+        assert!(update.campaign_id.is_empty(), "no event for a skipped item: {update:?}");
+        if update.chat == jid(&direct) {
+            break;
+        }
+    }
     daemon.stop().await;
 }
