@@ -21,6 +21,7 @@ use crate::{
         ScanQrRequest, ScanQrResponse, SendMediaRequest, SendMediaResponse, SendMessageRequest, SendMessageResponse,
         SendReceiptRequest, SendReceiptResponse, SendUndecryptableMessageRequest, SendUndecryptableMessageResponse,
         SetAccountHealthRequest, SetAccountHealthResponse, SetMinimumVersionRequest, SetMinimumVersionResponse,
+        SetRegisteredRequest, SetRegisteredResponse,
     },
     version,
     vocab::Refusal,
@@ -256,6 +257,25 @@ impl FakeWhatsapp for Control {
             .map_err(status)?;
         tracing::info!(%phone, ?reachout_for, reason, ?ban_for, told, "account health set");
         Ok(Response::new(SetAccountHealthResponse { told }))
+    }
+
+    async fn set_registered(
+        &self,
+        request: Request<SetRegisteredRequest>,
+    ) -> Result<Response<SetRegisteredResponse>, Status> {
+        let request = request.into_inner();
+        let (numbers, registered) = (request.phone_numbers, request.registered);
+        let (contact_queries, numbers_checked) = self
+            .shared
+            .world
+            .set_registered(&numbers, registered)
+            .await
+            .map_err(status)?;
+        tracing::info!(count = numbers.len(), registered, "numbers marked on WhatsApp or not");
+        Ok(Response::new(SetRegisteredResponse {
+            contact_queries,
+            numbers_checked,
+        }))
     }
 
     async fn set_minimum_version(

@@ -61,6 +61,7 @@ pub async fn answer(world: &World, conn: ConnId, device: Option<&DeviceAddr>, iq
             }
             result(vec![])
         }
+        ("usync", _) if is_contact_query(iq) => result(vec![contacts(world, iq).await]),
         ("usync", _) => result(vec![usync(iq)]),
         ("abt", _) => result(vec![NodeBuilder::new("props").attr("protocol", "1").build()]),
         ("blocklist", _) => result(vec![NodeBuilder::new("list").build()]),
@@ -167,6 +168,68 @@ fn usync(iq: &Node) -> Node {
         .build()
 }
 
+/// Whether a usync query asks "is this number on WhatsApp?" (`<query><contact/>`).
+fn is_contact_query(iq: &Node) -> bool {
+    iq.get_optional_child("usync")
+        .and_then(|usync| usync.get_optional_child("query"))
+        .is_some_and(|query| query.get_optional_child("contact").is_some())
+}
+
+/// A usync contact answer: each user asked about (`<contact>+digits</contact>`, or
+/// a `jid`) is `in` or `out` as the world has it. A number on WhatsApp comes back
+/// under its JID; one that is not comes back without a JID, only its echoed
+/// `<contact type="out">+digits</contact>`, as WhatsApp Web sees it. No LID, no
+/// business profile.
+async fn contacts(world: &World, iq: &Node) -> Node {
+    let Some(query) = iq.get_optional_child("usync") else {
+        return NodeBuilder::new("usync").build();
+    };
+    let numbers: Vec<String> = query
+        .get_optional_child("list")
+        .map(|list| list.get_children_by_tag("user").filter_map(asked_number).collect())
+        .unwrap_or_default();
+    let registered = world.registered_among(&numbers).await;
+    let users = numbers.iter().zip(registered).map(|(number, on)| {
+        let contact = NodeBuilder::new("contact")
+            .attr("type", if on { "in" } else { "out" })
+            .string_content(format!("+{number}"))
+            .build();
+        let user = NodeBuilder::new("user");
+        let user = if on {
+            user.attr("jid", format!("{number}@s.whatsapp.net"))
+        } else {
+            user
+        };
+        user.children([contact]).build()
+    });
+    let mut answer = NodeBuilder::new("usync");
+    for key in ["sid", "mode", "context", "index", "last"] {
+        if let Some(value) = attr(query, key) {
+            answer = answer.attr(key, value);
+        }
+    }
+    answer
+        .children([
+            NodeBuilder::new("result")
+                .children([NodeBuilder::new("contact").build()])
+                .build(),
+            NodeBuilder::new("list").children(users).build(),
+        ])
+        .build()
+}
+
+/// The digits a contact query's `<user>` asks about: its `<contact>` text without
+/// the `+`, else its `jid`'s user.
+fn asked_number(user: &Node) -> Option<String> {
+    let text = user
+        .get_optional_child("contact")
+        .and_then(stanza::content_bytes)
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .map(|text| text.trim_start_matches('+').to_owned())
+        .filter(|digits| !digits.is_empty());
+    text.or_else(|| attr(user, "jid").and_then(|jid| jid.split('@').next().map(str::to_owned)))
+}
+
 /// An app-state answer: every collection asked for is empty (synced at version 0).
 fn app_state(iq: &Node) -> Node {
     let collections = iq
@@ -185,3 +248,7 @@ fn app_state(iq: &Node) -> Node {
         .unwrap_or_default();
     NodeBuilder::new("sync").children(collections).build()
 }
+
+#[cfg(test)]
+#[path = "iq_tests.rs"]
+mod tests;

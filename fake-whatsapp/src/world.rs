@@ -8,6 +8,7 @@
 //! (driven from `resend`).
 
 mod code;
+mod contacts;
 mod health;
 mod mail;
 mod resend;
@@ -115,6 +116,8 @@ struct Inner {
     health: Health,
     /// The phones' copies of undecryptable messages, and whether they answer.
     resends: resend::Resends,
+    /// Numbers not on WhatsApp, and the contact queries answered.
+    contacts: contacts::Contacts,
 }
 
 /// The shared state.

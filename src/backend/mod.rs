@@ -14,7 +14,7 @@ pub use event::{Disconnect, Identity, QrCode};
 pub use media::{MediaBlob, MediaMessage, MediaTransfer};
 pub use outbound::{ChatState, Content, MessageRef, Outbound};
 
-use std::{future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use crate::{domain::SessionId, events::Inbox};
 
@@ -99,6 +99,15 @@ pub trait Connection: Send + Sync {
     /// [`PAIRING_CODE_BOUND`].
     fn request_pairing_code(&self, phone_number: &str) -> BoxFuture<'static, Result<PairingCodeIssued, BackendError>>;
 
+    /// Which of these user chats (`digits@s.whatsapp.net`) are on WhatsApp, in one
+    /// usync contact query (the caller batches): true or false for each chat
+    /// WhatsApp answered about; one it did not answer about is absent. Ends within
+    /// [`LOOKUP_BOUND`].
+    fn registered(&self, chats: Vec<String>) -> BoxFuture<'static, Result<HashMap<String, bool>, BackendError>> {
+        let _ = chats;
+        Box::pin(async { Err(BackendError::Refused("this backend cannot check numbers".into())) })
+    }
+
     /// Its file transfers (upload, download, re-upload request), or None when this
     /// backend moves no files.
     fn media(&self) -> Option<Arc<dyn MediaTransfer>> {
@@ -148,6 +157,11 @@ pub const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// the session's bound on a send (25 s), itself inside the door's bound on every
 /// call (32 s), so a caller hears the backend's own cause, not a bare timeout.
 pub const SEND_BOUND: Duration = Duration::from_secs(20);
+
+/// The most a connection's `registered` (a contact check) may take, all of it (the
+/// waits for the gate and the client included), within the session's bound on a
+/// check (20 s).
+pub const LOOKUP_BOUND: Duration = Duration::from_secs(15);
 
 /// The most a connection's `request_pairing_code` may take, all of it (the waits
 /// for the gate, the client and its socket included). It sits inside the session's

@@ -5,13 +5,17 @@
 //! while new chats are barred or their cap is reached), plans the gap uniform in
 //! the campaign's [min, max] from the session's previous send, shows "typing..."
 //! before it when asked, and sends through the session's normal send path under
-//! the item's preset id. It reads items from disk one at a time; it never holds
-//! the session's outbox, so direct sends are never delayed by it.
+//! the item's preset id. With `skip_unregistered` an item to a new contact goes
+//! only once its number is known to be on WhatsApp ([`lookup`]). It reads
+//! items from disk one at a time; it never holds the session's outbox, so direct
+//! sends are never delayed by it.
 
 use std::{
     sync::Arc,
     time::{Duration, SystemTime},
 };
+
+mod lookup;
 
 use rand::{rngs::StdRng, SeedableRng};
 use tokio::{sync::mpsc, time::Instant};
@@ -66,6 +70,9 @@ struct Pacer {
     /// account's health forgets the timelock at its stated end.
     reachout: Option<SystemTime>,
     rng: StdRng,
+    /// Failed lookups in a row, and no lookup before then.
+    lookup_failures: u32,
+    lookup_after: Option<Instant>,
 }
 
 /// Runs `session_id`'s pacer until no campaign of it is left to run.
@@ -82,6 +89,8 @@ pub(super) async fn run(shared: Arc<Shared>, session_id: String) {
         plan: None,
         reachout: None,
         rng: StdRng::from_entropy(),
+        lookup_failures: 0,
+        lookup_after: None,
     };
     let mut views: Option<mpsc::Receiver<SessionView>> = None;
     loop {
@@ -228,7 +237,12 @@ impl Pacer {
                     self.pause(campaign, reason, until).await?;
                     wake = earliest(wake, until);
                 }
-                Next::Item(item, new) => return self.go(campaign, *item, new).await,
+                Next::Item(item, new) => {
+                    if !self.cleared(campaign, &item.chat, new, now).await? {
+                        return self.check(campaign, &item.chat).await;
+                    }
+                    return self.go(campaign, *item, new).await;
+                }
             }
         }
         self.forget_plan();

@@ -1,6 +1,8 @@
 //! The pacer's rules, apart from any I/O: which campaign goes next (round robin),
 //! how long the gap is, how long typing shows, what pauses a campaign (the
-//! session's state, the account's health, the daily caps) and until when.
+//! session's state, the account's health, the daily caps) and until when, and
+//! which numbers are checked with WhatsApp before sending (`skip_unregistered`),
+//! how long a verdict holds, and how long a failed lookup waits.
 
 use std::time::{Duration, SystemTime};
 
@@ -8,7 +10,7 @@ use rand::Rng;
 
 use crate::{
     domain::Status,
-    events::campaign::{Auto, CampaignRow, CampaignState, Pacing, PauseReason},
+    events::campaign::{Auto, CampaignRow, CampaignState, Pacing, PauseReason, Verdict, USER_SERVER},
     proto::AccountHealth,
 };
 
@@ -114,6 +116,43 @@ pub fn may_resume(campaign: &CampaignRow, now: SystemTime) -> bool {
         PauseReason::SessionNotConnected | PauseReason::LoggedOut => true,
         _ => campaign.resume_at.is_none_or(|at| at <= now),
     }
+}
+
+/// Numbers asked about in one lookup (one usync contact query).
+pub const CHECK_BATCH: usize = 50;
+
+/// How long a number found on WhatsApp stays so without asking again.
+pub const REGISTERED_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// How long a number found not on WhatsApp stays so (people join).
+pub const UNREGISTERED_TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The first wait after a failed lookup; it doubles with each failure in a row...
+const LOOKUP_BACKOFF_BASE: Duration = Duration::from_secs(5);
+/// ...up to this.
+const LOOKUP_BACKOFF_MAX: Duration = Duration::from_secs(300);
+
+/// Whether an item needs a verdict before it goes: its campaign asks for it, the
+/// chat is a person (not a group), and the account never exchanged a message with
+/// it (an existing chat is on WhatsApp, shown by the messages; not asked about, so
+/// the account looks up fewer numbers).
+pub fn needs_check(pacing: &Pacing, chat: &str, new_contact: bool) -> bool {
+    pacing.skip_unregistered && new_contact && chat.ends_with(USER_SERVER)
+}
+
+/// Whether a verdict checked at `checked` still holds at `now`.
+pub fn fresh(verdict: Verdict, checked: SystemTime, now: SystemTime) -> bool {
+    let ttl = match verdict {
+        Verdict::Registered => REGISTERED_TTL,
+        Verdict::Unregistered => UNREGISTERED_TTL,
+    };
+    now.duration_since(checked).is_ok_and(|age| age < ttl) || checked > now
+}
+
+/// How long to wait before looking up again after `failures` failed lookups in a
+/// row (1 or more).
+pub fn lookup_backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    (LOOKUP_BACKOFF_BASE * 2u32.pow(doublings)).min(LOOKUP_BACKOFF_MAX)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use super::{
     campaign::{
         read::{self, Next},
         sql::{Action, Done, Job, Written},
-        Auto, CampaignRow, Counts, ItemRow, ItemStatus, NewCampaign, NewItem,
+        Auto, CampaignRow, CheckRow, Counts, ItemRow, ItemStatus, NewCampaign, NewItem, Verdict,
     },
     db::{self, Follow},
     EventLog,
@@ -65,6 +65,39 @@ impl EventLog {
     /// An item that cannot be sent: FAILED with `error`.
     pub async fn fail_campaign_item(&self, n: i64, seq: u64, error: String) -> Result<bool, DbError> {
         self.changed(Job::Fail { n, seq, error }).await
+    }
+
+    /// Caches a lookup's verdicts for the session and skips the campaign's items
+    /// at `skip` (not on WhatsApp); answers once on disk.
+    pub async fn record_checks(
+        &self,
+        n: i64,
+        session_id: &str,
+        verdicts: Vec<(String, Verdict)>,
+        skip: Vec<u64>,
+    ) -> Result<bool, DbError> {
+        let session_id = session_id.to_owned();
+        self.changed(Job::Checked {
+            n,
+            session_id,
+            verdicts,
+            skip,
+        })
+        .await
+    }
+
+    /// A chat's cached verdict for the session, and when it was checked.
+    pub async fn number_verdict(&self, session_id: &str, chat: &str) -> Result<Option<(Verdict, SystemTime)>, DbError> {
+        let (id, chat) = (session_id.to_owned(), chat.to_owned());
+        self.readers.with(move |conn| read::verdict(conn, &id, &chat)).await
+    }
+
+    /// The first `limit` PENDING items of a campaign with what a lookup needs.
+    pub async fn check_batch(&self, session_id: &str, n: i64, limit: usize) -> Result<Vec<CheckRow>, DbError> {
+        let id = session_id.to_owned();
+        self.readers
+            .with(move |conn| read::check_batch(conn, &id, n, limit))
+            .await
     }
 
     /// A campaign by id.

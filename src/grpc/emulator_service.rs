@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 
 use crate::{
     backend::emulator::Emulator,
-    domain::SessionId,
+    domain::{id::is_phone_digits, SessionId},
     proto::{self, emulator_service_server::EmulatorService},
     registry::Sessions,
 };
@@ -259,5 +259,24 @@ impl EmulatorService for EmulatorApi {
             .set_account_health(&id, restricted_for, body.temp_ban_reason, ban_for)
             .await;
         Ok(Response::new(proto::SetAccountHealthResponse {}))
+    }
+
+    async fn set_registered(
+        &self,
+        request: Request<proto::SetRegisteredRequest>,
+    ) -> Result<Response<proto::SetRegisteredResponse>, Status> {
+        let body = request.into_inner();
+        if let Some(bad) = body.phone_numbers.iter().find(|n| !is_phone_digits(n)) {
+            return Err(Status::invalid_argument(format!(
+                "phone number {bad:?} must be 7-15 digits with the country code"
+            )));
+        }
+        let (contact_queries, numbers_checked) =
+            self.emulator
+                .set_registered(&body.phone_numbers, body.registered, body.fail_next_checks);
+        Ok(Response::new(proto::SetRegisteredResponse {
+            contact_queries,
+            numbers_checked,
+        }))
     }
 }

@@ -2,7 +2,9 @@
 //! (gauges, refreshed from the tables by the campaign sweep), items handed to the
 //! sessions, and the pace: one histogram of the gaps between a session's sends
 //! (all sessions together: one series each, however many sessions) and one of the
-//! gap's error (actual minus planned). `/metrics` shows them under
+//! gap's error (actual minus planned); and the numbers checked with WhatsApp
+//! before sending (`skip_unregistered`): lookups (one usync query each), failed
+//! lookups, and the numbers by verdict. `/metrics` shows them under
 //! `wa_sessiond_campaign*`.
 
 use prometheus_client::{
@@ -27,6 +29,13 @@ pub struct ItemLabel {
     pub status: &'static str,
 }
 
+/// A number's verdict from a lookup.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CheckLabel {
+    /// `registered`, `unregistered` or `unknown` (WhatsApp did not answer about it).
+    pub result: &'static str,
+}
+
 /// Gap buckets, in seconds: interval 0 up to minutes.
 const GAP_BUCKETS: [f64; 14] = [
     0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 30.0, 60.0, 300.0,
@@ -44,6 +53,9 @@ pub struct CampaignMetrics {
     sends: Counter,
     gaps: Histogram,
     gap_errors: Histogram,
+    lookups: Counter,
+    lookup_failures: Counter,
+    checks: Family<CheckLabel, Counter>,
 }
 
 impl Default for CampaignMetrics {
@@ -54,6 +66,9 @@ impl Default for CampaignMetrics {
             sends: Counter::default(),
             gaps: Histogram::new(GAP_BUCKETS),
             gap_errors: Histogram::new(ERROR_BUCKETS),
+            lookups: Counter::default(),
+            lookup_failures: Counter::default(),
+            checks: Family::default(),
         }
     }
 }
@@ -83,6 +98,39 @@ impl CampaignMetrics {
             Unit::Seconds,
             self.gap_errors.clone(),
         );
+        registry.register(
+            "campaign_number_lookups",
+            "usync contact queries WhatsApp answered the pacers (skip_unregistered), up to 50 numbers each",
+            self.lookups.clone(),
+        );
+        registry.register(
+            "campaign_number_lookup_failures",
+            "usync contact queries that failed (the items wait and are checked again)",
+            self.lookup_failures.clone(),
+        );
+        registry.register(
+            "campaign_number_checks",
+            "Numbers asked of WhatsApp by the pacers, by result",
+            self.checks.clone(),
+        );
+    }
+
+    /// A lookup answered: how many numbers were registered, unregistered and not
+    /// answered about.
+    pub fn checked(&self, registered: u64, unregistered: u64, unknown: u64) {
+        self.lookups.inc();
+        for (result, count) in [
+            ("registered", registered),
+            ("unregistered", unregistered),
+            ("unknown", unknown),
+        ] {
+            self.checks.get_or_create(&CheckLabel { result }).inc_by(count);
+        }
+    }
+
+    /// A lookup failed (not counted among the lookups answered).
+    pub fn lookup_failed(&self) {
+        self.lookup_failures.inc();
     }
 
     /// Replaces the campaign and item gauges with these counts.

@@ -181,6 +181,18 @@ impl Sessions {
             .await
     }
 
+    /// Which user chats (`digits@s.whatsapp.net`) are on WhatsApp, in one usync
+    /// contact query, when the session is CONNECTED; a chat WhatsApp did not answer
+    /// about is absent. Never queued behind sends.
+    pub async fn check_numbers(
+        &self,
+        id: SessionId,
+        chats: Vec<String>,
+    ) -> Result<std::collections::HashMap<String, bool>, SessionError> {
+        self.forward(id, |reply| SessionMsg::CheckNumbers { chats, reply })
+            .await
+    }
+
     /// The session's file transfers, when it is CONNECTED (FAILED_PRECONDITION
     /// SESSION_NOT_CONNECTED otherwise).
     pub async fn media(&self, id: SessionId) -> Result<Arc<dyn MediaTransfer>, SessionError> {

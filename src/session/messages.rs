@@ -90,6 +90,14 @@ pub(crate) enum SessionMsg {
         /// Answered once WhatsApp took it.
         reply: RpcReplyPort<Result<(), SessionError>>,
     },
+    /// Which user chats are on WhatsApp (one usync contact query), when CONNECTED;
+    /// answered off the outbox, so sends never wait for it.
+    CheckNumbers {
+        /// `digits@s.whatsapp.net` each.
+        chats: Vec<String>,
+        /// True or false for each chat WhatsApp answered about.
+        reply: RpcReplyPort<Result<std::collections::HashMap<String, bool>, SessionError>>,
+    },
     /// Lend the connection's file transfers (UploadMedia, DownloadMedia), when
     /// CONNECTED.
     Media(RpcReplyPort<Result<Arc<dyn MediaTransfer>, SessionError>>),
@@ -132,6 +140,9 @@ impl SessionMsg {
                 let _ = reply.send(Err(error));
             }
             SessionMsg::SendSignal { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            SessionMsg::CheckNumbers { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
             SessionMsg::Media(reply) => {

@@ -9,6 +9,9 @@
 //! - `limits`: the daily cap, per session across its campaigns, until its oldest
 //!   send leaves the window;
 //! - `crash`: three kill -9s mid-campaign, every item at the server exactly once;
+//! - `unregistered`: `skip_unregistered`'s lookups of 50, a failed lookup holding
+//!   the items, no gap and no cap for a skipped item, the verdicts across a kill -9,
+//!   and no lookup for an existing chat;
 //! - `watch`: WatchCampaign coalesced to 250 ms until DONE, the pace metrics, and
 //!   campaigns deleted with their session.
 
@@ -20,5 +23,6 @@ mod input;
 mod limits;
 mod pace;
 mod pauses;
+mod unregistered;
 mod watch;
 mod world;

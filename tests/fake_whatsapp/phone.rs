@@ -10,7 +10,7 @@ use std::{path::PathBuf, time::Duration};
 
 use fake_whatsapp::proto::{
     self as fake, DropConnectionsRequest, HoldServerAcksRequest, ListReceivedMessagesRequest, LogoutDeviceRequest,
-    RejectSendsRequest, ReplaceStreamRequest, ScanQrRequest, SetAccountHealthRequest,
+    RejectSendsRequest, ReplaceStreamRequest, ScanQrRequest, SetAccountHealthRequest, SetRegisteredRequest,
 };
 use tempfile::TempDir;
 use wa_sessiond::{
@@ -59,6 +59,10 @@ pub trait Phone {
         ban_reason: u32,
         ban_for: Duration,
     );
+    /// Marks `numbers` (digits) on WhatsApp or not (every number is, unless
+    /// marked); answers the usync contact queries the server answered so far and
+    /// the numbers asked about in them (an empty list only reads them).
+    async fn set_registered(&self, daemon: &Daemon, numbers: &[String], registered: bool) -> (u64, u64);
     /// What the server took from session `id`'s device (account `phone`), oldest
     /// first.
     async fn received(&self, daemon: &Daemon, id: &str, phone: &str) -> Vec<Received>;
@@ -191,6 +195,16 @@ impl Phone for EmulatorPhone {
             temp_ban_for: Some(proto_duration(ban_for)),
         };
         daemon.phone().await.set_account_health(request).await.unwrap();
+    }
+
+    async fn set_registered(&self, daemon: &Daemon, numbers: &[String], registered: bool) -> (u64, u64) {
+        let request = api::SetRegisteredRequest {
+            phone_numbers: numbers.to_vec(),
+            registered,
+            fail_next_checks: 0,
+        };
+        let answer = daemon.phone().await.set_registered(request).await.unwrap().into_inner();
+        (answer.contact_queries, answer.numbers_checked)
     }
 
     async fn received(&self, daemon: &Daemon, id: &str, _phone: &str) -> Vec<Received> {
@@ -350,6 +364,22 @@ impl Phone for FakePhone {
             temp_ban_for: Some(proto_duration(ban_for)),
         };
         self.fake.control.clone().set_account_health(request).await.unwrap();
+    }
+
+    async fn set_registered(&self, _daemon: &Daemon, numbers: &[String], registered: bool) -> (u64, u64) {
+        let request = SetRegisteredRequest {
+            phone_numbers: numbers.to_vec(),
+            registered,
+        };
+        let answer = self
+            .fake
+            .control
+            .clone()
+            .set_registered(request)
+            .await
+            .unwrap()
+            .into_inner();
+        (answer.contact_queries, answer.numbers_checked)
     }
 
     async fn received(&self, _daemon: &Daemon, _id: &str, phone: &str) -> Vec<Received> {

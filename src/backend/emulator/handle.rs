@@ -1,8 +1,8 @@
-//! The session's handle on one emulated connection: close, logout, send and
-//! pairing-code requests become controls for the connection's task, each answered
+//! The session's handle on one emulated connection: close, logout, send, contact
+//! checks and pairing-code requests become controls for the connection's task, each answered
 //! on a oneshot; a handle dropped without `close` still closes its connection.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use tokio::{
     sync::{mpsc, oneshot},
@@ -95,6 +95,10 @@ impl Connection for EmulatedConnection {
 
     fn send(&self, message: Outbound) -> BoxFuture<'static, Result<SentMessage, BackendError>> {
         self.ask(move |reply| Control::Send { message, reply })
+    }
+
+    fn registered(&self, chats: Vec<String>) -> BoxFuture<'static, Result<HashMap<String, bool>, BackendError>> {
+        self.ask(move |reply| Control::Registered { chats, reply })
     }
 
     fn request_pairing_code(&self, phone_number: &str) -> BoxFuture<'static, Result<PairingCodeIssued, BackendError>> {

@@ -6,6 +6,7 @@
 //! session's folder, like the real store.
 
 mod cdn;
+mod contacts;
 mod handle;
 mod health;
 mod inbound;
@@ -81,6 +82,8 @@ struct Inner {
     queue: tokio::sync::OnceCell<queue::ServerQueue>,
     /// The phones' copies of messages their devices could not decrypt.
     phone_copies: undecryptable::PhoneCopies,
+    /// Which numbers are not on WhatsApp, and the contact checks answered.
+    registrations: parking_lot::Mutex<contacts::Registrations>,
 }
 
 /// The server's view of one session's account.
@@ -132,6 +135,7 @@ impl Emulator {
             accounts: Mutex::default(),
             queue: tokio::sync::OnceCell::new(),
             phone_copies: Default::default(),
+            registrations: Default::default(),
         };
         Self { inner: Arc::new(inner) }
     }

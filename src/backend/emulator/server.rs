@@ -2,7 +2,7 @@
 //! on WhatsApp's schedule, pair-success then the 515 restart, or (with stored
 //! credentials) online until closed, dropped, unlinked or replaced.
 
-use std::time::Duration;
+use std::{collections::HashMap, time::Duration};
 
 use tokio::{
     sync::{mpsc, oneshot},
@@ -49,6 +49,13 @@ pub enum Control {
         message: Outbound,
         /// Answered with the message id, or refused when the connection is not online.
         reply: oneshot::Sender<Result<SentMessage, BackendError>>,
+    },
+    /// The session asks which user chats are on WhatsApp (a usync contact check).
+    Registered {
+        /// `digits@s.whatsapp.net` each.
+        chats: Vec<String>,
+        /// Answered with each chat's registration, or refused when not online.
+        reply: oneshot::Sender<Result<HashMap<String, bool>, BackendError>>,
     },
     /// The session asks for a pairing code.
     PairingCode {
@@ -141,6 +148,10 @@ impl Emulator {
                 Flow::End
             }
             Control::Send { reply, .. } => {
+                let _ = reply.send(Err(not_online()));
+                Flow::Continue
+            }
+            Control::Registered { reply, .. } => {
                 let _ = reply.send(Err(not_online()));
                 Flow::Continue
             }
@@ -300,6 +311,9 @@ impl Emulator {
             }
             Control::Send { message, reply } => {
                 let _ = reply.send(self.take_sent(session, message, inbox).await);
+            }
+            Control::Registered { chats, reply } => {
+                let _ = reply.send(self.check_registered(chats));
             }
             Control::Acks(ids) => {
                 for id in ids {

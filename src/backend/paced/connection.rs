@@ -6,6 +6,7 @@
 //! place goes back, and the real connection closes by its own drop).
 
 use std::{
+    collections::HashMap,
     path::PathBuf,
     sync::{Arc, Weak},
     time::Duration,
@@ -21,7 +22,7 @@ use crate::{
     backend::{
         media::{ChunkSink, DownloadError, Received, Upload},
         Backend, BackendError, BoxFuture, Connection, EventSink, MediaBlob, MediaTransfer, Outbound, PairingCodeIssued,
-        SentMessage, CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
+        SentMessage, CLOSE_TIMEOUT, LOOKUP_BOUND, PAIRING_CODE_BOUND, SEND_BOUND,
     },
     domain::SessionId,
     events::Inbox,
@@ -191,6 +192,10 @@ impl Connection for PacedConnection {
 
     fn send(&self, message: Outbound) -> BoxFuture<'static, Result<SentMessage, BackendError>> {
         self.when_open(SEND_BOUND, move |conn| conn.send(message))
+    }
+
+    fn registered(&self, chats: Vec<String>) -> BoxFuture<'static, Result<HashMap<String, bool>, BackendError>> {
+        self.when_open(LOOKUP_BOUND, move |conn| conn.registered(chats))
     }
 
     fn request_pairing_code(&self, phone_number: &str) -> BoxFuture<'static, Result<PairingCodeIssued, BackendError>> {

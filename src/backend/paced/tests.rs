@@ -180,3 +180,25 @@ async fn an_open_attempt_dropped_before_its_first_event_gives_its_place_back_and
     bench.settle().await;
     assert_eq!(bench.scripted.started(), 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_number_check_waits_for_the_gate_then_reaches_the_real_connection_within_its_bound() {
+    let bench = Bench::new(1, 1);
+    let first = bench.attempt("first", true);
+    let second = bench.attempt("second", true);
+    bench.settle().await;
+    // The scripted connection cannot check numbers: its own refusal shows the call
+    // reached it.
+    let through = first.registered(vec!["15550001234@s.whatsapp.net".into()]).await;
+    assert!(
+        matches!(&through, Err(crate::backend::BackendError::Refused(why)) if why.contains("cannot check numbers")),
+        "{through:?}"
+    );
+    // Still waiting at the full gate: the check ends at its bound, not never.
+    let waiting = second.registered(vec!["15550001234@s.whatsapp.net".into()]).await;
+    assert!(
+        matches!(&waiting, Err(crate::backend::BackendError::Unreachable(_))),
+        "{waiting:?}"
+    );
+    drop((first, second));
+}

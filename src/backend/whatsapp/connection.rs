@@ -1,7 +1,8 @@
 //! One connection of a session to WhatsApp: a task that builds a whatsapp-rust client
 //! on the session's store, runs it once (auto-reconnect off: the session actor owns
 //! every restart) and reports what happens on the sink; and the handle the session
-//! actor holds to close it, log out, send (`send`) and ask for pairing codes.
+//! actor holds to close it, log out, send (`send`), check numbers (`contacts`)
+//! and ask for pairing codes.
 //! Inbound messages go to the session's inbox through the client's durability
 //! hook; receipts, WhatsApp's acks of sent messages and the timelock it pushes
 //! or answers after a 463 (`health`) are logged from here, off the library's
@@ -10,6 +11,7 @@
 //! wait is bounded, and nothing is reported once `close` or `logout` has begun.
 
 use std::{
+    collections::HashMap,
     sync::{atomic::Ordering, Arc},
     time::{Duration, SystemTime},
 };
@@ -24,6 +26,7 @@ use whatsapp_rust::{types::events::Event, Client};
 
 use super::{
     client::{self, own_device, own_jids, Dial},
+    contacts,
     events::{EventMapper, RunEnd},
     health::{self, TimelockQuery},
     inbound, media, pairing, reach, send,
@@ -33,7 +36,7 @@ use super::{
 use crate::{
     backend::{
         BackendError, BackendEvent, BoxFuture, Connection, Disconnect, EventSink, MediaTransfer, Outbound,
-        PairingCodeIssued, SentMessage, CLOSE_TIMEOUT, PAIRING_CODE_BOUND, SEND_BOUND,
+        PairingCodeIssued, SentMessage, CLOSE_TIMEOUT, LOOKUP_BOUND, PAIRING_CODE_BOUND, SEND_BOUND,
     },
     events::Inbox,
 };
@@ -156,6 +159,15 @@ impl Connection for WhatsappConnection {
             let deadline = Instant::now() + SEND_BOUND;
             let client = shared.client(deadline).await?;
             send::send(&client, message, deadline).await
+        })
+    }
+
+    fn registered(&self, chats: Vec<String>) -> BoxFuture<'static, Result<HashMap<String, bool>, BackendError>> {
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let deadline = Instant::now() + LOOKUP_BOUND;
+            let client = shared.client(deadline).await?;
+            contacts::registered(&client, chats, deadline).await
         })
     }
 

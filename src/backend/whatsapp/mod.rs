@@ -12,6 +12,7 @@
 mod client;
 mod commit_retry;
 mod connection;
+mod contacts;
 pub mod events;
 mod health;
 #[cfg(feature = "fake-whatsapp")]

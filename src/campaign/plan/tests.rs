@@ -181,3 +181,38 @@ fn only_the_operator_ends_an_operators_pause() {
     assert!(is_ours(&barred) && !may_resume(&barred, now));
     assert!(may_resume(&barred, now + Duration::from_secs(6)));
 }
+
+#[test]
+fn only_new_contacts_user_chats_of_a_campaign_that_asks_are_checked() {
+    let mut asks = pacing(0, 0);
+    asks.skip_unregistered = true;
+    let user = "15550001234@s.whatsapp.net";
+    assert!(needs_check(&asks, user, true), "a new contact's user chat");
+    assert!(!needs_check(&asks, user, false), "an existing chat is not asked about");
+    assert!(!needs_check(&asks, "120363000000000000@g.us", true), "a group");
+    assert!(!needs_check(&pacing(0, 0), user, true), "the flag off");
+}
+
+#[test]
+fn a_verdict_holds_for_its_ttl_and_not_a_moment_longer() {
+    let checked = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+    for (verdict, ttl) in [
+        (Verdict::Registered, REGISTERED_TTL),
+        (Verdict::Unregistered, UNREGISTERED_TTL),
+    ] {
+        assert!(fresh(verdict, checked, checked), "{verdict:?} just checked");
+        let edge = checked + ttl;
+        assert!(fresh(verdict, checked, edge - Duration::from_millis(1)), "{verdict:?}");
+        assert!(!fresh(verdict, checked, edge), "{verdict:?} at its ttl");
+        assert!(!fresh(verdict, checked, edge + Duration::from_secs(1)), "{verdict:?}");
+    }
+    assert_eq!(REGISTERED_TTL, Duration::from_secs(7 * 24 * 3600));
+    assert_eq!(UNREGISTERED_TTL, DAY);
+}
+
+#[test]
+fn a_failed_lookup_waits_5_s_doubling_up_to_5_min() {
+    let waits: Vec<u64> = (1..=9).map(|n| lookup_backoff(n).as_secs()).collect();
+    assert_eq!(waits, [5, 10, 20, 40, 80, 160, 300, 300, 300]);
+    assert_eq!(lookup_backoff(u32::MAX), Duration::from_secs(300));
+}

@@ -1,7 +1,8 @@
 //! Campaign items following the outbound log, on the writer thread inside its
 //! transactions: an item's message accepted (it leaves PENDING and counts against
 //! the daily caps), forgotten (PENDING again), or moved to a new status (the item
-//! follows), and an item that cannot be sent; each moves its campaign's counts in
+//! follows), an item that cannot be sent, and one whose number is not on
+//! WhatsApp (SKIPPED); each moves its campaign's counts in
 //! the same transaction, and a campaign with nothing left to send is DONE.
 
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -87,6 +88,29 @@ pub fn fail(tx: &Transaction<'_>, n: i64, seq: u64, error: &str) -> Result<bool,
         ])?;
     if changed > 0 {
         move_count(tx, n, ItemStatus::Pending, ItemStatus::Failed)?;
+    }
+    Ok(changed > 0)
+}
+
+/// What a SKIPPED item's error says.
+pub const NOT_ON_WHATSAPP: &str = "not on WhatsApp: the number has no WhatsApp account (skip_unregistered)";
+
+/// An item whose number is not on WhatsApp: SKIPPED, never sent. False when the
+/// item was not PENDING.
+pub fn skip(tx: &Transaction<'_>, n: i64, seq: u64) -> Result<bool, DbError> {
+    let changed = tx
+        .prepare_cached(
+            "UPDATE campaign_items SET status = ?3, error = ?4 WHERE campaign = ?1 AND seq = ?2 AND status = ?5",
+        )?
+        .execute(params![
+            n,
+            seq as i64,
+            ItemStatus::Skipped as i32,
+            NOT_ON_WHATSAPP,
+            ItemStatus::Pending as i32
+        ])?;
+    if changed > 0 {
+        move_count(tx, n, ItemStatus::Pending, ItemStatus::Skipped)?;
     }
     Ok(changed > 0)
 }

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-pub use read::Next;
+pub use read::{Next, USER_SERVER};
 pub use sql::{Action, Written, MAX_ITEMS};
 
 pub use crate::proto::{CampaignItemStatus as ItemStatus, CampaignState, MessageStatus, PauseReason};
@@ -30,8 +30,33 @@ pub struct Pacing {
     pub new_contact_daily_limit: u32,
     /// COMPOSING before each message.
     pub typing: bool,
-    /// Check numbers before sending (accepted; not enforced yet).
+    /// Check new contacts' numbers with WhatsApp before sending (in batches,
+    /// cached in `campaign_numbers`); one not on WhatsApp is SKIPPED.
     pub skip_unregistered: bool,
+}
+
+/// What WhatsApp said about a number, as `campaign_numbers` keeps it per session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not on WhatsApp: its items are SKIPPED.
+    Unregistered = 0,
+    /// On WhatsApp.
+    Registered = 1,
+}
+
+/// An item a lookup may concern: its position, its chat, whether the account
+/// never exchanged a message with it, and the chat's cached verdict (and when it
+/// was checked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRow {
+    /// The item's position.
+    pub seq: u64,
+    /// Its chat's JID.
+    pub chat: String,
+    /// A new contact (only user chats are looked at; groups are false).
+    pub new: bool,
+    /// The chat's cached verdict and when it was checked.
+    pub cached: Option<(Verdict, SystemTime)>,
 }
 
 /// What an item sends (the text already has its placeholders filled in). It holds

@@ -1,13 +1,13 @@
 //! The campaign tables' reads, on the log's read-only connections (and inside the
 //! writer's transactions): a campaign, a page of campaigns or items, the next
-//! pending items in order, whether a chat is a new contact, and the sends the daily
-//! caps count.
+//! pending items in order, whether a chat is a new contact, the sends the daily
+//! caps count, and the numbers' cached verdicts (`skip_unregistered`).
 
 use std::time::SystemTime;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{CampaignRow, CampaignState, Counts, ItemRow, ItemStatus, MessageStatus, PauseReason};
+use super::{CampaignRow, CampaignState, CheckRow, Counts, ItemRow, ItemStatus, MessageStatus, PauseReason, Verdict};
 use crate::store::{from_unix_ms, DbError};
 
 const CAMPAIGN: &str = "n, id, session_id, state, pause_reason, resume_at_ms, pacing, labels, fingerprint, created_ms,
@@ -139,6 +139,47 @@ pub fn is_new_contact(conn: &Connection, session_id: &str, chat: &str) -> Result
         ])?;
     Ok(!sent)
 }
+
+/// A chat's cached verdict for the session, and when it was checked.
+pub fn verdict(conn: &Connection, session_id: &str, chat: &str) -> Result<Option<(Verdict, SystemTime)>, DbError> {
+    let found: Option<(i32, i64)> = conn
+        .prepare_cached("SELECT verdict, checked_ms FROM campaign_numbers WHERE session_id = ?1 AND chat = ?2")?
+        .query_row(params![session_id, chat], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(found.map(|(verdict, ms)| {
+        let verdict = if verdict == Verdict::Registered as i32 {
+            Verdict::Registered
+        } else {
+            Verdict::Unregistered
+        };
+        (verdict, from_unix_ms(ms.max(0) as u64))
+    }))
+}
+
+/// The first `limit` PENDING items of a campaign, each with whether its chat is a
+/// new contact (user chats only) and its cached verdict: what one lookup covers.
+pub fn check_batch(conn: &Connection, session_id: &str, n: i64, limit: usize) -> Result<Vec<CheckRow>, DbError> {
+    let mut rows = Vec::with_capacity(limit);
+    for item in pending(conn, n, -1, limit)? {
+        let user = item.chat.ends_with(USER_SERVER);
+        let new = user && is_new_contact(conn, session_id, &item.chat)?;
+        let cached = if new {
+            verdict(conn, session_id, &item.chat)?
+        } else {
+            None
+        };
+        rows.push(CheckRow {
+            seq: item.seq,
+            chat: item.chat,
+            new,
+            cached,
+        });
+    }
+    Ok(rows)
+}
+
+/// The server of a person's chat (groups are `@g.us`).
+pub const USER_SERVER: &str = "@s.whatsapp.net";
 
 /// The session's campaign sends since `since` (only to new contacts with
 /// `new_contacts`): how many, and when the oldest of them was.

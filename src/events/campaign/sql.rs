@@ -10,6 +10,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::{
     is_automatic, items, now_ms, read, Auto, CampaignRow, CampaignState, ItemStatus, NewCampaign, NewItem, PauseReason,
+    Verdict,
 };
 use crate::store::{unix_ms, DbError};
 
@@ -66,6 +67,13 @@ CREATE TABLE IF NOT EXISTS campaign_removals (
     n INTEGER PRIMARY KEY
 );
 CREATE INDEX IF NOT EXISTS outbound_by_chat ON outbound (session_id, chat);
+CREATE TABLE IF NOT EXISTS campaign_numbers (
+    session_id TEXT NOT NULL,
+    chat       TEXT NOT NULL,
+    verdict    INTEGER NOT NULL,
+    checked_ms INTEGER NOT NULL,
+    PRIMARY KEY (session_id, chat)
+) WITHOUT ROWID;
 ";
 
 /// The most items a campaign holds.
@@ -259,6 +267,8 @@ pub fn delete_session(tx: &Transaction<'_>, session_id: &str) -> Result<bool, Db
         .execute([session_id])?;
     tx.prepare_cached("DELETE FROM campaign_sends WHERE session_id = ?1")?
         .execute([session_id])?;
+    tx.prepare_cached("DELETE FROM campaign_numbers WHERE session_id = ?1")?
+        .execute([session_id])?;
     Ok(deleted > 0)
 }
 
@@ -322,6 +332,18 @@ pub enum Job {
         /// Why, in words.
         error: String,
     },
+    /// A lookup's verdicts, cached for the session, and the items of the campaign
+    /// whose numbers are not on WhatsApp: SKIPPED.
+    Checked {
+        /// The campaign's key.
+        n: i64,
+        /// The session the verdicts belong to.
+        session_id: String,
+        /// Each chat's verdict, checked now.
+        verdicts: Vec<(String, Verdict)>,
+        /// The positions to skip.
+        skip: Vec<u64>,
+    },
 }
 
 /// A job's answer.
@@ -341,7 +363,7 @@ pub fn session_of(tx: &Transaction<'_>, job: &Job) -> Result<Option<String>, DbE
             "SELECT session_id FROM campaigns WHERE id = ?1",
             campaign_id.clone().into(),
         ),
-        Job::Automatic { n, .. } | Job::Fail { n, .. } => {
+        Job::Automatic { n, .. } | Job::Fail { n, .. } | Job::Checked { n, .. } => {
             ("SELECT session_id FROM campaigns WHERE n = ?1", (*n).into())
         }
     };
@@ -356,5 +378,36 @@ pub fn run(tx: &Transaction<'_>, job: &Job) -> Result<Done, DbError> {
         Job::Operate { campaign_id, action } => Done::Written(operate(tx, campaign_id, *action)?),
         Job::Automatic { n, auto } => Done::Changed(automatic(tx, *n, *auto)? as usize),
         Job::Fail { n, seq, error } => Done::Changed(items::fail(tx, *n, *seq, error)? as usize),
+        Job::Checked {
+            n,
+            session_id,
+            verdicts,
+            skip,
+        } => Done::Changed(checked(tx, *n, session_id, verdicts, skip)?),
     })
+}
+
+/// Caches a lookup's verdicts (replacing older ones) and skips the items whose
+/// numbers are not on WhatsApp; how many items it skipped.
+fn checked(
+    tx: &Transaction<'_>,
+    n: i64,
+    session_id: &str,
+    verdicts: &[(String, Verdict)],
+    skip: &[u64],
+) -> Result<usize, DbError> {
+    let now = now_ms();
+    for (chat, verdict) in verdicts {
+        tx.prepare_cached(
+            "INSERT INTO campaign_numbers (session_id, chat, verdict, checked_ms) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (session_id, chat) DO UPDATE SET verdict = excluded.verdict, checked_ms = excluded.checked_ms",
+        )?
+        .execute(params![session_id, chat, *verdict as i32, now])?;
+    }
+    let mut skipped = 0;
+    for seq in skip {
+        skipped += usize::from(items::skip(tx, n, *seq)?);
+    }
+    // A change to signal even when only verdicts were cached: the pacer looks again.
+    Ok(skipped.max(usize::from(!verdicts.is_empty())))
 }

@@ -139,3 +139,74 @@ async fn the_last_item_sent_makes_the_campaign_done() {
     assert_eq!(row.state, crate::events::campaign::CampaignState::Done);
     assert_eq!((row.counts.sent, row.counts.pending), (2, 0));
 }
+
+#[tokio::test]
+async fn a_lookup_caches_its_verdicts_and_skips_only_pending_items_not_on_whatsapp() {
+    use crate::events::campaign::Verdict;
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(&dir);
+    let Written::Campaign(row) = log.create_campaign(new_campaign(3)).await.unwrap() else {
+        panic!("created")
+    };
+    // Item 0 already left PENDING: a lookup never skips it.
+    log.accept(accept(0)).await.unwrap();
+    let batch = log.check_batch("s", row.n, 50).await.unwrap();
+    assert_eq!(batch.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2], "pending only");
+    assert!(batch.iter().all(|r| r.new && r.cached.is_none()), "{batch:?}");
+
+    let verdicts = vec![
+        ("0@s.whatsapp.net".to_owned(), Verdict::Unregistered),
+        ("1@s.whatsapp.net".to_owned(), Verdict::Registered),
+        ("2@s.whatsapp.net".to_owned(), Verdict::Unregistered),
+    ];
+    assert!(log.record_checks(row.n, "s", verdicts, vec![0, 2]).await.unwrap());
+    let after = log.campaign("c").await.unwrap().unwrap();
+    assert_eq!(
+        (after.counts.skipped, after.counts.pending, after.counts.sending),
+        (1, 1, 1),
+        "{after:?}"
+    );
+    let items = log.campaign_items(row.n, None, -1, 10).await.unwrap();
+    assert_eq!(items[0].status, ItemStatus::Sending, "not PENDING: not skipped");
+    assert_eq!(items[2].status, ItemStatus::Skipped);
+    assert!(items[2].error.starts_with("not on WhatsApp"), "{}", items[2].error);
+    // A replay skips nothing twice.
+    log.record_checks(row.n, "s", vec![], vec![2]).await.unwrap();
+    let again = log.campaign("c").await.unwrap().unwrap();
+    assert_eq!(again.counts.skipped, 1);
+
+    let (verdict, checked) = log.number_verdict("s", "2@s.whatsapp.net").await.unwrap().unwrap();
+    assert_eq!(verdict, Verdict::Unregistered);
+    assert_eq!(
+        log.number_verdict("other", "2@s.whatsapp.net").await.unwrap(),
+        None,
+        "per session"
+    );
+    // A new lookup replaces the verdict and its time.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let joined = vec![("2@s.whatsapp.net".to_owned(), Verdict::Registered)];
+    log.record_checks(row.n, "s", joined, vec![]).await.unwrap();
+    let (verdict, rechecked) = log.number_verdict("s", "2@s.whatsapp.net").await.unwrap().unwrap();
+    assert_eq!(verdict, Verdict::Registered);
+    assert!(rechecked > checked);
+    let batch = log.check_batch("s", row.n, 50).await.unwrap();
+    assert_eq!(batch.len(), 1);
+    assert_eq!(
+        batch[0].cached.map(|c| c.0),
+        Some(Verdict::Registered),
+        "the cache joins in"
+    );
+
+    // The last pending item skipped: DONE.
+    log.record_checks(row.n, "s", vec![], vec![1]).await.unwrap();
+    log.mark_sent("s", "M0").await.unwrap();
+    let done = log.campaign("c").await.unwrap().unwrap();
+    assert_eq!(done.state, crate::events::campaign::CampaignState::Done, "{done:?}");
+
+    log.delete_session("s", StatusChange::default()).await.unwrap();
+    assert_eq!(
+        log.number_verdict("s", "2@s.whatsapp.net").await.unwrap(),
+        None,
+        "the verdicts go with the session"
+    );
+}

@@ -13,6 +13,7 @@
 mod boot;
 mod commands;
 mod connection;
+mod contacts;
 mod events;
 mod media;
 mod outbound;
@@ -164,6 +165,7 @@ impl Actor for SessionActor {
             SessionMsg::Delete(done) => run.delete(done).await,
             SessionMsg::SendMessage { input, item, reply } => run.send_message(input, item, reply).await,
             SessionMsg::SendSignal { outbound, reply } => run.send_signal(outbound, reply),
+            SessionMsg::CheckNumbers { chats, reply } => run.check_numbers(chats, reply),
             SessionMsg::Media(reply) => run.media_transfer(reply),
             SessionMsg::Sent => run.state.mark_active(SystemTime::now()),
             SessionMsg::Flush => run.flush_outbound().await,

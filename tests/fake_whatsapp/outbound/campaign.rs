@@ -3,7 +3,9 @@
 //! campaign fixed for them and are server-acked; with new chats barred, the item
 //! nacked 463 is FAILED for good, items to new contacts wait (REACHOUT_RESTRICTED
 //! until the timelock ends) and then go; a temporary ban pauses the campaign
-//! (TEMP_BANNED) until the session is back.
+//! (TEMP_BANNED) until the session is back; with `skip_unregistered` the numbers
+//! not on WhatsApp are SKIPPED (nothing reaches them, not even typing) after one
+//! lookup for the whole batch, and a second campaign is answered from the cache.
 
 use std::time::{Duration, SystemTime};
 
@@ -18,6 +20,7 @@ use super::*;
 alike! {
     a_campaigns_items_reach_the_server_under_their_ids_and_are_server_acked => end_to_end;
     a_463_and_barred_new_chats_hold_new_contacts_and_a_temp_ban_pauses_until_it_ends => protective_pauses;
+    unregistered_numbers_are_skipped_after_one_lookup_and_the_verdicts_are_cached => skip_unregistered;
 }
 
 const BOUND: Duration = Duration::from_secs(30);
@@ -204,5 +207,102 @@ async fn protective_pauses(phone: &impl Phone) {
     })
     .await;
     assert_eq!(done.counts.as_ref().unwrap().failed, 0, "{done:?}");
+    daemon.stop().await;
+}
+
+/// A campaign of texts to `numbers` (digits) at interval 0, typing first, checking
+/// numbers with `skip`.
+fn checked(id: &str, session: &str, numbers: &[String], skip: bool) -> CreateCampaignRequest {
+    let items = numbers.iter().map(|n| item(&format!("to{n}"), n)).collect();
+    let mut request = request(id, session, items, 0, 0);
+    let pacing = request.pacing.as_mut().unwrap();
+    (pacing.skip_unregistered, pacing.typing) = (skip, true);
+    request
+}
+
+fn jid(number: &str) -> String {
+    format!("{number}@s.whatsapp.net")
+}
+
+async fn done(daemon: &Daemon, id: &str, skipped: u64, acked: u64) -> Campaign {
+    let what = format!("{id}: {skipped} skipped, {acked} server-acked");
+    let c = campaign_until(daemon, id, &what, |c| {
+        let n = c.counts.as_ref().unwrap();
+        n.skipped == skipped && n.server_ack + n.delivered + n.read == acked
+    })
+    .await;
+    assert_eq!(c.state, CampaignState::Done as i32, "{c:?}");
+    c
+}
+
+async fn skip_unregistered(phone: &impl Phone) {
+    let daemon = linked(phone, "skp").await;
+    let numbers: Vec<String> = (0..12).map(|i| format!("155577700{i:02}")).collect();
+    let gone: Vec<String> = numbers.iter().skip(1).step_by(3).cloned().collect();
+    assert_eq!(gone.len(), 4);
+    let (queries, _) = phone.set_registered(&daemon, &gone, false).await;
+    let mut client = CampaignServiceClient::new(daemon.channel().await);
+    client
+        .create_campaign(checked("skp-a", "skp", &numbers, true))
+        .await
+        .unwrap();
+    done(&daemon, "skp-a", 4, 8).await;
+
+    for result in items_of(&daemon, "skp-a").await {
+        let number = result.item_id.trim_start_matches("to");
+        if gone.iter().any(|g| g == number) {
+            assert_eq!(result.status, CampaignItemStatus::Skipped as i32, "{result:?}");
+            assert!(result.error.contains("not on WhatsApp"), "{result:?}");
+        } else {
+            assert_ne!(result.status, CampaignItemStatus::Skipped as i32, "{result:?}");
+        }
+    }
+    let received = phone.received(&daemon, "skp", OWNER).await;
+    for number in &numbers {
+        let to: Vec<_> = received.iter().filter(|m| m.to == jid(number)).collect();
+        let texts = to.iter().filter(|m| m.kind == Kind::Text).count();
+        if gone.contains(number) {
+            assert!(to.is_empty(), "nothing, not even typing, reaches {number}: {to:?}");
+        } else {
+            assert_eq!(texts, 1, "{number} got its message once: {to:?}");
+        }
+    }
+    let (after, checked_numbers) = phone.set_registered(&daemon, &[], false).await;
+    assert_eq!(after - queries, 1, "one lookup for the 12 numbers");
+    let scrape = daemon.scrape().await;
+    assert_eq!(scrape.value("wa_sessiond_campaign_number_lookups_total", &[]), 1.0);
+    let checks = "wa_sessiond_campaign_number_checks_total";
+    assert_eq!(scrape.value(checks, &[("result", "registered")]), 8.0);
+    assert_eq!(scrape.value(checks, &[("result", "unregistered")]), 4.0);
+    assert!(checked_numbers >= 12, "{checked_numbers}");
+
+    // Three of the skipped and three that went (existing chats now): answered from
+    // the cache and the log, no new lookup.
+    let again: Vec<String> = gone[..3]
+        .iter()
+        .chain(&numbers[..1])
+        .chain(&numbers[2..4])
+        .cloned()
+        .collect();
+    client
+        .create_campaign(checked("skp-b", "skp", &again, true))
+        .await
+        .unwrap();
+    done(&daemon, "skp-b", 3, 3).await;
+    let (later, _) = phone.set_registered(&daemon, &[], false).await;
+    assert_eq!(later, after, "no new lookup: the verdicts are cached");
+    let scrape = daemon.scrape().await;
+    assert_eq!(scrape.value("wa_sessiond_campaign_number_lookups_total", &[]), 1.0);
+
+    // The flag off: an unregistered number is sent to, unchecked.
+    client
+        .create_campaign(checked("skp-c", "skp", &gone[3..], false))
+        .await
+        .unwrap();
+    done(&daemon, "skp-c", 0, 1).await;
+    let received = phone.received(&daemon, "skp", OWNER).await;
+    assert!(received.iter().any(|m| m.to == jid(&gone[3]) && m.kind == Kind::Text));
+    let (last, _) = phone.set_registered(&daemon, &[], false).await;
+    assert_eq!(last, after, "no lookup with the flag off");
     daemon.stop().await;
 }
