@@ -15,6 +15,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+mod content;
 mod lookup;
 
 use rand::{rngs::StdRng, SeedableRng};
@@ -24,7 +25,7 @@ use tracing::{debug, warn};
 use super::{plan, Shared};
 use crate::{
     backend::{ChatState, Content},
-    domain::{MediaInput, SendContent, SendInput, SessionId, SessionView},
+    domain::{SendInput, SessionId, SessionView},
     error::SessionError,
     events::campaign::{Auto, CampaignRow, CampaignState, ItemContent, ItemRow, ItemSend, Link, Next, PauseReason},
     store::DbError,
@@ -330,7 +331,7 @@ impl Pacer {
             to: item.chat.clone(),
             client_id: None,
             queue_if_offline: false,
-            content: send_content(content),
+            content: content::send_content(content),
         };
         let send = ItemSend {
             message_id: item.message_id.clone(),
@@ -389,30 +390,5 @@ impl Pacer {
         if let Some(plan) = self.plan.take() {
             self.shared.next_send.lock().remove(&plan.campaign);
         }
-    }
-}
-
-/// What the session sends for an item's content.
-fn send_content(content: ItemContent) -> SendContent {
-    match content {
-        ItemContent::Text { text } => SendContent::Text { text, reply_to: None },
-        ItemContent::Media {
-            media_id,
-            caption,
-            file_name,
-            voice_note,
-            duration_seconds,
-            waveform,
-            jpeg_thumbnail,
-        } => SendContent::Media(Box::new(MediaInput {
-            media_id,
-            caption,
-            file_name,
-            voice_note,
-            duration_seconds,
-            waveform,
-            jpeg_thumbnail,
-            reply_to: None,
-        })),
     }
 }

@@ -10,6 +10,7 @@
 //!   device removed at WhatsApp, pairing codes, refused connects).
 //! - `crash`: the binary killed with -9 between the scan and CONNECTED.
 //! - `orphan`: a session actor that crashes closes its connection with it.
+//! - `deleted`: a DeleteSession racing deliveries leaves nothing after its `deleted` event.
 //! - `durable`: nothing delivered is lost: a refused commit retried on the same
 //!   connection, a logout of a session not connected that logs WhatsApp's queue
 //!   first, and a refused unlink reported.
@@ -31,6 +32,7 @@ mod common;
 
 mod alike;
 mod crash;
+mod deleted;
 mod durable;
 mod files;
 mod media;
