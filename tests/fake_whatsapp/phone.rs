@@ -4,7 +4,8 @@
 //! (steered through its own control API), each with a data dir of its own that
 //! outlives daemon restarts, as the real WhatsApp outlives the daemon. What the
 //! server took from a device reads the same from both (`received`); what WhatsApp
-//! holds against an account (a timelock, a ban) is set the same on both.
+//! holds against an account (a timelock, a ban, a rate limit) is set the same on
+//! both.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -59,6 +60,9 @@ pub trait Phone {
         ban_reason: u32,
         ban_for: Duration,
     );
+    /// WhatsApp rate-limits session `id`'s device (account `phone`): its stream
+    /// ends with a 429 and it reconnects as usual.
+    async fn rate_limit(&self, daemon: &Daemon, id: &str, phone: &str);
     /// What the server took from session `id`'s device (account `phone`), oldest
     /// first.
     async fn received(&self, daemon: &Daemon, id: &str, phone: &str) -> Vec<Received>;
@@ -191,6 +195,11 @@ impl Phone for EmulatorPhone {
             temp_ban_for: Some(proto_duration(ban_for)),
         };
         daemon.phone().await.set_account_health(request).await.unwrap();
+    }
+
+    async fn rate_limit(&self, daemon: &Daemon, id: &str, _phone: &str) {
+        let request = api::RateLimitRequest { session_id: id.into() };
+        daemon.phone().await.rate_limit(request).await.unwrap();
     }
 
     async fn received(&self, daemon: &Daemon, id: &str, _phone: &str) -> Vec<Received> {
@@ -350,6 +359,14 @@ impl Phone for FakePhone {
             temp_ban_for: Some(proto_duration(ban_for)),
         };
         self.fake.control.clone().set_account_health(request).await.unwrap();
+    }
+
+    async fn rate_limit(&self, _daemon: &Daemon, _id: &str, phone: &str) {
+        let request = fake::RateLimitRequest {
+            phone_number: phone.into(),
+        };
+        let limited = self.fake.control.clone().rate_limit(request).await.unwrap();
+        assert_eq!(limited.into_inner().devices, 1, "the device's one open stream");
     }
 
     async fn received(&self, _daemon: &Daemon, _id: &str, phone: &str) -> Vec<Received> {
