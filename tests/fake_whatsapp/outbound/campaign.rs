@@ -244,6 +244,15 @@ async fn rate_limited(phone: &impl Phone) {
         resume_at + RESUME_SLACK >= before + RATE_LIMIT_PAUSE && resume_at <= seen + RATE_LIMIT_PAUSE,
         "resume_at {resume_at:?}: --rate-limit-pause ({RATE_LIMIT_PAUSE:?}) after the 429, heard between {before:?} and {seen:?}"
     );
+    let request = GetAccountHealthRequest {
+        session_id: "limited".into(),
+    };
+    let health = daemon.sessions().await.get_account_health(request).await.unwrap();
+    assert_eq!(
+        health.into_inner().rate_limited_until,
+        paused.resume_at,
+        "the account shows the rate limit the campaign waits out"
+    );
     let waiting: HashSet<String> = items_of(&daemon, "paced")
         .await
         .into_iter()
