@@ -93,6 +93,12 @@ pub struct Config {
     #[arg(long, env = "WA_SESSIOND_RECONNECT_MAX_DELAY", default_value = "60s", value_parser = positive_duration)]
     pub reconnect_max_delay: Duration,
 
+    /// How long a rate limit (WhatsApp's stream error 429) pauses the session's
+    /// campaigns (PAUSE_REASON_RATE_LIMITED) and shows in GetAccountHealth;
+    /// WhatsApp states no end.
+    #[arg(long, env = "WA_SESSIOND_RATE_LIMIT_PAUSE", default_value = "60s", value_parser = positive_duration)]
+    pub rate_limit_pause: Duration,
+
     /// Connection attempts (handshakes) in flight at once across all sessions; more
     /// wait their turn in order, showing CONNECTING / RECONNECTING. Keeps a restore
     /// or a mass drop from opening thousands of handshakes at once.
@@ -237,6 +243,7 @@ mod tests {
         assert_eq!(config.events.event_retention_bytes, 1 << 30);
         assert_eq!(config.max_concurrent_connects, 32);
         assert_eq!(config.max_concurrent_pairings, 256);
+        assert_eq!(config.rate_limit_pause, Duration::from_secs(60));
     }
 
     #[test]

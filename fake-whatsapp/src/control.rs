@@ -347,6 +347,16 @@ impl FakeWhatsapp for Control {
             phone_uploads: counts.phone_uploads,
         }))
     }
+
+    async fn rate_limit(
+        &self,
+        request: Request<proto::RateLimitRequest>,
+    ) -> Result<Response<proto::RateLimitResponse>, Status> {
+        let phone = request.into_inner().phone_number;
+        let devices = self.shared.world.rate_limit(&phone).await.map_err(status)?;
+        tracing::info!(%phone, devices, "streams rate-limited (429)");
+        Ok(Response::new(proto::RateLimitResponse { devices }))
+    }
 }
 
 /// A request's duration (absent: zero); a negative one is refused.

@@ -4,15 +4,17 @@
 //! timelock is pushed (`Event::MexNotification`) and the client's own
 //! `fetch_reachout_timelock()` reads it; a ban fails the live connection and every
 //! login with `Event::TemporaryBan` (reason and length) until it ends; zero
-//! durations lift both. Loopback only; every wait is bounded.
+//! durations lift both; a rate limit (`RateLimit`) ends the stream with the
+//! `<stream:error code="429"/>` the client reads as one, and closes the socket.
+//! Loopback only; every wait is bounded.
 
 mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
-use fake_whatsapp::proto::{CountConnectionsRequest, SetAccountHealthRequest};
-use whatsapp_rust::types::events::Event;
+use fake_whatsapp::proto::{CountConnectionsRequest, RateLimitRequest, SetAccountHealthRequest};
+use whatsapp_rust::{types::events::Event, NodeFilter};
 
 /// A phone the owner never messaged.
 const STRANGER: &str = "15550009999";
@@ -176,5 +178,30 @@ async fn zero_durations_lift_a_ban_at_once() {
     let mut lifted = Device::start_once(&fake, dir.path()).await;
     lifted.connected().await;
     lifted.stop().await;
+    fake.running.stop().await;
+}
+
+#[tokio::test]
+async fn a_rate_limit_ends_the_stream_with_a_429_the_client_reads_and_closes_the_socket() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut device = Device::pair(&fake, dir.path(), None).await;
+    let stanza = device
+        .client()
+        .wait_for_node(NodeFilter::tag("stream:error").attr("code", "429"));
+    let request = RateLimitRequest {
+        phone_number: OWNER.into(),
+    };
+    let limited = fake.control.clone().rate_limit(request).await.unwrap().into_inner();
+    assert_eq!(limited.devices, 1, "the one open stream");
+    bounded("the 429 at the client", stanza)
+        .await
+        .expect("a stream error 429");
+    device
+        .next(|event| matches!(event, Event::Disconnected(_)).then_some(()))
+        .await;
+    let refused = fake.control.clone().rate_limit(RateLimitRequest::default()).await;
+    assert_eq!(refused.unwrap_err().code(), tonic::Code::InvalidArgument);
+    device.stop().await;
     fake.running.stop().await;
 }

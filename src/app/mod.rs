@@ -99,6 +99,7 @@ pub fn emulator_for(config: &Config, data: DataDir) -> Emulator {
         next_ttl: config.emulator_next_qr_ttl,
         qr_count: config.emulator_qr_count,
         step_delay: config.emulator_qr_delay,
+        rate_limit_pause: config.rate_limit_pause,
     };
     Emulator::new(timings, data)
 }
@@ -271,6 +272,7 @@ fn backend_for(
                 data.clone(),
                 versions,
                 config.whatsapp_url.clone(),
+                config.rate_limit_pause,
             ))
         }
     };

@@ -55,7 +55,9 @@ pub fn round_robin<'a>(running: &'a [CampaignRow], last: &str) -> Vec<&'a Campai
 }
 
 /// What stops the whole session's campaigns now, if anything: a ban, a logout, a
-/// session not connected, a rate limit.
+/// rate limit, a session not connected. A rate limit is named before the lost
+/// connection it comes with (WhatsApp closes the socket after its 429), so the
+/// pause shows its cause and its end.
 pub fn session_pause(status: Status, health: &AccountHealth, now: SystemTime) -> Option<Auto> {
     let at = |t: &Option<prost_types::Timestamp>| t.and_then(|t| SystemTime::try_from(t).ok());
     if let Some(until) = health.temp_ban.as_ref().and_then(|ban| at(&ban.until)) {
@@ -63,15 +65,13 @@ pub fn session_pause(status: Status, health: &AccountHealth, now: SystemTime) ->
             return Some(Auto::Pause(PauseReason::TempBanned, Some(until)));
         }
     }
-    match status {
-        Status::LoggedOut => return Some(Auto::Pause(PauseReason::LoggedOut, None)),
-        Status::Connected => {}
-        _ => return Some(Auto::Pause(PauseReason::SessionNotConnected, None)),
+    if status == Status::LoggedOut {
+        return Some(Auto::Pause(PauseReason::LoggedOut, None));
     }
-    match at(&health.rate_limited_until) {
-        Some(until) if until > now => Some(Auto::Pause(PauseReason::RateLimited, Some(until))),
-        _ => None,
+    if let Some(until) = at(&health.rate_limited_until).filter(|until| *until > now) {
+        return Some(Auto::Pause(PauseReason::RateLimited, Some(until)));
     }
+    (status != Status::Connected).then_some(Auto::Pause(PauseReason::SessionNotConnected, None))
 }
 
 /// New contacts wait this long after the timelock's stated end: WhatsApp states

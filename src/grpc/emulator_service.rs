@@ -279,4 +279,14 @@ impl EmulatorService for EmulatorApi {
             numbers_checked,
         }))
     }
+
+    async fn rate_limit(
+        &self,
+        request: Request<proto::RateLimitRequest>,
+    ) -> Result<Response<proto::RateLimitResponse>, Status> {
+        let id = SessionId::parse(&request.get_ref().session_id)?;
+        self.emulator.rate_limit(&id).await?;
+        tracing::info!(session_id = %id, "emulated whatsapp rate-limited the connection (429)");
+        Ok(Response::new(proto::RateLimitResponse {}))
+    }
 }

@@ -37,6 +37,9 @@ pub const FIRST_TTL: Duration = Duration::from_millis(1500);
 pub const NEXT_TTL: Duration = Duration::from_millis(500);
 pub const QR_COUNT: u32 = 3;
 pub const STEP: Duration = Duration::from_millis(60);
+/// How long a rate limit (stream error 429) pauses campaigns in tests
+/// (`--rate-limit-pause`; 60 s by default).
+pub const RATE_LIMIT_PAUSE: Duration = Duration::from_secs(3);
 
 /// A running daemon.
 pub struct Daemon {
@@ -90,6 +93,7 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
     config.qr_timeout = Duration::from_secs(5);
     config.refresh_timeout = Duration::from_secs(5);
     config.reconnect_max_delay = Duration::from_secs(2);
+    config.rate_limit_pause = RATE_LIMIT_PAUSE;
     config.shutdown_grace = Duration::from_secs(5);
     config
 }

@@ -4,7 +4,8 @@
 //! (steered through its own control API), each with a data dir of its own that
 //! outlives daemon restarts, as the real WhatsApp outlives the daemon. What the
 //! server took from a device reads the same from both (`received`); what WhatsApp
-//! holds against an account (a timelock, a ban) is set the same on both.
+//! holds against an account (a timelock, a ban, a rate limit) is set the same on
+//! both.
 
 use std::{path::PathBuf, time::Duration};
 
@@ -63,6 +64,9 @@ pub trait Phone {
     /// marked); answers the usync contact queries the server answered so far and
     /// the numbers asked about in them (an empty list only reads them).
     async fn set_registered(&self, daemon: &Daemon, numbers: &[String], registered: bool) -> (u64, u64);
+    /// WhatsApp rate-limits session `id`'s device (account `phone`): its stream
+    /// ends with a 429 and it reconnects as usual.
+    async fn rate_limit(&self, daemon: &Daemon, id: &str, phone: &str);
     /// What the server took from session `id`'s device (account `phone`), oldest
     /// first.
     async fn received(&self, daemon: &Daemon, id: &str, phone: &str) -> Vec<Received>;
@@ -205,6 +209,11 @@ impl Phone for EmulatorPhone {
         };
         let answer = daemon.phone().await.set_registered(request).await.unwrap().into_inner();
         (answer.contact_queries, answer.numbers_checked)
+    }
+
+    async fn rate_limit(&self, daemon: &Daemon, id: &str, _phone: &str) {
+        let request = api::RateLimitRequest { session_id: id.into() };
+        daemon.phone().await.rate_limit(request).await.unwrap();
     }
 
     async fn received(&self, daemon: &Daemon, id: &str, _phone: &str) -> Vec<Received> {
@@ -380,6 +389,14 @@ impl Phone for FakePhone {
             .unwrap()
             .into_inner();
         (answer.contact_queries, answer.numbers_checked)
+    }
+
+    async fn rate_limit(&self, _daemon: &Daemon, _id: &str, phone: &str) {
+        let request = fake::RateLimitRequest {
+            phone_number: phone.into(),
+        };
+        let limited = self.fake.control.clone().rate_limit(request).await.unwrap();
+        assert_eq!(limited.into_inner().devices, 1, "the device's one open stream");
     }
 
     async fn received(&self, _daemon: &Daemon, _id: &str, phone: &str) -> Vec<Received> {

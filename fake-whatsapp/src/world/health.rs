@@ -1,8 +1,9 @@
 //! What WhatsApp holds against an account, on the world's side: the control
 //! API's orders (the timelock pushed to the account's open connections, a ban
-//! failing them), the verdict on each message a device sends (a refusal the
-//! control API ordered, or 463 for a new chat under the timelock), the
-//! timelock's state for the device's own query, and the ban a login meets.
+//! failing them, a rate limit ending their streams with a 429), the verdict on
+//! each message a device sends (a refusal the control API ordered, or 463 for a
+//! new chat under the timelock), the timelock's state for the device's own
+//! query, and the ban a login meets.
 
 use std::time::{Duration, SystemTime};
 
@@ -10,9 +11,12 @@ use wacore_binary::Node;
 
 use super::{require_phone, Order, World};
 use crate::{
-    health,
+    health, stanza,
     vocab::{DeviceAddr, Refusal},
 };
+
+/// The stream error code WhatsApp rate-limits a connection with.
+const RATE_LIMITED: u16 = 429;
 
 impl World {
     /// Bars `phone`'s new chats for `reachout_for` and bans it for `ban_for`
@@ -48,6 +52,15 @@ impl World {
             told += u32::from(given && (until.is_some() || was_restricted || ban.is_some()));
         }
         Ok(told)
+    }
+
+    /// WhatsApp rate-limits `phone`'s devices: their open streams end with
+    /// `<stream:error code="429"/>` and the socket closes; how many.
+    pub async fn rate_limit(&self, phone: &str) -> Result<u32, Refusal> {
+        require_phone(phone)?;
+        Ok(self
+            .order_each(phone, || Order::End(stanza::stream_error(RATE_LIMITED)))
+            .await)
     }
 
     /// A message `device` sent to `chat`: the code to nack it with, if it is

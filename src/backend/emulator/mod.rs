@@ -54,6 +54,9 @@ pub struct EmulatorConfig {
     /// Delay of each protocol step: connect to first code, scan to 515, connect to
     /// online.
     pub step_delay: Duration,
+    /// How long a rate limit (`RateLimit`, WhatsApp's stream error 429) shows as
+    /// the account's health: the daemon's `--rate-limit-pause`.
+    pub rate_limit_pause: Duration,
 }
 
 /// Connections the emulated server saw.
@@ -237,6 +240,12 @@ impl Emulator {
     /// Another client takes over the credentials (440 conflict replaced).
     pub async fn replace_stream(&self, session: &SessionId) -> Result<(), SessionError> {
         self.control_live(session, Control::Replace).await
+    }
+
+    /// WhatsApp rate-limits the session's online connection (stream error 429):
+    /// the account shows rate-limited, the connection is lost and reconnects.
+    pub async fn rate_limit(&self, session: &SessionId) -> Result<(), SessionError> {
+        self.control_live(session, Control::RateLimit).await
     }
 
     /// Refuses the session's next `count` connection attempts.

@@ -1,6 +1,6 @@
 //! The emulated server's side of one connection, start to end: a batch of QR codes
 //! on WhatsApp's schedule, pair-success then the 515 restart, or (with stored
-//! credentials) online until closed, dropped, unlinked or replaced.
+//! credentials) online until closed, dropped, unlinked, replaced or rate-limited.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -15,7 +15,7 @@ use crate::{
         BackendError, BackendEvent, Disconnect, EventSink, Identity, Outbound, PairingCodeIssued, QrCode, SentMessage,
     },
     domain::SessionId,
-    events::Inbox,
+    events::{outbound::HealthSignal, Inbox},
 };
 
 /// What the phone, the server or the session does to a connection.
@@ -30,12 +30,14 @@ pub enum Control {
     RemoteLogout,
     /// Another client took the credentials (440).
     Replace,
+    /// WhatsApp rate-limits the connection (stream error 429), then closes it.
+    RateLimit,
     /// The session logs out.
     Logout(oneshot::Sender<()>),
     /// The server acks these sends now (its held acks were released).
     Acks(Vec<String>),
     /// The server pushes news of the account's health (the reach-out timelock).
-    Health(crate::events::outbound::HealthSignal),
+    Health(HealthSignal),
     /// The server bans the account for a while: the connection fails with it.
     Ban {
         /// WhatsApp's reason (101-106).
@@ -164,6 +166,7 @@ impl Emulator {
             Control::Scanned(_)
             | Control::RemoteLogout
             | Control::Replace
+            | Control::RateLimit
             | Control::Acks(_)
             | Control::Health(_)
             | Control::Ban { .. } => Flow::Continue,
@@ -302,6 +305,15 @@ impl Emulator {
             }
             Control::Replace => {
                 sink(BackendEvent::Disconnected(Disconnect::Replaced));
+                return Flow::End;
+            }
+            Control::RateLimit => {
+                let pause = self.config().rate_limit_pause;
+                inbox.health(HealthSignal::RateLimited {
+                    until: std::time::SystemTime::now() + pause,
+                });
+                let lost = Disconnect::ConnectionLost("stream error 429 (emulated rate limit)".into());
+                sink(BackendEvent::Disconnected(lost));
                 return Flow::End;
             }
             Control::Logout(done) => {

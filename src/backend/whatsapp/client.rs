@@ -6,7 +6,10 @@
 //! durability hook that commits inbound messages to the session's inbox before they
 //! are acked, and the handler that logs undecryptable messages' placeholders.
 
-use std::sync::{atomic::Ordering, Arc};
+use std::{
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
 
 use tokio::sync::mpsc;
 use tracing::Span;
@@ -23,13 +26,16 @@ use super::{
 };
 use crate::config::WhatsappUrl;
 
-/// How a client reaches WhatsApp; cheap to clone.
+/// How a client reaches WhatsApp, and how long a rate limit it meets lasts;
+/// cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Dial {
     /// The WhatsApp Web version the client announces, read at each build.
     pub versions: WaVersions,
     /// The websocket it dials; also where the reachability probe looks.
     pub url: WhatsappUrl,
+    /// How long a stream error 429 shows as a rate limit (`--rate-limit-pause`).
+    pub rate_limit_pause: Duration,
 }
 
 /// The events a connection translates or logs (receipts, WhatsApp's acks of what

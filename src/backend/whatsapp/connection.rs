@@ -4,9 +4,9 @@
 //! actor holds to close it, log out, send (`send`), check numbers (`contacts`)
 //! and ask for pairing codes.
 //! Inbound messages go to the session's inbox through the client's durability
-//! hook; receipts, WhatsApp's acks of sent messages and the timelock it pushes
-//! or answers after a 463 (`health`) are logged from here, off the library's
-//! dispatch path. A socket's end waits up to `FAILURE_GRACE` for the `<failure>`
+//! hook; receipts, WhatsApp's acks of sent messages, the timelock it pushes
+//! or answers after a 463 (`health`) and a rate limit (`rate_limit`) are logged
+//! from here, off the library's dispatch path. A socket's end waits up to `FAILURE_GRACE` for the `<failure>`
 //! that explains it; a 405 on an unpinned version asks for the current one. Every
 //! wait is bounded, and nothing is reported once `close` or `logout` has begun.
 
@@ -29,7 +29,9 @@ use super::{
     contacts,
     events::{EventMapper, RunEnd},
     health::{self, TimelockQuery},
-    inbound, media, pairing, reach, send,
+    inbound, media, pairing,
+    rate_limit::RateLimitWatch,
+    reach, send,
     shared::Shared,
     store::CredentialFiles,
 };
@@ -158,7 +160,14 @@ impl Connection for WhatsappConnection {
         Box::pin(async move {
             let deadline = Instant::now() + SEND_BOUND;
             let client = shared.client(deadline).await?;
-            send::send(&client, message, deadline).await
+            // A send racing the connection's end (a 429, a lost socket) would wait
+            // on a dead client until the bound, holding every send behind it.
+            tokio::select! {
+                sent = send::send(&client, message, deadline) => sent,
+                () = shared.client_gone() => Err(BackendError::Unreachable(
+                    "the connection closed while the message was being sent".into(),
+                )),
+            }
         })
     }
 
@@ -226,6 +235,7 @@ async fn run(shared: Arc<Shared>, files: CredentialFiles, dial: Dial, span: Span
     let mut probed: Option<Result<(), String>> = None;
     // Aborted when the run ends, with the connection.
     let mut timelock = TimelockQuery::default();
+    let _rate_limit = RateLimitWatch::start(&client, inbox.clone(), dial.rate_limit_pause);
     // While a socket's end awaits its explanation: until when.
     let mut grace: Option<Instant> = None;
     debug!(linked_at_start, "whatsapp client running");
@@ -351,12 +361,6 @@ async fn handle(
             }
         }
         other => {
-            if let Event::StreamError(error) = other {
-                if let Some(signal) = health::stream_error(&error.code, SystemTime::now()) {
-                    warn!("whatsapp rate-limited the connection (stream error 429)");
-                    inbox.health(signal);
-                }
-            }
             if let Some(mapped) = mapper.on_event(other, || own_device(client), SystemTime::now()) {
                 deliver(shared, files, client, mapped).await;
             }

@@ -21,19 +21,6 @@ use crate::events::{outbound::HealthSignal, Inbox};
 /// The nack of a message to a chat the account may not start (the timelock).
 pub const NEW_CHAT_BARRED: u32 = 463;
 
-/// How long a rate limit (stream error 429) is shown: WhatsApp sends no end, and
-/// the reconnect that follows backs off about this long at most (`--reconnect-max-delay`'s
-/// default).
-pub const RATE_LIMIT_SHOWN_FOR: Duration = Duration::from_secs(60);
-
-/// What a stream error means for the account's health: a 429 is a rate limit
-/// (shown until `now` plus [`RATE_LIMIT_SHOWN_FOR`]); any other code says nothing.
-pub fn stream_error(code: &str, now: std::time::SystemTime) -> Option<HealthSignal> {
-    (code.trim() == "429").then(|| HealthSignal::RateLimited {
-        until: now + RATE_LIMIT_SHOWN_FOR,
-    })
-}
-
 /// How long the timelock query may take (the library's own IQ bound is 75 s).
 const QUERY_BOUND: Duration = Duration::from_secs(20);
 

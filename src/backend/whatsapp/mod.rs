@@ -5,9 +5,10 @@
 //! WhatsApp delivers (messages, receipts, its acks of what the session sent)
 //! committed to the session's inbox; every kind of outbound message sent under the
 //! daemon's own id (`send`); the reach-out timelock, pushed or asked for after a
-//! 463 (`health`); messages it could not decrypt, their placeholders and what the
-//! phone sent again (`recovered`); the WhatsApp Web version they announce, pinned
-//! or resolved (`version`).
+//! 463 (`health`); a rate limit, stream error 429 (`rate_limit`); messages it
+//! could not decrypt, their placeholders and what the phone sent again
+//! (`recovered`); the WhatsApp Web version they announce, pinned or resolved
+//! (`version`).
 
 mod client;
 mod commit_retry;
@@ -22,6 +23,7 @@ mod inbound_media;
 mod media;
 mod media_message;
 mod pairing;
+mod rate_limit;
 mod reach;
 mod recovered;
 mod runtime;
@@ -29,6 +31,8 @@ mod send;
 mod shared;
 mod store;
 pub mod version;
+
+use std::time::Duration;
 
 use tracing::info_span;
 
@@ -51,11 +55,16 @@ pub struct WhatsappBackend {
 }
 
 impl WhatsappBackend {
-    /// A backend keeping stores under `data`, announcing `versions`, dialing `url`.
-    pub fn new(data: DataDir, versions: WaVersions, url: WhatsappUrl) -> Self {
+    /// A backend keeping stores under `data`, announcing `versions`, dialing `url`;
+    /// a stream error 429 shows as a rate limit for `rate_limit_pause`.
+    pub fn new(data: DataDir, versions: WaVersions, url: WhatsappUrl, rate_limit_pause: Duration) -> Self {
         Self {
             data,
-            dial: Dial { versions, url },
+            dial: Dial {
+                versions,
+                url,
+                rate_limit_pause,
+            },
         }
     }
 
@@ -124,7 +133,7 @@ mod tests {
             .port();
         let url = WhatsappUrl::parse(&format!("ws://127.0.0.1:{port}/ws/chat")).unwrap();
         let versions = WaVersions::pinned(DEFAULT_WA_VERSION, Arc::default());
-        WhatsappBackend::new(DataDir::open(dir).unwrap(), versions, url)
+        WhatsappBackend::new(DataDir::open(dir).unwrap(), versions, url, Duration::from_secs(60))
     }
 
     fn inbox(dir: &std::path::Path) -> crate::events::Inbox {

@@ -55,6 +55,13 @@ impl Shared {
         self.closed.load(Ordering::SeqCst)
     }
 
+    /// Resolves once the connection let its client go (closed, logged out or
+    /// dropped); never while the client is still in use.
+    pub async fn client_gone(&self) {
+        let mut built = self.client.subscribe();
+        let _ = built.wait_for(Option::is_none).await;
+    }
+
     /// The client, waiting for it to be built until `deadline`.
     pub async fn client(&self, deadline: Instant) -> Result<Arc<Client>, BackendError> {
         let mut built = self.client.subscribe();

@@ -104,7 +104,7 @@ fn campaigns_take_turns_by_id() {
 }
 
 #[test]
-fn a_ban_a_logout_a_lost_connection_and_a_rate_limit_pause_the_session() {
+fn a_ban_a_logout_a_rate_limit_and_a_lost_connection_pause_the_session() {
     let now = SystemTime::now();
     let later = now + Duration::from_secs(60);
     let healthy = AccountHealth::default();
@@ -136,6 +136,21 @@ fn a_ban_a_logout_a_lost_connection_and_a_rate_limit_pause_the_session() {
     assert_eq!(
         session_pause(Status::Connected, &limited, now),
         Some(Auto::Pause(PauseReason::RateLimited, Some(later)))
+    );
+    assert_eq!(
+        session_pause(Status::Reconnecting, &limited, now),
+        Some(Auto::Pause(PauseReason::RateLimited, Some(later))),
+        "a rate limit names its end, though the 429 closed the connection"
+    );
+    assert_eq!(
+        session_pause(Status::Reconnecting, &limited, later),
+        Some(Auto::Pause(PauseReason::SessionNotConnected, None)),
+        "once it ends, the connection decides"
+    );
+    assert_eq!(
+        session_pause(Status::LoggedOut, &limited, now),
+        Some(Auto::Pause(PauseReason::LoggedOut, None)),
+        "a logout outlasts any rate limit"
     );
     let barred = AccountHealth {
         reachout_restricted_until: Some(later.into()),

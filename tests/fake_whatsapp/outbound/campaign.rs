@@ -3,11 +3,16 @@
 //! campaign fixed for them and are server-acked; with new chats barred, the item
 //! nacked 463 is FAILED for good, items to new contacts wait (REACHOUT_RESTRICTED
 //! until the timelock ends) and then go; a temporary ban pauses the campaign
-//! (TEMP_BANNED) until the session is back; with `skip_unregistered` the numbers
-//! not on WhatsApp are SKIPPED (nothing reaches them, not even typing) after one
-//! lookup for the whole batch, and a second campaign is answered from the cache.
+//! (TEMP_BANNED) until the session is back; a rate limit (stream error 429)
+//! pauses it (RATE_LIMITED) for `--rate-limit-pause`, sending nothing meanwhile,
+//! then it resumes by itself; with `skip_unregistered` the numbers not on WhatsApp
+//! are SKIPPED (nothing reaches them, not even typing) after one lookup for the
+//! whole batch, and a second campaign is answered from the cache.
 
-use std::time::{Duration, SystemTime};
+use std::{
+    collections::HashSet,
+    time::{Duration, SystemTime},
+};
 
 use wa_sessiond::proto::{
     campaign_item, campaign_service_client::CampaignServiceClient, Campaign, CampaignItem, CampaignItemStatus,
@@ -21,6 +26,7 @@ alike! {
     a_campaigns_items_reach_the_server_under_their_ids_and_are_server_acked => end_to_end;
     a_463_and_barred_new_chats_hold_new_contacts_and_a_temp_ban_pauses_until_it_ends => protective_pauses;
     unregistered_numbers_are_skipped_after_one_lookup_and_the_verdicts_are_cached => skip_unregistered;
+    a_429_pauses_rate_limited_for_the_rate_limit_pause_sends_nothing_meanwhile_then_resumes_to_done => rate_limited;
 }
 
 const BOUND: Duration = Duration::from_secs(30);
@@ -304,5 +310,79 @@ async fn skip_unregistered(phone: &impl Phone) {
     assert!(received.iter().any(|m| m.to == jid(&gone[3]) && m.kind == Kind::Text));
     let (last, _) = phone.set_registered(&daemon, &[], false).await;
     assert_eq!(last, after, "no lookup with the flag off");
+    daemon.stop().await;
+}
+
+/// How far a stated resume time may stray from the one expected (stored in ms).
+const RESUME_SLACK: Duration = Duration::from_millis(100);
+
+/// How long before the stated resume the watch for sends stops.
+const RESUME_MARGIN: Duration = Duration::from_millis(200);
+
+async fn rate_limited(phone: &impl Phone) {
+    let daemon = linked(phone, "limited").await;
+    let items = (0..8).map(|i| item(&format!("r{i}"), FRIEND)).collect();
+    let mut client = CampaignServiceClient::new(daemon.channel().await);
+    client
+        .create_campaign(request("paced", "limited", items, 100, 150))
+        .await
+        .unwrap();
+    campaign_until(&daemon, "paced", "two sent", |c| {
+        c.counts.as_ref().unwrap().pending <= 6
+    })
+    .await;
+
+    let before = SystemTime::now();
+    phone.rate_limit(&daemon, "limited", OWNER).await;
+    let paused = campaign_until(&daemon, "paced", "PAUSED RATE_LIMITED", |c| {
+        is(c, CampaignState::Paused, PauseReason::RateLimited)
+    })
+    .await;
+    let seen = SystemTime::now();
+    let resume_at = SystemTime::try_from(paused.resume_at.expect("a resume_at")).unwrap();
+    assert!(
+        resume_at + RESUME_SLACK >= before + RATE_LIMIT_PAUSE && resume_at <= seen + RATE_LIMIT_PAUSE,
+        "resume_at {resume_at:?}: --rate-limit-pause ({RATE_LIMIT_PAUSE:?}) after the 429, heard between {before:?} and {seen:?}"
+    );
+    let request = GetAccountHealthRequest {
+        session_id: "limited".into(),
+    };
+    let health = daemon.sessions().await.get_account_health(request).await.unwrap();
+    assert_eq!(
+        health.into_inner().rate_limited_until,
+        paused.resume_at,
+        "the account shows the rate limit the campaign waits out"
+    );
+    let waiting: HashSet<String> = items_of(&daemon, "paced")
+        .await
+        .into_iter()
+        .filter(|r| r.status == CampaignItemStatus::Pending as i32)
+        .map(|r| format!("campaign item {}", r.item_id))
+        .collect();
+    assert!(!waiting.is_empty(), "items left to send: {paused:?}");
+    let quiet = resume_at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default()
+        .saturating_sub(RESUME_MARGIN);
+    stays_false(
+        quiet,
+        "an item waiting out the rate limit reached the server",
+        || async {
+            let received = phone.received(&daemon, "limited", OWNER).await;
+            received.iter().any(|m| waiting.contains(&m.text))
+        },
+    )
+    .await;
+
+    let done = campaign_until(&daemon, "paced", "DONE after the rate limit", |c| {
+        c.state == CampaignState::Done as i32
+    })
+    .await;
+    assert_eq!(done.counts.as_ref().unwrap().failed, 0, "{done:?}");
+    let received = phone.received(&daemon, "limited", OWNER).await;
+    for result in items_of(&daemon, "paced").await {
+        let at = received.iter().filter(|m| m.id == result.message_id).count();
+        assert_eq!(at, 1, "{} once at the server under its id", result.item_id);
+    }
     daemon.stop().await;
 }
