@@ -215,18 +215,34 @@ pub fn gauges(conn: &Connection) -> Result<(ByState, Counts), DbError> {
     })?;
     let by_state = rows.collect::<Result<_, _>>()?;
     let counts = conn.query_row(
-        "SELECT 0, '', '', 0, 0, 0, '{}', '{}', '', 0, COALESCE(SUM(total), 0), COALESCE(SUM(pending), 0),
+        "SELECT COALESCE(SUM(total), 0), COALESCE(SUM(pending), 0),
          COALESCE(SUM(sending), 0), COALESCE(SUM(sent), 0), COALESCE(SUM(server_ack), 0), COALESCE(SUM(delivered), 0),
          COALESCE(SUM(read), 0), COALESCE(SUM(failed), 0), COALESCE(SUM(skipped), 0), COALESCE(SUM(cancelled), 0)
          FROM campaigns",
         [],
-        campaign_row,
+        |r| counts_from(r, 0),
     )?;
-    Ok((by_state, counts.counts))
+    Ok((by_state, counts))
+}
+
+/// The ten counts (total first) from column `first` of `r` on.
+fn counts_from(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Counts> {
+    let count = |i: usize| r.get::<_, i64>(first + i).map(|v| v.max(0) as u64);
+    Ok(Counts {
+        total: count(0)?,
+        pending: count(1)?,
+        sending: count(2)?,
+        sent: count(3)?,
+        server_ack: count(4)?,
+        delivered: count(5)?,
+        read: count(6)?,
+        failed: count(7)?,
+        skipped: count(8)?,
+        cancelled: count(9)?,
+    })
 }
 
 fn campaign_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CampaignRow> {
-    let count = |i: usize| r.get::<_, i64>(i).map(|v| v.max(0) as u64);
     let resume_ms: i64 = r.get(5)?;
     let pacing: String = r.get(6)?;
     let labels: String = r.get(7)?;
@@ -242,18 +258,7 @@ fn campaign_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CampaignRow> {
         labels: serde_json::from_str(&labels).map_err(bad)?,
         fingerprint: r.get(8)?,
         created_at: from_unix_ms(r.get::<_, i64>(9)?.max(0) as u64),
-        counts: Counts {
-            total: count(10)?,
-            pending: count(11)?,
-            sending: count(12)?,
-            sent: count(13)?,
-            server_ack: count(14)?,
-            delivered: count(15)?,
-            read: count(16)?,
-            failed: count(17)?,
-            skipped: count(18)?,
-            cancelled: count(19)?,
-        },
+        counts: counts_from(r, 10)?,
     })
 }
 

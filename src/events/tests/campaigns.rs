@@ -210,3 +210,19 @@ async fn a_lookup_caches_its_verdicts_and_skips_only_pending_items_not_on_whatsa
         "the verdicts go with the session"
     );
 }
+
+#[tokio::test]
+async fn the_gauges_count_campaigns_by_state_and_sum_their_items() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(&dir);
+    let (by_state, counts) = log.campaign_gauges().await.unwrap();
+    assert!(by_state.is_empty());
+    assert_eq!(counts.total, 0);
+    log.create_campaign(new_campaign(3)).await.unwrap();
+    assert!(matches!(log.accept(accept(0)).await.unwrap(), Accepted::New { .. }));
+    let (by_state, counts) = log.campaign_gauges().await.unwrap();
+    assert_eq!(by_state.len(), 1, "{by_state:?}");
+    assert_eq!(by_state[0].0, crate::proto::CampaignState::Running);
+    assert_eq!(by_state[0].2, 1);
+    assert_eq!((counts.total, counts.pending, counts.sending), (3, 2, 1), "{counts:?}");
+}
