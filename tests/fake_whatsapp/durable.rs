@@ -2,11 +2,12 @@
 //! message whose first commit the event log refused is logged within the retry
 //! bound on the same connection; logging out a session that is not connected
 //! logs what WhatsApp held for it before the device is unlinked; and a logout
-//! whose unlink WhatsApp refuses says so instead of reporting a clean logout.
+//! whose unlink WhatsApp refuses, or that could not ask WhatsApp at all, says so
+//! instead of reporting a clean logout.
 
 use std::time::Duration;
 
-use fake_whatsapp::proto::RefuseUnlinksRequest;
+use fake_whatsapp::proto::{FailConnectsRequest, RefuseUnlinksRequest};
 use wa_sessiond::proto::{DisconnectSessionRequest, EventKind, LogoutSessionRequest, Session, SessionStatus};
 
 use super::{
@@ -167,4 +168,48 @@ async fn a_logout_whose_unlink_whatsapp_refuses_on_the_open_connection_says_so()
 #[tokio::test]
 async fn a_logout_whose_unlink_whatsapp_refuses_from_the_stored_credentials_says_so() {
     refused_unlink_is_reported(false).await;
+}
+
+#[tokio::test]
+async fn a_logout_that_could_not_reach_whatsapp_to_unlink_says_so_and_still_logs_out_here() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), fake.wire()).await;
+    linked_but_disconnected(&daemon, &fake, "lou", OWNER).await;
+    // Every connection is refused before its handshake: the stored device cannot
+    // log in, so the unlink request is never sent.
+    let refuse = FailConnectsRequest { count: 1_000 };
+    fake.control.clone().fail_connects(refuse).await.unwrap();
+
+    let session = logout(&daemon, "lou").await;
+    assert_eq!(
+        status(&session),
+        SessionStatus::LoggedOut,
+        "logged out here all the same"
+    );
+    for said in [
+        "logged out here, but whatsapp could not be told",
+        "whatsapp was not asked to unlink it",
+        "remove the device under Linked devices",
+    ] {
+        assert!(
+            session.last_error.contains(said),
+            "the answer says the unlink was not sent ({said}): {:?}",
+            session.last_error
+        );
+    }
+    let read = daemon.sessions().await.get_session(peek("lou")).await.unwrap().into_inner();
+    assert_eq!(status(&read), SessionStatus::LoggedOut);
+    assert_eq!(read.last_error, session.last_error, "last_error keeps it");
+    assert!(
+        !dir.path().join("sessions/lou/whatsapp.db").exists(),
+        "its credentials are wiped either way"
+    );
+
+    let open = FailConnectsRequest { count: 0 };
+    fake.control.clone().fail_connects(open).await.unwrap();
+    let still = fake.phone_logout(OWNER).await;
+    assert_eq!(still, 1, "whatsapp still lists the device: the answer was true");
+    daemon.stop().await;
+    fake.running.stop().await;
 }
