@@ -163,8 +163,13 @@ async fn the_periodic_refresh_picks_up_a_newer_version_without_a_405_or_a_restar
     retire_below(&fake, NEWER).await;
     wait_version(&daemon, &dotted(NEWER), "resolved").await;
     assert_eq!(announced(&fake).await, Vec::<String>::new(), "no connection so far");
-    let stored = std::fs::read_to_string(dir.path().join("whatsapp-version.json")).unwrap();
-    assert!(stored.contains(&dotted(NEWER)), "{stored}");
+    // Stored just after it is exported.
+    let file = dir.path().join("whatsapp-version.json");
+    wait_for(STEP_BOUND, "the newer version stored", || async {
+        let stored = std::fs::read_to_string(&file).ok()?;
+        stored.contains(&dotted(NEWER)).then_some(())
+    })
+    .await;
 
     // The next connection announces it, and is admitted at once.
     pair(&daemon, &fake, "yara", "15550007004").await;
