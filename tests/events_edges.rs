@@ -218,7 +218,10 @@ async fn a_consumer_whose_position_expired_moves_on_with_after_cursor_and_resume
         async move { client.stream_events(resume).await.err() }
     })
     .await;
-    assert_eq!(expired.get_details_error_info().expect("ErrorInfo").reason, "CURSOR_EXPIRED");
+    assert_eq!(
+        expired.get_details_error_info().expect("ErrorInfo").reason,
+        "CURSOR_EXPIRED"
+    );
 
     // What is kept, read anonymously up to the flood's last message (again if a
     // trim still under way expires the reader).

@@ -40,7 +40,10 @@ async fn a_soft_limit_below_the_hard_one_is_raised_at_start_logged_and_exported(
     // connection and the reads of /proc come and go).
     let exported = scrape.value("wa_sessiond_open_files", &[]);
     let seen = daemon.open_files().len() as f64;
-    assert!(exported >= 5.0, "a daemon with its listeners and log holds some: {exported}");
+    assert!(
+        exported >= 5.0,
+        "a daemon with its listeners and log holds some: {exported}"
+    );
     assert!(
         (exported - seen).abs() <= 4.0,
         "exported {exported} open files, /proc shows {seen}"

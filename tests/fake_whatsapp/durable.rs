@@ -198,7 +198,13 @@ async fn a_logout_that_could_not_reach_whatsapp_to_unlink_says_so_and_still_logs
             session.last_error
         );
     }
-    let read = daemon.sessions().await.get_session(peek("lou")).await.unwrap().into_inner();
+    let read = daemon
+        .sessions()
+        .await
+        .get_session(peek("lou"))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(status(&read), SessionStatus::LoggedOut);
     assert_eq!(read.last_error, session.last_error, "last_error keeps it");
     assert!(

@@ -120,7 +120,11 @@ async fn an_operator_logout_ends_every_link_issued_before_and_a_new_one_works() 
         assert!(resumed.body.contains("event: gone"), "{id}: {}", resumed.body);
         // A new link is needed to pair again, and it works.
         let fresh = daemon.link(id, None, "").await;
-        assert_eq!(http::get(&fresh).await.status, 200, "{id}: a link issued after the logout");
+        assert_eq!(
+            http::get(&fresh).await.status,
+            200,
+            "{id}: a link issued after the logout"
+        );
     }
     let scrape = daemon.daemon.scrape().await;
     assert!(scrape.value("wa_sessiond_link_refusals_total", &[("reason", "revoked")]) >= 6.0);
