@@ -1,7 +1,8 @@
 //! EventService at its edges: it needs the bearer token like every other service (a
 //! regression would expose every message body); a stream's session filter is
 //! deduplicated and capped; a consumer whose position was trimmed away moves on when
-//! it follows CURSOR_EXPIRED's advice (from_beginning); named consumers are capped
+//! it follows CURSOR_EXPIRED's advice (from_beginning) or is given a cursor
+//! (after_cursor), and its next ack is where it resumes; named consumers are capped
 //! (`--max-consumers`) and an operator can delete one; on the emulator, a message
 //! the device cannot decrypt is logged as a placeholder, then once as recovered by
 //! the phone, however often its id is delivered.
@@ -137,6 +138,129 @@ async fn a_consumer_whose_position_expired_moves_on_with_from_beginning() {
         .into_inner();
     let oldest_kept = common::next(&mut stream).await.unwrap().cursor;
     assert!(oldest_kept > first, "{oldest_kept} after {first}");
+    daemon.stop().await;
+}
+
+/// A text of about 300 bytes, numbered.
+fn long_text(n: usize) -> String {
+    format!("{n:03} {}", "x".repeat(300))
+}
+
+/// `from` sends `text` to `session` on the emulated phone.
+async fn deliver(daemon: &Daemon, session: &str, text: &str) {
+    let request = proto::DeliverMessageRequest {
+        session_id: session.into(),
+        from: "15550006666".into(),
+        text: text.into(),
+        ..Default::default()
+    };
+    daemon.phone().await.deliver_message(request).await.unwrap();
+}
+
+/// The cursors of the message events kept, oldest first, up to the one whose text is
+/// `last`; None if the read expired.
+async fn kept_cursors(mut client: EventServiceClient<Channel>, last: String) -> Option<Vec<String>> {
+    let kept = StreamEventsRequest {
+        from_beginning: true,
+        kinds: vec![proto::EventKind::Message as i32],
+        ..Default::default()
+    };
+    let mut stream = client.stream_events(kept).await.ok()?.into_inner();
+    let mut cursors = Vec::new();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("a stream message within 10s")
+            .ok()??;
+        cursors.push(event.cursor.clone());
+        if message(event).2 == last {
+            return Some(cursors);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_consumer_whose_position_expired_moves_on_with_after_cursor_and_resumes_after_its_next_ack() {
+    // A byte cap the flood below overflows: once the flood stops nothing more is
+    // trimmed, so what is kept stays put while the test reads it.
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |config| {
+        config.events.event_retention_bytes = 4096;
+        config.events.event_trim_interval = Duration::from_millis(100);
+    })
+    .await;
+    paired(&daemon, "fay").await;
+    let mut client = events(&daemon).await;
+    let named = StreamEventsRequest {
+        consumer: "billing".into(),
+        from_beginning: true,
+        ..Default::default()
+    };
+    let mut stream = client.stream_events(named).await.unwrap().into_inner();
+    let first = common::next(&mut stream).await.unwrap().cursor;
+    drop(stream);
+    let ack = |cursor: &str| AckEventsRequest {
+        consumer: "billing".into(),
+        cursor: cursor.into(),
+    };
+    client.ack_events(ack(&first)).await.unwrap();
+
+    const FLOOD: usize = 30;
+    for n in 0..FLOOD {
+        deliver(&daemon, "fay", &long_text(n)).await;
+    }
+    let resume = StreamEventsRequest {
+        consumer: "billing".into(),
+        ..Default::default()
+    };
+    let expired = wait_for(Duration::from_secs(20), "the consumer's position to expire", || {
+        let (mut client, resume) = (client.clone(), resume.clone());
+        async move { client.stream_events(resume).await.err() }
+    })
+    .await;
+    assert_eq!(
+        expired.get_details_error_info().expect("ErrorInfo").reason,
+        "CURSOR_EXPIRED"
+    );
+
+    // What is kept, read anonymously up to the flood's last message (again if a
+    // trim still under way expires the reader).
+    let cursors = wait_for(Duration::from_secs(20), "the flood's kept messages", || {
+        kept_cursors(client.clone(), long_text(FLOOD - 1))
+    })
+    .await;
+    assert!(cursors.len() >= 2 && cursors.len() < FLOOD, "{} kept", cursors.len());
+
+    // Given a cursor, the expired consumer starts right after it.
+    let before_last = cursors[cursors.len() - 2].clone();
+    let last = cursors[cursors.len() - 1].clone();
+    let moved = StreamEventsRequest {
+        consumer: "billing".into(),
+        after_cursor: before_last,
+        ..Default::default()
+    };
+    let mut stream = client
+        .stream_events(moved)
+        .await
+        .expect("after_cursor moves it on")
+        .into_inner();
+    let next = common::next(&mut stream).await.unwrap();
+    assert_eq!(next.cursor, last);
+    assert_eq!(message(next).2, long_text(FLOOD - 1));
+    drop(stream);
+
+    // Its ack is stored, and a plain resume starts after it.
+    let stored = client.ack_events(ack(&last)).await.unwrap().into_inner();
+    assert_eq!(stored.cursor, last);
+    deliver(&daemon, "fay", "after the ack").await;
+    let mut stream = client
+        .stream_events(resume)
+        .await
+        .expect("resumes at its acked position")
+        .into_inner();
+    let next = common::next(&mut stream).await.unwrap();
+    assert!(next.cursor > last, "{} after {last}", next.cursor);
+    assert_eq!(message(next).2, "after the ack");
     daemon.stop().await;
 }
 

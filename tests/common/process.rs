@@ -71,6 +71,17 @@ pub fn sw_js_of(whatsapp_url: &str) -> String {
     format!("http://{authority}/sw.js")
 }
 
+/// This test build's binary run through `prlimit`, under an open-files limit of
+/// `soft` and `hard`.
+fn under_nofile(soft: u64, hard: u64) -> Command {
+    let mut command = Command::new("prlimit");
+    command
+        .arg(format!("--nofile={soft}:{hard}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_wa-sessiond"));
+    command
+}
+
 impl Process {
     /// Starts the binary on `data_dir` with `extra` flags; returns once it listens
     /// (it may still be restoring: see `wait_ready`).
@@ -112,11 +123,7 @@ impl Process {
     /// under an open-files limit of `nofile` (soft and hard, as `ulimit -n` sets
     /// them), and waits until it is ready.
     pub async fn start_real_with_nofile(data_dir: &Path, whatsapp_url: &str, nofile: u64, extra: &[&str]) -> Self {
-        let mut command = Command::new("prlimit");
-        command
-            .arg(format!("--nofile={nofile}:{nofile}"))
-            .arg("--")
-            .arg(env!("CARGO_BIN_EXE_wa-sessiond"));
+        let command = under_nofile(nofile, nofile);
         let sw_js = sw_js_of(whatsapp_url);
         let real = [
             "--backend",
@@ -127,6 +134,14 @@ impl Process {
             &sw_js,
         ];
         let process = Self::launch(command, data_dir, &real, extra).await;
+        process.wait_ready().await;
+        process
+    }
+
+    /// Starts this test build's binary on the emulator under an open-files limit of
+    /// `soft` (what `ulimit -Sn` sets) and `hard`, and waits until it is ready.
+    pub async fn start_with_nofile(data_dir: &Path, soft: u64, hard: u64, extra: &[&str]) -> Self {
+        let process = Self::launch(under_nofile(soft, hard), data_dir, &EMULATOR, extra).await;
         process.wait_ready().await;
         process
     }
@@ -249,6 +264,14 @@ impl Process {
     pub fn open_files(&self) -> Vec<PathBuf> {
         let fds = std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).unwrap();
         fds.filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok()).collect()
+    }
+
+    /// Its open-files limit now, as (soft, hard) from `/proc/<pid>/limits`.
+    pub fn nofile(&self) -> (u64, u64) {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.child.id())).unwrap();
+        let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+        let mut numbers = line.split_whitespace().filter_map(|word| word.parse().ok());
+        (numbers.next().unwrap(), numbers.next().unwrap())
     }
 
     /// kill -9.

@@ -2,16 +2,22 @@
 //! message whose first commit the event log refused is logged within the retry
 //! bound on the same connection; logging out a session that is not connected
 //! logs what WhatsApp held for it before the device is unlinked; and a logout
-//! whose unlink WhatsApp refuses says so instead of reporting a clean logout.
+//! whose unlink WhatsApp refuses, or that could not ask WhatsApp at all, says so
+//! instead of reporting a clean logout.
 
 use std::time::Duration;
 
-use fake_whatsapp::proto::RefuseUnlinksRequest;
-use wa_sessiond::proto::{DisconnectSessionRequest, EventKind, LogoutSessionRequest, Session, SessionStatus};
+use fake_whatsapp::proto::{FailConnectsRequest, RefuseUnlinksRequest, ScanQrRequest};
+use tonic::transport::Channel;
+use wa_sessiond::proto::{
+    session_service_client::SessionServiceClient, DisconnectSessionRequest, EventKind, LogoutSessionRequest, Session,
+    SessionStatus,
+};
 
 use super::{
     common::{
         fake::{logged_messages, until_logged},
+        process::Process,
         *,
     },
     pair, wait_until, Fake, STEP_BOUND,
@@ -167,4 +173,88 @@ async fn a_logout_whose_unlink_whatsapp_refuses_on_the_open_connection_says_so()
 #[tokio::test]
 async fn a_logout_whose_unlink_whatsapp_refuses_from_the_stored_credentials_says_so() {
     refused_unlink_is_reported(false).await;
+}
+
+/// Waits (bounded) until `id`, read through `client`, is `wanted`.
+async fn wait_status(client: &SessionServiceClient<Channel>, id: &str, wanted: SessionStatus) {
+    let what = format!("{id} {}", wanted.as_str_name());
+    wait_for(STEP_BOUND, &what, || {
+        let mut client = client.clone();
+        async move {
+            let session = client.get_session(peek(id)).await.ok()?.into_inner();
+            (status(&session) == wanted).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_logout_that_could_not_reach_whatsapp_to_unlink_says_so_and_still_logs_out_here() {
+    // The binary, so its warn line can be read too.
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Process::start_real(dir.path(), &fake.running.url(), &[]).await;
+    let mut client = daemon.sessions().await;
+    let created = client.create_session(create("lou")).await.unwrap().into_inner();
+    let scan = ScanQrRequest {
+        code: created.qr.expect("a first qr code").code,
+        phone_number: OWNER.into(),
+    };
+    fake.control.clone().scan_qr(scan).await.unwrap();
+    wait_status(&client, "lou", SessionStatus::Connected).await;
+    let stop = DisconnectSessionRequest {
+        session_id: "lou".into(),
+    };
+    client.disconnect_session(stop).await.unwrap();
+    wait_status(&client, "lou", SessionStatus::Disconnected).await;
+    fake.wait_open(0).await;
+    // Every connection is refused before its handshake: the stored device cannot
+    // log in, so the unlink request is never sent.
+    let refuse = FailConnectsRequest { count: 1_000 };
+    fake.control.clone().fail_connects(refuse).await.unwrap();
+
+    let request = LogoutSessionRequest {
+        session_id: "lou".into(),
+    };
+    let answer = tokio::time::timeout(STEP_BOUND * 2, client.logout_session(request)).await;
+    let session = answer
+        .expect("the logout answers within the bound")
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status(&session),
+        SessionStatus::LoggedOut,
+        "logged out here all the same"
+    );
+    for said in [
+        "logged out here, but whatsapp could not be told",
+        "whatsapp was not asked to unlink it",
+        "remove the device under Linked devices",
+    ] {
+        assert!(
+            session.last_error.contains(said),
+            "the answer says the unlink was not sent ({said}): {:?}",
+            session.last_error
+        );
+    }
+    let read = client.get_session(peek("lou")).await.unwrap().into_inner();
+    assert_eq!(status(&read), SessionStatus::LoggedOut);
+    assert_eq!(read.last_error, session.last_error, "last_error keeps it");
+    assert!(
+        !dir.path().join("sessions/lou/whatsapp.db").exists(),
+        "its credentials are wiped either way"
+    );
+    let warned =
+        daemon.log().await.into_iter().find(|line| {
+            line.contains("WARN") && line.contains("logged out here, but whatsapp did not unlink the device")
+        });
+    let warned = warned.expect("a warn line says the device was not unlinked");
+    assert!(warned.contains("lou") && warned.contains("was not asked"), "{warned}");
+
+    let open = FailConnectsRequest { count: 0 };
+    fake.control.clone().fail_connects(open).await.unwrap();
+    let still = fake.phone_logout(OWNER).await;
+    assert_eq!(still, 1, "whatsapp still lists the device: the answer was true");
+    drop(daemon);
+    fake.running.stop().await;
 }

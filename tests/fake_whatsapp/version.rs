@@ -3,8 +3,9 @@
 //! version the fake's sw.js names (and keeps it in the data dir for the next
 //! start); when the fake raises its minimum, a CONNECTED session goes through
 //! CLIENT_OUTDATED and is CONNECTED again on the new version, without a new QR
-//! code or a restart; a version pinned below the minimum stops the session with
-//! the upgrade message.
+//! code or a restart; the periodic refresh (`--wa-version-refresh`) picks up a
+//! newer version sw.js names with no 405 to prompt it; a version pinned below the
+//! minimum stops the session with the upgrade message.
 
 use std::time::Duration;
 
@@ -143,6 +144,37 @@ async fn a_retired_version_takes_a_connected_session_through_client_outdated_bac
     let versions = announced(&fake).await;
     assert_eq!(versions.last(), Some(&dotted(NEWER)), "{versions:?}");
     wait_version(&daemon, &dotted(NEWER), "resolved").await;
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn the_periodic_refresh_picks_up_a_newer_version_without_a_405_or_a_restart() {
+    let fake = Fake::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), |config| {
+        fake.wire()(config);
+        config.wa_version_refresh = Duration::from_secs(1);
+    })
+    .await;
+    wait_version(&daemon, BUILTIN, "resolved").await;
+
+    // sw.js names a newer version; nothing is connected, so no 405 can prompt a
+    // fetch: only the periodic refresh finds it.
+    retire_below(&fake, NEWER).await;
+    wait_version(&daemon, &dotted(NEWER), "resolved").await;
+    assert_eq!(announced(&fake).await, Vec::<String>::new(), "no connection so far");
+    // Stored just after it is exported.
+    let file = dir.path().join("whatsapp-version.json");
+    wait_for(STEP_BOUND, "the newer version stored", || async {
+        let stored = std::fs::read_to_string(&file).ok()?;
+        stored.contains(&dotted(NEWER)).then_some(())
+    })
+    .await;
+
+    // The next connection announces it, and is admitted at once.
+    pair(&daemon, &fake, "yara", "15550007004").await;
+    let seen = announced(&fake).await;
+    assert!(!seen.is_empty() && seen.iter().all(|v| *v == dotted(NEWER)), "{seen:?}");
     daemon.stop().await;
 }
 

@@ -1,10 +1,10 @@
 //! No one takes the page down without a token, nor holds it with slow or stalled
 //! connections: the token is checked before any body is read, a head or body sent
 //! byte by byte is cut after `--link-read-timeout`, connections per client address
-//! and feeds per link are capped (429), and a feed whose client stopped reading ends
-//! and frees its connection.
+//! and feeds per link are capped (429), a feed whose client stopped reading ends
+//! and frees its connection, and an open feed ends at its link's expiry.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -217,5 +217,53 @@ async fn a_feed_whose_client_stopped_reading_ends_and_frees_its_connection() {
     })
     .await;
     drop(stalled);
+    daemon.daemon.stop().await;
+}
+
+#[tokio::test]
+async fn an_open_feed_ends_at_its_links_expiry() {
+    // Idle timeout and codes far longer than the link: only the expiry can end it.
+    let daemon = LinkDaemon::start(|c| {
+        c.emulator_first_qr_ttl = Duration::from_secs(60);
+        c.emulator_next_qr_ttl = Duration::from_secs(60);
+        c.link.link_idle_timeout = Duration::from_secs(120);
+    })
+    .await;
+    daemon
+        .daemon
+        .sessions()
+        .await
+        .create_session(common::create("eli"))
+        .await
+        .unwrap();
+    let ttl = Duration::from_secs(3);
+    let issued = Instant::now();
+    let url = daemon.link("eli", Some(ttl), "").await;
+    let mut open = feed(&url).await;
+    open.read_until(SHOWN, "the code", |body| body.contains("SESSION_STATUS_QR_WAITING"))
+        .await;
+    assert!(!open.answer.body.contains("event: gone"), "{}", open.answer.body);
+
+    open.read_until(ttl + SHOWN, "the feed to say the link is gone", |body| {
+        body.contains("event: gone")
+    })
+    .await;
+    // The link was issued after `issued`, so it cannot have expired before `ttl` from
+    // then (a second's slack for the token's millisecond rounding).
+    let ended_after = issued.elapsed();
+    assert!(
+        ended_after + Duration::from_secs(1) >= ttl,
+        "ended {ended_after:?} after the link was issued, before its {ttl:?}"
+    );
+    open.read_to_close(SHOWN).await;
+    let feeds_open = || async { daemon.daemon.scrape().await.value("wa_sessiond_link_feeds_open", &[]) };
+    common::wait_for(SHOWN, "the expired feed's place to be freed", || async {
+        (feeds_open().await == 0.0).then_some(())
+    })
+    .await;
+
+    let expired = http::get(&url).await;
+    assert_eq!(expired.status, 410, "{}", expired.body);
+    assert!(expired.body.contains("It has expired"), "{}", expired.body);
     daemon.daemon.stop().await;
 }

@@ -132,4 +132,20 @@ impl Feed {
             .await
             .unwrap_or_else(|_| panic!("timed out after {bound:?} waiting for {what}: {}", self.answer.body));
     }
+
+    /// Reads on until the server closes the connection (panics past `bound`).
+    pub async fn read_to_close(&mut self, bound: Duration) {
+        let read = async {
+            loop {
+                let mut chunk = [0u8; 4096];
+                match self.stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => self.answer.body.push_str(&String::from_utf8_lossy(&chunk[..n])),
+                }
+            }
+        };
+        tokio::time::timeout(bound, read)
+            .await
+            .unwrap_or_else(|_| panic!("the server kept the feed open past {bound:?}: {}", self.answer.body));
+    }
 }

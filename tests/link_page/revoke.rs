@@ -6,9 +6,10 @@
 //! page does is counted on `/metrics`.
 
 use tonic::Code;
-use wa_sessiond::proto::{DisconnectSessionRequest, RevokeLinksRequest};
+use wa_sessiond::proto::{DisconnectSessionRequest, LogoutSessionRequest, RevokeLinksRequest, SessionStatus};
 
 use super::{
+    common,
     http::{self, Answer},
     link_daemon::{LinkDaemon, SHOWN},
 };
@@ -92,6 +93,41 @@ async fn revoke_links_and_an_operator_stop_end_every_link_issued_before_and_new_
     assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
     let scrape = daemon.daemon.scrape().await;
     assert!(scrape.value("wa_sessiond_link_refusals_total", &[("reason", "revoked")]) >= 5.0);
+    daemon.daemon.stop().await;
+}
+
+#[tokio::test]
+async fn an_operator_logout_ends_every_link_issued_before_and_a_new_one_works() {
+    let daemon = LinkDaemon::start(|_| {}).await;
+    // One session waiting for its scan, one linked (its link issued since).
+    let waiting = daemon.session_with_link("di", "").await;
+    common::paired(&daemon.daemon, "ed").await;
+    let linked = daemon.link("ed", None, "").await;
+    for url in [&waiting, &linked] {
+        assert_eq!(http::get(url).await.status, 200, "before the logout: {url}");
+    }
+
+    let mut sessions = daemon.daemon.sessions().await;
+    for (id, url) in [("di", &waiting), ("ed", &linked)] {
+        let logout = LogoutSessionRequest { session_id: id.into() };
+        sessions.logout_session(logout).await.unwrap();
+        daemon.wait_status(id, SessionStatus::LoggedOut).await;
+        let gone = http::get(url).await;
+        assert_eq!(gone.status, 410, "{id}: {}", gone.body);
+        assert!(gone.body.contains("This link is no longer valid"), "{}", gone.body);
+        assert_eq!(post(&daemon, url, "refresh", "{}").await.status, 410, "{id}");
+        let resumed = http::request("GET", &format!("{url}/events"), &[], "").await;
+        assert!(resumed.body.contains("event: gone"), "{id}: {}", resumed.body);
+        // A new link is needed to pair again, and it works.
+        let fresh = daemon.link(id, None, "").await;
+        assert_eq!(
+            http::get(&fresh).await.status,
+            200,
+            "{id}: a link issued after the logout"
+        );
+    }
+    let scrape = daemon.daemon.scrape().await;
+    assert!(scrape.value("wa_sessiond_link_refusals_total", &[("reason", "revoked")]) >= 6.0);
     daemon.daemon.stop().await;
 }
 
