@@ -16,6 +16,7 @@ use std::{
 };
 
 mod content;
+mod known;
 mod lookup;
 
 use rand::{rngs::StdRng, SeedableRng};
@@ -74,6 +75,8 @@ struct Pacer {
     /// Failed lookups in a row, and no lookup before then.
     lookup_failures: u32,
     lookup_after: Option<Instant>,
+    /// The campaigns and the account's restrictions, as last read.
+    known: known::Known,
 }
 
 /// Runs `session_id`'s pacer until no campaign of it is left to run.
@@ -81,8 +84,10 @@ pub(super) async fn run(shared: Arc<Shared>, session_id: String) {
     let Ok(session) = SessionId::parse(&session_id) else {
         return;
     };
-    let mut changes = shared.log.follow_campaigns(&session_id).plan;
+    let follow = shared.log.follow_campaigns(&session_id);
+    let mut changes = follow.plan;
     let mut pacer = Pacer {
+        known: known::Known::new(follow.control),
         shared: shared.clone(),
         session,
         last_send: None,
@@ -169,16 +174,10 @@ impl Pacer {
             Err(SessionError::NotFound(_)) => return Ok(Step::Exit),
             Err(_) => return Ok(self.retry()),
         };
-        let ours: Vec<CampaignRow> = log
-            .live_campaigns(self.session.as_str())
-            .await?
-            .into_iter()
-            .filter(plan::is_ours)
-            .collect();
+        let (ours, health, fresh) = self.known.get(&self.shared, &self.session).await?;
         if ours.is_empty() {
             return Ok(Step::Exit);
         }
-        let health = log.account_restrictions(self.session.as_str()).await?;
         let now = SystemTime::now();
         if let Some(pause) = plan::session_pause(view.status, &health, now) {
             for campaign in &ours {
@@ -245,6 +244,11 @@ impl Pacer {
                     return self.go(campaign, *item, new).await;
                 }
             }
+        }
+        if !fresh {
+            // Nothing to send as last read: a campaign may have ended since.
+            self.known.forget();
+            return Ok(Step::Again);
         }
         self.forget_plan();
         Ok(Step::Wait {

@@ -27,7 +27,7 @@ mod removal;
 mod signal;
 
 pub use jobs::{Op, Out};
-pub use signal::{Follow, Signals};
+pub use signal::{Change, Follow, Signals};
 
 /// Jobs committed together at most.
 pub const MAX_BATCH: usize = 1024;
@@ -55,9 +55,8 @@ pub struct Writer {
     published: watch::Sender<u64>,
     /// The followers of each session's campaigns.
     signals: Arc<Signals>,
-    /// Sessions whose campaigns' plan this batch changed, and whose items' statuses.
-    changed_plans: HashSet<String>,
-    changed_statuses: HashSet<String>,
+    /// Sessions whose campaigns this batch changed, and how much.
+    changed: HashMap<String, Change>,
     shared: Arc<Shared>,
     metrics: Arc<EventMetrics>,
 }
@@ -108,8 +107,7 @@ impl Writer {
             pending_outbound: Vec::new(),
             published,
             signals: Arc::default(),
-            changed_plans: HashSet::new(),
-            changed_statuses: HashSet::new(),
+            changed: HashMap::new(),
             shared,
             metrics,
         };
@@ -170,11 +168,11 @@ impl Writer {
                     // Until the server took it, an item can end its campaign or
                     // change what is sent next (a refusal); after, only the counts.
                     let seen = [MessageStatus::Delivered, MessageStatus::Read, MessageStatus::Played];
-                    let changed = match seen.iter().any(|s| *s as i32 == update.status) {
-                        true => &mut self.changed_statuses,
-                        false => &mut self.changed_plans,
+                    let change = match seen.iter().any(|s| *s as i32 == update.status) {
+                        true => Change::Statuses,
+                        false => Change::Progress,
                     };
-                    changed.insert(event.session_id.clone());
+                    signal::note(&mut self.changed, &event.session_id, change);
                 }
             }
             last_seqs.insert(&event.session_id, seq);
@@ -270,7 +268,7 @@ impl Writer {
             }
             Op::Accept(accept) => {
                 if accept.campaign.is_some() {
-                    self.changed_plans.insert(accept.session_id.clone());
+                    signal::note(&mut self.changed, &accept.session_id, Change::Progress);
                 }
                 let (accepted, events) = outbound_sql::accept(tx, accept)?;
                 self.append(tx, &events)?;
@@ -281,7 +279,7 @@ impl Writer {
                 self.append(tx, &events).map(|_| Out::Done)
             }
             Op::Forget { session_id, message_id } => {
-                self.changed_plans.insert(session_id.clone());
+                signal::note(&mut self.changed, session_id, Change::Progress);
                 outbound_sql::forget(tx, session_id, message_id).map(|()| Out::Done)
             }
             Op::Update(change) => {
@@ -289,7 +287,7 @@ impl Writer {
                 self.append(tx, &events).map(|_| Out::Done)
             }
             Op::Health { session_id, signal } => {
-                self.changed_plans.insert(session_id.clone());
+                signal::note(&mut self.changed, session_id, Change::Control);
                 let events: Vec<_> = outbound::health_sql::apply(tx, session_id, signal)?
                     .into_iter()
                     .collect();
@@ -302,7 +300,9 @@ impl Writer {
             }
             Op::Campaign(job) => {
                 let done = campaign_sql::run(tx, job)?;
-                self.changed_plans.extend(campaign_sql::session_of(tx, job)?);
+                if let Some(session_id) = campaign_sql::session_of(tx, job)? {
+                    signal::note(&mut self.changed, &session_id, Change::Control);
+                }
                 Ok(Out::Campaign(done))
             }
             Op::DeleteSession(last) => self.delete_session(tx, last).map(|()| Out::Done),
@@ -356,7 +356,7 @@ impl Apply for Writer {
                 self.metrics.campaign_item(status);
             }
         }
-        self.signals.tell(&mut self.changed_plans, &mut self.changed_statuses);
+        self.signals.tell(&mut self.changed);
         if self.pending_head != self.head {
             self.head = self.pending_head;
             self.published.send_replace(self.head);
@@ -372,8 +372,7 @@ impl Apply for Writer {
         self.pending_trimmed = None;
         self.pending_kinds = [0; KINDS];
         self.pending_outbound.clear();
-        self.changed_plans.clear();
-        self.changed_statuses.clear();
+        self.changed.clear();
     }
 }
 

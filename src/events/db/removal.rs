@@ -4,7 +4,7 @@
 
 use rusqlite::{params, Transaction};
 
-use super::{campaign_sql, insert, outbound_sql, remove_deleted, trim, NewEvent, Writer, KINDS};
+use super::{campaign_sql, insert, outbound_sql, remove_deleted, signal, trim, Change, NewEvent, Writer, KINDS};
 use crate::store::DbError;
 
 impl Writer {
@@ -27,7 +27,7 @@ impl Writer {
         .execute(params![id, cursor as i64])?;
         outbound_sql::delete_session(tx, id)?;
         if campaign_sql::delete_session(tx, id)? {
-            self.changed_plans.insert(id.clone());
+            signal::note(&mut self.changed, id, Change::Control);
         }
         trim::count(tx, id, size as i64)?;
         trim::forget_mark(tx, id)?;

@@ -5,13 +5,28 @@
 //! one session never wakes another session's followers, so a thousand pacers cost
 //! what each one's own session does.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use parking_lot::Mutex;
 use tokio::sync::watch;
 
-/// One session's two signals.
+/// What a commit changed of a session's campaigns, least first: a change is heard
+/// by the followers of it and of every lesser one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Change {
+    /// Items' statuses the server reported after it took them (the counts).
+    Statuses,
+    /// An item's progress to the server (accepted, sent, taken, refused): what is
+    /// sent next, or whether anything is left.
+    Progress,
+    /// The campaigns themselves (created, added to, paused, resumed, cancelled,
+    /// an item failed) or the account's health.
+    Control,
+}
+
+/// One session's signals.
 struct Senders {
+    control: watch::Sender<u64>,
     plan: watch::Sender<u64>,
     statuses: watch::Sender<u64>,
 }
@@ -19,22 +34,25 @@ struct Senders {
 impl Senders {
     fn new() -> Self {
         Self {
+            control: watch::channel(0).0,
             plan: watch::channel(0).0,
             statuses: watch::channel(0).0,
         }
     }
 
     fn followed(&self) -> bool {
-        self.plan.receiver_count() + self.statuses.receiver_count() > 0
+        self.control.receiver_count() + self.plan.receiver_count() + self.statuses.receiver_count() > 0
     }
 }
 
 /// What a follower of one session's campaigns hears: each value grows after a
 /// commit that changed it.
 pub struct Follow {
-    /// What the session's pacer would send next, or when.
+    /// The campaigns themselves or the account's health ([`Change::Control`]).
+    pub control: watch::Receiver<u64>,
+    /// What the session's pacer would send next, or when (a progress or control change).
     pub plan: watch::Receiver<u64>,
-    /// Its items' statuses (the counts), sent items' included.
+    /// Its items' statuses (the counts): any change.
     pub statuses: watch::Receiver<u64>,
 }
 
@@ -50,23 +68,20 @@ impl Signals {
         let mut sessions = self.sessions.lock();
         let senders = sessions.entry(session_id.to_owned()).or_insert_with(Senders::new);
         Follow {
+            control: senders.control.subscribe(),
             plan: senders.plan.subscribe(),
             statuses: senders.statuses.subscribe(),
         }
     }
 
-    /// Tells the followers of the sessions a commit changed (a plan change is also
-    /// a change of the counts), and forgets sessions no one follows any more.
-    pub(super) fn tell(&self, plan: &mut HashSet<String>, statuses: &mut HashSet<String>) {
-        if plan.is_empty() && statuses.is_empty() {
+    /// Tells the followers of the sessions a commit changed, each what it changed
+    /// and everything below it, and forgets sessions no one follows any more.
+    pub(super) fn tell(&self, changed: &mut HashMap<String, Change>) {
+        if changed.is_empty() {
             return;
         }
         let mut sessions = self.sessions.lock();
-        for (session_id, both) in plan
-            .drain()
-            .map(|id| (id, true))
-            .chain(statuses.drain().map(|id| (id, false)))
-        {
+        for (session_id, change) in changed.drain() {
             let Some(senders) = sessions.get(&session_id) else {
                 continue;
             };
@@ -74,7 +89,10 @@ impl Signals {
                 sessions.remove(&session_id);
                 continue;
             }
-            if both {
+            if change >= Change::Control {
+                senders.control.send_modify(|n| *n += 1);
+            }
+            if change >= Change::Progress {
                 senders.plan.send_modify(|n| *n += 1);
             }
             senders.statuses.send_modify(|n| *n += 1);
@@ -82,12 +100,23 @@ impl Signals {
     }
 }
 
+/// Notes that a batch changed `session_id`'s campaigns by `change` (the most it
+/// changed counts).
+pub(super) fn note(changed: &mut HashMap<String, Change>, session_id: &str, change: Change) {
+    let entry = changed.entry(session_id.to_owned()).or_insert(change);
+    *entry = (*entry).max(change);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn set(ids: &[&str]) -> HashSet<String> {
-        ids.iter().map(|id| (*id).to_owned()).collect()
+    fn set(changes: &[(&str, Change)]) -> HashMap<String, Change> {
+        let mut changed = HashMap::new();
+        for (id, change) in changes {
+            note(&mut changed, id, *change);
+        }
+        changed
     }
 
     #[test]
@@ -95,14 +124,15 @@ mod tests {
         let signals = Signals::default();
         let mut a = signals.follow("a");
         let b = signals.follow("b");
-        signals.tell(&mut set(&["a"]), &mut set(&[]));
+        signals.tell(&mut set(&[("a", Change::Progress)]));
         assert!(a.plan.has_changed().unwrap());
         assert!(a.statuses.has_changed().unwrap());
+        assert!(!a.control.has_changed().unwrap(), "progress is no control change");
         assert!(!b.plan.has_changed().unwrap());
         assert!(!b.statuses.has_changed().unwrap());
         a.plan.borrow_and_update();
         a.statuses.borrow_and_update();
-        signals.tell(&mut set(&[]), &mut set(&["a", "b"]));
+        signals.tell(&mut set(&[("a", Change::Statuses), ("b", Change::Statuses)]));
         assert!(!a.plan.has_changed().unwrap(), "a status change is no plan change");
         assert!(a.statuses.has_changed().unwrap());
         assert!(b.statuses.has_changed().unwrap());
@@ -112,10 +142,11 @@ mod tests {
     fn sessions_no_one_follows_are_forgotten() {
         let signals = Signals::default();
         drop(signals.follow("a"));
-        signals.tell(&mut set(&["a"]), &mut set(&[]));
+        signals.tell(&mut set(&[("a", Change::Control)]));
         assert!(signals.sessions.lock().is_empty());
         let again = signals.follow("a");
-        signals.tell(&mut set(&["a"]), &mut set(&[]));
+        signals.tell(&mut set(&[("a", Change::Statuses), ("a", Change::Control)]));
+        assert!(again.control.has_changed().unwrap(), "the most a batch changed counts");
         assert!(again.plan.has_changed().unwrap());
     }
 }
