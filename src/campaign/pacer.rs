@@ -355,7 +355,9 @@ impl Pacer {
                     Duration::ZERO
                 };
                 self.shared.metrics.campaigns.sent(gap, late);
-                self.last_send = Some(started);
+                // The next gap runs from the handover: a slow send (an fsync)
+                // never shortens the gap the server sees.
+                self.last_send = Some(Instant::now());
                 self.last_campaign = campaign.id.clone();
                 self.forget_plan();
                 Ok(Step::Again)
