@@ -152,20 +152,7 @@ fn usync(iq: &Node) -> Node {
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    let mut answer = NodeBuilder::new("usync");
-    for key in ["sid", "mode", "context", "index", "last"] {
-        if let Some(value) = attr(query, key) {
-            answer = answer.attr(key, value);
-        }
-    }
-    answer
-        .children([
-            NodeBuilder::new("result")
-                .children([NodeBuilder::new("devices").build()])
-                .build(),
-            NodeBuilder::new("list").children(users).build(),
-        ])
-        .build()
+    usync_answer(query, "devices", users)
 }
 
 /// Whether a usync query asks "is this number on WhatsApp?" (`<query><contact/>`).
@@ -202,6 +189,12 @@ async fn contacts(world: &World, iq: &Node) -> Node {
         };
         user.children([contact]).build()
     });
+    usync_answer(query, "contact", users)
+}
+
+/// A usync answer echoing the query's `sid`, `mode`, `context`, `index` and `last`,
+/// with the protocol answered (`<result><{protocol}/></result>`) and the users.
+fn usync_answer(query: &Node, protocol: &str, users: impl IntoIterator<Item = Node>) -> Node {
     let mut answer = NodeBuilder::new("usync");
     for key in ["sid", "mode", "context", "index", "last"] {
         if let Some(value) = attr(query, key) {
@@ -211,7 +204,7 @@ async fn contacts(world: &World, iq: &Node) -> Node {
     answer
         .children([
             NodeBuilder::new("result")
-                .children([NodeBuilder::new("contact").build()])
+                .children([NodeBuilder::new(protocol).build()])
                 .build(),
             NodeBuilder::new("list").children(users).build(),
         ])
