@@ -194,7 +194,7 @@ async fn contacts(world: &World, iq: &Node) -> Node {
 
 /// A usync answer echoing the query's `sid`, `mode`, `context`, `index` and `last`,
 /// with the protocol answered (`<result><{protocol}/></result>`) and the users.
-fn usync_answer(query: &Node, protocol: &str, users: impl IntoIterator<Item = Node>) -> Node {
+fn usync_answer(query: &Node, protocol: &'static str, users: impl IntoIterator<Item = Node>) -> Node {
     let mut answer = NodeBuilder::new("usync");
     for key in ["sid", "mode", "context", "index", "last"] {
         if let Some(value) = attr(query, key) {
