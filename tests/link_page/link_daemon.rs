@@ -22,6 +22,9 @@ pub const PHONE: (u32, u32) = (360, 780);
 /// How long a page may take to show something the daemon already knows.
 pub const SHOWN: Duration = Duration::from_secs(10);
 
+/// How long each code lives in tests that scan one.
+pub const LONG_TTL: Duration = Duration::from_secs(60);
+
 /// A daemon serving the link page on 127.0.0.1:0.
 pub struct LinkDaemon {
     /// The daemon, with its gRPC clients and emulator.
@@ -48,6 +51,18 @@ impl LinkDaemon {
             link_addr,
             _dir: dir,
         }
+    }
+
+    /// Starts a daemon whose codes live longer than a test needs to scan them (a
+    /// batch of the test config's codes lasts 2.5 s, less than a loaded machine may
+    /// take between drawing a code and scanning it).
+    pub async fn long_lived_codes(tweak: impl FnOnce(&mut Config)) -> Self {
+        Self::start(|c| {
+            c.emulator_first_qr_ttl = LONG_TTL;
+            c.emulator_next_qr_ttl = LONG_TTL;
+            tweak(c);
+        })
+        .await
     }
 
     /// Creates `id` (first QR ready) and returns a link to it.

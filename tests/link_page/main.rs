@@ -167,7 +167,7 @@ async fn scanning_the_code_shows_linked_on_the_open_page_then_redirects() {
     if browser::skipped_without_chromium("scanning_the_code_shows_linked_on_the_open_page_then_redirects") {
         return;
     }
-    let daemon = LinkDaemon::start(|_| {}).await;
+    let daemon = LinkDaemon::long_lived_codes(|_| {}).await;
     let page = Browser::start(DESKTOP.0, DESKTOP.1).await;
     let url = daemon.session_with_link("dave", "/after-link?from=wa").await;
     page.open(&url).await;

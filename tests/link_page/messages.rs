@@ -4,8 +4,6 @@
 //! with a host page of the test's own on another origin, which lists every message
 //! it gets: none while the code is shown, exactly one once linked.
 
-use std::time::Duration;
-
 use serde_json::json;
 
 use super::{
@@ -14,21 +12,13 @@ use super::{
     link_daemon::{wait_drawn, LinkDaemon, DESKTOP, SHOWN},
 };
 
-/// The code lives longer than the test needs to scan it.
-const LONG_TTL: Duration = Duration::from_secs(60);
-
 async fn long_lived_codes() -> LinkDaemon {
     framed_by(&[]).await
 }
 
 /// A daemon with long-lived codes whose page `origins` may frame.
 async fn framed_by(origins: &[String]) -> LinkDaemon {
-    LinkDaemon::start(|c| {
-        c.emulator_first_qr_ttl = LONG_TTL;
-        c.emulator_next_qr_ttl = LONG_TTL;
-        c.link.link_frame_ancestors = origins.to_vec();
-    })
-    .await
+    LinkDaemon::long_lived_codes(|c| c.link.link_frame_ancestors = origins.to_vec()).await
 }
 
 /// Asserts the one message the host got is the page's, from the link's window and

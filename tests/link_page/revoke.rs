@@ -133,7 +133,7 @@ async fn an_operator_logout_ends_every_link_issued_before_and_a_new_one_works() 
 
 #[tokio::test]
 async fn once_linked_the_open_feed_shows_it_and_new_requests_with_the_link_get_410() {
-    let daemon = LinkDaemon::start(|_| {}).await;
+    let daemon = LinkDaemon::long_lived_codes(|_| {}).await;
     let url = daemon.session_with_link("cy", "").await;
     assert_eq!(http::get(&url).await.status, 200);
     let mut feed = http::open_feed(&format!("{url}/events"), &[]).await;

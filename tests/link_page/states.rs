@@ -19,8 +19,6 @@ use super::{
     link_daemon::{wait_drawn, LinkDaemon, DESKTOP, PHONE, SHOWN},
 };
 
-/// Codes that outlive the test, so none rotates or runs out on its own.
-const LONG_TTL: Duration = Duration::from_secs(60);
 /// How long the restart's connection takes to open while the test holds it: it is
 /// released (dropped) long before.
 const HOLD: Duration = Duration::from_secs(600);
@@ -31,11 +29,7 @@ const RESTARTING: &str = "Scanned. Finishing the link…";
 const LOGGED_OUT: &str = "This account was logged out. Get a new code to link it again.";
 
 async fn long_lived_codes() -> LinkDaemon {
-    LinkDaemon::start(|c| {
-        c.emulator_first_qr_ttl = LONG_TTL;
-        c.emulator_next_qr_ttl = LONG_TTL;
-    })
-    .await
+    LinkDaemon::long_lived_codes(|_| {}).await
 }
 
 /// Waits until the status line says exactly `text`.
