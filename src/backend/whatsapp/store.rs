@@ -73,9 +73,25 @@ impl CredentialFiles {
             .map_err(|e| format!("could not prepare the credential store: {e}"))?
             .map_err(|e| format!("could not prepare the credential store: {e}"))?;
         let db_path = self.db_path();
-        let store = SqliteStore::with_config(&db_path.to_string_lossy(), store_config())
-            .await
-            .map_err(|e| format!("could not open the credential store {}: {e}", db_path.display()))?;
+        let mut wait = OPEN_RETRY_FIRST;
+        let store = loop {
+            match SqliteStore::with_config(&db_path.to_string_lossy(), store_config()).await {
+                Ok(store) => break store,
+                // The library asks for WAL as it opens, which needs the file to itself:
+                // the session's previous client may still be closing on it.
+                Err(error) if wait <= OPEN_RETRY_LAST => {
+                    tracing::debug!(store = %db_path.display(), %error, ?wait, "the credential store did not open; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "could not open the credential store {}: {e}",
+                        db_path.display()
+                    ))
+                }
+            }
+        };
         leave_wal(&store, &db_path).await;
         Ok(store)
     }
@@ -152,6 +168,11 @@ struct JournalMode {
     #[diesel(sql_type = diesel::sql_types::Text)]
     journal_mode: String,
 }
+
+/// The first and the last wait before opening the store again (doubling: about
+/// 6 s in all), while another client of the session still holds the file.
+const OPEN_RETRY_FIRST: Duration = Duration::from_millis(50);
+const OPEN_RETRY_LAST: Duration = Duration::from_millis(3200);
 
 /// How long a store that could not leave WAL when opened keeps trying (the library
 /// keeps a pairing client about a minute after the code is typed), and how often.
