@@ -11,10 +11,12 @@ use std::{
     time::Duration,
 };
 
-use common::{process::Process, status, wait_for};
+use common::{
+    process::{answer_lost, channel_to, Process},
+    status, wait_for,
+};
 use rand::Rng;
 use tokio::sync::watch;
-use tonic::transport::Channel;
 use wa_sessiond::proto::{
     event::Body, event_service_client::EventServiceClient, AckEventsRequest, CountPendingRequest,
     DeliverMessageRequest, Event, EventKind, SessionStatus, StreamEventsRequest,
@@ -24,14 +26,6 @@ const SESSIONS: usize = 20;
 const PER_SESSION: usize = 250;
 const KILLS: usize = 3;
 
-async fn channel(addr: SocketAddr) -> Option<Channel> {
-    Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .ok()
-}
-
 /// One phone writing to one session: every text until the server accepts it,
 /// through restarts. Returns the ids accepted, in order, and the calls whose answer
 /// was lost (the server may or may not hold those).
@@ -40,7 +34,7 @@ async fn phone(session: String, mut addr: watch::Receiver<SocketAddr>) -> (Vec<S
     for n in 0..PER_SESSION {
         loop {
             let current = *addr.borrow_and_update();
-            let Some(channel) = channel(current).await else {
+            let Some(channel) = channel_to(current).await else {
                 let _ = tokio::time::timeout(Duration::from_millis(200), addr.changed()).await;
                 continue;
             };
@@ -57,12 +51,7 @@ async fn phone(session: String, mut addr: watch::Receiver<SocketAddr>) -> (Vec<S
                     break;
                 }
                 // The daemon died under the call (the answer is lost) or is not up yet.
-                Err(status)
-                    if matches!(
-                        status.code(),
-                        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
-                    ) =>
-                {
+                Err(status) if answer_lost(&status) => {
                     in_doubt += 1;
                     let _ = tokio::time::timeout(Duration::from_millis(200), addr.changed()).await;
                 }
@@ -88,7 +77,7 @@ async fn consumer(mut addr: watch::Receiver<SocketAddr>, final_head: watch::Rece
             }
         }
         let current = *addr.borrow_and_update();
-        let Some(channel) = channel(current).await else {
+        let Some(channel) = channel_to(current).await else {
             let _ = tokio::time::timeout(Duration::from_millis(200), addr.changed()).await;
             continue;
         };
@@ -134,7 +123,7 @@ async fn consumer(mut addr: watch::Receiver<SocketAddr>, final_head: watch::Rece
 
 /// The whole log, oldest first (read once nothing more is coming).
 async fn whole_log(addr: SocketAddr) -> Vec<Event> {
-    let mut client = EventServiceClient::new(channel(addr).await.unwrap());
+    let mut client = EventServiceClient::new(channel_to(addr).await.unwrap());
     let request = StreamEventsRequest {
         from_beginning: true,
         ..Default::default()
@@ -173,7 +162,7 @@ async fn a_burst_survives_kill_9_exactly_once_and_a_crashing_consumer_misses_not
             Duration::from_secs(120),
             "messages logged before the kill",
             || async move {
-                let mut client = EventServiceClient::new(channel(probe).await?);
+                let mut client = EventServiceClient::new(channel_to(probe).await?);
                 let request = StreamEventsRequest {
                     kinds: vec![EventKind::Message as i32],
                     from_beginning: true,

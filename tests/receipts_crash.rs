@@ -17,10 +17,12 @@ use std::{
     time::Duration,
 };
 
-use common::{process::Process, status, wait_for, wait_session};
+use common::{
+    process::{answer_lost, channel_to, Process},
+    status, wait_for, wait_session,
+};
 use rand::Rng;
 use tokio::sync::watch;
-use tonic::transport::Channel;
 use wa_sessiond::proto::{
     emulator_service_client::EmulatorServiceClient, event::Body, event_service_client::EventServiceClient,
     send_message_request::Content, CountPendingRequest, EventKind, ReceiptKind, SendMessageRequest, SendReceiptRequest,
@@ -32,14 +34,6 @@ const PHONES: usize = 4;
 const KILLS: usize = 3;
 const KINDS: [ReceiptKind; 2] = [ReceiptKind::Delivered, ReceiptKind::Read];
 
-async fn channel(addr: SocketAddr) -> Option<Channel> {
-    Channel::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .ok()
-}
-
 /// One phone's share of the receipts, each sent until the server takes it, through
 /// restarts. Returns how many calls lost their answer (sent again: the server may
 /// hold those twice).
@@ -49,7 +43,7 @@ async fn phone(message_ids: Vec<String>, mut addr: watch::Receiver<SocketAddr>, 
         for kind in KINDS {
             loop {
                 let current = *addr.borrow_and_update();
-                let Some(channel) = channel(current).await else {
+                let Some(channel) = channel_to(current).await else {
                     let _ = tokio::time::timeout(Duration::from_millis(200), addr.changed()).await;
                     continue;
                 };
@@ -63,12 +57,7 @@ async fn phone(message_ids: Vec<String>, mut addr: watch::Receiver<SocketAddr>, 
                         answered.fetch_add(1, Ordering::Relaxed);
                         break;
                     }
-                    Err(status)
-                        if matches!(
-                            status.code(),
-                            tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
-                        ) =>
-                    {
+                    Err(status) if answer_lost(&status) => {
                         in_doubt += 1;
                         let _ = tokio::time::timeout(Duration::from_millis(200), addr.changed()).await;
                     }
@@ -83,7 +72,7 @@ async fn phone(message_ids: Vec<String>, mut addr: watch::Receiver<SocketAddr>, 
 /// The receipts in the log (each id of each receipt event), waiting up to `quiet`
 /// for the next one; stops at `enough`.
 async fn logged_receipts(addr: SocketAddr, quiet: Duration, enough: usize) -> Option<Vec<(String, i32, String)>> {
-    let mut client = EventServiceClient::new(channel(addr).await?);
+    let mut client = EventServiceClient::new(channel_to(addr).await?);
     let request = StreamEventsRequest {
         kinds: vec![EventKind::Receipt as i32],
         from_beginning: true,

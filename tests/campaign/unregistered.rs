@@ -38,6 +38,15 @@ fn checking(min: u64, max: u64) -> PacingPolicy {
     }
 }
 
+/// One item to each of `numbers`, its id `prefix` and its position.
+fn items_to(numbers: &[String], prefix: &str) -> Vec<wa_sessiond::proto::CampaignItem> {
+    numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| item(&format!("{prefix}{i}"), n))
+        .collect()
+}
+
 /// Waits until the campaign is DONE with `skipped` SKIPPED and the rest sent.
 async fn done(client: &Campaigns, id: &str, skipped: u64) -> wa_sessiond::proto::Campaign {
     let what = format!("DONE with {skipped} skipped");
@@ -62,11 +71,7 @@ async fn more_than_a_batch_is_checked_in_lookups_of_50() {
     let gone: Vec<String> = numbers.iter().skip(5).step_by(12).cloned().collect();
     assert_eq!(gone.len(), 10);
     unregister(&mut phone, &gone, 0).await;
-    let items = numbers
-        .iter()
-        .enumerate()
-        .map(|(i, n)| item(&format!("i{i}"), n))
-        .collect();
+    let items = items_to(&numbers, "i");
     start(&client, "b50-c", "b50", items, checking(0, 0)).await;
     done(&client, "b50-c", 10).await;
     let skipped: Vec<String> = all_items(&client, "b50-c")
@@ -99,11 +104,7 @@ async fn a_failed_lookup_holds_the_items_unsent_until_a_later_one_answers() {
     let mut phone = daemon.phone().await;
     let numbers: Vec<String> = (0..3).map(|i| number(21, i)).collect();
     unregister(&mut phone, &numbers[1..2], 1).await;
-    let items = numbers
-        .iter()
-        .enumerate()
-        .map(|(i, n)| item(&format!("i{i}"), n))
-        .collect();
+    let items = items_to(&numbers, "i");
     start(&client, "fl-c", "fl", items, checking(0, 0)).await;
     wait_for(BOUND, "a failed lookup", || {
         let daemon = &daemon;
@@ -141,11 +142,7 @@ async fn a_skipped_item_takes_no_gap_and_counts_against_no_cap() {
     let numbers: Vec<String> = (0..6).map(|i| number(22, i)).collect();
     let gone: Vec<String> = numbers.iter().step_by(2).cloned().collect();
     unregister(&mut phone, &gone, 0).await;
-    let items = numbers
-        .iter()
-        .enumerate()
-        .map(|(i, n)| item(&format!("i{i}"), n))
-        .collect();
+    let items = items_to(&numbers, "i");
     let mut policy = checking(300, 300);
     policy.daily_limit = 3;
     start(&client, "gap-c", "gap", items, policy).await;
@@ -171,11 +168,7 @@ async fn the_verdicts_survive_a_kill_9_and_no_lookup_follows_it() {
     let numbers: Vec<String> = (0..5).map(|i| number(23, i)).collect();
     unregister(&mut daemon.phone().await, &numbers[..2], 0).await;
     let client = CampaignServiceClient::new(daemon.channel().await);
-    let items = numbers
-        .iter()
-        .enumerate()
-        .map(|(i, n)| item(&format!("a{i}"), n))
-        .collect();
+    let items = items_to(&numbers, "a");
     start(&client, "k9s-a", "k9s", items, checking(0, 0)).await;
     done(&client, "k9s-a", 2).await;
     daemon.kill9();
@@ -184,11 +177,7 @@ async fn the_verdicts_survive_a_kill_9_and_no_lookup_follows_it() {
     // the cache on disk can skip them.
     let daemon = Process::start(dir.path(), &[]).await;
     let client = CampaignServiceClient::new(daemon.channel().await);
-    let items = numbers[..2]
-        .iter()
-        .enumerate()
-        .map(|(i, n)| item(&format!("b{i}"), n))
-        .collect();
+    let items = items_to(&numbers[..2], "b");
     start(&client, "k9s-b", "k9s", items, checking(0, 0)).await;
     done(&client, "k9s-b", 2).await;
     let mut phone = daemon.phone().await;
@@ -230,11 +219,7 @@ async fn a_skip_shows_in_watch_campaign_and_no_outbound_event_names_it() {
     let (daemon, mut client) = linked(dir.path(), "ws").await;
     let numbers: Vec<String> = (0..3).map(|i| number(25, i)).collect();
     unregister(&mut daemon.phone().await, &numbers, 0).await;
-    let items = numbers
-        .iter()
-        .enumerate()
-        .map(|(i, n)| item(&format!("s{i}"), n))
-        .collect();
+    let items = items_to(&numbers, "s");
     let mut request = create("ws-c", "ws", items, checking(0, 0));
     request.start_paused = true;
     client.create_campaign(request).await.unwrap();

@@ -316,3 +316,22 @@ fn listen_addr(line: &str) -> Option<SocketAddr> {
     let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
+
+/// A channel to a daemon that may be down (killed, not up yet): None when it does
+/// not answer.
+pub async fn channel_to(addr: std::net::SocketAddr) -> Option<Channel> {
+    Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .ok()
+}
+
+/// Whether a call failed because the daemon died under it or is not up yet: its
+/// answer is lost, and the caller may try again on the next daemon.
+pub fn answer_lost(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+    )
+}
