@@ -153,6 +153,7 @@ impl Readers {
 fn open_reader(path: &std::path::Path) -> Result<Connection, DbError> {
     let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     conn.busy_timeout(Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(crate::store::group_commit::STATEMENT_CACHE);
     conn.pragma_update(None, "cache_size", -CACHE_KIB)?;
     Ok(conn)
 }

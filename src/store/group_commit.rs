@@ -290,12 +290,17 @@ fn apply_one<A: Apply>(tx: &Transaction<'_>, state: &mut A, op: &A::Op) -> Resul
     }
 }
 
+/// How many prepared statements a connection keeps (rusqlite keeps 16, fewer than
+/// the event log's writer and readers use, which then prepare them again).
+pub const STATEMENT_CACHE: usize = 256;
+
 /// Opens (or creates, 0600) a database for group commit: WAL, `synchronous=FULL`.
 /// Blocking.
 pub fn open(path: &std::path::Path) -> Result<Connection, DbError> {
     open_private_file(path, false)?;
     let conn = Connection::open(path)?;
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(conn)

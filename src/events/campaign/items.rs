@@ -75,21 +75,7 @@ pub fn follow(
 
 /// An item that cannot be sent (its media is gone, its content unreadable): FAILED.
 pub fn fail(tx: &Transaction<'_>, n: i64, seq: u64, error: &str) -> Result<bool, DbError> {
-    let changed = tx
-        .prepare_cached(
-            "UPDATE campaign_items SET status = ?3, error = ?4 WHERE campaign = ?1 AND seq = ?2 AND status = ?5",
-        )?
-        .execute(params![
-            n,
-            seq as i64,
-            ItemStatus::Failed as i32,
-            error,
-            ItemStatus::Pending as i32
-        ])?;
-    if changed > 0 {
-        move_count(tx, n, ItemStatus::Pending, ItemStatus::Failed)?;
-    }
-    Ok(changed > 0)
+    finish_pending(tx, n, seq, ItemStatus::Failed, error)
 }
 
 /// What a SKIPPED item's error says.
@@ -98,19 +84,23 @@ pub const NOT_ON_WHATSAPP: &str = "not on WhatsApp: the number has no WhatsApp a
 /// An item whose number is not on WhatsApp: SKIPPED, never sent. False when the
 /// item was not PENDING.
 pub fn skip(tx: &Transaction<'_>, n: i64, seq: u64) -> Result<bool, DbError> {
+    finish_pending(tx, n, seq, ItemStatus::Skipped, NOT_ON_WHATSAPP)
+}
+
+/// A PENDING item ends unsent as `status`, saying `error`; false when it was not
+/// PENDING. (PENDING is written into the statement: compared with a bound
+/// parameter, the partial index on pending items would have SQLite prepare the
+/// statement again at every execution.)
+fn finish_pending(tx: &Transaction<'_>, n: i64, seq: u64, status: ItemStatus, error: &str) -> Result<bool, DbError> {
+    let sql = format!(
+        "UPDATE campaign_items SET status = ?3, error = ?4 WHERE campaign = ?1 AND seq = ?2 AND status = {}",
+        ItemStatus::Pending as i32
+    );
     let changed = tx
-        .prepare_cached(
-            "UPDATE campaign_items SET status = ?3, error = ?4 WHERE campaign = ?1 AND seq = ?2 AND status = ?5",
-        )?
-        .execute(params![
-            n,
-            seq as i64,
-            ItemStatus::Skipped as i32,
-            NOT_ON_WHATSAPP,
-            ItemStatus::Pending as i32
-        ])?;
+        .prepare_cached(&sql)?
+        .execute(params![n, seq as i64, status as i32, error])?;
     if changed > 0 {
-        move_count(tx, n, ItemStatus::Pending, ItemStatus::Skipped)?;
+        move_count(tx, n, ItemStatus::Pending, status)?;
     }
     Ok(changed > 0)
 }

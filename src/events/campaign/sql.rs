@@ -208,9 +208,13 @@ pub fn operate(tx: &Transaction<'_>, campaign_id: &str, action: Action) -> Resul
     };
     set_state(tx, row.n, state, reason, None)?;
     if action == Action::Cancel {
+        let sql = format!(
+            "UPDATE campaign_items SET status = ?2 WHERE campaign = ?1 AND status = {}",
+            ItemStatus::Pending as i32
+        );
         let cancelled = tx
-            .prepare_cached("UPDATE campaign_items SET status = ?2 WHERE campaign = ?1 AND status = ?3")?
-            .execute(params![row.n, ItemStatus::Cancelled as i32, ItemStatus::Pending as i32])?;
+            .prepare_cached(&sql)?
+            .execute(params![row.n, ItemStatus::Cancelled as i32])?;
         tx.prepare_cached("UPDATE campaigns SET pending = pending - ?2, cancelled = cancelled + ?2 WHERE n = ?1")?
             .execute(params![row.n, cancelled as i64])?;
     }

@@ -81,10 +81,14 @@ pub fn read(conn: &Connection, session_id: &str) -> Result<AccountHealth, DbErro
     let mut health = restrictions(conn, session_id)?;
     let since = unix_ms(now - NACK_WINDOW) as i64;
     let mut nacks = HashMap::new();
-    let mut statement = conn.prepare_cached(
-        "SELECT error_code, COUNT(*) FROM outbound WHERE session_id = ?1 AND status = ?2 AND error_code != 0 AND updated_ms >= ?3 GROUP BY error_code",
-    )?;
-    let mut rows = statement.query(params![session_id, MessageStatus::Failed as i32, since])?;
+    // The status is written into the statement: compared with a bound parameter,
+    // the partial index on unsent messages would have SQLite prepare it each time.
+    let sql = format!(
+        "SELECT error_code, COUNT(*) FROM outbound WHERE session_id = ?1 AND status = {} AND error_code != 0 AND updated_ms >= ?2 GROUP BY error_code",
+        MessageStatus::Failed as i32
+    );
+    let mut statement = conn.prepare_cached(&sql)?;
+    let mut rows = statement.query(params![session_id, since])?;
     while let Some(row) = rows.next()? {
         nacks.insert(row.get::<_, u32>(0)?, row.get::<_, u32>(1)?);
     }

@@ -122,10 +122,13 @@ pub fn sent(tx: &Transaction<'_>, session_id: &str, message_id: &str) -> Result<
 
 /// Nothing was sent and nobody was answered: the row goes, so a retry starts anew.
 pub fn forget(tx: &Transaction<'_>, session_id: &str, message_id: &str) -> Result<(), DbError> {
-    tx.prepare_cached(
-        "DELETE FROM outbound WHERE session_id = ?1 AND message_id = ?2 AND status = ?3 AND first_status IS NULL",
-    )?
-    .execute(params![session_id, message_id, MessageStatus::Queued as i32])?;
+    // The status is written into the statement (a bound one would have SQLite
+    // prepare it again each time, for the partial index on unsent messages).
+    let sql = format!(
+        "DELETE FROM outbound WHERE session_id = ?1 AND message_id = ?2 AND status = {} AND first_status IS NULL",
+        MessageStatus::Queued as i32
+    );
+    tx.prepare_cached(&sql)?.execute(params![session_id, message_id])?;
     if tx.changes() > 0 {
         campaign_items::forgotten(tx, session_id, message_id)?;
     }
