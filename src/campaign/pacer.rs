@@ -15,6 +15,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+mod ahead;
 mod content;
 mod known;
 mod lookup;
@@ -77,6 +78,8 @@ struct Pacer {
     lookup_after: Option<Instant>,
     /// The campaigns and the account's restrictions, as last read.
     known: known::Known,
+    /// The campaigns' next items, as last read.
+    ahead: ahead::Ahead,
 }
 
 /// Runs `session_id`'s pacer until no campaign of it is left to run.
@@ -97,6 +100,7 @@ pub(super) async fn run(shared: Arc<Shared>, session_id: String) {
         rng: StdRng::from_entropy(),
         lookup_failures: 0,
         lookup_after: None,
+        ahead: ahead::Ahead::default(),
     };
     let mut views: Option<mpsc::Receiver<SessionView>> = None;
     loop {
@@ -175,6 +179,9 @@ impl Pacer {
             Err(_) => return Ok(self.retry()),
         };
         let (ours, health, fresh) = self.known.get(&self.shared, &self.session).await?;
+        if fresh {
+            self.ahead.clear();
+        }
         if ours.is_empty() {
             return Ok(Step::Exit);
         }
@@ -227,7 +234,14 @@ impl Pacer {
             }
             let new_capped = plan::cap_until(campaign.pacing.new_contact_daily_limit, new, new_oldest, now);
             let skip_new = reach.is_some() || new_capped.is_some();
-            match log.next_item(self.session.as_str(), campaign.n, skip_new, SCAN).await? {
+            let next = if skip_new || capped {
+                // Each item's contact is looked at afresh while new ones are held back.
+                self.ahead.clear();
+                log.next_item(self.session.as_str(), campaign.n, skip_new, SCAN).await?
+            } else {
+                self.ahead.next(log, self.session.as_str(), campaign.n).await?
+            };
+            match next {
                 Next::Nothing => continue,
                 Next::OnlyNew => {
                     let (reason, until) = match (reach, new_capped) {
@@ -275,6 +289,7 @@ impl Pacer {
             Ok(content) => content,
             Err(error) => {
                 let why = format!("the item's stored content cannot be read ({error})");
+                self.ahead.clear();
                 self.shared.log.fail_campaign_item(campaign.n, item.seq, why).await?;
                 return Ok(Step::Again);
             }
@@ -346,7 +361,13 @@ impl Pacer {
             },
         };
         let started = Instant::now();
-        match door.send_item(self.session.clone(), input, send).await {
+        let sent = door.send_item(self.session.clone(), input, send).await;
+        if sent.is_ok() {
+            self.ahead.sent(campaign.n, item.seq);
+        } else {
+            self.ahead.clear();
+        }
+        match sent {
             Ok(_) | Err(SessionError::DeadlineExceeded(_)) => {
                 let gap = self.last_send.map(|last| started - last);
                 let late = if waited {

@@ -151,6 +151,15 @@ impl EventLog {
             .await
     }
 
+    /// A campaign's next `limit` PENDING items, each with whether it goes to a new
+    /// contact, in one read.
+    pub async fn next_items(&self, session_id: &str, n: i64, limit: usize) -> Result<Vec<(ItemRow, bool)>, DbError> {
+        let id = session_id.to_owned();
+        self.readers
+            .with(move |conn| read::next_batch(conn, &id, n, limit))
+            .await
+    }
+
     /// The session's campaign sends since `since` (to new contacts only with
     /// `new_contacts`): how many, and the oldest one's time.
     pub async fn campaign_sends(

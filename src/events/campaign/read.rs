@@ -111,6 +111,18 @@ pub fn next(conn: &Connection, session_id: &str, n: i64, skip_new: bool, scan: u
     Ok(Next::OnlyNew)
 }
 
+/// The first `limit` PENDING items of a campaign, each with whether its chat is
+/// a new contact: what the pacer sends next while nothing restricts new contacts.
+pub fn next_batch(conn: &Connection, session_id: &str, n: i64, limit: usize) -> Result<Vec<(ItemRow, bool)>, DbError> {
+    let items = pending(conn, n, -1, limit)?;
+    let mut batch = Vec::with_capacity(items.len());
+    for item in items {
+        let new = is_new_contact(conn, session_id, &item.chat)?;
+        batch.push((item, new));
+    }
+    Ok(batch)
+}
+
 /// Whether the account never exchanged a message with `chat`: nothing received
 /// from it in the log, nothing sent to it that the server took.
 pub fn is_new_contact(conn: &Connection, session_id: &str, chat: &str) -> Result<bool, DbError> {
