@@ -18,8 +18,8 @@ use common::{
 use rand::Rng;
 use tokio::sync::watch;
 use wa_sessiond::proto::{
-    event::Body, event_service_client::EventServiceClient, AckEventsRequest, CountPendingRequest,
-    DeliverMessageRequest, Event, EventKind, SessionStatus, StreamEventsRequest,
+    event::Body, event_service_client::EventServiceClient, AckEventsRequest, DeliverMessageRequest, Event, EventKind,
+    SessionStatus, StreamEventsRequest,
 };
 
 const SESSIONS: usize = 20;
@@ -200,23 +200,7 @@ async fn a_burst_survives_kill_9_exactly_once_and_a_crashing_consumer_misses_not
             status(s) == SessionStatus::Connected
         })
         .await;
-        wait_for(Duration::from_secs(30), "nothing pending", || {
-            let daemon = &daemon;
-            let id = id.clone();
-            async move {
-                let request = CountPendingRequest { session_id: id };
-                let pending = daemon
-                    .phone()
-                    .await
-                    .count_pending(request)
-                    .await
-                    .ok()?
-                    .into_inner()
-                    .pending;
-                (pending == 0).then_some(())
-            }
-        })
-        .await;
+        daemon.wait_nothing_pending(id).await;
     }
 
     let log = whole_log(daemon.addr).await;

@@ -21,6 +21,19 @@ use wa_sessiond::{
 
 const TOKEN: &str = "the-event-log-token";
 
+/// The named consumer "billing" from the beginning: its request, and the cursor of
+/// the first event it reads (the stream is then closed, nothing acked).
+async fn billing_first(client: &mut EventServiceClient<Channel>) -> (StreamEventsRequest, String) {
+    let named = StreamEventsRequest {
+        consumer: "billing".into(),
+        from_beginning: true,
+        ..Default::default()
+    };
+    let mut stream = client.stream_events(named.clone()).await.unwrap().into_inner();
+    let first = common::next(&mut stream).await.unwrap().cursor;
+    (named, first)
+}
+
 async fn events(daemon: &Daemon) -> EventServiceClient<Channel> {
     EventServiceClient::new(daemon.channel().await)
 }
@@ -96,14 +109,7 @@ async fn a_consumer_whose_position_expired_moves_on_with_from_beginning() {
     .await;
     paired(&daemon, "dave").await;
     let mut client = events(&daemon).await;
-    let named = StreamEventsRequest {
-        consumer: "billing".into(),
-        from_beginning: true,
-        ..Default::default()
-    };
-    let mut stream = client.stream_events(named.clone()).await.unwrap().into_inner();
-    let first = common::next(&mut stream).await.unwrap().cursor;
-    drop(stream);
+    let (named, first) = billing_first(&mut client).await;
     let ack = AckEventsRequest {
         consumer: "billing".into(),
         cursor: first.clone(),
@@ -191,14 +197,7 @@ async fn a_consumer_whose_position_expired_moves_on_with_after_cursor_and_resume
     .await;
     paired(&daemon, "fay").await;
     let mut client = events(&daemon).await;
-    let named = StreamEventsRequest {
-        consumer: "billing".into(),
-        from_beginning: true,
-        ..Default::default()
-    };
-    let mut stream = client.stream_events(named).await.unwrap().into_inner();
-    let first = common::next(&mut stream).await.unwrap().cursor;
-    drop(stream);
+    let (_, first) = billing_first(&mut client).await;
     let ack = |cursor: &str| AckEventsRequest {
         consumer: "billing".into(),
         cursor: cursor.into(),

@@ -25,8 +25,8 @@ use rand::Rng;
 use tokio::sync::watch;
 use wa_sessiond::proto::{
     emulator_service_client::EmulatorServiceClient, event::Body, event_service_client::EventServiceClient,
-    send_message_request::Content, CountPendingRequest, EventKind, ReceiptKind, SendMessageRequest, SendReceiptRequest,
-    SessionStatus, StreamEventsRequest,
+    send_message_request::Content, EventKind, ReceiptKind, SendMessageRequest, SendReceiptRequest, SessionStatus,
+    StreamEventsRequest,
 };
 
 const MESSAGES: usize = 60;
@@ -151,24 +151,7 @@ async fn receipts_survive_kill_9_exactly_once_each() {
         status(s) == SessionStatus::Connected
     })
     .await;
-    wait_for(Duration::from_secs(30), "nothing pending at the server", || {
-        let daemon = &daemon;
-        async move {
-            let request = CountPendingRequest {
-                session_id: "alice".into(),
-            };
-            let pending = daemon
-                .phone()
-                .await
-                .count_pending(request)
-                .await
-                .ok()?
-                .into_inner()
-                .pending;
-            (pending == 0).then_some(())
-        }
-    })
-    .await;
+    daemon.wait_nothing_pending("alice").await;
     let receipts = logged_receipts(daemon.addr, Duration::from_secs(3), usize::MAX)
         .await
         .expect("the log can be read");

@@ -210,6 +210,27 @@ impl Process {
         EmulatorServiceClient::new(self.channel().await)
     }
 
+    /// Waits (30 s at most) until the emulated server holds nothing for `id`.
+    pub async fn wait_nothing_pending(&self, id: &str) {
+        super::wait_for(
+            Duration::from_secs(30),
+            "nothing pending at the server",
+            || async move {
+                let request = wa_sessiond::proto::CountPendingRequest { session_id: id.into() };
+                let pending = self
+                    .phone()
+                    .await
+                    .count_pending(request)
+                    .await
+                    .ok()?
+                    .into_inner()
+                    .pending;
+                (pending == 0).then_some(())
+            },
+        )
+        .await;
+    }
+
     /// Creates `id` and links it through the emulated phone; waits until CONNECTED.
     pub async fn link(&self, id: &str) {
         let mut sessions = self.sessions().await;
