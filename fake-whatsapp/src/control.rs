@@ -265,6 +265,15 @@ impl FakeWhatsapp for Control {
     ) -> Result<Response<SetRegisteredResponse>, Status> {
         let request = request.into_inner();
         let (numbers, registered) = (request.phone_numbers, request.registered);
+        if request.rate_limit_next_checks > 0 {
+            let (count, backoff) = (request.rate_limit_next_checks, request.rate_limit_backoff_seconds);
+            self.shared.world.rate_limit_checks(count, backoff).await;
+            tracing::info!(
+                count,
+                backoff,
+                "the next contact queries are refused for their rate (429)"
+            );
+        }
         let (contact_queries, numbers_checked) = self
             .shared
             .world

@@ -152,7 +152,7 @@ fn usync(iq: &Node) -> Node {
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    usync_answer(query, "devices", users)
+    usync_answer(query, NodeBuilder::new("devices").build(), users)
 }
 
 /// Whether a usync query asks "is this number on WhatsApp?" (`<query><contact/>`).
@@ -175,7 +175,19 @@ async fn contacts(world: &World, iq: &Node) -> Node {
         .get_optional_child("list")
         .map(|list| list.get_children_by_tag("user").filter_map(asked_number).collect())
         .unwrap_or_default();
-    let registered = world.registered_among(&numbers).await;
+    let registered = match world.registered_among(&numbers).await {
+        Ok(registered) => registered,
+        Err(backoff) => {
+            let mut error = NodeBuilder::new("error")
+                .attr("code", "429")
+                .attr("text", "rate-overlimit");
+            if backoff > 0 {
+                error = error.attr("backoff", backoff.to_string());
+            }
+            let refused = NodeBuilder::new("contact").children([error.build()]).build();
+            return usync_answer(query, refused, []);
+        }
+    };
     let users = numbers.iter().zip(registered).map(|(number, on)| {
         let contact = NodeBuilder::new("contact")
             .attr("type", if on { "in" } else { "out" })
@@ -189,12 +201,13 @@ async fn contacts(world: &World, iq: &Node) -> Node {
         };
         user.children([contact]).build()
     });
-    usync_answer(query, "contact", users)
+    usync_answer(query, NodeBuilder::new("contact").build(), users)
 }
 
 /// A usync answer echoing the query's `sid`, `mode`, `context`, `index` and `last`,
-/// with the protocol answered (`<result><{protocol}/></result>`) and the users.
-fn usync_answer(query: &Node, protocol: &'static str, users: impl IntoIterator<Item = Node>) -> Node {
+/// with the protocol's answer (`<result><{protocol}/></result>`, or its error
+/// inside) and the users.
+fn usync_answer(query: &Node, protocol: Node, users: impl IntoIterator<Item = Node>) -> Node {
     let mut answer = NodeBuilder::new("usync");
     for key in ["sid", "mode", "context", "index", "last"] {
         if let Some(value) = attr(query, key) {
@@ -203,9 +216,7 @@ fn usync_answer(query: &Node, protocol: &'static str, users: impl IntoIterator<I
     }
     answer
         .children([
-            NodeBuilder::new("result")
-                .children([NodeBuilder::new(protocol).build()])
-                .build(),
+            NodeBuilder::new("result").children([protocol]).build(),
             NodeBuilder::new("list").children(users).build(),
         ])
         .build()

@@ -271,6 +271,16 @@ impl EmulatorService for EmulatorApi {
                 "phone number {bad:?} must be 7-15 digits with the country code"
             )));
         }
+        if body.rate_limit_next_checks > 0 {
+            let backoff = match body.rate_limit_backoff {
+                Some(backoff) => Some(
+                    std::time::Duration::try_from(backoff)
+                        .map_err(|_| Status::invalid_argument("rate_limit_backoff must not be negative"))?,
+                ),
+                None => None,
+            };
+            self.emulator.rate_limit_checks(body.rate_limit_next_checks, backoff);
+        }
         let (contact_queries, numbers_checked) =
             self.emulator
                 .set_registered(&body.phone_numbers, body.registered, body.fail_next_checks);

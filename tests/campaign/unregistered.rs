@@ -26,6 +26,7 @@ async fn unregister(phone: &mut EmulatorServiceClient<Channel>, numbers: &[Strin
         phone_numbers: numbers.to_vec(),
         registered: false,
         fail_next_checks: fail,
+        ..Default::default()
     };
     let answer = phone.set_registered(request).await.unwrap().into_inner();
     (answer.contact_queries, answer.numbers_checked)

@@ -61,6 +61,9 @@ pub trait Phone {
     /// marked); answers the usync contact queries the server answered so far and
     /// the numbers asked about in them (an empty list only reads them).
     async fn set_registered(&self, daemon: &Daemon, numbers: &[String], registered: bool) -> (u64, u64);
+    /// WhatsApp refuses the next `count` usync contact queries for their rate
+    /// (429 on the contact protocol), naming `backoff`.
+    async fn rate_limit_checks(&self, daemon: &Daemon, count: u32, backoff: Duration);
     /// WhatsApp rate-limits session `id`'s device (account `phone`): its stream
     /// ends with a 429 and it reconnects as usual.
     async fn rate_limit(&self, daemon: &Daemon, id: &str, phone: &str);

@@ -16,6 +16,9 @@ pub(super) struct Contacts {
     queries: u64,
     /// Numbers asked about in them.
     numbers: u64,
+    /// The next this many queries are refused for their rate, naming this backoff
+    /// (seconds; 0: none).
+    rate_limited: (u32, u32),
 }
 
 impl World {
@@ -37,13 +40,24 @@ impl World {
         Ok((contacts.queries, contacts.numbers))
     }
 
+    /// Refuses the next `count` contact queries for their rate, naming `backoff`
+    /// seconds (0: none).
+    pub async fn rate_limit_checks(&self, count: u32, backoff: u32) {
+        self.inner.lock().await.contacts.rate_limited = (count, backoff);
+    }
+
     /// One contact query about `numbers` (digits): which of them are on WhatsApp,
-    /// in order. Counted.
-    pub async fn registered_among(&self, numbers: &[String]) -> Vec<bool> {
+    /// in order, or the backoff (seconds, 0: none) of a refusal for its rate.
+    /// Counted either way.
+    pub async fn registered_among(&self, numbers: &[String]) -> Result<Vec<bool>, u32> {
         let mut inner = self.inner.lock().await;
         let contacts = &mut inner.contacts;
         contacts.queries += 1;
         contacts.numbers += numbers.len() as u64;
-        numbers.iter().map(|n| !contacts.unregistered.contains(n)).collect()
+        if contacts.rate_limited.0 > 0 {
+            contacts.rate_limited.0 -= 1;
+            return Err(contacts.rate_limited.1);
+        }
+        Ok(numbers.iter().map(|n| !contacts.unregistered.contains(n)).collect())
     }
 }

@@ -325,7 +325,7 @@ impl Emulator {
                 let _ = reply.send(self.take_sent(session, message, inbox).await);
             }
             Control::Registered { chats, reply } => {
-                let _ = reply.send(self.check_registered(chats));
+                let _ = reply.send(self.check_registered(chats, inbox));
             }
             Control::Acks(ids) => {
                 for id in ids {

@@ -40,7 +40,7 @@ use crate::{
         BackendError, BackendEvent, BoxFuture, Connection, Disconnect, EventSink, MediaTransfer, Outbound,
         PairingCodeIssued, SentMessage, CLOSE_TIMEOUT, LOOKUP_BOUND, PAIRING_CODE_BOUND, SEND_BOUND,
     },
-    events::Inbox,
+    events::{outbound::HealthSignal, Inbox},
 };
 
 /// How long a socket's end waits for the failure (405, 401, 402...) that explains
@@ -65,6 +65,9 @@ pub struct WhatsappConnection {
     task: Option<JoinHandle<()>>,
     /// The session's span, for what the handle does.
     span: Span,
+    /// Where a contact check refused for its rate reports it, and for how long
+    /// when WhatsApp names no backoff.
+    rate_limits: (Inbox, Duration),
 }
 
 impl WhatsappConnection {
@@ -72,11 +75,13 @@ impl WhatsappConnection {
     /// once.
     pub fn start(files: CredentialFiles, dial: Dial, span: Span, sink: EventSink, inbox: Inbox) -> Self {
         let shared = Arc::new(Shared::new(sink, dial.versions.clone()));
+        let rate_limits = (inbox.clone(), dial.rate_limit_pause);
         let task = tokio::spawn(run(shared.clone(), files, dial, span.clone(), inbox).instrument(span.clone()));
         Self {
             shared,
             task: Some(task),
             span,
+            rate_limits,
         }
     }
 
@@ -173,10 +178,17 @@ impl Connection for WhatsappConnection {
 
     fn registered(&self, chats: Vec<String>) -> BoxFuture<'static, Result<HashMap<String, bool>, BackendError>> {
         let shared = self.shared.clone();
+        let (inbox, pause) = self.rate_limits.clone();
         Box::pin(async move {
             let deadline = Instant::now() + LOOKUP_BOUND;
             let client = shared.client(deadline).await?;
-            contacts::registered(&client, chats, deadline).await
+            let answer = contacts::registered(&client, chats, deadline).await;
+            if let Err(contacts::Refused::RateLimited { backoff }) = &answer {
+                let until = SystemTime::now() + backoff.unwrap_or(pause);
+                warn!(?backoff, "whatsapp rate-limited the contact check (429)");
+                inbox.health(HealthSignal::RateLimited { until });
+            }
+            answer.map_err(contacts::Refused::into_backend_error)
         })
     }
 

@@ -80,20 +80,32 @@ fn each_answer_maps_back_to_its_chat_by_jid_phone_jid_or_echoed_number() {
 }
 
 #[test]
-fn a_refused_contact_query_fails_with_its_code_and_backoff() {
-    let refused = NodeBuilder::new("contact")
-        .children([NodeBuilder::new("error")
-            .attr("code", "429")
-            .attr("text", "rate-overlimit")
-            .attr("backoff", "30")
-            .build()])
-        .build();
-    let users = vec![NodeBuilder::new("user")
-        .children([contact("in", "15550001000")])
-        .build()];
-    let error = verdicts(&parsed(vec![refused], users)).unwrap_err();
-    let BackendError::Unreachable(why) = error else {
-        panic!("unreachable: {error:?}")
+fn a_contact_query_refused_for_its_rate_names_the_backoff_and_another_refusal_its_code() {
+    let refusal = |code: &str| {
+        NodeBuilder::new("contact")
+            .children([NodeBuilder::new("error")
+                .attr("code", code)
+                .attr("text", "refused")
+                .attr("backoff", "30")
+                .build()])
+            .build()
     };
-    assert!(why.contains("429") && why.contains("retry in 30 s"), "{why}");
+    let users = || {
+        vec![NodeBuilder::new("user")
+            .children([contact("in", "15550001000")])
+            .build()]
+    };
+    let limited = verdicts(&parsed(vec![refusal("429")], users())).unwrap_err();
+    let Refused::RateLimited { backoff } = limited else {
+        panic!("a rate limit: {limited:?}")
+    };
+    assert_eq!(backoff, Some(std::time::Duration::from_secs(30)));
+    let told = Refused::RateLimited { backoff }.into_backend_error().to_string();
+    assert!(told.contains("429") && told.contains("wait 30 s"), "{told}");
+
+    let other = verdicts(&parsed(vec![refusal("500")], users())).unwrap_err();
+    let Refused::Other(BackendError::Unreachable(why)) = other else {
+        panic!("unreachable: {other:?}")
+    };
+    assert!(why.contains("500") && why.contains("retry in 30 s"), "{why}");
 }

@@ -22,6 +22,8 @@ use wa_sessiond::proto::{
 
 use super::*;
 
+mod lookup_limit;
+
 alike! {
     a_campaigns_items_reach_the_server_under_their_ids_and_are_server_acked => end_to_end;
     a_463_and_barred_new_chats_hold_new_contacts_and_a_temp_ban_pauses_until_it_ends => protective_pauses;

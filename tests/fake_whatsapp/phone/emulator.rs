@@ -124,10 +124,19 @@ impl Phone for EmulatorPhone {
         let request = api::SetRegisteredRequest {
             phone_numbers: numbers.to_vec(),
             registered,
-            fail_next_checks: 0,
+            ..Default::default()
         };
         let answer = daemon.phone().await.set_registered(request).await.unwrap().into_inner();
         (answer.contact_queries, answer.numbers_checked)
+    }
+
+    async fn rate_limit_checks(&self, daemon: &Daemon, count: u32, backoff: Duration) {
+        let request = api::SetRegisteredRequest {
+            rate_limit_next_checks: count,
+            rate_limit_backoff: Some(proto_duration(backoff)),
+            ..Default::default()
+        };
+        daemon.phone().await.set_registered(request).await.unwrap();
     }
 
     async fn rate_limit(&self, daemon: &Daemon, id: &str, _phone: &str) {

@@ -124,6 +124,7 @@ impl Phone for FakePhone {
         let request = SetRegisteredRequest {
             phone_numbers: numbers.to_vec(),
             registered,
+            ..Default::default()
         };
         let answer = self
             .fake
@@ -134,6 +135,15 @@ impl Phone for FakePhone {
             .unwrap()
             .into_inner();
         (answer.contact_queries, answer.numbers_checked)
+    }
+
+    async fn rate_limit_checks(&self, _daemon: &Daemon, count: u32, backoff: Duration) {
+        let request = SetRegisteredRequest {
+            rate_limit_next_checks: count,
+            rate_limit_backoff_seconds: backoff.as_secs() as u32,
+            ..Default::default()
+        };
+        self.fake.control.clone().set_registered(request).await.unwrap();
     }
 
     async fn rate_limit(&self, _daemon: &Daemon, _id: &str, phone: &str) {
