@@ -199,6 +199,10 @@ pub async fn run(
     drain(&config, &wiring, &server, running, watched).await
 }
 
+/// How long calls are still answered UNAVAILABLE on open connections once the
+/// sessions are closed, before the gRPC server sends GOAWAY.
+const DRAIN_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Stops taking calls, closes the sessions without logging out and waits for the
 /// registry and the gRPC server to end, within the grace period; the other watched
 /// tasks (the admin port answering 503 on /readyz meanwhile) end with it.
@@ -212,16 +216,22 @@ async fn drain(
     info!(grace = ?config.shutdown_grace, "shutting down: closing sessions without logging out");
     server.set_serving(false).await;
     wiring.readiness.mark_draining();
-    let parts: &[&'static str] = match &core {
-        Some(_) => &[REGISTRY, GRPC_SERVER],
-        None => &[GRPC_SERVER],
-    };
     let drained = tokio::time::timeout(config.shutdown_grace, async {
-        server.stop();
+        // The sessions close first: meanwhile a new call on an open connection is
+        // answered UNAVAILABLE by the registry, and the calls in flight are answered.
+        // Then, for DRAIN_LINGER, calls are still answered UNAVAILABLE before the
+        // server stops and sends GOAWAY: a call a client sends right after the
+        // SIGTERM gets a retryable UNAVAILABLE, not a transport error (tonic reports
+        // a stream refused by GOAWAY as INTERNAL or CANCELLED).
+        let mut ended = Vec::new();
         if let Some(running) = &core {
             running.registry.stop(Some("shutdown".into()));
+            ended = watched.until_part_ended(REGISTRY, &[GRPC_SERVER]).await;
+            tokio::time::sleep(DRAIN_LINGER).await;
         }
-        watched.until_ended(parts).await
+        server.stop();
+        ended.extend(watched.until_ended(&[GRPC_SERVER]).await);
+        ended
     })
     .await;
     drop(watched);

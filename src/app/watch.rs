@@ -74,6 +74,19 @@ impl Watched {
         }
         ended
     }
+
+    /// Waits until `part` has ended, and returns how it did, with how any of `also`
+    /// that ended meanwhile did.
+    pub async fn until_part_ended(&mut self, part: &'static str, also: &[&'static str]) -> Vec<Ended> {
+        let mut ended = Vec::new();
+        while self.names.values().any(|what| *what == part) {
+            let next = self.first_ended().await;
+            if next.what == part || also.contains(&next.what) {
+                ended.push(next);
+            }
+        }
+        ended
+    }
 }
 
 /// A task that serves a listener until dropped: its return is the listener's failure.
