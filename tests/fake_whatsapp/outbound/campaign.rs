@@ -321,6 +321,38 @@ const RESUME_SLACK: Duration = Duration::from_millis(100);
 /// How long before the stated resume the watch for sends stops.
 const RESUME_MARGIN: Duration = Duration::from_millis(200);
 
+/// Waits until campaign `id` of `session` is PAUSED RATE_LIMITED by a rate limit
+/// that came after `before`, and asserts that it resumes `wait` after the limit
+/// and that the account shows the same end. Answers the campaign and that end.
+async fn rate_limited_for(
+    daemon: &Daemon,
+    session: &str,
+    id: &str,
+    before: SystemTime,
+    wait: Duration,
+) -> (Campaign, SystemTime) {
+    let paused = campaign_until(daemon, id, "PAUSED RATE_LIMITED", |c| {
+        is(c, CampaignState::Paused, PauseReason::RateLimited)
+    })
+    .await;
+    let seen = SystemTime::now();
+    let resume_at = SystemTime::try_from(paused.resume_at.expect("a resume_at")).unwrap();
+    assert!(
+        resume_at + RESUME_SLACK >= before + wait && resume_at <= seen + wait,
+        "resume_at {resume_at:?}: {wait:?} after the rate limit, heard between {before:?} and {seen:?}"
+    );
+    let request = GetAccountHealthRequest {
+        session_id: session.into(),
+    };
+    let health = daemon.sessions().await.get_account_health(request).await.unwrap();
+    assert_eq!(
+        health.into_inner().rate_limited_until,
+        paused.resume_at,
+        "the account shows the rate limit the campaign waits out"
+    );
+    (paused, resume_at)
+}
+
 async fn rate_limited(phone: &impl Phone) {
     let daemon = linked(phone, "limited").await;
     let items = (0..8).map(|i| item(&format!("r{i}"), FRIEND)).collect();
@@ -336,25 +368,7 @@ async fn rate_limited(phone: &impl Phone) {
 
     let before = SystemTime::now();
     phone.rate_limit(&daemon, "limited", OWNER).await;
-    let paused = campaign_until(&daemon, "paced", "PAUSED RATE_LIMITED", |c| {
-        is(c, CampaignState::Paused, PauseReason::RateLimited)
-    })
-    .await;
-    let seen = SystemTime::now();
-    let resume_at = SystemTime::try_from(paused.resume_at.expect("a resume_at")).unwrap();
-    assert!(
-        resume_at + RESUME_SLACK >= before + RATE_LIMIT_PAUSE && resume_at <= seen + RATE_LIMIT_PAUSE,
-        "resume_at {resume_at:?}: --rate-limit-pause ({RATE_LIMIT_PAUSE:?}) after the 429, heard between {before:?} and {seen:?}"
-    );
-    let request = GetAccountHealthRequest {
-        session_id: "limited".into(),
-    };
-    let health = daemon.sessions().await.get_account_health(request).await.unwrap();
-    assert_eq!(
-        health.into_inner().rate_limited_until,
-        paused.resume_at,
-        "the account shows the rate limit the campaign waits out"
-    );
+    let (paused, resume_at) = rate_limited_for(&daemon, "limited", "paced", before, RATE_LIMIT_PAUSE).await;
     let waiting: HashSet<String> = items_of(&daemon, "paced")
         .await
         .into_iter()
