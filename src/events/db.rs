@@ -19,7 +19,7 @@ use super::{
     outbound::{self, sql as outbound_sql, MessageStatus},
     trim, Appended, Body, EventKind, NewEvent, Shared,
 };
-use crate::store::{group_commit::Apply, DbError};
+use crate::store::{checkpointer::Ticker, group_commit::Apply, DbError};
 
 mod consumers;
 mod jobs;
@@ -59,6 +59,8 @@ pub struct Writer {
     changed: HashMap<String, Change>,
     shared: Arc<Shared>,
     metrics: Arc<EventMetrics>,
+    /// Told after each commit, when a thread of its own checkpoints the log.
+    checkpointer: Option<Ticker>,
 }
 
 impl Writer {
@@ -110,8 +112,14 @@ impl Writer {
             changed: HashMap::new(),
             shared,
             metrics,
+            checkpointer: None,
         };
         Ok((writer, receiver))
+    }
+
+    /// Leaves the log's checkpoints to a thread of its own, told after each commit.
+    pub fn checkpoint_aside(&mut self, checkpointer: Ticker) {
+        self.checkpointer = Some(checkpointer);
     }
 
     /// The session's last sequence number, from the cache or the table.
@@ -243,7 +251,8 @@ impl Writer {
         }
     }
 
-    /// Forgets what a failed job noted (its savepoint undid its rows). A job may fail
+    /// Forgets what a failed job noted (its savepoint undid its rows, or the whole
+    /// transaction goes when it ran without one). A job may fail
     /// after a step that already noted something (an append's receipts, after its
     /// events): the cached numbers of the sessions this batch touched are dropped, to
     /// be read again from the transaction, which holds exactly the earlier jobs.
@@ -330,6 +339,9 @@ impl Apply for Writer {
     }
 
     fn committed(&mut self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.tick();
+        }
         self.touched.clear();
         let bytes = (self.shared.bytes.load(Ordering::Relaxed) as i64 + self.pending_bytes).max(0) as u64;
         self.shared.bytes.store(bytes, Ordering::Relaxed);

@@ -42,7 +42,7 @@ pub use crate::proto::{
 };
 use crate::{
     media::MediaStore,
-    store::{group_commit, DbError},
+    store::{checkpointer, group_commit, DbError},
 };
 
 /// The most named consumers kept unless configured (`--max-consumers`).
@@ -141,7 +141,8 @@ impl EventLog {
         let path = root.join(EVENTS_FILE);
         let conn = group_commit::open(&path)?;
         let shared = Arc::new(Shared::default());
-        let (writer, head) = db::Writer::new(&conn, Arc::clone(&shared), Arc::clone(&metrics))?;
+        let (mut writer, head) = db::Writer::new(&conn, Arc::clone(&shared), Arc::clone(&metrics))?;
+        writer.checkpoint_aside(checkpointer::spawn("event-log-ckpt", &conn)?);
         let campaigns = writer.signals();
         let queue = group_commit::spawn("event-log", conn, writer, db::MAX_BATCH)?;
         let readers = read::Readers::new(path);

@@ -3,10 +3,14 @@
 //! only then answers each job. A kill -9 at any moment loses nothing answered Ok
 //! (WAL with `synchronous=FULL`). Used by the session list and the event log.
 //!
-//! Each job runs in a savepoint, so one that fails alone leaves the others to
-//! commit. When SQLite rolls the whole transaction back by itself (SQLITE_FULL,
-//! IOERR, NOMEM, BUSY), that job is answered its error and the others run again in
-//! a fresh transaction: no job ever runs outside one, and no answer lies.
+//! A batch first runs without savepoints: a savepoint copies every page its job
+//! touches (a seventh of the event log writer's time under bulk sends). When a job
+//! fails, the transaction is rolled back, that job answered its error, and the
+//! others run again in a fresh transaction, each in a savepoint of its own, so one
+//! more failure there fails alone. When SQLite rolls a transaction back by itself
+//! (SQLITE_FULL, IOERR, NOMEM, BUSY), the job is answered its error and the others
+//! run again in a fresh transaction: no job ever runs outside one, and no answer
+//! lies.
 //!
 //! The writer thread says how it ended ([`Queue::ended`]): the daemon watches it like
 //! its other long-lived tasks, so a writer that panics ends the process with the
@@ -35,8 +39,9 @@ pub trait Apply: Send + 'static {
     /// Runs before each batch (settings that may change between batches).
     fn before_batch(&mut self, _conn: &Connection) {}
 
-    /// Applies one job inside the batch's transaction (in a savepoint of its own).
-    /// On error, it must leave its in-memory state as it was. It may run again for
+    /// Applies one job inside the batch's transaction (in a savepoint of its own
+    /// when the batch runs again after a failure). On error, it must leave its
+    /// in-memory state as it was. It may run again for
     /// the same job in a later transaction (after `rolled_back`), so it does nothing
     /// beyond the transaction and what it notes for `committed`.
     fn apply(&mut self, tx: &Transaction<'_>, op: &Self::Op) -> Result<Self::Out, DbError>;
@@ -151,10 +156,11 @@ fn panic_text(panic: &(dyn Any + Send)) -> &str {
     }
 }
 
-/// Transactions a batch may take: when a job's failure makes SQLite roll the whole
-/// transaction back, that job is answered its error and the others run again in a
-/// fresh one, up to this many times in all.
-const MAX_ROUNDS: usize = 3;
+/// Transactions a batch may take: when a job's failure rolls the whole
+/// transaction back (the first round's, which has no savepoints, or SQLite's own),
+/// that job is answered its error and the others run again in a fresh one, up to
+/// this many times in all.
+const MAX_ROUNDS: usize = 4;
 
 /// How one transaction over a batch's jobs ended.
 enum Round<Out> {
@@ -162,14 +168,17 @@ enum Round<Out> {
     Committed(Vec<Result<Out, DbError>>),
     /// It could not begin or commit: nothing of it is on disk.
     Failed(DbError),
-    /// The job at `culprit` failed and took the transaction with it (SQLite rolled
-    /// it back by itself, e.g. SQLITE_FULL, IOERR, NOMEM, BUSY): nothing is on disk,
-    /// and no later job ran.
+    /// The job at `culprit` failed and took the transaction with it (it had no
+    /// savepoint, or SQLite rolled it back by itself, e.g. SQLITE_FULL, IOERR,
+    /// NOMEM, BUSY): nothing is on disk, and no later job ran.
     Lost {
         /// Its index in the jobs of the round.
         culprit: usize,
         /// Why it failed.
         error: DbError,
+        /// SQLite rolled the transaction back (not just this round's way of
+        /// undoing a job without a savepoint).
+        by_sqlite: bool,
     },
 }
 
@@ -181,7 +190,9 @@ enum Round<Out> {
 pub fn commit<A: Apply>(label: &str, conn: &mut Connection, state: &mut A, batch: Vec<Job<A::Op, A::Out>>) {
     let mut jobs = batch;
     for round in 1..=MAX_ROUNDS {
-        let (culprit, error) = match run_round(conn, state, &jobs) {
+        // Savepoints only once a job has failed: most batches never need them.
+        let guarded = round > 1;
+        let (culprit, error, by_sqlite) = match run_round(conn, state, &jobs, guarded) {
             Round::Committed(results) => {
                 state.committed();
                 for (job, result) in jobs.into_iter().zip(results) {
@@ -189,8 +200,12 @@ pub fn commit<A: Apply>(label: &str, conn: &mut Connection, state: &mut A, batch
                 }
                 return;
             }
-            Round::Failed(error) => (None, error),
-            Round::Lost { culprit, error } => (Some(culprit), error),
+            Round::Failed(error) => (None, error, true),
+            Round::Lost {
+                culprit,
+                error,
+                by_sqlite,
+            } => (Some(culprit), error, by_sqlite),
         };
         state.rolled_back();
         let others = error_like(&error);
@@ -200,6 +215,9 @@ pub fn commit<A: Apply>(label: &str, conn: &mut Connection, state: &mut A, batch
                 return;
             }
             if round < MAX_ROUNDS {
+                if !by_sqlite {
+                    continue;
+                }
                 warn!(error = %others, writes = jobs.len(), round, database = label,
                     "a write failed and SQLite rolled its batch back; the others run again");
                 continue;
@@ -230,8 +248,14 @@ fn error_like(error: &DbError) -> DbError {
     }
 }
 
-/// Applies `jobs` in order in one transaction and commits it.
-fn run_round<A: Apply>(conn: &mut Connection, state: &mut A, jobs: &[Job<A::Op, A::Out>]) -> Round<A::Out> {
+/// Applies `jobs` in order in one transaction (each in a savepoint when
+/// `guarded`) and commits it.
+fn run_round<A: Apply>(
+    conn: &mut Connection,
+    state: &mut A,
+    jobs: &[Job<A::Op, A::Out>],
+    guarded: bool,
+) -> Round<A::Out> {
     if !conn.is_autocommit() {
         // A transaction left open by a rollback that failed: it must not swallow this one.
         let _ = conn.execute_batch("ROLLBACK");
@@ -242,16 +266,47 @@ fn run_round<A: Apply>(conn: &mut Connection, state: &mut A, jobs: &[Job<A::Op, 
     };
     let mut results = Vec::with_capacity(jobs.len());
     for (index, job) in jobs.iter().enumerate() {
-        match apply_one(&tx, state, &job.op) {
+        let applied = if guarded {
+            apply_one(&tx, state, &job.op)
+        } else {
+            apply_bare(&tx, state, &job.op).map(Ok)
+        };
+        match applied {
             Ok(result) => results.push(result),
-            // Dropping `tx` rolls back whatever is left of the transaction.
-            Err(error) => return Round::Lost { culprit: index, error },
+            Err(error) => {
+                // In a guarded round only a lost transaction ends the round.
+                let by_sqlite = guarded || tx.is_autocommit();
+                // Dropping `tx` rolls back whatever is left of the transaction.
+                return Round::Lost {
+                    culprit: index,
+                    error,
+                    by_sqlite,
+                };
+            }
         }
     }
     match tx.commit() {
         Ok(()) => Round::Committed(results),
         Err(error) => Round::Failed(error.into()),
     }
+}
+
+/// Applies one job with no savepoint: when it fails, the transaction must go.
+/// Ok also requires that SQLite did not roll the transaction back under it.
+fn apply_bare<A: Apply>(tx: &Transaction<'_>, state: &mut A, op: &A::Op) -> Result<A::Out, DbError> {
+    let result = state.apply(tx, op);
+    if tx.is_autocommit() {
+        return Err(result.err().unwrap_or_else(rolled_back_under));
+    }
+    result
+}
+
+/// What a job hears when SQLite rolled its transaction back but the job did not
+/// see an error.
+fn rolled_back_under() -> DbError {
+    DbError::Io(std::io::Error::other(
+        "the transaction was rolled back during the write",
+    ))
 }
 
 /// Applies one job inside a savepoint: a job that fails leaves nothing behind, and
@@ -265,11 +320,7 @@ fn apply_one<A: Apply>(tx: &Transaction<'_>, state: &mut A, op: &A::Op) -> Resul
     if tx.is_autocommit() {
         // SQLite rolled the whole transaction back: whatever ran after that
         // autocommitted, so this must end the round.
-        return Err(result.err().unwrap_or_else(|| {
-            DbError::Io(std::io::Error::other(
-                "the transaction was rolled back during the write",
-            ))
-        }));
+        return Err(result.err().unwrap_or_else(rolled_back_under));
     }
     match result {
         Ok(out) => {

@@ -4,6 +4,7 @@
 //! writes are atomic ([`fs`]). Each concern has its file; this one only declares
 //! them and re-exports what the rest of the daemon uses.
 
+pub mod checkpointer;
 pub mod data_dir;
 pub mod db;
 pub mod error;

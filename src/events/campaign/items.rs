@@ -13,7 +13,7 @@ use crate::store::DbError;
 /// The outbound log accepted an item's message: it leaves PENDING (SENDING) and is
 /// counted against the session's daily caps. False when the item was not PENDING.
 pub fn accepted(tx: &Transaction<'_>, session_id: &str, message_id: &str, link: &Link) -> Result<bool, DbError> {
-    let Some((n, seq, status)) = item_of(tx, session_id, message_id)? else {
+    let Some(Item { n, seq, status, .. }) = item_of(tx, session_id, message_id)? else {
         return Ok(false);
     };
     if status != ItemStatus::Pending {
@@ -32,7 +32,7 @@ pub fn accepted(tx: &Transaction<'_>, session_id: &str, message_id: &str, link: 
 
 /// The item's message was never handed over and was forgotten: PENDING again.
 pub fn forgotten(tx: &Transaction<'_>, session_id: &str, message_id: &str) -> Result<bool, DbError> {
-    let Some((n, seq, status)) = item_of(tx, session_id, message_id)? else {
+    let Some(Item { n, seq, status, .. }) = item_of(tx, session_id, message_id)? else {
         return Ok(false);
     };
     if status != ItemStatus::Sending {
@@ -54,23 +54,19 @@ pub fn follow(
     error_code: u32,
     error: &str,
 ) -> Result<Option<(String, String)>, DbError> {
-    let Some((n, seq, current)) = item_of(tx, session_id, message_id)? else {
+    let Some(item) = item_of(tx, session_id, message_id)? else {
         return Ok(None);
     };
     let to = item_status(status);
+    let current = item.status;
     if to != current && !matches!(current, ItemStatus::Cancelled | ItemStatus::Skipped) {
         tx.prepare_cached(
             "UPDATE campaign_items SET status = ?3, error_code = ?4, error = ?5 WHERE campaign = ?1 AND seq = ?2",
         )?
-        .execute(params![n, seq, to as i32, error_code, error])?;
-        move_count(tx, n, current, to)?;
+        .execute(params![item.n, item.seq, to as i32, error_code, error])?;
+        move_count(tx, item.n, current, to)?;
     }
-    let ids = tx
-        .prepare_cached(
-            "SELECT c.id, i.item_id FROM campaigns c JOIN campaign_items i ON i.campaign = c.n WHERE c.n = ?1 AND i.seq = ?2",
-        )?
-        .query_row(params![n, seq], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(Some(ids))
+    Ok(Some((item.campaign_id, item.item_id)))
 }
 
 /// An item that cannot be sent (its media is gone, its content unreadable): FAILED.
@@ -88,9 +84,7 @@ pub fn skip(tx: &Transaction<'_>, n: i64, seq: u64) -> Result<bool, DbError> {
 }
 
 /// A PENDING item ends unsent as `status`, saying `error`; false when it was not
-/// PENDING. (PENDING is written into the statement: compared with a bound
-/// parameter, the partial index on pending items would have SQLite prepare the
-/// statement again at every execution.)
+/// PENDING.
 fn finish_pending(tx: &Transaction<'_>, n: i64, seq: u64, status: ItemStatus, error: &str) -> Result<bool, DbError> {
     let sql = format!(
         "UPDATE campaign_items SET status = ?3, error = ?4 WHERE campaign = ?1 AND seq = ?2 AND status = {}",
@@ -105,42 +99,62 @@ fn finish_pending(tx: &Transaction<'_>, n: i64, seq: u64, status: ItemStatus, er
     Ok(changed > 0)
 }
 
-/// The item a message of `session_id` belongs to: its campaign key, position and
-/// status.
-fn item_of(
-    tx: &Transaction<'_>,
-    session_id: &str,
-    message_id: &str,
-) -> Result<Option<(i64, i64, ItemStatus)>, DbError> {
-    let found: Option<(i64, i64, i32)> = tx
+/// A campaign item as a message names it.
+struct Item {
+    /// The campaign's key and the item's position in it.
+    n: i64,
+    seq: i64,
+    status: ItemStatus,
+    /// The ids its events name.
+    campaign_id: String,
+    item_id: String,
+}
+
+/// The item a message of `session_id` belongs to, in one read.
+fn item_of(tx: &Transaction<'_>, session_id: &str, message_id: &str) -> Result<Option<Item>, DbError> {
+    Ok(tx
         .prepare_cached(
-            "SELECT i.campaign, i.seq, i.status FROM campaign_items i JOIN campaigns c ON c.n = i.campaign
+            "SELECT i.campaign, i.seq, i.status, c.id, i.item_id FROM campaign_items i JOIN campaigns c ON c.n = i.campaign
              WHERE i.message_id = ?1 AND c.session_id = ?2",
         )?
         .query_row(params![message_id, session_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok(Item {
+                n: r.get(0)?,
+                seq: r.get(1)?,
+                status: ItemStatus::try_from(r.get::<_, i32>(2)?).unwrap_or(ItemStatus::Unspecified),
+                campaign_id: r.get(3)?,
+                item_id: r.get(4)?,
+            })
         })
-        .optional()?;
-    Ok(found.map(|(n, seq, status)| (n, seq, ItemStatus::try_from(status).unwrap_or(ItemStatus::Unspecified))))
+        .optional()?)
 }
 
-/// Moves one item's count from `from` to `to`; the campaign is DONE once nothing
-/// is left to send.
+/// Moves one item's count from `from` to `to`, in one statement; the campaign is
+/// DONE once nothing is left to send (every expression reads the row as it was).
 fn move_count(tx: &Transaction<'_>, n: i64, from: ItemStatus, to: ItemStatus) -> Result<(), DbError> {
     let (from, to) = (count_column(from), count_column(to));
-    tx.prepare_cached(&format!(
-        "UPDATE campaigns SET {from} = {from} - 1, {to} = {to} + 1 WHERE n = ?1"
-    ))?
-    .execute([n])?;
-    tx.prepare_cached(
-        "UPDATE campaigns SET state = ?2, pause_reason = 0, resume_at_ms = 0
-         WHERE n = ?1 AND pending = 0 AND sending = 0 AND state IN (?3, ?4)",
-    )?
-    .execute(params![
-        n,
-        CampaignState::Done as i32,
+    if from == to {
+        return Ok(());
+    }
+    let after = |column: &str| {
+        let delta = i32::from(column == to) - i32::from(column == from);
+        format!("({column} + {delta})")
+    };
+    let done = format!(
+        "{} = 0 AND {} = 0 AND state IN ({}, {})",
+        after("pending"),
+        after("sending"),
         CampaignState::Running as i32,
         CampaignState::Paused as i32
-    ])?;
+    );
+    tx.prepare_cached(&format!(
+        "UPDATE campaigns SET {from} = {from} - 1, {to} = {to} + 1,
+         state = CASE WHEN {done} THEN {} ELSE state END,
+         pause_reason = CASE WHEN {done} THEN 0 ELSE pause_reason END,
+         resume_at_ms = CASE WHEN {done} THEN 0 ELSE resume_at_ms END
+         WHERE n = ?1",
+        CampaignState::Done as i32
+    ))?
+    .execute([n])?;
     Ok(())
 }

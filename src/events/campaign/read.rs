@@ -64,9 +64,8 @@ pub fn items(
     after: i64,
     limit: usize,
 ) -> Result<Vec<ItemRow>, DbError> {
-    // The status is written into the statement: compared with a bound parameter,
-    // the partial index on pending items would have SQLite prepare the statement
-    // again at every execution (a quarter of a core at 2,000 items/s).
+    // The status is written into the statement (a cached statement per status):
+    // SQLite plans each for its status.
     let sql = match status {
         Some(status) => format!(
             "SELECT {ITEM} FROM campaign_items WHERE campaign = ?1 AND status = {} AND seq > ?2 ORDER BY seq LIMIT ?3",
