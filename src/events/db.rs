@@ -32,6 +32,10 @@ pub use signal::{Change, Follow, Signals};
 /// Jobs committed together at most.
 pub const MAX_BATCH: usize = 1024;
 
+/// The writer's page cache, in KiB (SQLite's default is 2,000): a batch of bulk
+/// sends touches pages all over the outbound and campaign tables and indexes.
+const WRITER_CACHE_KIB: i64 = 16 * 1024;
+
 /// Event kinds (message, receipt, status, outbound, health), counted per batch.
 const KINDS: usize = 5;
 
@@ -70,6 +74,7 @@ impl Writer {
         shared: Arc<Shared>,
         metrics: Arc<EventMetrics>,
     ) -> Result<(Self, watch::Receiver<u64>), DbError> {
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         conn.execute_batch(SCHEMA)?;
         trim::open(conn)?;
         conn.execute_batch(outbound_sql::SCHEMA)?;

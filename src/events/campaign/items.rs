@@ -1,9 +1,9 @@
 //! Campaign items following the outbound log, on the writer thread inside its
 //! transactions: an item's message accepted (it leaves PENDING and counts against
-//! the daily caps), forgotten (PENDING again), or moved to a new status (the item
-//! follows), an item that cannot be sent, and one whose number is not on
-//! WhatsApp (SKIPPED); each moves its campaign's counts in
-//! the same transaction, and a campaign with nothing left to send is DONE.
+//! the daily caps), forgotten (PENDING again), or moved to a new status (the counts
+//! follow; the item's status is its message's), an item that cannot be sent, and
+//! one whose number is not on WhatsApp (SKIPPED); each moves its campaign's counts
+//! in the same transaction, and a campaign with nothing left to send is DONE.
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -44,29 +44,50 @@ pub fn forgotten(tx: &Transaction<'_>, session_id: &str, message_id: &str) -> Re
     Ok(true)
 }
 
-/// The item's message moved to `status` in the outbound log: the item follows. The
-/// campaign and item ids, for the event, when the message is an item's.
+/// The item's message moved from `before` to `status` in the outbound log: the
+/// campaign's counts follow. The item's row keeps SENDING while its message is
+/// under way (readers take the message's status, [`super::read`]), so that
+/// SENT, SERVER_ACK and the receipts write nothing more of the item than its
+/// campaign's counts; a FAILED message fails the item in its row, with the error.
+/// The campaign and item ids, for the event, when the message is an item's.
 pub fn follow(
     tx: &Transaction<'_>,
     session_id: &str,
     message_id: &str,
-    status: MessageStatus,
+    (before, status): (MessageStatus, MessageStatus),
     error_code: u32,
     error: &str,
 ) -> Result<Option<(String, String)>, DbError> {
     let Some(item) = item_of(tx, session_id, message_id)? else {
         return Ok(None);
     };
-    let to = item_status(status);
-    let current = item.status;
-    if to != current && !matches!(current, ItemStatus::Cancelled | ItemStatus::Skipped) {
-        tx.prepare_cached(
-            "UPDATE campaign_items SET status = ?3, error_code = ?4, error = ?5 WHERE campaign = ?1 AND seq = ?2",
-        )?
-        .execute(params![item.n, item.seq, to as i32, error_code, error])?;
-        move_count(tx, item.n, current, to)?;
+    if is_under_way(item.status) {
+        let (from, to) = (item_status(before), item_status(status));
+        if to == ItemStatus::Failed {
+            tx.prepare_cached(
+                "UPDATE campaign_items SET status = ?3, error_code = ?4, error = ?5 WHERE campaign = ?1 AND seq = ?2",
+            )?
+            .execute(params![item.n, item.seq, to as i32, error_code, error])?;
+        }
+        move_count(tx, item.n, from, to)?;
     }
     Ok(Some((item.campaign_id, item.item_id)))
+}
+
+/// An item's own status that stands for a message under way, whose status the
+/// outbound log has (SENDING; the later ones only in rows written before the
+/// rows kept SENDING).
+pub(crate) const UNDER_WAY: [ItemStatus; 5] = [
+    ItemStatus::Sending,
+    ItemStatus::Sent,
+    ItemStatus::ServerAck,
+    ItemStatus::Delivered,
+    ItemStatus::Read,
+];
+
+/// Whether the item's status comes from its message's.
+pub(crate) fn is_under_way(status: ItemStatus) -> bool {
+    UNDER_WAY.contains(&status)
 }
 
 /// An item that cannot be sent (its media is gone, its content unreadable): FAILED.

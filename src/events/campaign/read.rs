@@ -7,7 +7,11 @@ use std::time::SystemTime;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{CampaignRow, CampaignState, CheckRow, Counts, ItemRow, ItemStatus, MessageStatus, PauseReason, Verdict};
+use super::{
+    item_status,
+    items::{is_under_way, UNDER_WAY},
+    CampaignRow, CampaignState, CheckRow, Counts, ItemRow, ItemStatus, MessageStatus, PauseReason, Verdict,
+};
 use crate::store::{from_unix_ms, DbError};
 
 const CAMPAIGN: &str = "n, id, session_id, state, pause_reason, resume_at_ms, pacing, labels, fingerprint, created_ms,
@@ -56,7 +60,8 @@ pub fn sessions(conn: &Connection) -> Result<Vec<String>, DbError> {
 }
 
 /// A campaign's items after position `after` (-1: from the start), in order, of one
-/// status (None: any), at most `limit`.
+/// status (None: any), at most `limit`. An item under way has its message's status
+/// (the outbound log's), which its own row does not follow ([`super::items::follow`]).
 pub fn items(
     conn: &Connection,
     n: i64,
@@ -64,18 +69,65 @@ pub fn items(
     after: i64,
     limit: usize,
 ) -> Result<Vec<ItemRow>, DbError> {
-    // The status is written into the statement (a cached statement per status):
+    // Statuses are written into the statements (a cached statement per status):
     // SQLite plans each for its status.
     let sql = match status {
-        Some(status) => format!(
+        Some(status) if !is_under_way(status) => format!(
             "SELECT {ITEM} FROM campaign_items WHERE campaign = ?1 AND status = {} AND seq > ?2 ORDER BY seq LIMIT ?3",
             status as i32
         ),
-        None => format!("SELECT {ITEM} FROM campaign_items WHERE campaign = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"),
+        Some(status) => format!(
+            "SELECT {} WHERE i.campaign = ?1 AND i.status IN ({}) AND {} = {} AND i.seq > ?2 ORDER BY i.seq LIMIT ?3",
+            items_now(),
+            under_way_list(),
+            status_now(),
+            status as i32
+        ),
+        None => format!(
+            "SELECT {} WHERE i.campaign = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT ?3",
+            items_now()
+        ),
     };
     let mut statement = conn.prepare_cached(&sql)?;
     let rows = statement.query_map(params![n, after, limit as i64], item_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The item columns, and what they are read from, with each item's status now.
+fn items_now() -> String {
+    format!(
+        "i.seq, i.item_id, i.chat, {}, i.message_id, i.error_code, i.error, i.sent_ms, i.content
+         FROM campaign_items i LEFT JOIN campaigns c ON c.n = i.campaign
+         LEFT JOIN outbound o ON o.session_id = c.session_id AND o.message_id = i.message_id",
+        status_now()
+    )
+}
+
+/// An item's status now, in SQL: its message's while it is under way, else its own.
+fn status_now() -> String {
+    let statuses = [
+        MessageStatus::Unspecified,
+        MessageStatus::Queued,
+        MessageStatus::Sent,
+        MessageStatus::ServerAck,
+        MessageStatus::Delivered,
+        MessageStatus::Read,
+        MessageStatus::Played,
+        MessageStatus::Failed,
+    ];
+    let arms: String = statuses
+        .iter()
+        .map(|&m| format!(" WHEN {} THEN {}", m as i32, item_status(m) as i32))
+        .collect();
+    format!(
+        "(CASE WHEN i.status IN ({}) AND o.status IS NOT NULL THEN (CASE o.status{arms} ELSE i.status END) ELSE i.status END)",
+        under_way_list()
+    )
+}
+
+/// The statuses under way, as an SQL list.
+fn under_way_list() -> String {
+    UNDER_WAY.map(|status| (status as i32).to_string()).join(", ")
 }
 
 /// The next PENDING items of a campaign after position `after`, in order.

@@ -169,7 +169,7 @@ pub fn update(tx: &Transaction<'_>, change: &Update) -> Result<Vec<NewEvent>, Db
         tx,
         &change.session_id,
         &change.message_id,
-        change.status,
+        (status, change.status),
         change.error_code,
         &change.error,
     )?;

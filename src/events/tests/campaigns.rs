@@ -226,3 +226,55 @@ async fn the_gauges_count_campaigns_by_state_and_sum_their_items() {
     assert_eq!(by_state[0].2, 1);
     assert_eq!((counts.total, counts.pending, counts.sending), (3, 2, 1), "{counts:?}");
 }
+
+#[tokio::test]
+async fn items_listed_by_status_are_listed_by_their_messages_status_and_a_nack_fails_its_item() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = open(&dir);
+    let Written::Campaign(row) = log.create_campaign(new_campaign(4)).await.unwrap() else {
+        panic!("created")
+    };
+    for i in 0..3 {
+        log.accept(accept(i)).await.unwrap();
+        log.mark_sent("s", &format!("M{i}")).await.unwrap();
+    }
+    log.update_detached(Update::to("s", "M0", MessageStatus::ServerAck));
+    log.update_detached(Update::to("s", "M1", MessageStatus::Delivered));
+    let mut nack = Update::to("s", "M2", MessageStatus::Failed);
+    nack.error_code = 463;
+    nack.error = "new chats barred".into();
+    log.update_detached(nack);
+    // The detached updates are committed once a later write is.
+    log.forget("s", "none").await.unwrap();
+    assert_eq!(listed(&log, row.n, ItemStatus::ServerAck).await, ["i0"]);
+    assert_eq!(listed(&log, row.n, ItemStatus::Delivered).await, ["i1"]);
+    assert_eq!(listed(&log, row.n, ItemStatus::Pending).await, ["i3"]);
+    assert!(listed(&log, row.n, ItemStatus::Sent).await.is_empty());
+    assert_eq!(listed(&log, row.n, ItemStatus::Failed).await, ["i2"]);
+    let failed = log
+        .campaign_items(row.n, Some(ItemStatus::Failed), -1, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        (failed[0].error_code, failed[0].error.as_str()),
+        (463, "new chats barred")
+    );
+    let counts = log.campaign("c").await.unwrap().unwrap().counts;
+    assert_eq!(
+        (
+            counts.server_ack,
+            counts.delivered,
+            counts.failed,
+            counts.pending,
+            counts.sent
+        ),
+        (1, 1, 1, 1, 0),
+        "{counts:?}"
+    );
+}
+
+/// The ids of a campaign's items of one status, as ListCampaignItems lists them.
+async fn listed(log: &crate::events::EventLog, n: i64, status: ItemStatus) -> Vec<String> {
+    let items = log.campaign_items(n, Some(status), -1, 10).await.unwrap();
+    items.into_iter().map(|item| item.item_id).collect()
+}
