@@ -3,12 +3,13 @@
 //! (`wa-sessiond --backend emulator`, next to this executable) and, for `get_hot`, a
 //! baseline server (this executable re-run with `--baseline-server`) as child
 //! processes, drives them over gRPC, and prints a table plus one JSON line per
-//! scenario. `real` runs the daemon's real backend against the fake WhatsApp
-//! (`fake-whatsapp`, next to this executable). Figures, not tests: nothing here
-//! asserts.
+//! scenario. `real` and `media_real` run the daemon's real backend against the fake
+//! WhatsApp (`fake-whatsapp`, next to this executable). Figures, not tests: nothing
+//! here asserts.
 //!
 //! `cargo build --release --bins && target/release/wa-sessiond-bench [--scenario all]`
 //! `cargo build --release --features fake-whatsapp --bins && target/release/wa-sessiond-bench --scenario real`
+//! `cargo build --release --features fake-whatsapp --bins && target/release/wa-sessiond-bench --scenario media_real`
 
 #![forbid(unsafe_code)]
 
@@ -23,6 +24,7 @@ mod get_hot;
 mod load;
 mod media;
 mod media_measure;
+mod media_real;
 mod real;
 mod regen_storm;
 mod report;
@@ -65,6 +67,9 @@ pub enum Scenario {
     /// The real backend against the fake WhatsApp: memory and idle CPU per
     /// CONNECTED session, and the restore of all of them.
     Real,
+    /// Files through the real backend and the fake WhatsApp's CDN (encrypted,
+    /// HTTPS): the `media` figures.
+    MediaReal,
 }
 
 /// Benchmarks wa-sessiond against a plain tonic server.
@@ -275,6 +280,9 @@ async fn run(env: &child::BenchEnv) -> Result<(), String> {
     } else if args.scenario == Scenario::All {
         println!("real: skipped (no fake-whatsapp binary: build with --features fake-whatsapp)\n");
     }
+    if args.scenario == Scenario::MediaReal || (args.scenario == Scenario::All && fake_built) {
+        report::outcome("media_real", media_real::run(env).await, &mut failed);
+    }
     if failed.is_empty() {
         Ok(())
     } else {
@@ -300,6 +308,8 @@ mod tests {
         assert_eq!(args.real_sessions, [100, 1000]);
         let real = Args::try_parse_from(["wa-sessiond-bench", "--scenario", "real"]).unwrap();
         assert!(real.runs(Scenario::Real) && !real.runs(Scenario::Scale));
+        let media_real = Args::try_parse_from(["wa-sessiond-bench", "--scenario", "media_real"]).unwrap();
+        assert_eq!(media_real.scenario, Scenario::MediaReal);
         let send = Args::try_parse_from(["wa-sessiond-bench", "--scenario", "send"]).unwrap();
         assert!(send.runs(Scenario::Send) && !send.runs(Scenario::Events));
         assert_eq!(

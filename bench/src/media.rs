@@ -1,12 +1,12 @@
 //! media: files through the daemon, on the emulated WhatsApp (its CDN is a folder in
-//! the data dir: no encryption, no network; the real backend's crypto and CDN path
-//! is not measured here). One linked session; per size (`--media-sizes`, MiB):
-//! UploadMedia in 64 KiB chunks (MiB/s, the handle's sha256 checked), then a phone
-//! sends a file of that size (EmulatorService.DeliverMedia, not timed) and
-//! DownloadMedia streams it back (MiB/s, sha256 checked); each transfer 3 times, the
-//! median time counts. DeliverMedia carries the file in one request, which the
-//! daemon caps at 4 MiB (`--max-request-bytes`'s most), so larger sizes are
-//! downloaded at that cap instead of their own size.
+//! the data dir: no encryption, no network; `media_real` measures the real backend's
+//! crypto and CDN path against the fake WhatsApp). One linked session; per size
+//! (`--media-sizes`, MiB): UploadMedia in 64 KiB chunks (MiB/s, the handle's sha256
+//! checked), then a phone sends a file of that size (EmulatorService.DeliverMedia,
+//! not timed) and DownloadMedia streams it back (MiB/s, sha256 checked); each
+//! transfer 3 times, the median time counts. DeliverMedia carries the file in one
+//! request, which the daemon caps at 4 MiB (`--max-request-bytes`'s most), so larger
+//! sizes are downloaded at that cap instead of their own size.
 //!
 //! Baseline, in the same run: the same bytes written over a plain loopback TCP
 //! socket to a reader in this process (median of 5). Memory: the daemon's peak RSS
@@ -29,16 +29,18 @@ use crate::{
     report::{self, r3, row, Target},
 };
 
-const MIB: u64 = 1 << 20;
+pub const MIB: u64 = 1 << 20;
 /// Bytes per UploadMedia message and per loopback write.
 const CHUNK: usize = 64 * 1024;
 /// The daemon's largest request (`--max-request-bytes` allows no more).
-const MAX_REQUEST: u64 = 4 * MIB;
+pub const MAX_REQUEST: u64 = 4 * MIB;
 /// The largest file one DeliverMedia request carries (room left for its other fields).
 const DELIVER_CAP: u64 = MAX_REQUEST - CHUNK as u64;
 /// The session and the phone that sends it files.
 const SESSION: &str = "media";
 const PHONE: &str = "15550001111";
+/// The phone's chat, as DownloadMedia names it.
+pub const PHONE_CHAT: &str = "15550001111@s.whatsapp.net";
 /// The bound on peak RSS growth (for a 100 MiB file).
 const RSS_BOUND_MIB: f64 = 16.0;
 /// Each transfer is timed this many times (the median counts; RSS: the largest growth).
@@ -48,7 +50,7 @@ const TRANSFER_BOUND: Duration = Duration::from_secs(600);
 
 /// One transfer: seconds, and the daemon's peak RSS growth over it, KiB.
 #[derive(Clone, Copy)]
-struct Transfer {
+pub struct Transfer {
     bytes: u64,
     secs: f64,
     rss_kib: u64,
@@ -61,13 +63,20 @@ impl Transfer {
 }
 
 /// One size's figures.
-struct Row {
+pub struct Row {
     size: u64,
     loopback: f64,
     upload: Transfer,
     /// At `size`, or at DELIVER_CAP when `size` is over it (with its own loopback).
     download: Transfer,
     download_loopback: f64,
+}
+
+/// Where the files go: a linked session, and the chat its phone writes from.
+pub struct Linked<'a> {
+    pub channel: &'a Channel,
+    pub session: &'a str,
+    pub chat: &'a str,
 }
 
 /// Runs the scenario and prints its figures.
@@ -81,12 +90,39 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
     let daemon = env.daemon("daemon-media", &env.data_dir("media"), &extra).await?;
     let channel = client::channel(daemon.addr).await?;
     client::connected_sessions(&channel, &[SESSION.to_owned()]).await?;
+    let linked = Linked {
+        channel: &channel,
+        session: SESSION,
+        chat: PHONE_CHAT,
+    };
     let peak = Peak::new(daemon.pid());
+    let rows = measure(env, &peak, &linked, Some(DELIVER_CAP), |data| deliver(&channel, data)).await?;
+    let rss_after = daemon.rss_kib()?;
+    drop(channel);
+    daemon.stop(Duration::from_secs(30)).await?;
+    print("media", "emulator", &rows, peak.method(), rss_after);
+    Ok(())
+}
+
+/// Each size of `--media-sizes` up and down through the linked session: a phone
+/// sends files with `deliver` (the message's id; over `cap` bytes, a file of `cap`
+/// bytes instead); each transfer's median time and largest RSS growth.
+pub async fn measure<D, F>(
+    env: &BenchEnv,
+    peak: &Peak,
+    linked: &Linked<'_>,
+    cap: Option<u64>,
+    mut deliver: D,
+) -> Result<Vec<Row>, String>
+where
+    D: FnMut(Vec<u8>) -> F,
+    F: std::future::Future<Output = Result<String, String>>,
+{
     // Warm the paths once with a small file; measure from here.
     let warm = noise(CHUNK as u64, 1);
-    upload(&channel, &warm).await?;
-    let warm_id = deliver(&channel, &warm).await?;
-    download(&channel, &warm_id, &warm).await?;
+    upload(linked, &warm).await?;
+    let warm_id = deliver(warm.clone()).await?;
+    download(linked, &warm_id, &warm).await?;
 
     let mut rows = Vec::new();
     for (n, &mib) in env.args.media_sizes.iter().enumerate() {
@@ -94,23 +130,24 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
         println!("media: {mib} MiB: loopback copy, upload, download");
         let data = noise(size, 7 + n as u64);
         let loopback = loopback_mib_s(&data).await?;
-        let (secs, rss_kib) = peak.median_of(REPEATS, || upload(&channel, &data)).await?;
+        let (secs, rss_kib) = peak.median_of(REPEATS, || upload(linked, &data)).await?;
         let upload = Transfer {
             bytes: size,
             secs,
             rss_kib,
         };
-        // Over DeliverMedia's cap: a file of the cap's size, with its own loopback copy.
-        let (file, download_loopback) = if size <= DELIVER_CAP {
-            (data, loopback)
-        } else {
-            drop(data);
-            let smaller = noise(DELIVER_CAP, 100 + n as u64);
-            let loopback = loopback_mib_s(&smaller).await?;
-            (smaller, loopback)
+        // Over the cap: a file of the cap's size, with its own loopback copy.
+        let (file, download_loopback) = match cap {
+            Some(cap) if size > cap => {
+                drop(data);
+                let smaller = noise(cap, 100 + n as u64);
+                let loopback = loopback_mib_s(&smaller).await?;
+                (smaller, loopback)
+            }
+            _ => (data, loopback),
         };
-        let id = deliver(&channel, &file).await?;
-        let (secs, rss_kib) = peak.median_of(REPEATS, || download(&channel, &id, &file)).await?;
+        let id = deliver(file.clone()).await?;
+        let (secs, rss_kib) = peak.median_of(REPEATS, || download(linked, &id, &file)).await?;
         let download = Transfer {
             bytes: file.len() as u64,
             secs,
@@ -124,18 +161,14 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
             download_loopback,
         });
     }
-    let rss_after = daemon.rss_kib()?;
-    drop(channel);
-    daemon.stop(Duration::from_secs(30)).await?;
-    print(&rows, peak.method(), rss_after);
-    Ok(())
+    Ok(rows)
 }
 
 /// Uploads `data` as a document in CHUNK messages; returns the seconds from the call
 /// to the handle, after checking its size and sha256.
-async fn upload(channel: &Channel, data: &[u8]) -> Result<f64, String> {
+async fn upload(linked: &Linked<'_>, data: &[u8]) -> Result<f64, String> {
     let info = MediaInfo {
-        session_id: SESSION.into(),
+        session_id: linked.session.into(),
         kind: MediaKind::Document as i32,
         mime: "application/octet-stream".into(),
         file_name: "bench.bin".into(),
@@ -151,7 +184,7 @@ async fn upload(channel: &Channel, data: &[u8]) -> Result<f64, String> {
     let mut request = tonic::Request::new(tokio_stream::iter(messages));
     request.set_timeout(TRANSFER_BOUND);
     let start = Instant::now();
-    let handle = SessionServiceClient::new(channel.clone())
+    let handle = SessionServiceClient::new(linked.channel.clone())
         .upload_media(request)
         .await
         .map_err(|e| {
@@ -177,27 +210,21 @@ async fn upload(channel: &Channel, data: &[u8]) -> Result<f64, String> {
 }
 
 /// A phone sends the session `data`; returns the message's id.
-async fn deliver(channel: &Channel, data: &[u8]) -> Result<String, String> {
+async fn deliver(channel: &Channel, data: Vec<u8>) -> Result<String, String> {
+    let len = data.len();
     let deliver = DeliverMediaRequest {
         session_id: SESSION.into(),
         from: PHONE.into(),
         kind: MediaKind::Document as i32,
         mime: "application/octet-stream".into(),
-        data: data.to_vec(),
+        data,
         caption: String::new(),
         file_name: "bench.bin".into(),
     };
     Ok(EmulatorServiceClient::new(channel.clone())
         .deliver_media(deliver)
         .await
-        .map_err(|e| {
-            format!(
-                "DeliverMedia of {} bytes failed: {:?}: {}",
-                data.len(),
-                e.code(),
-                e.message()
-            )
-        })?
+        .map_err(|e| format!("DeliverMedia of {len} bytes failed: {:?}: {}", e.code(), e.message()))?
         .into_inner()
         .message_id)
 }
@@ -205,13 +232,13 @@ async fn deliver(channel: &Channel, data: &[u8]) -> Result<String, String> {
 /// DownloadMedia streams the file of message `id` (sent as `data`) back. Returns the
 /// seconds from the call that opened the stream to its last chunk, after checking
 /// the bytes' sha256 against the data's and the stream's info.
-async fn download(channel: &Channel, id: &str, data: &[u8]) -> Result<f64, String> {
+async fn download(linked: &Linked<'_>, id: &str, data: &[u8]) -> Result<f64, String> {
     let request = DownloadMediaRequest {
-        session_id: SESSION.into(),
+        session_id: linked.session.into(),
         message_id: id.into(),
-        chat: format!("{PHONE}@s.whatsapp.net"),
+        chat: linked.chat.into(),
     };
-    let mut sessions = SessionServiceClient::new(channel.clone());
+    let mut sessions = SessionServiceClient::new(linked.channel.clone());
     let waited = Instant::now();
     // The message reaches the log a moment after DeliverMedia answers: NOT_FOUND until then.
     let (start, mut stream) = loop {
@@ -255,8 +282,9 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// Prints the table, the targets and the JSON line.
-fn print(rows: &[Row], rss_method: &str, rss_after_kib: u64) {
+/// Prints scenario `name`'s table, targets and JSON line (`backend`: what the
+/// daemon ran on).
+pub fn print(name: &str, backend: &str, rows: &[Row], rss_method: &str, rss_after_kib: u64) {
     let mut table = vec![row(&[
         &"size",
         &"loopback MiB/s",
@@ -318,17 +346,22 @@ fn print(rows: &[Row], rss_method: &str, rss_after_kib: u64) {
         },
     ];
     let mut figures = Map::new();
-    figures.insert("backend".into(), json!("emulator"));
+    figures.insert("backend".into(), json!(backend));
     figures.insert("chunk_bytes".into(), json!(CHUNK));
-    figures.insert("download_cap_bytes".into(), json!(DELIVER_CAP));
+    let cap = rows
+        .iter()
+        .filter(|r| r.download.bytes != r.size)
+        .map(|r| r.download.bytes)
+        .max();
+    figures.insert("download_cap_bytes".into(), json!(cap));
     figures.insert("rss_method".into(), json!(rss_method));
     figures.insert("rss_after_kib".into(), json!(rss_after_kib));
     figures.insert("sizes".into(), Value::Array(sizes));
-    report::scenario("media", &table, &targets, figures);
-    println!("media: RSS growth is {rss_method}; sha256 checked on every upload and download");
-    if rows.iter().any(|r| r.download.bytes != r.size) {
+    report::scenario(name, &table, &targets, figures);
+    println!("{name}: RSS growth is {rss_method}; sha256 checked on every upload and download");
+    if let Some(cap) = cap {
         println!(
-            "media: DeliverMedia carries a file in one request (the daemon's --max-request-bytes is at most 4 MiB): sizes over {DELIVER_CAP} bytes are downloaded at that size"
+            "{name}: DeliverMedia carries a file in one request (the daemon's --max-request-bytes is at most 4 MiB): sizes over {cap} bytes are downloaded at that size"
         );
     }
 }

@@ -294,9 +294,11 @@ async fn link(env: &BenchEnv, daemon: &Proc, fake: &Fake, range: Range<u32>) -> 
     Ok(start.elapsed())
 }
 
-/// Creates session `n`, has its phone scan the first code, waits for CONNECTED.
-async fn link_one(mut sessions: client::Sessions, mut fake: Fake, n: u64) -> Result<(), String> {
+/// Creates session `n`, has its phone scan the first code, waits for CONNECTED;
+/// the session's id and its phone number (digits).
+pub async fn link_one(mut sessions: client::Sessions, mut fake: Fake, n: u64) -> Result<(String, String), String> {
     let id = format!("real-{n:07}");
+    let phone = format!("1555{n:07}");
     let created = sessions
         .create_session(client::create(&id))
         .await
@@ -312,14 +314,14 @@ async fn link_one(mut sessions: client::Sessions, mut fake: Fake, n: u64) -> Res
         .await
         .map_err(|e| format!("watch {id}: {}", e.message()))?
         .into_inner();
-    fake.scan(&code, &format!("1555{n:07}")).await?;
+    fake.scan(&code, &phone).await?;
     while let Some(session) = changes
         .message()
         .await
         .map_err(|e| format!("watch {id}: {}", e.message()))?
     {
         match client::status(&session) {
-            SessionStatus::Connected => return Ok(()),
+            SessionStatus::Connected => return Ok((id, phone)),
             SessionStatus::Failed | SessionStatus::LoggedOut => {
                 return Err(format!(
                     "{id} ended {:?}: {}",
