@@ -26,16 +26,8 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
     let (ws, control) = (free_addr()?, free_addr()?);
     let fake_proc = env.fake_whatsapp(ws, control).await?;
     let fake = Fake::connect(control).await?;
-    let url = format!("ws://{ws}/ws/chat");
-    let sw_js = format!("http://{ws}/sw.js");
-    let backend = [
-        "--backend",
-        "whatsapp",
-        "--whatsapp-url",
-        url.as_str(),
-        "--wa-version-url",
-        sw_js.as_str(),
-    ];
+    let backend_args = real::backend(ws);
+    let backend: Vec<&str> = backend_args.iter().map(String::as_str).collect();
     let max_request = MAX_REQUEST.to_string();
     let extra = ["--max-request-bytes", max_request.as_str(), "--qr-timeout", "60s"];
     let data = env.data_dir("media-real");

@@ -58,17 +58,9 @@ pub async fn run(env: &BenchEnv) -> Result<(), String> {
     let (ws, control) = (free_addr()?, free_addr()?);
     let fake_proc = env.fake_whatsapp(ws, control).await?;
     let fake = Fake::connect(control).await?;
-    let url = format!("ws://{ws}/ws/chat");
-    let sw_js = format!("http://{ws}/sw.js");
     let width = env.args.max_concurrent_connects.to_string();
-    let backend = [
-        "--backend",
-        "whatsapp",
-        "--whatsapp-url",
-        url.as_str(),
-        "--wa-version-url",
-        sw_js.as_str(),
-    ];
+    let backend_args = backend(ws);
+    let backend: Vec<&str> = backend_args.iter().map(String::as_str).collect();
     let extra = [
         "--max-sessions",
         "1000000",
@@ -292,6 +284,18 @@ async fn link(env: &BenchEnv, daemon: &Proc, fake: &Fake, range: Range<u32>) -> 
         }
     }
     Ok(start.elapsed())
+}
+
+/// The daemon's arguments for the real backend against the fake WhatsApp at `ws`.
+pub fn backend(ws: std::net::SocketAddr) -> [String; 6] {
+    [
+        "--backend".into(),
+        "whatsapp".into(),
+        "--whatsapp-url".into(),
+        format!("ws://{ws}/ws/chat"),
+        "--wa-version-url".into(),
+        format!("http://{ws}/sw.js"),
+    ]
 }
 
 /// Creates session `n`, has its phone scan the first code, waits for CONNECTED;
