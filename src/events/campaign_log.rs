@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use super::{
     campaign::{
+        caps,
         read::{self, Next},
         sql::{Action, Done, Job, Written},
         Auto, CampaignRow, CheckRow, Counts, ItemRow, ItemStatus, NewCampaign, NewItem, Verdict,
@@ -170,7 +171,7 @@ impl EventLog {
     ) -> Result<(u64, Option<SystemTime>), DbError> {
         let id = session_id.to_owned();
         self.readers
-            .with(move |conn| read::sends_since(conn, &id, new_contacts, since))
+            .with(move |conn| caps::since(conn, &id, new_contacts, since))
             .await
     }
 

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use super::rows::{forget_deleted_duplicate, insert, remove_deleted, ROW_OVERHEAD, SCHEMA};
 use super::{
-    campaign::sql as campaign_sql,
+    campaign::{caps as campaign_caps, sql as campaign_sql},
     metrics::EventMetrics,
     outbound::{self, sql as outbound_sql, MessageStatus},
     trim, Appended, Body, EventKind, NewEvent, Shared,
@@ -77,9 +77,10 @@ impl Writer {
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         conn.execute_batch(SCHEMA)?;
         trim::open(conn)?;
-        conn.execute_batch(outbound_sql::SCHEMA)?;
+        outbound_sql::open(conn)?;
         conn.execute_batch(outbound::health_sql::SCHEMA)?;
         conn.execute_batch(campaign_sql::SCHEMA)?;
+        campaign_caps::open(conn)?;
         let head: i64 = conn
             .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'events'", [], |row| {
                 row.get(0)

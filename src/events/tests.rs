@@ -20,6 +20,7 @@ mod removal;
 mod rollback;
 mod trim_race;
 mod undecryptable;
+mod upgrade;
 
 fn open(dir: &tempfile::TempDir) -> EventLog {
     EventLog::open(dir.path(), Arc::default()).expect("open the log")

@@ -93,6 +93,8 @@ impl Pacer {
             link: Link {
                 campaign_id: campaign.id.clone(),
                 item_id: item.item_id.clone(),
+                campaign: campaign.n,
+                seq: item.seq,
                 new_contact: new,
             },
         };

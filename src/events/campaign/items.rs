@@ -7,26 +7,29 @@
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{count_column, item_status, now_ms, CampaignState, ItemStatus, Link, MessageStatus, DAY_MS};
+use super::{caps, count_column, item_status, now_ms, CampaignState, ItemStatus, Link, MessageStatus};
 use crate::store::DbError;
 
 /// The outbound log accepted an item's message: it leaves PENDING (SENDING) and is
 /// counted against the session's daily caps. False when the item was not PENDING.
 pub fn accepted(tx: &Transaction<'_>, session_id: &str, message_id: &str, link: &Link) -> Result<bool, DbError> {
-    let Some(Item { n, seq, status, .. }) = item_of(tx, session_id, message_id)? else {
-        return Ok(false);
-    };
-    if status != ItemStatus::Pending {
+    let now = now_ms();
+    let sql = format!(
+        "UPDATE campaign_items SET status = ?4, sent_ms = ?5 WHERE campaign = ?1 AND seq = ?2 AND message_id = ?3 AND status = {}",
+        ItemStatus::Pending as i32
+    );
+    let changed = tx.prepare_cached(&sql)?.execute(params![
+        link.campaign,
+        link.seq as i64,
+        message_id,
+        ItemStatus::Sending as i32,
+        now
+    ])?;
+    if changed == 0 {
         return Ok(false);
     }
-    let now = now_ms();
-    tx.prepare_cached("UPDATE campaign_items SET status = ?3, sent_ms = ?4 WHERE campaign = ?1 AND seq = ?2")?
-        .execute(params![n, seq, ItemStatus::Sending as i32, now])?;
-    move_count(tx, n, ItemStatus::Pending, ItemStatus::Sending)?;
-    tx.prepare_cached("DELETE FROM campaign_sends WHERE session_id = ?1 AND new_contact IN (0, 1) AND at_ms < ?2")?
-        .execute(params![session_id, now - DAY_MS])?;
-    tx.prepare_cached("INSERT INTO campaign_sends (session_id, at_ms, new_contact) VALUES (?1, ?2, ?3)")?
-        .execute(params![session_id, now, link.new_contact])?;
+    move_count(tx, link.campaign, ItemStatus::Pending, ItemStatus::Sending)?;
+    caps::record(tx, session_id, message_id, link.new_contact, now)?;
     Ok(true)
 }
 
@@ -49,18 +52,14 @@ pub fn forgotten(tx: &Transaction<'_>, session_id: &str, message_id: &str) -> Re
 /// under way (readers take the message's status, [`super::read`]), so that
 /// SENT, SERVER_ACK and the receipts write nothing more of the item than its
 /// campaign's counts; a FAILED message fails the item in its row, with the error.
-/// The campaign and item ids, for the event, when the message is an item's.
+/// The campaign and item ids, for the event.
 pub fn follow(
     tx: &Transaction<'_>,
-    session_id: &str,
-    message_id: &str,
+    item: Item,
     (before, status): (MessageStatus, MessageStatus),
     error_code: u32,
     error: &str,
-) -> Result<Option<(String, String)>, DbError> {
-    let Some(item) = item_of(tx, session_id, message_id)? else {
-        return Ok(None);
-    };
+) -> Result<(String, String), DbError> {
     if is_under_way(item.status) {
         let (from, to) = (item_status(before), item_status(status));
         if to == ItemStatus::Failed {
@@ -71,7 +70,7 @@ pub fn follow(
         }
         move_count(tx, item.n, from, to)?;
     }
-    Ok(Some((item.campaign_id, item.item_id)))
+    Ok((item.campaign_id, item.item_id))
 }
 
 /// An item's own status that stands for a message under way, whose status the
@@ -121,7 +120,7 @@ fn finish_pending(tx: &Transaction<'_>, n: i64, seq: u64, status: ItemStatus, er
 }
 
 /// A campaign item as a message names it.
-struct Item {
+pub struct Item {
     /// The campaign's key and the item's position in it.
     n: i64,
     seq: i64,
@@ -131,8 +130,24 @@ struct Item {
     item_id: String,
 }
 
-/// The item a message of `session_id` belongs to, in one read.
-fn item_of(tx: &Transaction<'_>, session_id: &str, message_id: &str) -> Result<Option<Item>, DbError> {
+impl Item {
+    /// The item an outbound row names: its message is in the log, so the item
+    /// left PENDING and is under way (a FAILED message is never followed again;
+    /// a forgotten one leaves the log; a cancel takes only PENDING items).
+    pub fn under_way(n: i64, seq: i64, campaign_id: String, item_id: String) -> Self {
+        Self {
+            n,
+            seq,
+            status: ItemStatus::Sending,
+            campaign_id,
+            item_id,
+        }
+    }
+}
+
+/// The item a message of `session_id` belongs to, in one read (for a message
+/// whose outbound row does not name it).
+pub fn item_of(tx: &Transaction<'_>, session_id: &str, message_id: &str) -> Result<Option<Item>, DbError> {
     Ok(tx
         .prepare_cached(
             "SELECT i.campaign, i.seq, i.status, c.id, i.item_id FROM campaign_items i JOIN campaigns c ON c.n = i.campaign

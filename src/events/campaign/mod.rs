@@ -4,6 +4,7 @@
 //! the writer runs for them ([`sql`]; reads in [`read`]). An item's counts live on
 //! its campaign's row and change in the same transaction as the item.
 
+pub(super) mod caps;
 pub(super) mod items;
 pub(super) mod read;
 pub(super) mod sql;
@@ -195,6 +196,9 @@ pub struct Link {
     pub campaign_id: String,
     /// The item's id.
     pub item_id: String,
+    /// The campaign's key and the item's position in it (where its row is).
+    pub campaign: i64,
+    pub seq: u64,
     /// Sent to a chat the account never exchanged a message with (counted against
     /// the new-contact daily cap).
     pub new_contact: bool,

@@ -73,7 +73,8 @@ pub fn items(
     // SQLite plans each for its status.
     let sql = match status {
         Some(status) if !is_under_way(status) => format!(
-            "SELECT {ITEM} FROM campaign_items WHERE campaign = ?1 AND status = {} AND seq > ?2 ORDER BY seq LIMIT ?3",
+            "SELECT {ITEM} FROM campaign_items WHERE campaign = ?1 AND {}status = {} AND seq > ?2 ORDER BY seq LIMIT ?3",
+            ended_index(status),
             status as i32
         ),
         Some(status) => format!(
@@ -91,6 +92,16 @@ pub fn items(
     let mut statement = conn.prepare_cached(&sql)?;
     let rows = statement.query_map(params![n, after, limit as i64], item_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// What a query of items of `status` says for SQLite to use the index of the
+/// statuses items end in unsent or failed (`campaign_items_ended`, partial: a
+/// query must name its condition).
+fn ended_index(status: ItemStatus) -> &'static str {
+    match status {
+        ItemStatus::Failed | ItemStatus::Skipped | ItemStatus::Cancelled => "status IN (7, 8, 9) AND ",
+        _ => "",
+    }
 }
 
 /// The item columns, and what they are read from, with each item's status now.
@@ -239,24 +250,6 @@ pub fn check_batch(conn: &Connection, session_id: &str, n: i64, limit: usize) ->
 /// The server of a person's chat (groups are `@g.us`).
 pub const USER_SERVER: &str = "@s.whatsapp.net";
 
-/// The session's campaign sends since `since` (only to new contacts with
-/// `new_contacts`): how many, and when the oldest of them was.
-pub fn sends_since(
-    conn: &Connection,
-    session_id: &str,
-    new_contacts: bool,
-    since: SystemTime,
-) -> Result<(u64, Option<SystemTime>), DbError> {
-    let since = crate::store::unix_ms(since) as i64;
-    let kinds: &[i64] = if new_contacts { &[1, 1] } else { &[0, 1] };
-    let (count, oldest): (i64, Option<i64>) = conn
-        .prepare_cached(
-            "SELECT COUNT(*), MIN(at_ms) FROM campaign_sends WHERE session_id = ?1 AND new_contact IN (?2, ?3) AND at_ms >= ?4",
-        )?
-        .query_row(params![session_id, kinds[0], kinds[1], since], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok((count as u64, oldest.map(|ms| from_unix_ms(ms.max(0) as u64))))
-}
-
 /// How many campaigns are in each state and pause reason.
 pub type ByState = Vec<(CampaignState, PauseReason, i64)>;
 
@@ -333,4 +326,20 @@ fn item_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ItemRow> {
         sent_at: (sent_ms > 0).then(|| from_unix_ms(sent_ms as u64)),
         content: r.get(8)?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partial_indexes_name_the_statuses_they_cover() {
+        // campaign_items_to_send covers status 1, campaign_items_ended 7, 8 and 9
+        // (the schema and the queries write them as numbers).
+        let ended = [ItemStatus::Failed, ItemStatus::Skipped, ItemStatus::Cancelled];
+        assert_eq!(ItemStatus::Pending as i32, 1);
+        assert_eq!(ended.map(|s| s as i32), [7, 8, 9]);
+        assert!(ended.iter().all(|s| !ended_index(*s).is_empty()));
+        assert!(ended_index(ItemStatus::Pending).is_empty() && ended_index(ItemStatus::ServerAck).is_empty());
+    }
 }

@@ -27,12 +27,42 @@ CREATE TABLE IF NOT EXISTS outbound (
     error_code   INTEGER NOT NULL DEFAULT 0,
     error        TEXT NOT NULL DEFAULT '',
     accepted_ms  INTEGER NOT NULL,
-    updated_ms   INTEGER NOT NULL
+    updated_ms   INTEGER NOT NULL,
+    campaign     INTEGER,
+    item_seq     INTEGER,
+    campaign_id  TEXT,
+    item_id      TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS outbound_by_id ON outbound (session_id, message_id);
 CREATE UNIQUE INDEX IF NOT EXISTS outbound_by_client ON outbound (session_id, client_id) WHERE client_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS outbound_pending ON outbound (session_id, n) WHERE status IN (1, 2);
 ";
+
+/// The columns naming the campaign item a message sends (`campaign` 0: none;
+/// NULL in rows accepted before they existed, whose item is looked up).
+const LINK_COLUMNS: [&str; 4] = [
+    "campaign INTEGER",
+    "item_seq INTEGER",
+    "campaign_id TEXT",
+    "item_id TEXT",
+];
+
+/// Creates the table, or adds to it the columns a log written by an earlier
+/// version lacks. Blocking.
+pub fn open(conn: &Connection) -> Result<(), DbError> {
+    conn.execute_batch(SCHEMA)?;
+    let has_link: bool = conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('outbound') WHERE name = 'campaign')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_link {
+        for column in LINK_COLUMNS {
+            conn.execute_batch(&format!("ALTER TABLE outbound ADD COLUMN {column}"))?;
+        }
+    }
+    Ok(())
+}
 
 const COLUMNS: &str =
     "message_id, COALESCE(client_id, ''), chat, status, error_code, error, first_status, accepted_ms, updated_ms, payload";
@@ -67,21 +97,19 @@ pub fn accept(tx: &Transaction<'_>, accept: &Accept) -> Result<(Accepted, Vec<Ne
     if let Some(row) = find(tx, &accept.session_id, &accept.message_id, false)? {
         return Ok((Accepted::Existing(Box::new(row)), Vec::new()));
     }
-    let link = match &accept.campaign {
-        Some(link) => {
-            if !campaign_items::accepted(tx, &accept.session_id, &accept.message_id, link)? {
-                return Ok((Accepted::Withdrawn, Vec::new()));
-            }
-            Some((link.campaign_id.clone(), link.item_id.clone()))
+    if let Some(link) = &accept.campaign {
+        if !campaign_items::accepted(tx, &accept.session_id, &accept.message_id, link)? {
+            return Ok((Accepted::Withdrawn, Vec::new()));
         }
-        None => None,
-    };
+    }
+    let link = accept.campaign.as_ref();
     // To the millisecond, as stored: a retry's answer (read back) is identical.
     let now = at_ms(unix_ms(SystemTime::now()) as i64);
     let first = accept.queued.then_some(MessageStatus::Queued as i32);
     tx.prepare_cached(
-        "INSERT INTO outbound (session_id, message_id, client_id, chat, fingerprint, payload, status, first_status, accepted_ms, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        "INSERT INTO outbound (session_id, message_id, client_id, chat, fingerprint, payload, status, first_status, accepted_ms, updated_ms,
+         campaign, item_seq, campaign_id, item_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10, ?11, ?12, ?13)",
     )?
     .execute(params![
         accept.session_id,
@@ -93,7 +121,12 @@ pub fn accept(tx: &Transaction<'_>, accept: &Accept) -> Result<(Accepted, Vec<Ne
         MessageStatus::Queued as i32,
         first,
         unix_ms(now) as i64,
+        link.map_or(0, |l| l.campaign),
+        link.map(|l| l.seq as i64),
+        link.map(|l| &l.campaign_id),
+        link.map(|l| &l.item_id),
     ])?;
+    let link = link.map(|l| (l.campaign_id.clone(), l.item_id.clone()));
     let events = if accept.queued {
         let update = Update::to(&accept.session_id, &accept.message_id, MessageStatus::Queued);
         let mut queued = event(
@@ -138,15 +171,15 @@ pub fn forget(tx: &Transaction<'_>, session_id: &str, message_id: &str) -> Resul
 /// Applies a change if it moves the message forward: the events it logs (a
 /// server's word about a message still QUEUED here logs its SENT first).
 pub fn update(tx: &Transaction<'_>, change: &Update) -> Result<Vec<NewEvent>, DbError> {
-    let current: Option<(i32, String, String)> = tx
+    let current: Option<(i32, String, String, Named)> = tx
         .prepare_cached(
-            "SELECT status, COALESCE(client_id, ''), chat FROM outbound WHERE session_id = ?1 AND message_id = ?2",
+            "SELECT status, COALESCE(client_id, ''), chat, campaign, item_seq, campaign_id, item_id FROM outbound WHERE session_id = ?1 AND message_id = ?2",
         )?
         .query_row(params![change.session_id, change.message_id], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, named(row, 3)?))
         })
         .optional()?;
-    let Some((status, client_id, chat)) = current else {
+    let Some((status, client_id, chat, named)) = current else {
         return Ok(Vec::new());
     };
     let status = MessageStatus::try_from(status).unwrap_or(MessageStatus::Unspecified);
@@ -165,14 +198,22 @@ pub fn update(tx: &Transaction<'_>, change: &Update) -> Result<Vec<NewEvent>, Db
         change.error,
         unix_ms(now) as i64,
     ])?;
-    let link = campaign_items::follow(
-        tx,
-        &change.session_id,
-        &change.message_id,
-        (status, change.status),
-        change.error_code,
-        &change.error,
-    )?;
+    let item = match named {
+        Named::Nothing => None,
+        Named::Item(item) => Some(item),
+        // A row accepted before rows named their items.
+        Named::Unknown => campaign_items::item_of(tx, &change.session_id, &change.message_id)?,
+    };
+    let link = match item {
+        Some(item) => Some(campaign_items::follow(
+            tx,
+            item,
+            (status, change.status),
+            change.error_code,
+            &change.error,
+        )?),
+        None => None,
+    };
     let mut events = Vec::new();
     // The server's word (an ack, a receipt, a nack with its code) about a message
     // still QUEUED here proves it was sent: SENT goes first. An expiry does not.
@@ -278,6 +319,30 @@ fn read_row(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Row> {
 
 fn at_ms(ms: i64) -> SystemTime {
     from_unix_ms(ms.max(0) as u64)
+}
+
+/// What an outbound row says of the campaign item its message sends.
+enum Named {
+    /// None: a direct send.
+    Nothing,
+    /// This one.
+    Item(campaign_items::Item),
+    /// The row was accepted before rows named their items: look it up.
+    Unknown,
+}
+
+/// The row's campaign, item position, campaign id and item id, from column `at`.
+fn named(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Named> {
+    let campaign: Option<i64> = row.get(at)?;
+    let seq: Option<i64> = row.get(at + 1)?;
+    let ids: (Option<String>, Option<String>) = (row.get(at + 2)?, row.get(at + 3)?);
+    Ok(match (campaign, seq, ids) {
+        (Some(0), ..) => Named::Nothing,
+        (Some(n), Some(seq), (Some(campaign_id), Some(item_id))) => {
+            Named::Item(campaign_items::Item::under_way(n, seq, campaign_id, item_id))
+        }
+        _ => Named::Unknown,
+    })
 }
 
 /// Names the campaign item an outbound event is about.

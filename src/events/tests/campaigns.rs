@@ -14,7 +14,7 @@ use crate::events::{
     StatusChange,
 };
 
-fn new_campaign(items: usize) -> NewCampaign {
+pub(super) fn new_campaign(items: usize) -> NewCampaign {
     NewCampaign {
         id: "c".into(),
         session_id: "s".into(),
@@ -40,7 +40,7 @@ fn new_campaign(items: usize) -> NewCampaign {
     }
 }
 
-fn accept(i: usize) -> Accept {
+pub(super) fn accept(i: usize) -> Accept {
     Accept {
         session_id: "s".into(),
         message_id: format!("M{i}"),
@@ -52,6 +52,9 @@ fn accept(i: usize) -> Accept {
         campaign: Some(Link {
             campaign_id: "c".into(),
             item_id: format!("i{i}"),
+            // The one campaign of a fresh log is its first: key 1.
+            campaign: 1,
+            seq: i as u64,
             new_contact: true,
         }),
     }
