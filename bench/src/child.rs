@@ -216,11 +216,20 @@ impl Proc {
 
     /// The CPU time it used so far (user + system, all threads; 10 ms resolution).
     pub fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
-        // Fields after the command name: state is the first, utime the 12th, stime the 13th.
-        let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
-        let ticks = |n: usize| fields.get(n).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-        Duration::from_millis((ticks(11) + ticks(12)) * 1000 / CLOCK_TICKS_PER_SECOND)
+        stat_cpu(&format!("/proc/{}/stat", self.pid()))
+    }
+
+    /// The CPU time its threads named `name` used so far (the event log's writer
+    /// is `event-log`); zero without such a thread.
+    pub fn thread_cpu_time(&self, name: &str) -> Duration {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) else {
+            return Duration::ZERO;
+        };
+        tasks
+            .flatten()
+            .filter(|task| std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name))
+            .map(|task| stat_cpu(&task.path().join("stat").to_string_lossy()))
+            .sum()
     }
 
     /// Its open files (the entries of `/proc/<pid>/fd`).
@@ -322,4 +331,13 @@ impl Drop for Proc {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The user and system CPU time in a `/proc` stat file.
+fn stat_cpu(path: &str) -> Duration {
+    let stat = std::fs::read_to_string(path).unwrap_or_default();
+    // Fields after the command name: state is the first, utime the 12th, stime the 13th.
+    let fields: Vec<&str> = stat.rsplit(") ").next().unwrap_or("").split(' ').collect();
+    let ticks = |n: usize| fields.get(n).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / CLOCK_TICKS_PER_SECOND)
 }

@@ -2,8 +2,9 @@
 //! each on a fresh daemon and data dir (`--campaign-parts`):
 //! - throughput ([`throughput`]): 100 sessions x 1,000 items at interval 0: items
 //!   server-acked per second and the daemon's CPU per item, against SendMessage
-//!   called directly over the same sessions (first at its own pace, one call in
-//!   flight per session; then at the campaigns' rate, for the CPU per item);
+//!   called directly over the same sessions (at its own pace, one call in flight
+//!   per session, before and after the campaigns; then at the campaigns' rate,
+//!   for the CPU per item);
 //! - pacing ([`pacing`]): 50 sessions x 40 items at 1-2 s: the gaps between a
 //!   session's sends as the emulated server received them, and the gap error (a
 //!   send's time minus the `next_send_at` WatchCampaign announced for it);
