@@ -57,9 +57,12 @@ pub fn open(conn: &Connection) -> Result<(), DbError> {
         |r| r.get(0),
     )?;
     if !has_link {
+        // All four or none (a transaction rolls back on drop unless committed).
+        let tx = conn.unchecked_transaction()?;
         for column in LINK_COLUMNS {
-            conn.execute_batch(&format!("ALTER TABLE outbound ADD COLUMN {column}"))?;
+            tx.execute_batch(&format!("ALTER TABLE outbound ADD COLUMN {column}"))?;
         }
+        tx.commit()?;
     }
     Ok(())
 }

@@ -72,8 +72,9 @@ async fn a_log_from_the_version_before_keeps_its_daily_cap_count_and_follows_its
         log.mark_sent("s", id).await.unwrap();
         log.update_detached(Update::to("s", id, MessageStatus::ServerAck));
     }
+    // A later job of the writer, awaited: the acks queued before it committed.
+    log.forget("s", "none").await.unwrap();
     let day_ago = SystemTime::now() - Duration::from_millis(DAY_MS as u64);
-    // Read after the writer's later job: the acks committed before it.
     let (sends, oldest) = log.campaign_sends("s", true, day_ago).await.unwrap();
     assert_eq!(
         sends, 3,
