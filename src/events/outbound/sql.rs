@@ -27,11 +27,7 @@ CREATE TABLE IF NOT EXISTS outbound (
     error_code   INTEGER NOT NULL DEFAULT 0,
     error        TEXT NOT NULL DEFAULT '',
     accepted_ms  INTEGER NOT NULL,
-    updated_ms   INTEGER NOT NULL,
-    campaign     INTEGER,
-    item_seq     INTEGER,
-    campaign_id  TEXT,
-    item_id      TEXT
+    updated_ms   INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS outbound_by_id ON outbound (session_id, message_id);
 CREATE UNIQUE INDEX IF NOT EXISTS outbound_by_client ON outbound (session_id, client_id) WHERE client_id IS NOT NULL;
@@ -39,7 +35,8 @@ CREATE INDEX IF NOT EXISTS outbound_pending ON outbound (session_id, n) WHERE st
 ";
 
 /// The columns naming the campaign item a message sends (`campaign` 0: none;
-/// NULL in rows accepted before they existed, whose item is looked up).
+/// NULL in rows accepted before they existed, whose item is looked up), added by
+/// [`open`] to the table as [`SCHEMA`] creates it (and as earlier versions did).
 const LINK_COLUMNS: [&str; 4] = [
     "campaign INTEGER",
     "item_seq INTEGER",
@@ -47,8 +44,8 @@ const LINK_COLUMNS: [&str; 4] = [
     "item_id TEXT",
 ];
 
-/// Creates the table, or adds to it the columns a log written by an earlier
-/// version lacks. Blocking.
+/// Creates the table and adds the columns that name campaign items, unless they
+/// are there already. Blocking.
 pub fn open(conn: &Connection) -> Result<(), DbError> {
     conn.execute_batch(SCHEMA)?;
     let has_link: bool = conn.query_row(
